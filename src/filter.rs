@@ -1,0 +1,92 @@
+//! Response header and body filters.
+//!
+//! Our work runs inside the panic guard; the call to the next filter runs outside it, so a
+//! panic of ours fails the response cleanly (a 500 while headers are unsent, an aborted
+//! response after) and never leaves a half-run C filter behind.
+
+use core::ptr;
+
+use ngx::ffi::{
+    ngx_chain_t, ngx_http_filter_finalize_request, ngx_http_output_body_filter_pt,
+    ngx_http_output_header_filter_pt, ngx_http_request_t, ngx_http_top_body_filter,
+    ngx_http_top_header_filter, ngx_int_t, NGX_HTTP_INTERNAL_SERVER_ERROR,
+};
+use ngx::core::Status;
+
+use crate::{guard, phase, Honeytrap};
+use ngx::http::HttpModule;
+
+// Written once per configuration cycle in postconfiguration (single-threaded, before any
+// request), read afterwards; the layout nginx's own filters use.
+static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
+static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
+
+/// Puts our filters at the top of the chains as they stand when our module initialises.
+///
+/// # Safety
+/// Only from postconfiguration.
+pub(crate) unsafe fn register() {
+    // SAFETY: single-threaded configuration time, as the caller guarantees.
+    unsafe {
+        NEXT_HEADER_FILTER = ngx_http_top_header_filter;
+        ngx_http_top_header_filter = Some(header_filter);
+        NEXT_BODY_FILTER = ngx_http_top_body_filter;
+        ngx_http_top_body_filter = Some(body_filter);
+    }
+}
+
+extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls filters with a live request whose connection is set.
+    let request = unsafe { &*r };
+    // SAFETY: as above.
+    let log = unsafe { (*request.connection).log };
+    let outcome = guard::run(log, "header filter", || Err(()), || {
+        if let Some(_conf) = phase::enabled(request) {
+            #[cfg(feature = "test-hooks")]
+            crate::test_hooks::at_header_filter(request, _conf);
+        }
+        Ok(())
+    });
+    match outcome {
+        // SAFETY: `NEXT_HEADER_FILTER` was set in postconfiguration, before any request; nginx's
+        // chain always ends in ngx_http_header_filter, so it is not None.
+        Ok(()) => match unsafe { NEXT_HEADER_FILTER } {
+            // SAFETY: passing on the same live request, as every nginx filter does.
+            Some(next) => unsafe { next(r) },
+            None => Status::NGX_ERROR.into(),
+        },
+        // SAFETY: headers are not sent yet; nginx replaces this response with a 500 page.
+        Err(()) => unsafe {
+            ngx_http_filter_finalize_request(
+                r,
+                ptr::from_ref(Honeytrap::module()).cast_mut(),
+                NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
+            )
+        },
+    }
+}
+
+extern "C" fn body_filter(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t) -> ngx_int_t {
+    // SAFETY: nginx calls filters with a live request whose connection is set.
+    let request = unsafe { &*r };
+    // SAFETY: as above.
+    let log = unsafe { (*request.connection).log };
+    let outcome = guard::run(log, "body filter", || Err(()), || {
+        if let Some(_conf) = phase::enabled(request) {
+            #[cfg(feature = "test-hooks")]
+            // SAFETY: `chain` is the chain nginx passed to this filter, null or valid.
+            crate::test_hooks::at_body_filter(request, _conf, unsafe { chain.as_ref() });
+        }
+        Ok(())
+    });
+    match outcome {
+        // SAFETY: set in postconfiguration; the chain ends in ngx_http_write_filter.
+        Ok(()) => match unsafe { NEXT_BODY_FILTER } {
+            // SAFETY: passing on the same live request and chain.
+            Some(next) => unsafe { next(r, chain) },
+            None => Status::NGX_ERROR.into(),
+        },
+        // Headers are out: the only honest failure left is to abort the response.
+        Err(()) => Status::NGX_ERROR.into(),
+    }
+}
