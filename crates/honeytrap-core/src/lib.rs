@@ -7,3 +7,4 @@
 #![forbid(unsafe_code)]
 
 pub mod panic;
+pub mod sink;
