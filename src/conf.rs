@@ -7,9 +7,8 @@ use core::ptr;
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_pool_cleanup_add,
-    ngx_pool_t, ngx_uint_t,
-    NGX_CONF_FLAG, NGX_CONF_UNSET, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_SRV_CONF,
+    ngx_pool_t, ngx_uint_t, NGX_CONF_FLAG, NGX_CONF_UNSET, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF,
 };
 use ngx::ngx_string;
 
@@ -67,12 +66,18 @@ pub(crate) extern "C" fn merge_loc_conf(
 ) -> *mut c_char {
     // SAFETY: nginx passes a valid configuration context to module callbacks.
     let log = unsafe { (*cf).log };
-    guard::run(log, "merge_loc_conf", || NGX_CONF_ERROR, || {
-        // SAFETY: both pointers come from `create_loc_conf` of this module and are distinct.
-        let (parent, child) = unsafe { (&*parent.cast::<LocConf>(), &mut *child.cast::<LocConf>()) };
-        child.merge(parent);
-        NGX_CONF_OK
-    })
+    guard::run(
+        log,
+        "merge_loc_conf",
+        || NGX_CONF_ERROR,
+        || {
+            // SAFETY: both pointers come from `create_loc_conf` of this module and are distinct.
+            let (parent, child) =
+                unsafe { (&*parent.cast::<LocConf>(), &mut *child.cast::<LocConf>()) };
+            child.merge(parent);
+            NGX_CONF_OK
+        },
+    )
 }
 
 /// Moves `value` into `pool`, dropped when the pool is destroyed; null when out of memory.

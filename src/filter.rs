@@ -6,12 +6,12 @@
 
 use core::ptr;
 
+use ngx::core::Status;
 use ngx::ffi::{
     ngx_chain_t, ngx_http_filter_finalize_request, ngx_http_output_body_filter_pt,
     ngx_http_output_header_filter_pt, ngx_http_request_t, ngx_http_top_body_filter,
     ngx_http_top_header_filter, ngx_int_t, NGX_HTTP_INTERNAL_SERVER_ERROR,
 };
-use ngx::core::Status;
 
 use crate::{guard, phase, Honeytrap};
 use ngx::http::HttpModule;
@@ -35,18 +35,32 @@ pub(crate) unsafe fn register() {
     }
 }
 
+/// The configuration of a response we work on: `honeytrap on`, and not the error page that
+/// replaces a response after a filter failed (our own failure included, which would loop).
+fn ours(request: &ngx_http_request_t) -> Option<&'static crate::conf::LocConf> {
+    if request.filter_finalize() != 0 {
+        return None;
+    }
+    phase::enabled(request)
+}
+
 extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls filters with a live request whose connection is set.
     let request = unsafe { &*r };
     // SAFETY: as above.
     let log = unsafe { (*request.connection).log };
-    let outcome = guard::run(log, "header filter", || Err(()), || {
-        if let Some(_conf) = phase::enabled(request) {
-            #[cfg(feature = "test-hooks")]
-            crate::test_hooks::at_header_filter(request, _conf);
-        }
-        Ok(())
-    });
+    let outcome = guard::run(
+        log,
+        "header filter",
+        || Err(()),
+        || {
+            if let Some(_conf) = ours(request) {
+                #[cfg(feature = "test-hooks")]
+                crate::test_hooks::at_header_filter(request, _conf);
+            }
+            Ok(())
+        },
+    );
     match outcome {
         // SAFETY: `NEXT_HEADER_FILTER` was set in postconfiguration, before any request; nginx's
         // chain always ends in ngx_http_header_filter, so it is not None.
@@ -71,14 +85,19 @@ extern "C" fn body_filter(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t) -
     let request = unsafe { &*r };
     // SAFETY: as above.
     let log = unsafe { (*request.connection).log };
-    let outcome = guard::run(log, "body filter", || Err(()), || {
-        if let Some(_conf) = phase::enabled(request) {
-            #[cfg(feature = "test-hooks")]
-            // SAFETY: `chain` is the chain nginx passed to this filter, null or valid.
-            crate::test_hooks::at_body_filter(request, _conf, unsafe { chain.as_ref() });
-        }
-        Ok(())
-    });
+    let outcome = guard::run(
+        log,
+        "body filter",
+        || Err(()),
+        || {
+            if let Some(_conf) = ours(request) {
+                #[cfg(feature = "test-hooks")]
+                // SAFETY: `chain` is the chain nginx passed to this filter, null or valid.
+                crate::test_hooks::at_body_filter(request, _conf, unsafe { chain.as_ref() });
+            }
+            Ok(())
+        },
+    );
     match outcome {
         // SAFETY: set in postconfiguration; the chain ends in ngx_http_write_filter.
         Ok(()) => match unsafe { NEXT_BODY_FILTER } {

@@ -5,13 +5,13 @@
 //! phase's handlers in reverse order of registration and our postconfiguration runs after the
 //! rewrite module's, so our handler sees the request before `return` answers it.
 
+use ngx::core::Status;
 use ngx::ffi::{
-    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_request_t, ngx_int_t,
+    ngx_array_push, ngx_conf_t, ngx_http_handler_pt,
     ngx_http_phases_NGX_HTTP_REWRITE_PHASE as NGX_HTTP_REWRITE_PHASE,
     ngx_http_phases_NGX_HTTP_SERVER_REWRITE_PHASE as NGX_HTTP_SERVER_REWRITE_PHASE,
-    NGX_HTTP_INTERNAL_SERVER_ERROR,
+    ngx_http_request_t, ngx_int_t, NGX_HTTP_INTERNAL_SERVER_ERROR,
 };
-use ngx::core::Status;
 use ngx::http::{HttpModuleConfExt, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
 use crate::{guard, Honeytrap};
@@ -34,7 +34,10 @@ pub(crate) unsafe fn register(cf: *mut ngx_conf_t) -> Result<(), ngx_int_t> {
         return Err(Status::NGX_ERROR.into());
     };
     let hooks: [(usize, ngx_http_handler_pt); 2] = [
-        (NGX_HTTP_SERVER_REWRITE_PHASE as usize, Some(server_rewrite_handler)),
+        (
+            NGX_HTTP_SERVER_REWRITE_PHASE as usize,
+            Some(server_rewrite_handler),
+        ),
         (NGX_HTTP_REWRITE_PHASE as usize, Some(rewrite_handler)),
     ];
     for (phase, handler) in hooks {

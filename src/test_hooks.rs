@@ -31,7 +31,11 @@ pub(crate) enum PanicPoint {
 impl PanicPoint {
     pub fn merge(&mut self, parent: &PanicPoint) {
         if *self == PanicPoint::Unset {
-            *self = if *parent == PanicPoint::Unset { PanicPoint::Off } else { *parent };
+            *self = if *parent == PanicPoint::Unset {
+                PanicPoint::Off
+            } else {
+                *parent
+            };
         }
     }
 
@@ -58,25 +62,30 @@ extern "C" fn set_panic_point(
 ) -> *mut c_char {
     // SAFETY: nginx passes a valid configuration context to directive handlers.
     let log = unsafe { (*cf).log };
-    guard::run(log, "honeytrap_test_panic", || NGX_CONF_ERROR, || {
-        // SAFETY: `conf` is our LocConf (NGX_HTTP_LOC_CONF_OFFSET); args hold the directive
-        // name and exactly one value (NGX_CONF_TAKE1).
-        let (conf, value) = unsafe {
-            let args = (*(*cf).args).elts.cast::<ngx_str_t>();
-            (&mut *conf.cast::<LocConf>(), (*args.add(1)).as_bytes())
-        };
-        conf.test_panic = match value {
-            b"request" => PanicPoint::Request,
-            b"header" => PanicPoint::Header,
-            b"body" => PanicPoint::Body,
-            b"off" => PanicPoint::Off,
-            _ => {
-                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "honeytrap_test_panic: unknown point");
-                return NGX_CONF_ERROR;
-            }
-        };
-        NGX_CONF_OK
-    })
+    guard::run(
+        log,
+        "honeytrap_test_panic",
+        || NGX_CONF_ERROR,
+        || {
+            // SAFETY: `conf` is our LocConf (NGX_HTTP_LOC_CONF_OFFSET); args hold the directive
+            // name and exactly one value (NGX_CONF_TAKE1).
+            let (conf, value) = unsafe {
+                let args = (*(*cf).args).elts.cast::<ngx_str_t>();
+                (&mut *conf.cast::<LocConf>(), (*args.add(1)).as_bytes())
+            };
+            conf.test_panic = match value {
+                b"request" => PanicPoint::Request,
+                b"header" => PanicPoint::Header,
+                b"body" => PanicPoint::Body,
+                b"off" => PanicPoint::Off,
+                _ => {
+                    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "honeytrap_test_panic: unknown point");
+                    return NGX_CONF_ERROR;
+                }
+            };
+            NGX_CONF_OK
+        },
+    )
 }
 
 fn trace(request: &ngx_http_request_t, what: &str) {
@@ -101,7 +110,11 @@ pub(crate) fn at_header_filter(request: &ngx_http_request_t, conf: &LocConf) {
     conf.test_panic.panic_if(PanicPoint::Header);
 }
 
-pub(crate) fn at_body_filter(request: &ngx_http_request_t, conf: &LocConf, chain: Option<&ngx_chain_t>) {
+pub(crate) fn at_body_filter(
+    request: &ngx_http_request_t,
+    conf: &LocConf,
+    chain: Option<&ngx_chain_t>,
+) {
     let mut last = false;
     let mut link = chain;
     while let Some(cl) = link {
@@ -111,6 +124,13 @@ pub(crate) fn at_body_filter(request: &ngx_http_request_t, conf: &LocConf, chain
             link = cl.next.as_ref();
         }
     }
-    trace(request, if last { "body_filter last" } else { "body_filter" });
+    trace(
+        request,
+        if last {
+            "body_filter last"
+        } else {
+            "body_filter"
+        },
+    );
     conf.test_panic.panic_if(PanicPoint::Body);
 }

@@ -60,6 +60,9 @@ mod tests {
     fn log_line_has_no_control_characters() {
         let payload = payload_of(|| panic!("first\nsecond\r\tthird"));
         let line = log_line("header filter", &*payload);
-        assert_eq!(line, "honeytrap: panic in header filter: first second  third");
+        assert_eq!(
+            line,
+            "honeytrap: panic in header filter: first second  third"
+        );
     }
 }
