@@ -6,5 +6,6 @@
 
 #![forbid(unsafe_code)]
 
+pub mod event;
 pub mod panic;
 pub mod sink;
