@@ -8,4 +8,5 @@
 
 pub mod event;
 pub mod panic;
+pub mod queue;
 pub mod sink;
