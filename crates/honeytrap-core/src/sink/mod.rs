@@ -6,6 +6,7 @@
 //! delivers it, spools it to disk for a later retry, or dead-letters it with the reason.
 
 pub mod dead_letter;
+pub mod file;
 pub mod spool;
 
 use std::sync::atomic::{AtomicU64, Ordering};
