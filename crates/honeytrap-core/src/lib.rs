@@ -9,4 +9,5 @@
 pub mod event;
 pub mod panic;
 pub mod queue;
+pub mod shipper;
 pub mod sink;
