@@ -7,6 +7,7 @@
 
 pub mod dead_letter;
 pub mod file;
+pub mod misp;
 pub mod spool;
 
 use std::sync::atomic::{AtomicU64, Ordering};
