@@ -232,9 +232,9 @@ fn a_panic_fails_only_that_request_and_the_worker_lives_on() {
         );
         assert_eq!(worker_pid(&after), pid, "after {path}: worker restarted");
         let log = nginx.error_log();
-        let alert = log.lines().find(|l| {
-            l.contains("[alert]") && l.contains(&format!("panic in {entry_point}"))
-        });
+        let alert = log
+            .lines()
+            .find(|l| l.contains("[alert]") && l.contains(&format!("panic in {entry_point}")));
         let alert = alert.unwrap_or_else(|| panic!("no alert for {path}\n{log}"));
         assert!(
             alert.contains("forced panic") && alert.contains(&format!("request: \"GET {path}")),
