@@ -22,12 +22,18 @@ impl DeadLetter {
     /// is reported at start-up rather than at the first failure.
     pub fn open(path: &Path) -> io::Result<DeadLetter> {
         let file = open_append(path)?;
-        Ok(DeadLetter { path: Some(path.to_path_buf()), file: Some(file) })
+        Ok(DeadLetter {
+            path: Some(path.to_path_buf()),
+            file: Some(file),
+        })
     }
 
     /// No file configured: records are only counted (and the sink reports the failure).
     pub fn discard() -> DeadLetter {
-        DeadLetter { path: None, file: None }
+        DeadLetter {
+            path: None,
+            file: None,
+        }
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -36,7 +42,12 @@ impl DeadLetter {
 
     /// Dead-letters `records` for `reason` and counts them in `dead_lettered`. They count even
     /// when the file cannot be written: they have left the pipeline either way.
-    pub fn write(&mut self, reason: &str, records: &[Record], counters: &SinkCounters) -> io::Result<()> {
+    pub fn write(
+        &mut self,
+        reason: &str,
+        records: &[Record],
+        counters: &SinkCounters,
+    ) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -65,7 +76,11 @@ fn open_append(path: &Path) -> io::Result<File> {
         fs::create_dir_all(parent)?;
     }
     // Events carry attacker input and captured credentials: not world-readable.
-    OpenOptions::new().create(true).append(true).mode(0o640).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
 }
 
 fn append_line(buf: &mut Vec<u8>, reason: &str, record: &Record) {
@@ -112,15 +127,25 @@ mod tests {
         let counters = SinkCounters::default();
         let mut dl = DeadLetter::open(&path).unwrap();
         let records = [
-            Record { id: "a".into(), json: r#"{"@timestamp":"x","n":1}"#.into() },
-            Record { id: "b\"q".into(), json: "{\"n\":\n2}".into() },
+            Record {
+                id: "a".into(),
+                json: r#"{"@timestamp":"x","n":1}"#.into(),
+            },
+            Record {
+                id: "b\"q".into(),
+                json: "{\"n\":\n2}".into(),
+            },
         ];
-        dl.write("mapper_parsing_exception: bad", &records, &counters).unwrap();
+        dl.write("mapper_parsing_exception: bad", &records, &counters)
+            .unwrap();
         dl.write("spool full", &records[..1], &counters).unwrap();
 
         let got = lines(&path);
         assert_eq!(got.len(), 3);
-        assert_eq!(got[0], json!({"reason": "mapper_parsing_exception: bad", "id": "a", "event": {"@timestamp": "x", "n": 1}}));
+        assert_eq!(
+            got[0],
+            json!({"reason": "mapper_parsing_exception: bad", "id": "a", "event": {"@timestamp": "x", "n": 1}})
+        );
         assert_eq!(got[1]["id"], "b\"q");
         assert_eq!(got[1]["event"]["n"], 2);
         assert_eq!(got[2]["reason"], "spool full");
@@ -133,7 +158,15 @@ mod tests {
         let path = dir.path().join("dead.ndjson");
         let counters = SinkCounters::default();
         let mut dl = DeadLetter::open(&path).unwrap();
-        dl.write("r", &[Record { id: "x".into(), json: "{broken\n".into() }], &counters).unwrap();
+        dl.write(
+            "r",
+            &[Record {
+                id: "x".into(),
+                json: "{broken\n".into(),
+            }],
+            &counters,
+        )
+        .unwrap();
         assert_eq!(lines(&path)[0]["event"], "{broken\n");
     }
 
@@ -141,7 +174,15 @@ mod tests {
     fn discard_only_counts() {
         let counters = SinkCounters::default();
         let mut dl = DeadLetter::discard();
-        dl.write("r", &[Record { id: "x".into(), json: "{}".into() }], &counters).unwrap();
+        dl.write(
+            "r",
+            &[Record {
+                id: "x".into(),
+                json: "{}".into(),
+            }],
+            &counters,
+        )
+        .unwrap();
         assert_eq!(counters.snapshot().dead_lettered, 1);
         assert_eq!(dl.path(), None);
         dl.reopen().unwrap();
@@ -153,10 +194,26 @@ mod tests {
         let path = dir.path().join("dead.ndjson");
         let counters = SinkCounters::default();
         let mut dl = DeadLetter::open(&path).unwrap();
-        dl.write("one", &[Record { id: "1".into(), json: "{}".into() }], &counters).unwrap();
+        dl.write(
+            "one",
+            &[Record {
+                id: "1".into(),
+                json: "{}".into(),
+            }],
+            &counters,
+        )
+        .unwrap();
         fs::rename(&path, dir.path().join("dead.ndjson.1")).unwrap();
         dl.reopen().unwrap();
-        dl.write("two", &[Record { id: "2".into(), json: "{}".into() }], &counters).unwrap();
+        dl.write(
+            "two",
+            &[Record {
+                id: "2".into(),
+                json: "{}".into(),
+            }],
+            &counters,
+        )
+        .unwrap();
         assert_eq!(lines(&path).len(), 1);
         assert_eq!(lines(&dir.path().join("dead.ndjson.1"))[0]["reason"], "one");
     }

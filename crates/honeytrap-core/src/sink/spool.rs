@@ -104,7 +104,11 @@ impl Spool {
         Self::open_with_segment_limit(dir, max_bytes, segment_limit)
     }
 
-    fn open_with_segment_limit(dir: &Path, max_bytes: u64, segment_limit: u64) -> io::Result<Spool> {
+    fn open_with_segment_limit(
+        dir: &Path,
+        max_bytes: u64,
+        segment_limit: u64,
+    ) -> io::Result<Spool> {
         fs::create_dir_all(dir)?;
         let _ = fs::remove_file(dir.join(CURSOR_TMP));
 
@@ -112,11 +116,17 @@ impl Spool {
         seqs.sort_unstable();
 
         let first = seqs.first().copied().unwrap_or(0);
-        let mut cursor = read_cursor(dir).unwrap_or(Position { seq: first, offset: 0 });
+        let mut cursor = read_cursor(dir).unwrap_or(Position {
+            seq: first,
+            offset: 0,
+        });
         if !seqs.contains(&cursor.seq) {
             // The cursor's segment is gone (it was emptied): continue at the next one left.
             if let Some(&next) = seqs.iter().find(|&&s| s > cursor.seq) {
-                cursor = Position { seq: next, offset: 0 };
+                cursor = Position {
+                    seq: next,
+                    offset: 0,
+                };
             }
         }
 
@@ -135,7 +145,10 @@ impl Spool {
             let scan = scan_segment(&path, start)?;
             if Some(seq) == last && scan.clean_end < scan.file_len {
                 // Torn last line: cut it off so later appends start on a fresh line.
-                OpenOptions::new().write(true).open(&path)?.set_len(scan.clean_end)?;
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)?
+                    .set_len(scan.clean_end)?;
             }
             if seq == cursor.seq && cursor.offset > scan.clean_end {
                 cursor.offset = scan.clean_end;
@@ -249,11 +262,18 @@ impl Spool {
     /// Undoes a failed `push`: truncates the segment it started in, deletes the ones it created.
     fn roll_back(&mut self, before: &VecDeque<(u64, u64)>, before_write_seq: u64) {
         self.writer = None;
-        for &(seq, _) in self.segments.iter().filter(|(s, _)| !before.iter().any(|(b, _)| b == s)) {
+        for &(seq, _) in self
+            .segments
+            .iter()
+            .filter(|(s, _)| !before.iter().any(|(b, _)| b == s))
+        {
             let _ = fs::remove_file(segment_path(&self.dir, seq));
         }
         if let Some(&(seq, size)) = before.back() {
-            if let Ok(f) = OpenOptions::new().write(true).open(segment_path(&self.dir, seq)) {
+            if let Ok(f) = OpenOptions::new()
+                .write(true)
+                .open(segment_path(&self.dir, seq))
+            {
                 let _ = f.set_len(size);
             }
         }
@@ -266,7 +286,12 @@ impl Spool {
     /// Up to `max` of the oldest records, without removing them.
     pub fn peek(&mut self, max: usize) -> io::Result<Vec<Record>> {
         self.read_ahead(max)?;
-        Ok(self.ahead.iter().take(max).map(|e| e.record.clone()).collect())
+        Ok(self
+            .ahead
+            .iter()
+            .take(max)
+            .map(|e| e.record.clone())
+            .collect())
     }
 
     /// Drops the `n` oldest records (after they were delivered) and persists that.
@@ -277,7 +302,10 @@ impl Spool {
         if n as u64 > self.len {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("spool commit of {n} records, but only {} are queued", self.len),
+                format!(
+                    "spool commit of {n} records, but only {} are queued",
+                    self.len
+                ),
             ));
         }
         self.read_ahead(n)?;
@@ -299,7 +327,10 @@ impl Spool {
         let mut consumed = Vec::new();
         if self.len == 0 {
             // Empty: point at a fresh segment so that every file can go.
-            cursor = Position { seq: self.write_seq + 1, offset: 0 };
+            cursor = Position {
+                seq: self.write_seq + 1,
+                offset: 0,
+            };
             consumed.extend(self.segments.drain(..).map(|(seq, _)| seq));
             self.writer = None;
             self.reader = None;
@@ -316,7 +347,10 @@ impl Spool {
                     self.segments.pop_front();
                     consumed.push(seq);
                     let next = self.segments.front().map_or(seq + 1, |s| s.0);
-                    cursor = Position { seq: next, offset: 0 };
+                    cursor = Position {
+                        seq: next,
+                        offset: 0,
+                    };
                 } else {
                     break;
                 }
@@ -353,12 +387,19 @@ impl Spool {
         let mut line = Vec::new();
         while self.ahead.len() < want && (self.ahead.len() as u64) < self.len {
             let pos = self.read_pos;
-            let size = self.segments.iter().find(|(s, _)| *s == pos.seq).map(|&(_, size)| size);
+            let size = self
+                .segments
+                .iter()
+                .find(|(s, _)| *s == pos.seq)
+                .map(|&(_, size)| size);
             if size.map_or(true, |size| pos.offset >= size) {
                 // End of this segment: go on with the next one, if any.
                 match self.segments.iter().find(|(s, _)| *s > pos.seq) {
                     Some(&(next, _)) => {
-                        self.read_pos = Position { seq: next, offset: 0 };
+                        self.read_pos = Position {
+                            seq: next,
+                            offset: 0,
+                        };
                         continue;
                     }
                     None => break,
@@ -369,7 +410,9 @@ impl Spool {
             line.clear();
             // Never read past the recorded size: bytes beyond it belong to a push in progress
             // or rolled back.
-            let n = (&mut reader.file).take(size - pos.offset).read_until(b'\n', &mut line)? as u64;
+            let n = (&mut reader.file)
+                .take(size - pos.offset)
+                .read_until(b'\n', &mut line)? as u64;
             reader.offset += n;
             if n == 0 {
                 // Shorter on disk than recorded (should not happen): treat it as ended.
@@ -381,7 +424,11 @@ impl Spool {
                 continue;
             }
             if let Some(record) = decode_line(&line[..line.len() - 1]) {
-                self.ahead.push_back(Entry { record, end: self.read_pos, size: n });
+                self.ahead.push_back(Entry {
+                    record,
+                    end: self.read_pos,
+                    size: n,
+                });
             }
         }
         Ok(())
@@ -420,7 +467,10 @@ fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(num) = name.strip_prefix(SEGMENT_PREFIX).and_then(|n| n.strip_suffix(SEGMENT_SUFFIX)) {
+        if let Some(num) = name
+            .strip_prefix(SEGMENT_PREFIX)
+            .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
+        {
             if let Ok(seq) = num.parse::<u64>() {
                 seqs.push(seq);
             }
@@ -479,7 +529,12 @@ fn scan_segment(path: &Path, start: u64) -> io::Result<Scan> {
     let start = start.min(file_len);
     file.seek(SeekFrom::Start(start))?;
     let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let mut scan = Scan { records: 0, bytes: 0, clean_end: start, file_len };
+    let mut scan = Scan {
+        records: 0,
+        bytes: 0,
+        clean_end: start,
+        file_len,
+    };
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -523,8 +578,13 @@ fn decode_line(line: &[u8]) -> Option<Record> {
     let rest = rest[id_len..].strip_prefix(",\"crc\":")?;
     let digits = rest.find(',')?;
     let crc: u32 = rest[..digits].parse().ok()?;
-    let json = rest[digits..].strip_prefix(",\"event\":")?.strip_suffix('}')?;
-    (crc == record_crc(&id, json)).then(|| Record { id, json: json.to_owned() })
+    let json = rest[digits..]
+        .strip_prefix(",\"event\":")?
+        .strip_suffix('}')?;
+    (crc == record_crc(&id, json)).then(|| Record {
+        id,
+        json: json.to_owned(),
+    })
 }
 
 /// Length in bytes of the JSON string literal at the start of `s`, quotes included.
@@ -568,7 +628,11 @@ const CRC_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         table[i] = c;
@@ -600,7 +664,9 @@ mod tests {
     fn rec(i: usize) -> Record {
         Record {
             id: format!("id-{i}"),
-            json: format!(r#"{{"@timestamp":"2025-01-01T00:00:00Z","event":{{"id":"id-{i}"}},"n":{i}}}"#),
+            json: format!(
+                r#"{{"@timestamp":"2025-01-01T00:00:00Z","event":{{"id":"id-{i}"}},"n":{i}}}"#
+            ),
         }
     }
 
@@ -625,7 +691,10 @@ mod tests {
 
     #[test]
     fn line_round_trips_and_is_json() {
-        let r = Record { id: "a\"b\\c\u{e9}".into(), json: r#"{"x":"q\"uote","y":[1,2]}"#.into() };
+        let r = Record {
+            id: "a\"b\\c\u{e9}".into(),
+            json: r#"{"x":"q\"uote","y":[1,2]}"#.into(),
+        };
         let line = encode_line(&r);
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["id"], "a\"b\\c\u{e9}");
@@ -649,7 +718,10 @@ mod tests {
     fn raw_line_breaks_in_the_event_become_spaces() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        let r = Record { id: "x".into(), json: "{\"a\":\n1,\r\n\"b\":2}".into() };
+        let r = Record {
+            id: "x".into(),
+            json: "{\"a\":\n1,\r\n\"b\":2}".into(),
+        };
         assert_eq!(spool.push(&[r, rec(2)]).unwrap(), 2);
         let got = spool.peek(10).unwrap();
         assert_eq!(got[0].json, "{\"a\": 1,  \"b\":2}");
@@ -700,7 +772,10 @@ mod tests {
         assert_eq!(spool.len(), 3);
         spool.commit(2).unwrap();
         assert_eq!(spool.push(&recs(3..6)).unwrap(), 2);
-        assert_eq!(ids(&spool.peek(10).unwrap()), ids(&[rec(2), rec(3), rec(4)]));
+        assert_eq!(
+            ids(&spool.peek(10).unwrap()),
+            ids(&[rec(2), rec(3), rec(4)])
+        );
     }
 
     #[test]
@@ -765,7 +840,10 @@ mod tests {
         spool.push(&recs(4..6)).unwrap();
         drop(spool);
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(ids(&spool.peek(10).unwrap()), ids(&[rec(0), rec(1), rec(2), rec(4), rec(5)]));
+        assert_eq!(
+            ids(&spool.peek(10).unwrap()),
+            ids(&[rec(0), rec(1), rec(2), rec(4), rec(5)])
+        );
     }
 
     #[test]
@@ -786,7 +864,10 @@ mod tests {
 
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(spool.len(), 3);
-        assert_eq!(ids(&spool.peek(10).unwrap()), ids(&[rec(0), rec(1), rec(3)]));
+        assert_eq!(
+            ids(&spool.peek(10).unwrap()),
+            ids(&[rec(0), rec(1), rec(3)])
+        );
         spool.commit(3).unwrap();
         assert!(spool.is_empty());
     }
@@ -799,7 +880,11 @@ mod tests {
         let mut spool = Spool::open_with_segment_limit(dir.path(), 1 << 20, one * 3 + 5).unwrap();
         spool.push(&recs(0..4)).unwrap();
         spool.push(&recs(4..10)).unwrap();
-        assert!(segment_files(dir.path()).len() >= 3, "{:?}", segment_files(dir.path()));
+        assert!(
+            segment_files(dir.path()).len() >= 3,
+            "{:?}",
+            segment_files(dir.path())
+        );
         assert_eq!(spool.peek(100).unwrap(), recs(0..10));
 
         spool.commit(7).unwrap();
@@ -846,7 +931,11 @@ mod tests {
             spool.push(&recs(0..4)).unwrap();
             spool.commit(2).unwrap();
         }
-        fs::write(dir.path().join(CURSOR_FILE), "honeytrap-spool-cursor-v1 0 99 12345\n").unwrap();
+        fs::write(
+            dir.path().join(CURSOR_FILE),
+            "honeytrap-spool-cursor-v1 0 99 12345\n",
+        )
+        .unwrap();
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
         // At-least-once: the delivered two come back rather than anything being lost.
         assert_eq!(spool.peek(100).unwrap(), recs(0..4));
