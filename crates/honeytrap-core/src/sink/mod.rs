@@ -6,6 +6,7 @@
 //! delivers it, spools it to disk for a later retry, or dead-letters it with the reason.
 
 pub mod dead_letter;
+pub mod elasticsearch;
 pub mod file;
 pub mod misp;
 pub mod spool;
