@@ -6,7 +6,8 @@
 //!   `{"create":{"_id":<event id>}}` + document pairs. `create` with the event id makes a replay
 //!   harmless: a document Elasticsearch already has answers 409, which counts as delivered.
 //! * Item results are read one by one: 2xx and 409 are delivered; 429 and 5xx are retried;
-//!   any other error is dead-lettered with Elasticsearch's reason.
+//!   any other error is dead-lettered with Elasticsearch's reason. A document retried alone
+//!   arrives after the rest of its batch.
 //! * A failed request (connection refused, timeout, 429, 5xx, 401/403, unreadable answer) starts
 //!   an exponential backoff with jitter. Meanwhile batches go to the backlog (the on-disk
 //!   [`Spool`] with `spool=`, else a bounded memory queue), which is replayed oldest-first before
