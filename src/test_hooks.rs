@@ -115,22 +115,25 @@ pub(crate) fn at_body_filter(
     conf: &LocConf,
     chain: Option<&ngx_chain_t>,
 ) {
-    let mut last = false;
+    let (mut last, mut file_backed) = (false, false);
     let mut link = chain;
     while let Some(cl) = link {
         // SAFETY: links of a chain passed to a body filter point to live buffers or are null.
         unsafe {
-            last |= !cl.buf.is_null() && (*cl.buf).last_buf() != 0;
+            if let Some(buf) = cl.buf.as_ref() {
+                last |= buf.last_buf() != 0;
+                // Below the copy filter, file contents arrive read into memory.
+                file_backed |= buf.in_file() != 0 && buf.memory() == 0 && buf.temporary() == 0;
+            }
             link = cl.next.as_ref();
         }
     }
-    trace(
-        request,
-        if last {
-            "body_filter last"
-        } else {
-            "body_filter"
-        },
-    );
+    let what = match (last, file_backed) {
+        (true, true) => "body_filter last file-backed",
+        (true, false) => "body_filter last",
+        (false, true) => "body_filter file-backed",
+        (false, false) => "body_filter",
+    };
+    trace(request, what);
     conf.test_panic.panic_if(PanicPoint::Body);
 }

@@ -72,6 +72,10 @@ fn config_rejects_honeytrap_outside_http() {
     assert!(stderr.contains(&format!("nginx.conf:{line}")), "{stderr}");
 }
 
+fn log_has(nginx: &Nginx, needle: &str) -> bool {
+    nginx.error_log().contains(needle)
+}
+
 fn traced(log: &str, what: &str, uri: &str) -> bool {
     log.contains(&format!("honeytrap trace: {what} uri=\"{uri}\""))
 }
@@ -110,6 +114,14 @@ fn filters_run_for_enabled_locations_only_and_content_is_unchanged() {
             "{path}"
         );
     }
+    // Our body filter sits below the copy filter, as nginx places C filter modules: static
+    // file contents reach it read into memory, never as file-backed buffers.
+    assert!(
+        !log_has(&nginx, "file-backed"),
+        "body filter above the copy filter\n{}",
+        nginx.error_log()
+    );
+
     let proxied = nginx.get("/proxy-on/chunked/x");
     assert_eq!(proxied.text(), "/chunked/x upstream body");
 
