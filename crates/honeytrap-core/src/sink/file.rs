@@ -47,8 +47,15 @@ impl FileSink {
     pub fn open(path: impl Into<PathBuf>) -> Result<FileSink, SinkError> {
         let path = path.into();
         let file = open_append(&path)?;
-        Ok(FileSink {
-            path,
+        Ok(FileSink::from_file(path, file))
+    }
+
+    /// Writes to an already open `file` (opened for appending) and reopens `path` on
+    /// [`Sink::reopen`]. nginx opens log files in the master, before workers drop privileges,
+    /// and hands them down; a worker could not always open the path itself.
+    pub fn from_file(path: impl Into<PathBuf>, file: File) -> FileSink {
+        FileSink {
+            path: path.into(),
             file,
             pending: VecDeque::new(),
             pending_bytes: 0,
@@ -57,7 +64,7 @@ impl FileSink {
             buf: Vec::new(),
             ends: Vec::new(),
             counters: SinkCounters::default(),
-        })
+        }
     }
 
     /// Bounds the memory held for retries; records beyond it are dead-lettered (counted, lost).
@@ -293,6 +300,26 @@ mod tests {
 
     fn json_lines(recs: &[Record]) -> Vec<String> {
         recs.iter().map(|r| r.json.clone()).collect()
+    }
+
+    #[test]
+    fn from_file_writes_to_the_given_descriptor_and_reopens_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let inherited = dir.path().join("inherited.ndjson");
+        let path = dir.path().join("events.ndjson");
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&inherited)
+            .unwrap();
+        let mut sink = FileSink::from_file(&path, file);
+        sink.send(&records("a", 2)).unwrap();
+        assert_eq!(lines(&inherited), json_lines(&records("a", 2)));
+        assert!(!path.exists(), "the path is only opened on reopen");
+        sink.reopen().unwrap();
+        sink.send(&records("b", 1)).unwrap();
+        assert_eq!(lines(&path), json_lines(&records("b", 1)));
+        assert_eq!(lines(&inherited).len(), 2);
     }
 
     #[test]
