@@ -15,16 +15,16 @@
 //! | type                 | from                                | to_ids                     |
 //! |----------------------|-------------------------------------|----------------------------|
 //! | `ip-src`             | `source.ip`                         | yes: it attacked a decoy   |
-//! | `url`                | `url.original`                      | for decoy and bait hits    |
+//! | `url`                | `url.original`                      | for decoy hits             |
 //! | `user-agent`         | `user_agent.original`               | no: trivially forged       |
 //! | `http-method`        | `http.request.method`               | no                         |
 //! | `pattern-in-traffic` | matched data of `honeytrap.rules[]` | no: context for analysts   |
 //! | `text`               | `honeytrap.credentials` as `u:p`    | no                         |
 //!
 //! `to_ids` is MISP's "usable for automatic detection" flag: set only where a match in
-//! someone else's traffic means an attack — the address that probed a decoy, a decoy path
-//! (no legitimate client knows it). A user agent, a method or a payload fragment alone would
-//! flag innocent traffic.
+//! someone else's traffic means an attack — the address that probed a decoy or used a bait,
+//! a decoy path (no legitimate client knows it). A user agent, a method, a bait's login URL or
+//! a payload fragment alone would flag innocent traffic.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -69,7 +69,8 @@ pub struct Observation {
     pub sensor: String,
     pub action: Action,
     pub action_name: String,
-    pub severity: Option<f64>,
+    /// `event.severity`, 0 emergency … 7 debug (lower is worse); out-of-range values clamp.
+    pub severity: Option<u8>,
     /// Canonical text form of `source.ip`, when it is an IP address.
     pub source_ip: Option<String>,
     pub url: Option<String>,
@@ -82,8 +83,13 @@ pub struct Observation {
     pub techniques: Vec<(String, Option<String>)>,
     pub username: Option<String>,
     pub password: Option<String>,
-    /// `honeytrap.kind`: which bait or decoy.
+    /// `honeytrap.kind`: decoy, bait or rules.
     pub kind: Option<String>,
+    /// `honeytrap.bait` as words, e.g. `credential bait "wp-admin"`.
+    pub bait: Option<String>,
+    /// `honeytrap.attribution.served_to_ip` of a verified bait token, when it is not the
+    /// source: the address that collected the bait someone else is now using.
+    pub served_to: Option<String>,
 }
 
 /// Looks up `a.b.c` in nested objects, dotted keys, or a mix of both.
@@ -131,6 +137,29 @@ fn cut(mut s: String, max: usize) -> String {
     s
 }
 
+fn bait_label(doc: &Value) -> Option<String> {
+    let kind = text(lookup(doc, "honeytrap.bait.type"));
+    let name = text(lookup(doc, "honeytrap.bait.name"));
+    match (kind, name) {
+        (Some(k), Some(n)) => Some(format!("{k} bait \"{n}\"")),
+        (None, Some(n)) => Some(format!("bait \"{n}\"")),
+        (Some(k), None) => Some(format!("{k} bait")),
+        (None, None) => None,
+    }
+}
+
+fn served_to(doc: &Value, source_ip: Option<&str>) -> Option<String> {
+    // Only a token whose signature checked out ties the two addresses together.
+    if lookup(doc, "honeytrap.attribution.valid").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    let ip = text(lookup(doc, "honeytrap.attribution.served_to_ip"))?
+        .parse::<IpAddr>()
+        .ok()?
+        .to_string();
+    (Some(ip.as_str()) != source_ip).then_some(ip)
+}
+
 impl Observation {
     pub fn parse(record: &Record) -> Result<Observation, String> {
         let doc: Value =
@@ -155,7 +184,8 @@ impl Observation {
             Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
             _ => None,
         }
-        .filter(|s| s.is_finite());
+        .filter(|s| s.is_finite())
+        .map(|s| s.clamp(0.0, 7.0) as u8);
         let source_ip = text(lookup(&doc, "source.ip"))
             .and_then(|s| s.parse::<IpAddr>().ok())
             .map(|ip| ip.to_string());
@@ -211,7 +241,6 @@ impl Observation {
             action,
             action_name,
             severity,
-            source_ip,
             url: text(lookup(&doc, "url.original")).map(|u| cut(u, VALUE_MAX)),
             user_agent: text(lookup(&doc, "user_agent.original")).map(|u| cut(u, VALUE_MAX)),
             method,
@@ -224,12 +253,19 @@ impl Observation {
                 .and_then(|v| v.as_str())
                 .map(str::to_string),
             kind: text(lookup(&doc, "honeytrap.kind")),
+            bait: bait_label(&doc),
+            served_to: served_to(&doc, source_ip.as_deref()),
+            source_ip,
         })
     }
 
-    /// `min_severity`: a record without a severity counts as 0.
-    pub fn below(&self, min_severity: f64) -> bool {
-        min_severity > 0.0 && self.severity.unwrap_or(0.0) < min_severity
+    pub fn has_credentials(&self) -> bool {
+        self.username.is_some() || self.password.as_deref().is_some_and(|p| !p.is_empty())
+    }
+
+    /// Less severe than `min_severity` (a record without a severity counts as debug).
+    pub fn below(&self, min_severity: u8) -> bool {
+        self.severity.unwrap_or(7) > min_severity
     }
 
     /// Short description for attribute comments, e.g. `decoy-hit GET /.env`.
@@ -283,7 +319,7 @@ pub struct AggregateConfig {
     /// Configured tags (with the TLP level) for every event.
     pub tags: Vec<String>,
     pub threat_level: ThreatLevelSetting,
-    pub min_severity: f64,
+    pub min_severity: u8,
 }
 
 impl From<&MispSettings> for AggregateConfig {
@@ -389,7 +425,9 @@ pub fn attributes_of(obs: &Observation, event: &Uuid) -> Vec<AttributeSpec> {
     const NET: &str = "Network activity";
     let mut out = Vec::new();
     let what = obs.what();
-    let decoy = matches!(obs.action, Action::DecoyHit | Action::BaitTouched);
+    // Only a decoy path is an indicator: no legitimate client requests it. The URL of a rule
+    // match or of a bait login is an ordinary path on other sites.
+    let decoy = obs.action == Action::DecoyHit;
     if let Some(ip) = &obs.source_ip {
         out.push(AttributeSpec::new(
             event,
@@ -400,10 +438,22 @@ pub fn attributes_of(obs: &Observation, event: &Uuid) -> Vec<AttributeSpec> {
             format!("Source of {what}"),
         ));
     }
+    if let Some(ip) = &obs.served_to {
+        let bait = obs.bait.as_deref().unwrap_or("a bait");
+        let user = obs.source_ip.as_deref().unwrap_or("another address");
+        out.push(AttributeSpec::new(
+            event,
+            "ip-src",
+            NET,
+            ip.clone(),
+            true,
+            format!("Collected {bait}, later used by {user}"),
+        ));
+    }
     if let Some(url) = &obs.url {
-        let comment = match (obs.action, &obs.kind) {
+        let comment = match (obs.action, &obs.bait) {
             (Action::DecoyHit, _) => "Decoy path: no legitimate client requests it".to_string(),
-            (Action::BaitTouched, Some(kind)) => format!("Bait touched: {kind}"),
+            (Action::BaitTouched, Some(bait)) => format!("Bait touched: {bait}"),
             (Action::BaitTouched, None) => "Bait touched".to_string(),
             _ => match obs.rule_label() {
                 Some(rule) => format!("Request matched {rule}"),
@@ -458,13 +508,13 @@ pub fn attributes_of(obs: &Observation, event: &Uuid) -> Vec<AttributeSpec> {
             ));
         }
     }
-    if obs.username.is_some() || obs.password.as_deref().is_some_and(|p| !p.is_empty()) {
+    if obs.has_credentials() {
         let value = format!(
             "{}:{}",
             obs.username.as_deref().unwrap_or(""),
             obs.password.as_deref().unwrap_or("")
         );
-        let bait = obs.kind.as_deref().unwrap_or("a bait");
+        let bait = obs.bait.as_deref().unwrap_or("a decoy");
         let at = obs
             .url
             .as_deref()
@@ -492,7 +542,7 @@ pub fn tags_of(obs: &Observation) -> Vec<String> {
         out.push(tags::RSIT_KNOWN_EXPLOIT.to_string());
         out.push(tags::CAPTURE_ATTACKS.to_string());
     }
-    if obs.username.is_some() || obs.password.is_some() {
+    if obs.has_credentials() {
         out.push(tags::RSIT_LOGIN_ATTEMPTS.to_string());
     }
     for (id, name) in &obs.techniques {
@@ -521,7 +571,8 @@ pub struct EventPlan {
     pub date: String,
     /// Configured tags, base tags, then those the records brought, without repeats.
     pub tags: Vec<String>,
-    pub max_severity: Option<f64>,
+    /// Lowest (worst) `event.severity` of the records.
+    pub worst_severity: Option<u8>,
     /// In order of first appearance.
     pub attributes: Vec<PlannedAttribute>,
     pub records: u64,
@@ -539,7 +590,7 @@ impl EventPlan {
             date: day(key.date),
             key,
             tags: Vec::new(),
-            max_severity: None,
+            worst_severity: None,
             attributes: Vec::new(),
             records: 0,
             record_indices: Vec::new(),
@@ -565,7 +616,7 @@ impl EventPlan {
     fn add(&mut self, obs: &Observation) {
         self.records += 1;
         if let Some(s) = obs.severity {
-            self.max_severity = Some(self.max_severity.map_or(s, |m| m.max(s)));
+            self.worst_severity = Some(self.worst_severity.map_or(s, |w| w.min(s)));
         }
         for t in tags_of(obs) {
             self.add_tag(&t);
@@ -592,7 +643,7 @@ impl EventPlan {
     pub fn threat_level(&self, setting: ThreatLevelSetting) -> ThreatLevel {
         match setting {
             ThreatLevelSetting::Fixed(level) => level,
-            ThreatLevelSetting::Auto => ThreatLevel::from_severity(self.max_severity),
+            ThreatLevelSetting::Auto => ThreatLevel::from_severity(self.worst_severity),
         }
     }
 }
@@ -650,6 +701,8 @@ pub struct KnownEvent {
     pub values: HashSet<(String, String)>,
     pub tags: HashSet<String>,
     pub threat_level: ThreatLevel,
+    /// Attributes MISP refused for their content: neither re-sent nor sighted.
+    pub refused: HashSet<Uuid>,
 }
 
 impl KnownEvent {
@@ -660,6 +713,7 @@ impl KnownEvent {
             values: HashSet::new(),
             tags: HashSet::new(),
             threat_level,
+            refused: HashSet::new(),
         }
     }
 
@@ -727,7 +781,11 @@ pub fn plan_work<'a>(
         .filter(|t| !known.tags.contains(*t))
         .cloned()
         .collect();
-    for a in &plan.attributes {
+    for a in plan
+        .attributes
+        .iter()
+        .filter(|a| !known.refused.contains(&a.spec.uuid))
+    {
         let ours_from_this_batch = added_by_this_batch.contains(&a.spec.uuid);
         let seen_before = known.has(&a.spec) && !ours_from_this_batch;
         if !seen_before && !ours_from_this_batch {
@@ -758,7 +816,7 @@ mod tests {
     fn hit(ip: &str, action: &str, url: &str, ts: &str) -> Value {
         json!({
             "@timestamp": ts,
-            "event": {"id": format!("{ip}-{url}-{ts}"), "action": action, "severity": 21},
+            "event": {"id": format!("{ip}-{url}-{ts}"), "action": action, "severity": 4},
             "source": {"ip": ip},
             "url": {"original": url},
             "user_agent": {"original": "zgrab/0.x"},
@@ -772,14 +830,14 @@ mod tests {
             mode,
             tags: vec!["tlp:green".into()],
             threat_level: ThreatLevelSetting::Auto,
-            min_severity: 0.0,
+            min_severity: 7,
         }
     }
 
     fn full_doc() -> Value {
         json!({
             "@timestamp": "2026-05-01T23:59:58.123+02:00",
-            "event": {"id": "e1", "action": "rule-matched", "severity": 73, "kind": "alert"},
+            "event": {"id": "e1", "action": "rule-matched", "severity": 2, "kind": "alert"},
             "source": {"ip": "2001:DB8:0:0::1"},
             "url": {"original": "/index.php?id=1%27%20OR%201=1"},
             "user_agent": {"original": "sqlmap/1.8"},
@@ -788,7 +846,9 @@ mod tests {
             "threat": {"technique": {"id": ["T1190", "T1595.002"], "name": ["Exploit Public-Facing Application", "Vulnerability Scanning"]}},
             "observer": {"name": "edge-7"},
             "honeytrap": {
-                "kind": "login-form",
+                "kind": "rules",
+                "bait": {"type": "credential", "name": "wp-admin", "token": "tok-1"},
+                "attribution": {"served_to_ip": "198.51.100.9", "valid": true},
                 "credentials": {"username": "admin", "password": "hunter2"},
                 "rules": [
                     {"id": "942100", "msg": "SQL Injection", "matched_data": "1' OR 1=1"},
@@ -807,7 +867,7 @@ mod tests {
         assert_eq!(obs.timestamp, 1_777_672_798);
         assert_eq!(obs.sensor, "edge-7");
         assert_eq!(obs.action, Action::RuleMatched);
-        assert_eq!(obs.severity, Some(73.0));
+        assert_eq!(obs.severity, Some(2));
         assert_eq!(
             obs.source_ip.as_deref(),
             Some("2001:db8::1"),
@@ -833,7 +893,9 @@ mod tests {
         );
         assert_eq!(obs.username.as_deref(), Some("admin"));
         assert_eq!(obs.password.as_deref(), Some("hunter2"));
-        assert_eq!(obs.kind.as_deref(), Some("login-form"));
+        assert_eq!(obs.kind.as_deref(), Some("rules"));
+        assert_eq!(obs.bait.as_deref(), Some("credential bait \"wp-admin\""));
+        assert_eq!(obs.served_to.as_deref(), Some("198.51.100.9"));
     }
 
     #[test]
@@ -855,7 +917,7 @@ mod tests {
         .unwrap();
         assert_eq!(obs.event_id, "rid", "falls back to the record id");
         assert_eq!(obs.action, Action::DecoyHit);
-        assert_eq!(obs.severity, Some(55.0));
+        assert_eq!(obs.severity, Some(7), "clamped to the scale");
         assert_eq!(obs.source_ip, None);
         assert_eq!(obs.url, None, "blank is absent");
         assert_eq!(obs.method, None, "not a method token");
@@ -947,6 +1009,7 @@ mod tests {
             summary,
             vec![
                 ("ip-src", "2001:db8::1", true),
+                ("ip-src", "198.51.100.9", true),
                 ("url", "/index.php?id=1%27%20OR%201=1", false),
                 ("user-agent", "sqlmap/1.8", false),
                 ("http-method", "POST", false),
@@ -956,6 +1019,14 @@ mod tests {
                 ("text", "admin:hunter2", false),
             ]
         );
+        assert_eq!(
+            attrs[1].comment,
+            "Collected credential bait \"wp-admin\", later used by 2001:db8::1"
+        );
+        let attrs: Vec<AttributeSpec> = attrs
+            .into_iter()
+            .filter(|a| a.value != "198.51.100.9")
+            .collect();
         assert!(
             attrs[1]
                 .comment
@@ -964,12 +1035,26 @@ mod tests {
             attrs[1].comment
         );
         assert_eq!(attrs[4].comment, "Matched by rule 942100: SQL Injection");
-        assert!(attrs[7].comment.contains("login-form"));
+        assert!(
+            attrs[7]
+                .comment
+                .contains("credential bait \"wp-admin\" at /index.php"),
+            "{}",
+            attrs[7].comment
+        );
         assert_eq!(attrs[7].category, "Other");
         assert!(attrs[..7].iter().all(|a| a.category == "Network activity"));
         let uuids: HashSet<Uuid> = attrs.iter().map(|a| a.uuid).collect();
         assert_eq!(uuids.len(), attrs.len(), "distinct uuids");
-        assert_eq!(attributes_of(&obs, &ev), attrs, "stable");
+        assert_eq!(attributes_of(&obs, &ev).len(), attrs.len() + 1, "stable");
+
+        // An unverified token does not tie addresses together; nor does the same address.
+        let mut doc = full_doc();
+        doc["honeytrap"]["attribution"]["valid"] = json!(false);
+        assert_eq!(Observation::parse(&record(doc)).unwrap().served_to, None);
+        let mut doc = full_doc();
+        doc["honeytrap"]["attribution"]["served_to_ip"] = json!("2001:db8::1");
+        assert_eq!(Observation::parse(&record(doc)).unwrap().served_to, None);
 
         let decoy = Observation::parse(&record(hit(
             "198.51.100.7",
@@ -1085,7 +1170,7 @@ mod tests {
         assert_eq!(
             plan.threat_level(ThreatLevelSetting::Auto),
             ThreatLevel::Low,
-            "severity 21"
+            "severity 4 (decoy)"
         );
         assert_eq!(
             plan.threat_level(ThreatLevelSetting::Fixed(ThreatLevel::High)),
@@ -1151,7 +1236,7 @@ mod tests {
     #[test]
     fn min_severity_skips_and_counts() {
         let mut c = cfg(Mode::Daily);
-        c.min_severity = 50.0;
+        c.min_severity = 3;
         let mut records = sample_day(10, 2);
         let mut severe = hit(
             "198.51.100.99",
@@ -1159,13 +1244,13 @@ mod tests {
             "/cgi-bin/x",
             "2026-05-01T11:00:00Z",
         );
-        severe["event"]["severity"] = json!(80);
+        severe["event"]["severity"] = json!(1);
         records.push(record(severe));
         let mut unrated = hit("198.51.100.98", "decoy-hit", "/", "2026-05-01T11:00:00Z");
         unrated["event"].as_object_mut().unwrap().remove("severity");
         records.push(record(unrated));
         let agg = aggregate(&c, &records);
-        assert_eq!(agg.skipped, 11, "ten at 21 and one without severity");
+        assert_eq!(agg.skipped, 11, "ten at 4 and one without severity");
         assert_eq!(agg.events.len(), 1);
         assert_eq!(agg.events[0].records, 1);
         assert_eq!(
@@ -1313,11 +1398,11 @@ mod tests {
             "/shell.php",
             "2026-05-01T12:00:00Z",
         );
-        severe["event"]["severity"] = json!(47);
+        severe["event"]["severity"] = json!(2);
         records.push(record(severe));
         let agg = aggregate(&cfg(Mode::Daily), &records);
         let plan = &agg.events[0];
-        assert_eq!(plan.max_severity, Some(47.0));
+        assert_eq!(plan.worst_severity, Some(2));
         let mut known = known_for(plan, 0);
         known.tags.clear();
         known.threat_level = ThreatLevel::Low;

@@ -47,7 +47,9 @@ use std::time::{Duration, Instant};
 
 use time::Date;
 
-use self::aggregate::{aggregate, plan_work, AggregateConfig, EventPlan, KnownEvent, Observation};
+use self::aggregate::{
+    aggregate, plan_work, AggregateConfig, AttributeSpec, EventPlan, KnownEvent, Observation,
+};
 use self::client::{edit_body, event_body, Added, MispClient, MispError};
 use self::ids::Uuid;
 pub use self::settings::{MispSettings, Mode, ThreatLevel, ThreatLevelSetting};
@@ -503,22 +505,13 @@ impl MispSink {
                     created.threat_level = plan.threat_level(self.settings.threat_level);
                     created
                 }
-                Err(MispError::Rejected { .. }) => {
-                    // Another writer created it in between (the UUID is taken): use it.
-                    self.count_failure(&MispError::Rejected {
-                        status: 0,
-                        message: String::new(),
-                    });
+                Err(refused @ MispError::Rejected { .. }) => {
+                    // Perhaps created in between (the UUID is taken): then use it.
+                    self.count_failure(&refused);
                     self.client
                         .view_event(&plan.uuid, deadline)
                         .inspect_err(|e| self.count_failure(e))?
-                        .ok_or_else(|| MispError::Rejected {
-                            status: 0,
-                            message: format!(
-                                "add event {}: refused and not found by UUID",
-                                plan.uuid
-                            ),
-                        })?
+                        .ok_or(refused)?
                 }
                 Err(e) => {
                     self.count_failure(&e);
@@ -588,20 +581,22 @@ impl MispSink {
             changed = true;
         }
 
-        let mut sightings: Vec<&str> = work.sightings.iter().map(|a| a.value.as_str()).collect();
+        let mut sighted: Vec<&AttributeSpec> = work.sightings.clone();
         let mut sighting_time = work.sighting_time;
         for spec in &work.add {
             match self.client.add_attribute(&event_id, spec, deadline) {
                 Ok(Added::Created) => {
                     bump(&self.stats.attributes_added, 1);
+                    known.remember(spec);
                     progress.added.insert(spec.uuid);
                     changed = true;
                 }
                 Ok(Added::AlreadyThere) => {
                     // It was in MISP before this batch: this occurrence is a repeat.
                     bump(&self.stats.attributes_existing, 1);
-                    if !sightings.contains(&spec.value.as_str()) {
-                        sightings.push(spec.value.as_str());
+                    known.remember(spec);
+                    if !sighted.iter().any(|a| a.uuid == spec.uuid) {
+                        sighted.push(spec);
                         let last = plan
                             .attributes
                             .iter()
@@ -617,14 +612,20 @@ impl MispSink {
                 Err(e) => {
                     bump(&self.counters.failed_requests, 1);
                     bump(&self.stats.rejected, 1);
+                    // Neither retried nor sighted from now on.
+                    known.refused.insert(spec.uuid);
                     self.stats.set_error(format!(
                         "misp: attribute {} {:?} skipped: {e}",
                         spec.kind, spec.value
                     ));
                 }
             }
-            known.remember(spec);
         }
+        let sightings: Vec<&str> = sighted
+            .iter()
+            .filter(|a| !known.refused.contains(&a.uuid))
+            .map(|a| a.value.as_str())
+            .collect();
 
         if !sightings.is_empty() && !progress.sighted.contains(&plan.uuid) {
             match self
@@ -799,11 +800,11 @@ mod tests {
 
     #[test]
     fn send_filters_and_buffers_without_network() {
-        let (_d, s) = settings(&["min_severity=30"]);
+        let (_d, s) = settings(&["min_severity=warning"]);
         let mut sink = MispSink::new(s).unwrap();
         let batch = vec![
-            rec(1, 10),
-            rec(2, 50),
+            rec(1, 5),
+            rec(2, 4),
             Record {
                 id: "bad".into(),
                 json: "nope".into(),
@@ -821,7 +822,7 @@ mod tests {
     fn unreachable_misp_keeps_records_in_memory_until_exit() {
         let (_d, s) = settings(&["timeout=500ms", "backoff=1h", "backoff_max=1h"]);
         let mut sink = MispSink::new(s).unwrap();
-        sink.send(&[rec(1, 50), rec(2, 50)]).unwrap();
+        sink.send(&[rec(1, 4), rec(2, 4)]).unwrap();
         let err = sink
             .tick(Instant::now() + Duration::from_secs(31))
             .unwrap_err();
@@ -831,7 +832,7 @@ mod tests {
         assert_eq!(sink.counters().snapshot().spooled, 2);
         assert!(sink.retry_at().is_some());
         // In backoff: no new attempt, new records join the backlog at the next flush.
-        sink.send(&[rec(3, 50)]).unwrap();
+        sink.send(&[rec(3, 4)]).unwrap();
         sink.tick(Instant::now() + Duration::from_secs(62)).unwrap();
         assert_eq!(sink.spooled(), 3);
         let err = sink

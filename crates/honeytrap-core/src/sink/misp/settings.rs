@@ -58,15 +58,23 @@ impl ThreatLevel {
         }
     }
 
-    /// `threat_level=auto`: the highest `event.severity` of the event's records, on ECS's
-    /// 0-100 scale: 70 and above is High, 40-69 Medium, below 40 Low; no severity at all is
-    /// Undefined. A honeypot sees attacks against decoys, never a compromise, so High is kept
-    /// for what the rules rate as really dangerous (RCE, web shells).
-    pub fn from_severity(max_severity: Option<f64>) -> ThreatLevel {
-        match max_severity {
+    /// `threat_level=auto`, from the worst `event.severity` among the event's records. The
+    /// scale is the events' (SecLang's and syslog's: 0 emergency … 7 debug, lower is worse):
+    ///
+    /// | severity                        | threat level |
+    /// |---------------------------------|--------------|
+    /// | 0-1 emergency, alert            | 1 High       |
+    /// | 2-3 critical (baits, most CRS attack rules), error | 2 Medium |
+    /// | 4-7 warning (decoys) … debug    | 3 Low        |
+    /// | none                            | 4 Undefined  |
+    ///
+    /// A daily event nearly always holds some CRS "critical" probe; High is kept for what rules
+    /// rate above that, or every day would be High and the level would say nothing.
+    pub fn from_severity(worst: Option<u8>) -> ThreatLevel {
+        match worst {
             None => ThreatLevel::Undefined,
-            Some(s) if s >= 70.0 => ThreatLevel::High,
-            Some(s) if s >= 40.0 => ThreatLevel::Medium,
+            Some(0..=1) => ThreatLevel::High,
+            Some(2..=3) => ThreatLevel::Medium,
             Some(_) => ThreatLevel::Low,
         }
     }
@@ -122,8 +130,9 @@ pub struct MispSettings {
     pub publish: bool,
     /// Tags put on every event: exactly one `tlp:` tag, then the `tags=` extras.
     pub tags: Vec<String>,
-    /// Records whose `event.severity` is below this are not sent to MISP (counted).
-    pub min_severity: f64,
+    /// Least severe `event.severity` still sent (0 emergency … 7 debug); less severe records
+    /// are counted and dropped. 7 sends everything.
+    pub min_severity: u8,
     pub flush: Duration,
     pub spool: Option<PathBuf>,
     /// Bytes of records kept for retry, on disk (`spool=`) or in memory.
@@ -168,7 +177,7 @@ impl MispSettings {
         let mut analysis = 0u8;
         let mut publish = false;
         let mut extra_tags: Vec<String> = Vec::new();
-        let mut min_severity = 0.0f64;
+        let mut min_severity = 7u8;
         let mut flush = DEFAULT_FLUSH;
         let mut spool = None;
         let mut spool_size = DEFAULT_SPOOL_SIZE;
@@ -225,11 +234,9 @@ impl MispSettings {
                 }
                 "tags" => extra_tags = parse_tags(value).map_err(|e| bad(&e))?,
                 "min_severity" => {
-                    min_severity = value
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|v| v.is_finite() && *v >= 0.0)
-                        .ok_or_else(|| bad("expected a number >= 0"))?;
+                    min_severity = parse_severity(value).ok_or_else(|| {
+                        bad("expected 0-7 or emerg, alert, crit, error, warning, notice, info, debug")
+                    })?;
                 }
                 "flush" => flush = parse_duration(value).map_err(|e| bad(&e))?,
                 "spool" => {
@@ -334,6 +341,22 @@ fn parse_url(url: &str) -> Result<String, String> {
         ));
     }
     Ok(url.trim_end_matches('/').to_string())
+}
+
+/// A syslog severity, by number or name (SecLang spells them the same way).
+pub fn parse_severity(value: &str) -> Option<u8> {
+    let n = match value.to_ascii_lowercase().as_str() {
+        "emerg" | "emergency" => 0,
+        "alert" => 1,
+        "crit" | "critical" => 2,
+        "err" | "error" => 3,
+        "warn" | "warning" => 4,
+        "notice" => 5,
+        "info" => 6,
+        "debug" => 7,
+        other => other.parse::<u8>().ok()?,
+    };
+    (n <= 7).then_some(n)
 }
 
 fn parse_small(value: &str, max: u8) -> Result<u8, String> {
@@ -519,7 +542,7 @@ mod tests {
         assert_eq!(s.analysis, 0);
         assert!(!s.publish);
         assert_eq!(s.tags, vec!["tlp:green".to_string()]);
-        assert_eq!(s.min_severity, 0.0);
+        assert_eq!(s.min_severity, 7, "everything");
         assert_eq!(s.flush, Duration::from_secs(30));
         assert_eq!(s.spool, None);
         assert_eq!(s.spool_size, 64 << 20);
@@ -539,7 +562,7 @@ mod tests {
                 "analysis=2",
                 "publish=on",
                 "tags=tlp:clear,honeytrap:lab, ops",
-                "min_severity=25.5",
+                "min_severity=warning",
                 "flush=5m",
                 "spool=/var/spool/honeytrap/misp",
                 "spool_size=512k",
@@ -563,7 +586,7 @@ mod tests {
             vec!["tlp:clear", "honeytrap:lab", "ops"],
             "the given TLP replaces the default"
         );
-        assert_eq!(s.min_severity, 25.5);
+        assert_eq!(s.min_severity, 4);
         assert_eq!(s.flush, Duration::from_secs(300));
         assert_eq!(
             s.spool.as_deref(),
@@ -598,7 +621,9 @@ mod tests {
             (&["tags=tlp:purple"], "\"tlp:purple\" is not a TLP level"),
             (&["tags=tlp:red,tlp:green"], "more than one TLP level"),
             (&["tags=a,,b"], "empty tag"),
-            (&["min_severity=-1"], "expected a number >= 0"),
+            (&["min_severity=-1"], "expected 0-7 or emerg"),
+            (&["min_severity=8"], "expected 0-7 or emerg"),
+            (&["min_severity=loud"], "expected 0-7 or emerg"),
             (&["flush=0s"], "longer than zero"),
             (&["flush=10 minutes"], "unknown unit"),
             (&["flush=soon"], "expected a duration"),
@@ -728,12 +753,23 @@ mod tests {
     #[test]
     fn threat_level_mapping() {
         assert_eq!(ThreatLevel::from_severity(None), ThreatLevel::Undefined);
-        assert_eq!(ThreatLevel::from_severity(Some(0.0)), ThreatLevel::Low);
-        assert_eq!(ThreatLevel::from_severity(Some(39.9)), ThreatLevel::Low);
-        assert_eq!(ThreatLevel::from_severity(Some(40.0)), ThreatLevel::Medium);
-        assert_eq!(ThreatLevel::from_severity(Some(69.0)), ThreatLevel::Medium);
-        assert_eq!(ThreatLevel::from_severity(Some(70.0)), ThreatLevel::High);
-        assert_eq!(ThreatLevel::from_severity(Some(100.0)), ThreatLevel::High);
+        assert_eq!(ThreatLevel::from_severity(Some(0)), ThreatLevel::High);
+        assert_eq!(ThreatLevel::from_severity(Some(1)), ThreatLevel::High);
+        assert_eq!(
+            ThreatLevel::from_severity(Some(2)),
+            ThreatLevel::Medium,
+            "bait, CRS critical"
+        );
+        assert_eq!(ThreatLevel::from_severity(Some(3)), ThreatLevel::Medium);
+        assert_eq!(
+            ThreatLevel::from_severity(Some(4)),
+            ThreatLevel::Low,
+            "decoy"
+        );
+        assert_eq!(ThreatLevel::from_severity(Some(7)), ThreatLevel::Low);
+        assert_eq!(parse_severity("CRIT"), Some(2));
+        assert_eq!(parse_severity("6"), Some(6));
+        assert_eq!(parse_severity("8"), None);
         assert!(ThreatLevel::High.rank() > ThreatLevel::Medium.rank());
         assert!(ThreatLevel::Low.rank() > ThreatLevel::Undefined.rank());
         for level in [
