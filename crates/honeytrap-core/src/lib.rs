@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bait;
 pub mod event;
 pub mod panic;
 pub mod queue;
