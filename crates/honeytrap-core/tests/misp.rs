@@ -766,6 +766,61 @@ fn an_attribute_misp_refuses_is_skipped_not_retried() {
 }
 
 #[test]
+fn an_event_deleted_in_misp_is_looked_up_again() {
+    let env = Env::new();
+    let mut sink = env.sink(&[]);
+    let day = records(40, "2026-05-01");
+    deliver_all(&mut sink, &day[..20]);
+    let first = env.fake.state().events[0].clone();
+    env.fake.delete_event(first.id);
+
+    // Only repeats: their sightings find nothing, which makes the sink look the event up again.
+    deliver_all(&mut sink, &day[20..30]);
+    assert_eq!(sink.stats().snapshot().rejected, 1, "the lost sightings");
+    let mut newcomer: Value = serde_json::from_str(&day[30].json).unwrap();
+    newcomer["source"]["ip"] = json!("198.51.100.200");
+    let mut rest = day[31..].to_vec();
+    rest.push(Record {
+        id: "newcomer".into(),
+        json: newcomer.to_string(),
+    });
+    deliver_all(&mut sink, &rest);
+    assert_eq!(sink.stats().snapshot().events_created, 2);
+    let state = env.fake.state();
+    assert_eq!(state.events.len(), 1);
+    assert_eq!(
+        state.events[0].uuid, first.uuid,
+        "re-created under the same UUID"
+    );
+    assert_ne!(state.events[0].id, first.id);
+    let got: HashSet<String> = state.attributes.iter().map(|a| a.value.clone()).collect();
+    assert!(
+        got.contains(&ip(31)) && got.contains("198.51.100.200"),
+        "{got:?}"
+    );
+
+    // Deleted again, and this time the batch brings a new indicator: its attribute is refused
+    // for the missing event, and the batch is retried against a re-created one.
+    env.fake.delete_event(state.events[0].id);
+    newcomer["source"]["ip"] = json!("198.51.100.201");
+    sink.send(&[Record {
+        id: "newcomer-2".into(),
+        json: newcomer.to_string(),
+    }])
+    .unwrap();
+    let errors = tick_until(&mut sink, "recovery", |s| s.pending() == 0);
+    assert!(
+        errors.iter().any(|e| e.contains("is gone from MISP")),
+        "{errors:?}"
+    );
+    assert_eq!(sink.stats().snapshot().events_created, 3);
+    let state = env.fake.state();
+    assert_eq!(state.events.len(), 1);
+    assert!(state.attributes.iter().any(|a| a.value == "198.51.100.201"));
+    env.fake.assert_clean();
+}
+
+#[test]
 fn two_days_are_two_events() {
     let env = Env::new();
     let mut sink = env.sink(&[]);

@@ -426,8 +426,17 @@ fn is_date_time(s: &str) -> bool {
 /// The regular expressions OpenAPI patterns use here: anchors, `|`, `\d \w \s .`, literals,
 /// `* + ?`. Anything else is reported rather than guessed.
 struct Pattern {
-    alternatives: Vec<(bool, bool, Vec<(Atom, usize, usize)>)>,
+    alternatives: Vec<Alternative>,
 }
+
+/// One `|` branch: anchored at the start, at the end, and its atoms with (min, max) repeats.
+struct Alternative {
+    start: bool,
+    end: bool,
+    pieces: Vec<Piece>,
+}
+
+type Piece = (Atom, usize, usize);
 
 #[derive(Clone, Copy)]
 enum Atom {
@@ -459,7 +468,7 @@ impl Pattern {
             if start {
                 chars.next();
             }
-            let mut pieces: Vec<(Atom, usize, usize)> = Vec::new();
+            let mut pieces: Vec<Piece> = Vec::new();
             let mut end = false;
             while let Some(c) = chars.next() {
                 if end {
@@ -493,26 +502,26 @@ impl Pattern {
                 }
                 pieces.push((atom, min, max));
             }
-            alternatives.push((start, end, pieces));
+            alternatives.push(Alternative { start, end, pieces });
         }
         Ok(Pattern { alternatives })
     }
 
     fn is_match(&self, s: &str) -> bool {
         let chars: Vec<char> = s.chars().collect();
-        self.alternatives.iter().any(|(start, end, pieces)| {
-            let starts: Vec<usize> = if *start {
+        self.alternatives.iter().any(|alt| {
+            let starts: Vec<usize> = if alt.start {
                 vec![0]
             } else {
                 (0..=chars.len()).collect()
             };
             starts
                 .into_iter()
-                .any(|i| Self::here(pieces, &chars, i, *end))
+                .any(|i| Self::here(&alt.pieces, &chars, i, alt.end))
         })
     }
 
-    fn here(pieces: &[(Atom, usize, usize)], chars: &[char], pos: usize, end: bool) -> bool {
+    fn here(pieces: &[Piece], chars: &[char], pos: usize, end: bool) -> bool {
         let Some(&(atom, min, max)) = pieces.first() else {
             return !end || pos == chars.len();
         };
@@ -575,6 +584,8 @@ pub struct State {
     pub sightings: Vec<FakeSighting>,
     /// Tag names by id (id = position + 1), created on first use like MISP's captureTag.
     pub tags: Vec<String>,
+    /// Last ids given out: like MISP's auto-increment, never reused after a delete.
+    seq: [u64; 3],
 }
 
 impl State {
@@ -594,6 +605,11 @@ impl State {
             .iter()
             .filter(|s| s.attribute_id == attribute_id)
             .count()
+    }
+
+    fn next_id(&mut self, table: usize) -> u64 {
+        self.seq[table] += 1;
+        self.seq[table]
     }
 
     fn find_event(&self, id_or_uuid: &str) -> Option<usize> {
@@ -750,6 +766,13 @@ impl FakeMisp {
     /// value its type validation rejects.
     pub fn refuse_values(&self, values: &[&str]) {
         *self.inner.refused_values.lock().unwrap() = values.iter().map(|v| v.to_string()).collect();
+    }
+
+    /// Deletes an event and its attributes, as an analyst might.
+    pub fn delete_event(&self, id: u64) {
+        let mut state = self.inner.state.lock().unwrap();
+        state.events.retain(|e| e.id != id);
+        state.attributes.retain(|a| a.event_id != id);
     }
 
     pub fn state(&self) -> State {
@@ -1217,7 +1240,7 @@ fn dispatch(
             };
             let uuid = str_field(e, "uuid")
                 .map(str::to_string)
-                .unwrap_or_else(|| fake_uuid(state.events.len() as u64 + 1, 1));
+                .unwrap_or_else(|| fake_uuid(state.seq[0] + 1, 1));
             if state.event_by_uuid(&uuid).is_some() {
                 return (
                     403,
@@ -1235,7 +1258,7 @@ fn dispatch(
                 state.tag_id(t);
             }
             let event = FakeEvent {
-                id: state.events.len() as u64 + 1,
+                id: state.next_id(0),
                 uuid,
                 info: info.to_string(),
                 date: str_field(e, "date").unwrap_or("2026-01-01").to_string(),
@@ -1353,12 +1376,13 @@ fn dispatch(
                     "A similar attribute already exists for this event.",
                 );
             }
+            let id = state.next_id(1);
             let attr = FakeAttribute {
-                id: state.attributes.len() as u64 + 1,
+                id,
                 event_id,
                 uuid: str_field(a, "uuid")
                     .map(str::to_string)
-                    .unwrap_or_else(|| fake_uuid(state.attributes.len() as u64 + 1, 2)),
+                    .unwrap_or_else(|| fake_uuid(id, 2)),
                 kind: kind.to_string(),
                 category,
                 value,
@@ -1401,7 +1425,7 @@ fn dispatch(
                 .unwrap_or_else(|| now.to_string());
             let mut last = Value::Null;
             for (attribute_id, event_id, attribute_uuid) in hits {
-                let id = state.sightings.len() as u64 + 1;
+                let id = state.next_id(2);
                 let s = FakeSighting {
                     id,
                     attribute_id,

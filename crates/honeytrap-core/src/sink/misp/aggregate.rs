@@ -1073,6 +1073,24 @@ mod tests {
             .unwrap()
             .comment
             .contains("198.51.100.7"));
+        let mut bait = hit(
+            "198.51.100.7",
+            "bait-touched",
+            "/wp-admin/admin-ajax.php",
+            "2026-05-01T10:00:00Z",
+        );
+        bait["honeytrap"] =
+            json!({"kind": "bait", "bait": {"type": "credential", "name": "wp-admin"}});
+        let bait = Observation::parse(&record(bait)).unwrap();
+        let url = attributes_of(&bait, &ev)
+            .into_iter()
+            .find(|a| a.kind == "url")
+            .unwrap();
+        assert!(
+            !url.to_ids,
+            "a bait's login URL is an ordinary path elsewhere"
+        );
+        assert_eq!(url.comment, "Bait touched: credential bait \"wp-admin\"");
         assert!(
             attrs.iter().all(|a| a.kind != "text"),
             "no credentials, no text"

@@ -17,7 +17,8 @@
 //!    IP) or create it (`POST /events/add`); raise its threat level or add tags
 //!    (`PUT /events/edit/<id>`) when the batch calls for it;
 //! 3. add the new attributes (`POST /attributes/add/<id>`), one sighting per repeated
-//!    indicator (`POST /sightings/add`), then publish if `publish=on`.
+//!    indicator (`POST /sightings/add`); with `publish=on`, publish each changed event once
+//!    per flush (`POST /events/publish/<id>`).
 //!
 //! # Failures
 //!
@@ -226,6 +227,8 @@ pub struct MispSink {
     /// What MISP holds, by event UUID, with the event's day for eviction.
     known: HashMap<Uuid, (Date, KnownEvent)>,
     progress: Option<Progress>,
+    /// MISP ids of events changed since their last publication (`publish=on`).
+    to_publish: Vec<String>,
     next_flush: Option<Instant>,
     failures: u32,
     retry_at: Option<Instant>,
@@ -276,6 +279,7 @@ impl MispSink {
             backlog,
             known: HashMap::new(),
             progress: None,
+            to_publish: Vec::new(),
             next_flush: None,
             failures: 0,
             retry_at: None,
@@ -423,7 +427,27 @@ impl MispSink {
         }
         self.failures = 0;
         self.retry_at = None;
+        self.publish_changed(deadline);
         Ok(())
+    }
+
+    /// Publishes each changed event once per flush, not once per batch: publishing starts
+    /// MISP's sync and notification jobs. A failure keeps the event for the next flush.
+    fn publish_changed(&mut self, deadline: Option<Instant>) {
+        while let Some(id) = self.to_publish.first().cloned() {
+            match self.client.publish(&id, deadline) {
+                Ok(()) => bump(&self.stats.publishes, 1),
+                Err(e) => {
+                    bump(&self.counters.failed_requests, 1);
+                    self.note_error(format!("misp: publish of event {id}: {e}"));
+                    if e.keeps_records() {
+                        return;
+                    }
+                    bump(&self.stats.rejected, 1);
+                }
+            }
+            self.to_publish.remove(0);
+        }
     }
 
     fn failed(&mut self, e: MispError, now: Instant) -> SinkResult {
@@ -609,6 +633,16 @@ impl MispSink {
                     bump(&self.counters.failed_requests, 1);
                     return Err(e);
                 }
+                Err(MispError::Rejected { status: 404, .. }) => {
+                    // The event was deleted in MISP behind our back: forget it, and retry
+                    // the batch later, which looks it up (or re-creates it) by UUID.
+                    bump(&self.counters.failed_requests, 1);
+                    self.known.remove(&plan.uuid);
+                    return Err(MispError::Unavailable {
+                        status: 404,
+                        message: format!("event {event_id} ({}) is gone from MISP", plan.info),
+                    });
+                }
                 Err(e) => {
                     bump(&self.counters.failed_requests, 1);
                     bump(&self.stats.rejected, 1);
@@ -638,28 +672,23 @@ impl MispSink {
                     return Err(e);
                 }
                 Err(e) => {
+                    // Best effort: a 404 means none of the values is in the event any more
+                    // (deleted behind our back?). Forget the event so that the next batch looks
+                    // it up again, but do not hold the queue for a sighting.
                     bump(&self.counters.failed_requests, 1);
                     bump(&self.stats.rejected, 1);
                     self.stats
                         .set_error(format!("misp: sightings skipped: {e}"));
+                    if matches!(e, MispError::Rejected { status: 404, .. }) {
+                        self.known.remove(&plan.uuid);
+                    }
                 }
             }
             progress.sighted.insert(plan.uuid);
         }
 
-        if publish && changed {
-            match self.client.publish(&event_id, deadline) {
-                Ok(()) => bump(&self.stats.publishes, 1),
-                Err(e) if e.keeps_records() => {
-                    bump(&self.counters.failed_requests, 1);
-                    return Err(e);
-                }
-                Err(e) => {
-                    bump(&self.counters.failed_requests, 1);
-                    bump(&self.stats.rejected, 1);
-                    self.stats.set_error(format!("misp: publish skipped: {e}"));
-                }
-            }
+        if publish && changed && !self.to_publish.contains(&event_id) {
+            self.to_publish.push(event_id);
         }
         Ok(())
     }
@@ -864,7 +893,7 @@ mod tests {
         assert_eq!(b.len(), 2);
         assert_eq!(b.peek(10).unwrap().len(), 2);
         b.commit(1).unwrap();
-        assert_eq!(b.push(&[r.clone()]).unwrap(), 1);
+        assert_eq!(b.push(std::slice::from_ref(&r)).unwrap(), 1);
         b.commit(5).unwrap();
         assert_eq!(b.len(), 0);
     }

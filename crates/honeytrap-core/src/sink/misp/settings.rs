@@ -164,6 +164,13 @@ impl MispSettings {
     /// Parses the directive's arguments (without the directive name): the URL first, then
     /// `key=value` pairs in any order.
     pub fn parse(args: &[&str]) -> Result<Self, String> {
+        Self::parse_relative_to(args, Path::new(""))
+    }
+
+    /// As [`Self::parse`], with relative paths (key file, spool, CA, dead letter) taken from
+    /// `prefix` (nginx's prefix directory) rather than the current directory.
+    pub fn parse_relative_to(args: &[&str], prefix: &Path) -> Result<Self, String> {
+        let path = |value: &str| prefix.join(value);
         let (url, rest) = args.split_first().ok_or(
             "honeytrap_misp: missing the MISP URL (honeytrap_misp <url> key_file=<path> ...)",
         )?;
@@ -206,7 +213,7 @@ impl MispSettings {
                     if value.is_empty() {
                         return Err(bad("empty path"));
                     }
-                    key_file = Some(PathBuf::from(value));
+                    key_file = Some(path(value));
                 }
                 "mode" => {
                     mode = match value {
@@ -243,7 +250,7 @@ impl MispSettings {
                     if value.is_empty() {
                         return Err(bad("empty path"));
                     }
-                    spool = Some(PathBuf::from(value));
+                    spool = Some(path(value));
                 }
                 "spool_size" => {
                     spool_size = parse_size(value).map_err(|e| bad(&e))?;
@@ -252,14 +259,14 @@ impl MispSettings {
                     }
                 }
                 "timeout" => timeout = parse_duration(value).map_err(|e| bad(&e))?,
-                "ca" => ca_file = Some(PathBuf::from(value)),
+                "ca" => ca_file = Some(path(value)),
                 "backoff" => backoff = parse_duration(value).map_err(|e| bad(&e))?,
                 "backoff_max" => backoff_max = parse_duration(value).map_err(|e| bad(&e))?,
                 "dead_letter" => {
                     if value.is_empty() {
                         return Err(bad("empty path"));
                     }
-                    dead_letter = Some(PathBuf::from(value));
+                    dead_letter = Some(path(value));
                 }
                 "key" | "api_key" => {
                     // Refused before anything echoes the value.
@@ -565,6 +572,7 @@ mod tests {
                 "min_severity=warning",
                 "flush=5m",
                 "spool=/var/spool/honeytrap/misp",
+                "dead_letter=/var/log/honeytrap/misp-dead.ndjson",
                 "spool_size=512k",
                 "timeout=1500ms",
                 "backoff=100ms",
@@ -597,6 +605,33 @@ mod tests {
         assert_eq!(s.backoff, Duration::from_millis(100));
         assert_eq!(s.backoff_max, Duration::from_secs(2));
         assert_eq!(s.batch, 50);
+        assert_eq!(
+            s.dead_letter.as_deref(),
+            Some(Path::new("/var/log/honeytrap/misp-dead.ndjson"))
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        key_file(&dir, KEY);
+        let s = MispSettings::parse_relative_to(
+            &[
+                "http://misp",
+                "key_file=misp.key",
+                "spool=spool/misp",
+                "dead_letter=/abs/dead",
+            ],
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(s.key_file, dir.path().join("misp.key"));
+        assert_eq!(s.spool, Some(dir.path().join("spool/misp")));
+        assert_eq!(
+            s.dead_letter.as_deref(),
+            Some(Path::new("/abs/dead")),
+            "absolute stays"
+        );
     }
 
     #[test]
