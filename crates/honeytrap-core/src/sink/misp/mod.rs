@@ -1,14 +1,20 @@
 //! The MISP sink: aggregates honeypot events into a few MISP events per day instead of one
 //! per log line, and pushes them through the MISP REST API.
 //!
-//! `honeytrap_misp <url> key_file=<path> [mode=daily|attacker] [distribution=0-5]
-//! [threat_level=auto|1-4] [analysis=0-2] [publish=on|off] [tags=a,b,...] [min_severity=<n>]
-//! [flush=<duration>] [spool=<dir>] [spool_size=<bytes>] [timeout=<duration>] [ca=<pem>]
-//! [backoff=<duration>] [backoff_max=<duration>] [dead_letter=<path>] [batch=<records>]` — see [`settings`].
+//! ```text
+//! honeytrap_misp <url> key_file=<path> [mode=daily|attacker] [distribution=0-5]
+//!     [threat_level=auto|1-4] [analysis=0-2] [publish=on|off] [tags=a,b,...]
+//!     [min_severity=0-7|emerg..debug] [flush=<duration>] [spool=<dir>] [spool_size=<size>]
+//!     [timeout=<duration>] [ca=<pem>] [backoff=<duration>] [backoff_max=<duration>]
+//!     [dead_letter=<path>] [batch=<records>]
+//! ```
+//!
+//! See [`settings`]; severities are the events' syslog scale (0 emergency … 7 debug).
 //!
 //! # Flow
 //!
-//! `send` filters (below `min_severity`: counted and dropped; unparseable: dead-lettered) and
+//! `send` filters (less severe than `min_severity`: counted and dropped; unusable:
+//! dead-lettered) and
 //! buffers records. Every `flush` interval (and when the buffer holds many batches, and on
 //! `flush(deadline)`) the sink delivers them in batches of `batch` records, oldest first:
 //!
@@ -390,6 +396,8 @@ impl MispSink {
             let records = match self.backlog.peek(batch) {
                 Ok(r) => r,
                 Err(e) => {
+                    // Not every tick: a disk error rarely clears in milliseconds.
+                    self.schedule_retry(now);
                     let msg = format!("misp: cannot read spool: {e}");
                     self.note_error(msg.clone());
                     return Err(SinkError(msg));
@@ -402,6 +410,8 @@ impl MispSink {
             match self.deliver(&records, deadline) {
                 Ok(delivered) => {
                     if let Err(e) = self.backlog.commit(records.len()) {
+                        // Delivered but still spooled: replayed later, harmlessly (UUIDs).
+                        self.schedule_retry(now);
                         let msg = format!("misp: cannot commit spool: {e}");
                         self.note_error(msg.clone());
                         return Err(SinkError(msg));
