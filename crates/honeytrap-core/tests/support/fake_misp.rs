@@ -847,6 +847,7 @@ fn accept_loop(inner: Arc<Inner>, mut listener: Option<TcpListener>) {
         match listener.as_ref().unwrap().accept() {
             Ok((stream, _)) => {
                 let _ = stream.set_nonblocking(false);
+                let _ = stream.set_nodelay(true);
                 if let Ok(clone) = stream.try_clone() {
                     inner.conns.lock().unwrap().push(clone);
                 }
@@ -958,8 +959,8 @@ fn serve_connection(inner: &Inner, stream: TcpStream) -> io::Result<()> {
             "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             text.len()
         );
-        writer.write_all(head.as_bytes())?;
-        writer.write_all(text.as_bytes())?;
+        // One write: head and body in separate segments would meet Nagle and delayed ACKs.
+        writer.write_all(format!("{head}{text}").as_bytes())?;
         writer.flush()?;
         if req
             .headers
