@@ -188,6 +188,8 @@ impl MispClient {
                 }
             })
             .unwrap_or_else(|| snippet(&answer.body));
+        // A proxy or a debug page might echo the request's headers back.
+        let message = message.replace(self.key.expose(), "<redacted>");
         let message = format!("{op}: {}", cut(&message, 300));
         let has_errors = parsed
             .as_ref()
@@ -521,6 +523,14 @@ mod tests {
         assert!(e.len() < 400, "{}", e.len());
         assert!(!e.contains('\n'));
         assert!(e.contains("HTTP 502"));
+    }
+
+    #[test]
+    fn an_echoed_key_is_scrubbed_from_messages() {
+        let (c, a) = client_for(502, "bad gateway; request had Authorization: abc");
+        let e = c.failure("add event", &a).to_string();
+        assert!(!e.contains("abc"), "{e}");
+        assert!(e.contains("<redacted>"), "{e}");
     }
 
     #[test]
