@@ -1,5 +1,8 @@
 //! Baits: values laid into real traffic that only an attacker would touch.
 
+mod choice;
 pub mod kind;
+pub mod paths;
+pub mod robots;
 pub mod secret;
 pub mod token;
