@@ -1,6 +1,8 @@
 //! Baits: values laid into real traffic that only an attacker would touch.
 
 mod choice;
+pub mod comment;
+pub mod html;
 pub mod kind;
 pub mod paths;
 pub mod robots;

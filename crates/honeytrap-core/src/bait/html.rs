@@ -1,0 +1,722 @@
+//! A streaming HTML rewriter that adds the bait comment and a hidden field to every form.
+//!
+//! The output is the input with insertions only, and every insertion sits right after a
+//! tag's closing `>`. So no input byte is ever held back: a chunk comes out, split where an
+//! insertion goes, during the call that brought it in. What carries over between chunks is a
+//! tokenizer state and at most a tag name's worth of bytes (9), not a buffer. Like nginx's
+//! sub_filter, it matches across buffer boundaries by state, not by joining buffers; unlike
+//! it, it never needs to re-emit held bytes, because it inserts after a match, not in place.
+//!
+//! The tokenizer follows the WHATWG HTML tokenizer where it decides what is a tag: quotes
+//! count only in attribute values (`<form data-x='a>b'>` is one tag), comments end at `-->`,
+//! `--!>` or the abrupt `<!-->`, `<!x>` and `<?x>` are bogus comments, and the contents of
+//! `script`, `style`, `textarea`, `title`, `xmp`, `iframe`, `noembed` and `noframes` are text
+//! up to their end tag, as is everything after `<plaintext>`. Simplifications, none of which
+//! can corrupt a page (the worst is a field missing or inside text no one renders): the
+//! script "double escaped" states, and foreign content (`<svg><style>` is taken as raw text).
+//!
+//! Insertions:
+//! - the comment, once: right after `</head>`, or right after the `<body ...>` start tag when
+//!   the page has no `</head>` before it; pages with neither (fragments) get none. Not right
+//!   after `<head>`: that could push a `<meta charset>` out of the first 1024 bytes, where
+//!   browsers look for it.
+//! - the hidden field: right after every `<form ...>` start tag, whatever its case.
+
+use std::ops::Range;
+
+use memchr::memchr;
+
+/// A piece of output: original bytes, or bytes the rewriter inserted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Original(&'a [u8]),
+    Inserted(&'a [u8]),
+}
+
+/// A piece of output as a range of the input chunk, or inserted bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Span<'a> {
+    Original(Range<usize>),
+    Inserted(&'a [u8]),
+}
+
+/// What a rewriter added so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub comment: bool,
+    pub fields: u32,
+}
+
+/// Longest tag name that means something to us (`plaintext`).
+const NAME_CAP: usize = 9;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Text,
+    TagOpen,
+    EndTagOpen,
+    TagName,
+    BeforeAttrName,
+    AttrName,
+    AfterAttrName,
+    BeforeAttrValue,
+    AttrValueQuoted(u8),
+    AttrValueUnquoted,
+    /// After `<!`, with how many `-` of `<!--` seen.
+    MarkupDecl(u8),
+    Comment,
+    BogusComment,
+    /// Inside a raw text element, with how much of `</name` matched.
+    RawText(u8),
+    Plaintext,
+}
+
+#[derive(Clone, Copy)]
+enum Insert {
+    Comment,
+    Field,
+}
+
+/// Rewrites one response. Build one per response; feed it every body chunk in order.
+#[derive(Debug)]
+pub struct HtmlRewriter {
+    state: State,
+    name: [u8; NAME_CAP],
+    name_len: usize,
+    /// The name did not fit: it is none of ours.
+    name_long: bool,
+    end_tag: bool,
+    /// The raw text element we are in (its name is still in `name`).
+    raw_len: usize,
+    /// Last three bytes of the current comment, and how many it has (up to 3).
+    recent: [u8; 3],
+    comment_len: u8,
+    comment: Option<Box<[u8]>>,
+    field: Option<Box<[u8]>>,
+    report: Report,
+}
+
+const RAW_TEXT: &[&[u8]] = &[
+    b"script",
+    b"style",
+    b"textarea",
+    b"title",
+    b"xmp",
+    b"iframe",
+    b"noembed",
+    b"noframes",
+];
+
+impl HtmlRewriter {
+    /// `comment` is inserted once (as given: include the newline or spacing you want);
+    /// `field` after every form start tag. `None` turns either off.
+    pub fn new(comment: Option<Box<[u8]>>, field: Option<Box<[u8]>>) -> HtmlRewriter {
+        HtmlRewriter {
+            state: State::Text,
+            name: [0; NAME_CAP],
+            name_len: 0,
+            name_long: false,
+            end_tag: false,
+            raw_len: 0,
+            recent: [0; 3],
+            comment_len: 0,
+            comment,
+            field,
+            report: Report::default(),
+        }
+    }
+
+    pub fn report(&self) -> Report {
+        self.report
+    }
+
+    /// Rewrites one chunk. `emit` receives, in order, pieces that together are the chunk
+    /// with insertions; all of the chunk is emitted before this returns.
+    pub fn feed(&mut self, chunk: &[u8], mut emit: impl FnMut(Piece<'_>)) {
+        self.feed_spans(chunk, |span| match span {
+            Span::Original(range) => emit(Piece::Original(&chunk[range])),
+            Span::Inserted(bytes) => emit(Piece::Inserted(bytes)),
+        });
+    }
+
+    /// [`HtmlRewriter::feed`] with original bytes as ranges of `chunk`, so a caller can
+    /// point into its own buffer instead of copying (as nginx filters do).
+    pub fn feed_spans(&mut self, chunk: &[u8], mut emit: impl FnMut(Span<'_>)) {
+        let mut copied = 0;
+        let mut i = 0;
+        while i < chunk.len() {
+            let Some((after, insert)) = self.scan(chunk, i) else {
+                break;
+            };
+            i = after;
+            let bytes = match insert {
+                Some(Insert::Comment) => self.comment.as_deref(),
+                Some(Insert::Field) => self.field.as_deref(),
+                None => None,
+            };
+            if let Some(bytes) = bytes {
+                if copied < i {
+                    emit(Span::Original(copied..i));
+                }
+                emit(Span::Inserted(bytes));
+                copied = i;
+            }
+        }
+        if copied < chunk.len() {
+            emit(Span::Original(copied..chunk.len()));
+        }
+    }
+
+    /// [`HtmlRewriter::feed`] into a vector.
+    pub fn feed_to_vec(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        self.feed(chunk, |piece| match piece {
+            Piece::Original(b) | Piece::Inserted(b) => out.extend_from_slice(b),
+        });
+    }
+
+    /// Runs the tokenizer from `i` until an insertion point or the end of the chunk.
+    /// Returns where it stopped and what to insert there; `None` at the end of the chunk.
+    fn scan(&mut self, chunk: &[u8], mut i: usize) -> Option<(usize, Option<Insert>)> {
+        while i < chunk.len() {
+            let b = chunk[i];
+            match self.state {
+                State::Text => match memchr(b'<', &chunk[i..]) {
+                    Some(at) => {
+                        i += at;
+                        self.state = State::TagOpen;
+                    }
+                    None => return None,
+                },
+                State::Plaintext => return None,
+                State::TagOpen => match b {
+                    b'!' => self.state = State::MarkupDecl(0),
+                    b'/' => self.state = State::EndTagOpen,
+                    b'?' => self.state = State::BogusComment,
+                    _ if b.is_ascii_alphabetic() => {
+                        self.begin_name(false);
+                        continue;
+                    }
+                    // `a < b` is text; a second `<` may open a tag: look at it again.
+                    _ => {
+                        self.state = State::Text;
+                        continue;
+                    }
+                },
+                State::EndTagOpen => {
+                    if b.is_ascii_alphabetic() {
+                        self.begin_name(true);
+                        continue;
+                    }
+                    self.state = if b == b'>' {
+                        State::Text
+                    } else {
+                        State::BogusComment
+                    };
+                }
+                State::TagName => match b {
+                    b'>' => return Some((i + 1, self.tag_end())),
+                    b'/' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => {
+                        self.state = State::BeforeAttrName
+                    }
+                    _ => self.push_name(b),
+                },
+                State::BeforeAttrName => match b {
+                    b'>' => return Some((i + 1, self.tag_end())),
+                    b'/' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => {}
+                    // Even `=` and quotes start a name here (a parse error browsers forgive).
+                    _ => self.state = State::AttrName,
+                },
+                State::AttrName => match b {
+                    b'>' => return Some((i + 1, self.tag_end())),
+                    b'=' => self.state = State::BeforeAttrValue,
+                    b'/' => self.state = State::BeforeAttrName,
+                    b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => self.state = State::AfterAttrName,
+                    _ => {}
+                },
+                State::AfterAttrName => match b {
+                    b'>' => return Some((i + 1, self.tag_end())),
+                    b'=' => self.state = State::BeforeAttrValue,
+                    b'/' => self.state = State::BeforeAttrName,
+                    b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => {}
+                    _ => self.state = State::AttrName,
+                },
+                State::BeforeAttrValue => match b {
+                    b'>' => return Some((i + 1, self.tag_end())),
+                    b'"' | b'\'' => self.state = State::AttrValueQuoted(b),
+                    b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => {}
+                    _ => self.state = State::AttrValueUnquoted,
+                },
+                State::AttrValueQuoted(quote) => match memchr(quote, &chunk[i..]) {
+                    Some(at) => {
+                        i += at;
+                        self.state = State::BeforeAttrName;
+                    }
+                    None => return None,
+                },
+                State::AttrValueUnquoted => match b {
+                    b'>' => return Some((i + 1, self.tag_end())),
+                    b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => self.state = State::BeforeAttrName,
+                    _ => {}
+                },
+                State::MarkupDecl(dashes) => {
+                    if b == b'-' && dashes == 1 {
+                        self.state = State::Comment;
+                        self.recent = [0, b'-', b'-'];
+                        self.comment_len = 0;
+                    } else if b == b'-' {
+                        self.state = State::MarkupDecl(1);
+                    } else {
+                        // `<!DOCTYPE ...>`, `<![CDATA[...` and `<!x` all end at the next `>`.
+                        self.state = State::BogusComment;
+                        continue;
+                    }
+                }
+                State::Comment => {
+                    let rest = &chunk[i..];
+                    let Some(at) = memchr(b'>', rest) else {
+                        self.remember(rest);
+                        return None;
+                    };
+                    self.remember(&rest[..at]);
+                    let closes = self.recent[1..] == *b"--"
+                        || (self.recent == *b"--!" && self.comment_len >= 3);
+                    i += at;
+                    if closes {
+                        self.state = State::Text;
+                    } else {
+                        self.remember(b">");
+                    }
+                }
+                State::BogusComment => match memchr(b'>', &chunk[i..]) {
+                    Some(at) => {
+                        i += at;
+                        self.state = State::Text;
+                    }
+                    None => return None,
+                },
+                State::RawText(matched) => {
+                    let matched = usize::from(matched);
+                    if matched == 0 {
+                        match memchr(b'<', &chunk[i..]) {
+                            Some(at) => {
+                                i += at;
+                                self.state = State::RawText(1);
+                            }
+                            None => return None,
+                        }
+                    } else if matched == 1 {
+                        if b == b'/' {
+                            self.state = State::RawText(2);
+                        } else {
+                            self.state = State::RawText(0);
+                            continue;
+                        }
+                    } else if matched - 2 < self.raw_len {
+                        if b.to_ascii_lowercase() == self.name[matched - 2] {
+                            self.state = State::RawText(matched as u8 + 1);
+                        } else {
+                            self.state = State::RawText(0);
+                            continue;
+                        }
+                    } else if matches!(b, b'>' | b'/' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ') {
+                        // `</script` and a delimiter: the end tag; its name is in `name`.
+                        self.name_len = self.raw_len;
+                        self.name_long = false;
+                        self.end_tag = true;
+                        self.state = State::TagName;
+                        continue;
+                    } else {
+                        // `</scripts`: still script text.
+                        self.state = State::RawText(0);
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+        None
+    }
+
+    fn begin_name(&mut self, end_tag: bool) {
+        self.state = State::TagName;
+        self.end_tag = end_tag;
+        self.name_len = 0;
+        self.name_long = false;
+    }
+
+    fn push_name(&mut self, b: u8) {
+        if self.name_len < NAME_CAP {
+            self.name[self.name_len] = b.to_ascii_lowercase();
+            self.name_len += 1;
+        } else {
+            self.name_long = true;
+        }
+    }
+
+    /// Keeps the last three bytes of a comment across chunks, for `-->` and `--!>`.
+    fn remember(&mut self, bytes: &[u8]) {
+        for &b in &bytes[bytes.len().saturating_sub(3)..] {
+            self.recent = [self.recent[1], self.recent[2], b];
+        }
+        self.comment_len = self
+            .comment_len
+            .saturating_add(bytes.len().min(3) as u8)
+            .min(3);
+    }
+
+    /// A tag just closed with `>`: what follows, and what to insert after it.
+    fn tag_end(&mut self) -> Option<Insert> {
+        self.state = State::Text;
+        if self.name_long {
+            return None;
+        }
+        let name = &self.name[..self.name_len];
+        if self.end_tag {
+            let head = name == b"head";
+            return if head { self.comment_once() } else { None };
+        }
+        match name {
+            b"form" => {
+                if self.field.is_some() {
+                    self.report.fields += 1;
+                }
+                Some(Insert::Field)
+            }
+            b"body" => self.comment_once(),
+            b"plaintext" => {
+                self.state = State::Plaintext;
+                None
+            }
+            _ if RAW_TEXT.contains(&name) => {
+                self.raw_len = self.name_len;
+                self.state = State::RawText(0);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn comment_once(&mut self) -> Option<Insert> {
+        if self.report.comment || self.comment.is_none() {
+            return None;
+        }
+        self.report.comment = true;
+        Some(Insert::Comment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: &str = "\n<!-- TODO remove old login /old/login.php -->";
+    const F: &str = "<input type=\"hidden\" name=\"form_nonce\" value=\"tok\">";
+
+    fn rewriter() -> HtmlRewriter {
+        HtmlRewriter::new(Some(C.as_bytes().into()), Some(F.as_bytes().into()))
+    }
+
+    /// Feeds `input` in chunks ending at `cuts`, checking that each call emits its chunk.
+    fn run(input: &[u8], cuts: &[usize]) -> (Vec<u8>, Report) {
+        let mut r = rewriter();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for &end in cuts.iter().chain(std::iter::once(&input.len())) {
+            let chunk = &input[start..end];
+            let mut original = Vec::new();
+            r.feed(chunk, |p| match p {
+                Piece::Original(b) => {
+                    original.extend_from_slice(b);
+                    out.extend_from_slice(b);
+                }
+                Piece::Inserted(b) => out.extend_from_slice(b),
+            });
+            assert_eq!(original, chunk, "a chunk must come out whole, in order");
+            start = end;
+        }
+        (out, r.report())
+    }
+
+    fn remove_all(haystack: &[u8], needle: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(haystack.len());
+        let mut i = 0;
+        while i < haystack.len() {
+            if haystack[i..].starts_with(needle) {
+                i += needle.len();
+            } else {
+                out.push(haystack[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    fn random_cuts(rng: &mut fastrand::Rng, len: usize) -> Vec<usize> {
+        let mut cuts: Vec<usize> = match rng.u8(0..4) {
+            // Every byte alone.
+            0 => (1..len).collect(),
+            1 => (0..rng.usize(0..4)).map(|_| rng.usize(0..=len)).collect(),
+            _ => (0..rng.usize(0..len.max(1)))
+                .map(|_| rng.usize(0..=len))
+                .collect(),
+        };
+        cuts.sort_unstable();
+        cuts
+    }
+
+    /// Building blocks with their expected output: `@` marks where the field goes, `^` a
+    /// place for the comment after `</head>`, `~` one after `<body>`; the first `^` or `~`
+    /// of a page gets the comment. Each block leaves the tokenizer in text.
+    const BLOCKS: &[(&str, &str)] = &[
+        (
+            "<form action=\"/login\" method=post>",
+            "<form action=\"/login\" method=post>@",
+        ),
+        ("<FORM\nMETHOD='POST'>", "<FORM\nMETHOD='POST'>@"),
+        (
+            "<form data-x='a>b' data-y=\"c>d\">",
+            "<form data-x='a>b' data-y=\"c>d\">@",
+        ),
+        ("<form a=b\"c>", "<form a=b\"c>@"),
+        ("<form =\"x>", "<form =\"x>@"),
+        ("<form \"a>b\">", "<form \"a>@b\">"),
+        ("<form x \"a>", "<form x \"a>@"),
+        ("<form/>", "<form/>@"),
+        ("<form>", "<form>@"),
+        ("</form>", "</form>"),
+        ("</FORM >", "</FORM >"),
+        ("<formx>", "<formx>"),
+        ("<forms a>", "<forms a>"),
+        ("<form-x>", "<form-x>"),
+        ("< form>", "< form>"),
+        ("a < b && c <= d", "a < b && c <= d"),
+        ("<<form>", "<<form>@"),
+        ("<!-- <form> -->", "<!-- <form> -->"),
+        ("<!--<form>--!><form>", "<!--<form>--!><form>@"),
+        ("<!--><form>", "<!--><form>@"),
+        ("<!---><form>", "<!---><form>@"),
+        (
+            "<!-- a -- b > <form> - ->-->",
+            "<!-- a -- b > <form> - ->-->",
+        ),
+        ("<!--!><form>-->", "<!--!><form>-->"),
+        ("<!DOCTYPE html>", "<!DOCTYPE html>"),
+        ("<!x <form>", "<!x <form>"),
+        ("<?xml <form>", "<?xml <form>"),
+        ("</ <form>", "</ <form>"),
+        ("</>", "</>"),
+        (
+            "<script>if (a<b) document.write('<form>')</script>",
+            "<script>if (a<b) document.write('<form>')</script>",
+        ),
+        (
+            "<SCRIPT type=x>'</scrip><form></scripts><form>'</Script\n>",
+            "<SCRIPT type=x>'</scrip><form></scripts><form>'</Script\n>",
+        ),
+        (
+            "<style>/* <form> */</style >",
+            "<style>/* <form> */</style >",
+        ),
+        ("<textarea><form></textarea>", "<textarea><form></textarea>"),
+        ("<title><form></title>", "<title><form></title>"),
+        ("<xmp><form></xmp>", "<xmp><form></xmp>"),
+        (
+            "<noscript><form></noscript>",
+            "<noscript><form>@</noscript>",
+        ),
+        ("<input value=\"<form>\">", "<input value=\"<form>\">"),
+        (
+            "<div title='<form>' x=\"'\">",
+            "<div title='<form>' x=\"'\">",
+        ),
+        ("<head>", "<head>"),
+        ("</head>", "</head>^"),
+        ("</HEAD>", "</HEAD>^"),
+        ("<body class=\"home\">", "<body class=\"home\">~"),
+        ("</body>", "</body>"),
+        ("<bodyx>", "<bodyx>"),
+        ("text \u{e9}\u{1f600}", "text \u{e9}\u{1f600}"),
+        ("\n", "\n"),
+    ];
+
+    /// Blocks that leave the page in a state nothing follows well, for the very end.
+    const TAILS: &[&str] = &[
+        "",
+        "<form action=\"/x",
+        "<form",
+        "<",
+        "<!-- <form>",
+        "<script> <form>",
+        "<textarea> <form> </texta",
+        "<plaintext><form><!--",
+        "<!DOCTYPE",
+    ];
+
+    fn expected(marked: &str) -> String {
+        let mut out = String::new();
+        let mut comment_done = false;
+        for ch in marked.chars() {
+            match ch {
+                '@' => out.push_str(F),
+                '^' | '~' => {
+                    if !comment_done {
+                        out.push_str(C);
+                        comment_done = true;
+                    }
+                }
+                _ => out.push(ch),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn each_block_alone_and_in_any_chunking() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        for (input, marked) in BLOCKS {
+            for _ in 0..30 {
+                let cuts = random_cuts(&mut rng, input.len());
+                let (out, _) = run(input.as_bytes(), &cuts);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    expected(marked),
+                    "{input:?} {cuts:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_pages_match_the_oracle_for_random_chunkings() {
+        let mut rng = fastrand::Rng::with_seed(20240607);
+        for _ in 0..3000 {
+            let mut input = String::new();
+            let mut marked = String::new();
+            for _ in 0..rng.usize(0..25) {
+                let (i, m) = BLOCKS[rng.usize(..BLOCKS.len())];
+                input.push_str(i);
+                marked.push_str(m);
+            }
+            let tail = TAILS[rng.usize(..TAILS.len())];
+            input.push_str(tail);
+            marked.push_str(tail);
+            let want = expected(&marked);
+            let cuts = random_cuts(&mut rng, input.len());
+            let (out, report) = run(input.as_bytes(), &cuts);
+            assert_eq!(String::from_utf8_lossy(&out), want, "cuts {cuts:?}");
+            assert_eq!(report.fields as usize, marked.matches('@').count());
+            assert_eq!(report.comment, marked.contains(['^', '~']));
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_come_out_unchanged_but_for_insertions() {
+        // Byte soup heavy in the characters the tokenizer cares about, and invalid UTF-8.
+        const ALPHABET: &[&[u8]] = &[
+            b"<",
+            b">",
+            b"/",
+            b"!",
+            b"-",
+            b"\"",
+            b"'",
+            b"=",
+            b" ",
+            b"\n",
+            b"form",
+            b"FoRm",
+            b"head",
+            b"body",
+            b"script",
+            b"textarea",
+            b"plaintext",
+            b"x",
+            b"\xff",
+            b"\xc3",
+            b"?",
+            b"<!--",
+            b"-->",
+            b"</",
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..2000 {
+            let mut input = Vec::new();
+            for _ in 0..rng.usize(0..200) {
+                input.extend_from_slice(ALPHABET[rng.usize(..ALPHABET.len())]);
+            }
+            let whole = run(&input, &[]).0;
+            let cuts = random_cuts(&mut rng, input.len());
+            let (out, report) = run(&input, &cuts);
+            assert_eq!(out, whole, "the output must not depend on the chunking");
+            // Take the insertions out again: the original bytes remain, exactly.
+            let stripped = remove_all(&remove_all(&out, F.as_bytes()), C.as_bytes());
+            assert_eq!(stripped, input);
+            assert_eq!(
+                out.len(),
+                input.len()
+                    + report.fields as usize * F.len()
+                    + if report.comment { C.len() } else { 0 }
+            );
+        }
+    }
+
+    #[test]
+    fn a_ten_megabyte_page_streams_through() {
+        let mut page = b"<!DOCTYPE html><html><head><title>x</title></head><body>".to_vec();
+        let row = b"<p class=\"row\">lorem ipsum <b>dolor</b> sit amet</p>\n<form method=post>\
+                    <input name=q></form><script>var a = 1 < 2;</script>\n";
+        let rows = 10 * 1024 * 1024 / row.len();
+        for _ in 0..rows {
+            page.extend_from_slice(row);
+        }
+        page.extend_from_slice(b"</body></html>");
+        let mut r = rewriter();
+        let mut out = Vec::with_capacity(page.len() + rows * F.len() + C.len());
+        for chunk in page.chunks(16 * 1024) {
+            r.feed_to_vec(chunk, &mut out);
+        }
+        let report = r.report();
+        assert_eq!(report.fields as usize, rows);
+        assert!(report.comment);
+        assert_eq!(out.len(), page.len() + rows * F.len() + C.len());
+        // The state is a few bytes, whatever the page: nothing grows with the input.
+        assert!(std::mem::size_of::<HtmlRewriter>() <= 128);
+    }
+
+    #[test]
+    fn comment_goes_after_head_end_or_body_start_once_and_not_into_fragments() {
+        let (out, _) = run(b"<html><head><meta charset=utf-8></head><body></body>", &[]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("<html><head><meta charset=utf-8></head>{C}<body></body>")
+        );
+        let (out, _) = run(b"<!doctype html><title>t</title><body id=b><p>", &[]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("<!doctype html><title>t</title><body id=b>{C}<p>")
+        );
+        let (out, report) = run(b"<div><p>partial</p></div>", &[]);
+        assert_eq!(out, b"<div><p>partial</p></div>");
+        assert!(!report.comment);
+    }
+
+    #[test]
+    fn disabled_insertions_leave_the_page_alone() {
+        let page = b"</head><body><form></form>";
+        let mut r = HtmlRewriter::new(None, Some(F.as_bytes().into()));
+        let mut out = Vec::new();
+        r.feed_to_vec(page, &mut out);
+        assert_eq!(out, format!("</head><body><form>{F}</form>").as_bytes());
+        let mut r = HtmlRewriter::new(Some(C.as_bytes().into()), None);
+        let mut out = Vec::new();
+        r.feed_to_vec(page, &mut out);
+        assert_eq!(out, format!("</head>{C}<body><form></form>").as_bytes());
+        assert_eq!(
+            r.report(),
+            Report {
+                comment: true,
+                fields: 0
+            }
+        );
+    }
+}
