@@ -10,10 +10,10 @@ use super::paths::Flavor;
 use super::secret::Secret;
 
 const LOGIN_NOTES: &[&str] = &[
-    "TODO remove before release: old login at {path}",
+    "TODO remove before release: old login at {path} ({who})",
     "FIXME legacy admin login still reachable at {path}, remove after migration ({ticket})",
     "old admin panel moved to {path} (temporary, {who})",
-    "dev: staging login {path} - do not link",
+    "dev: staging login {path} - do not link ({ticket})",
     "TODO disable {path} once SSO is live ({ticket})",
     "NOTE {who}: test accounts still work on {path}",
 ];
@@ -21,8 +21,8 @@ const LOGIN_NOTES: &[&str] = &[
 const FILE_NOTES: &[&str] = &[
     "backup before migration: {path} - delete after deploy ({who})",
     "TODO remove db dump {path} ({ticket})",
-    "nightly export at {path}, do not link",
-    "FIXME {path} is still public, move it off the web root",
+    "nightly export at {path}, do not link ({who})",
+    "FIXME {path} is still public, move it off the web root ({ticket})",
 ];
 
 /// `"\n<!-- ... -->"`: the newline puts it on a line of its own after `</head>`.
@@ -68,6 +68,14 @@ mod tests {
                 seen.insert(c);
             }
         }
-        assert!(seen.len() > 100, "only {} distinct comments", seen.len());
+        // With the path fixed, templates, tickets and initials still tell installations apart.
+        assert!(seen.len() > 110, "only {} distinct comments", seen.len());
+        for template in LOGIN_NOTES.iter().chain(FILE_NOTES) {
+            let fixed = template.split('{').next().unwrap();
+            assert!(
+                seen.iter().any(|c| c.contains(fixed)),
+                "{template} never drawn"
+            );
+        }
     }
 }
