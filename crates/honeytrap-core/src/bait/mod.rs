@@ -2,9 +2,13 @@
 
 mod choice;
 pub mod comment;
+pub mod cookie;
+pub mod credentials;
+pub mod form_field;
 pub mod html;
 pub mod kind;
 pub mod paths;
 pub mod robots;
 pub mod secret;
 pub mod token;
+pub mod urlencoded;
