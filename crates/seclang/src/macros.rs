@@ -1,0 +1,109 @@
+//! Macro expansion (`%{tx.score}`, `%{MATCHED_VAR}`, `%{REQUEST_HEADERS.host}`), parsed at
+//! load time into literal and variable parts.
+
+use crate::variables::Var;
+
+/// One part of a macro string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Lit(Vec<u8>),
+    /// A variable, with its (lower-cased) key for collections.
+    Var(Var, Option<Vec<u8>>),
+}
+
+/// Resolves one variable reference, appending its value.
+pub type Resolver<'a> = dyn FnMut(Var, Option<&[u8]>, &mut Vec<u8>) + 'a;
+
+/// A string that may hold `%{...}` references.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Macro {
+    pub parts: Vec<Part>,
+}
+
+impl Macro {
+    /// Parse; an unknown variable inside `%{}` is kept literally (as ModSecurity does).
+    pub fn parse(s: &str) -> Macro {
+        let mut parts = Vec::new();
+        let mut lit = Vec::new();
+        let mut rest = s;
+        while let Some(start) = rest.find("%{") {
+            let Some(len) = rest[start + 2..].find('}') else {
+                break;
+            };
+            let inner = &rest[start + 2..start + 2 + len];
+            lit.extend_from_slice(&rest.as_bytes()[..start]);
+            let (name, key) = match inner.split_once(['.', ':']) {
+                Some((n, k)) => (n, Some(k.to_ascii_lowercase().into_bytes())),
+                None => (inner, None),
+            };
+            match Var::from_name(name) {
+                Some((var, _)) => {
+                    if !lit.is_empty() {
+                        parts.push(Part::Lit(std::mem::take(&mut lit)));
+                    }
+                    parts.push(Part::Var(var, key));
+                }
+                None => lit.extend_from_slice(&rest.as_bytes()[start..start + 3 + len]),
+            }
+            rest = &rest[start + 3 + len..];
+        }
+        lit.extend_from_slice(rest.as_bytes());
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        Macro { parts }
+    }
+
+    /// The text when it holds no variable references.
+    pub fn as_literal(&self) -> Option<&[u8]> {
+        match self.parts.as_slice() {
+            [] => Some(b""),
+            [Part::Lit(l)] => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Expand with `lookup` resolving each variable reference (first value).
+    pub fn expand(&self, lookup: &mut Resolver<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(l) => out.extend_from_slice(l),
+                Part::Var(v, k) => lookup(*v, k.as_deref(), &mut out),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_parts() {
+        let m = Macro::parse("score %{tx.Critical_Score}+%{MATCHED_VAR} %{bogus} %{");
+        assert_eq!(
+            m.parts,
+            vec![
+                Part::Lit(b"score ".to_vec()),
+                Part::Var(Var::Tx, Some(b"critical_score".to_vec())),
+                Part::Lit(b"+".to_vec()),
+                Part::Var(Var::MatchedVar, None),
+                Part::Lit(b" %{bogus} %{".to_vec()),
+            ]
+        );
+        assert_eq!(Macro::parse("plain").as_literal(), Some(&b"plain"[..]));
+        let out = m.expand(&mut |v, k, out| {
+            out.extend_from_slice(
+                format!(
+                    "<{}:{}>",
+                    v.name(),
+                    String::from_utf8_lossy(k.unwrap_or(b""))
+                )
+                .as_bytes(),
+            )
+        });
+        assert_eq!(out, b"score <TX:critical_score>+<MATCHED_VAR:> %{bogus} %{");
+    }
+}

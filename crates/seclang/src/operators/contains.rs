@@ -1,0 +1,28 @@
+//! `@contains`: the parameter occurs in the input.
+
+use super::{BuildContext, Captures, Operator};
+
+#[derive(Debug)]
+pub struct Contains(Vec<u8>);
+
+pub fn new(param: &str, _: &mut BuildContext<'_>) -> Result<Box<dyn Operator>, String> {
+    Ok(Box::new(Contains(param.as_bytes().to_vec())))
+}
+
+impl Operator for Contains {
+    fn matches(&self, input: &[u8], _: &mut Captures) -> bool {
+        memchr::memmem::find(input, &self.0).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::operators::{build, test_match};
+
+    #[test]
+    fn compares() {
+        assert!(test_match(&*build("contains", "abc"), b"xxabcxx"));
+        assert!(!test_match(&*build("contains", "abc"), b"ab\x00c"));
+        assert!(!test_match(&*build("contains", "abc"), b""));
+    }
+}

@@ -1,0 +1,28 @@
+//! `@gt`: the input, read as an integer, > the parameter (non-numbers read as 0).
+
+use super::{parse_int, BuildContext, Captures, Operator};
+
+#[derive(Debug)]
+pub struct Gt(i64);
+
+pub fn new(param: &str, _: &mut BuildContext<'_>) -> Result<Box<dyn Operator>, String> {
+    Ok(Box::new(Gt(parse_int(param.as_bytes()))))
+}
+
+impl Operator for Gt {
+    fn matches(&self, input: &[u8], _: &mut Captures) -> bool {
+        parse_int(input) > self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::operators::{build, test_match};
+
+    #[test]
+    fn compares_numbers() {
+        assert!(test_match(&*build("gt", "5"), b"6"));
+        assert!(!test_match(&*build("gt", "5"), b"5"));
+        assert_eq!(test_match(&*build("gt", "0"), b"junk"), 0 > 0);
+    }
+}

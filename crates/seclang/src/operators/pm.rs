@@ -1,0 +1,68 @@
+//! `@pm`: any of the space-separated phrases occurs in the input (ASCII case-insensitive),
+//! one Aho-Corasick pass.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::{BuildContext, Captures, Operator};
+
+#[derive(Debug)]
+pub struct Pm(AhoCorasick);
+
+impl Pm {
+    /// Build from phrases; an empty list is an error since it could never match.
+    pub fn from_phrases<I: IntoIterator<Item = Vec<u8>>>(phrases: I) -> Result<Pm, String> {
+        let phrases: Vec<Vec<u8>> = phrases.into_iter().filter(|p| !p.is_empty()).collect();
+        if phrases.is_empty() {
+            return Err("no phrases".into());
+        }
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&phrases)
+            .map(Pm)
+            .map_err(|e| e.to_string())
+    }
+}
+
+pub fn new(param: &str, _: &mut BuildContext<'_>) -> Result<Box<dyn Operator>, String> {
+    let phrases = param
+        .split_ascii_whitespace()
+        .map(|p| p.as_bytes().to_vec());
+    Ok(Box::new(
+        Pm::from_phrases(phrases).map_err(|e| format!("@pm: {e}"))?,
+    ))
+}
+
+impl Operator for Pm {
+    fn matches(&self, input: &[u8], caps: &mut Captures) -> bool {
+        match self.0.find(input) {
+            Some(m) => {
+                if caps.wanted {
+                    caps.groups.clear();
+                    caps.groups.push(input[m.start()..m.end()].to_vec());
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::operators::{build, test_match, Captures};
+
+    #[test]
+    fn matches_any_phrase_case_insensitively() {
+        let op = build("pm", "nikto  sqlmap");
+        assert!(test_match(&*op, b"Mozilla SQLMap/1.0"));
+        assert!(!test_match(&*op, b"curl"));
+        assert!(!test_match(&*op, b""));
+        let mut caps = Captures {
+            wanted: true,
+            groups: vec![],
+        };
+        assert!(op.matches(b"xNIKTOx", &mut caps));
+        assert_eq!(caps.groups, vec![b"NIKTO".to_vec()]);
+    }
+}

@@ -1,0 +1,671 @@
+//! Loading: directives → rules, compiled once into a [`RuleSet`] that many transactions
+//! share through an `Arc`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::actions::{Actions, EngineMode, IdRange};
+use crate::error::LoadError;
+use crate::operators::BuildContext;
+use crate::parser::{parse_directives, Directive};
+use crate::prefilter::Prefilter;
+use crate::rule::{parse_operator, ChainTable, Rule, RuleOperator};
+use crate::variables::{add_exclusion, parse_targets, parse_var_ref};
+
+/// Engine-wide settings from `Sec*` directives.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub engine: EngineMode,
+    pub request_body_access: bool,
+    pub response_body_access: bool,
+    pub response_body_mime_types: Vec<String>,
+    pub request_body_limit: usize,
+    pub request_body_no_files_limit: usize,
+    /// `SecRequestBodyLimitAction Reject` (else `ProcessPartial`).
+    pub request_body_limit_reject: bool,
+    pub response_body_limit: usize,
+    pub response_body_limit_reject: bool,
+    pub arguments_limit: usize,
+    pub component_signatures: Vec<String>,
+    pub collection_timeout: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            // A loaded rule set evaluates; blocking needs an explicit `SecRuleEngine On`.
+            engine: EngineMode::DetectionOnly,
+            request_body_access: true,
+            response_body_access: false,
+            response_body_mime_types: vec!["text/plain".into(), "text/html".into()],
+            request_body_limit: 13_107_200,
+            request_body_no_files_limit: 131_072,
+            request_body_limit_reject: true,
+            response_body_limit: 524_288,
+            response_body_limit_reject: true,
+            arguments_limit: 1000,
+            component_signatures: Vec::new(),
+            collection_timeout: 3600,
+        }
+    }
+}
+
+/// One position in a phase's rule list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Step {
+    /// Rule index, and where its `skipAfter` lands (index of the step after the marker).
+    Rule {
+        rule: usize,
+        skip_after: Option<usize>,
+    },
+    Marker,
+}
+
+/// Compiled rules, shared by transactions.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub(crate) rules: Vec<Rule>,
+    /// Steps for phases 1..=5 (index 0 unused).
+    pub(crate) phases: [Vec<Step>; 6],
+    pub(crate) chains: ChainTable,
+    pub(crate) config: EngineConfig,
+    pub(crate) prefilter: Prefilter,
+    notices: Vec<String>,
+}
+
+enum Entry {
+    Rule(Box<Rule>),
+    Marker(String),
+}
+
+/// Accumulates files and text in order, then compiles.
+#[derive(Default)]
+pub struct RuleSetBuilder {
+    entries: Vec<Entry>,
+    defaults: [Option<Arc<Actions>>; 6],
+    config: EngineConfig,
+    notices: Vec<String>,
+    /// Whether the last rule ended with `chain` and awaits its next link.
+    open_chain: bool,
+    depth: usize,
+}
+
+impl RuleSet {
+    /// Load files in order (each may `Include` others).
+    pub fn from_files<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, LoadError> {
+        let mut b = RuleSetBuilder::default();
+        for p in paths {
+            b.add_file(p.as_ref())?;
+        }
+        b.build()
+    }
+
+    /// Load SecLang text; `origin` names it in errors and anchors relative paths.
+    pub fn from_text(text: &str, origin: &str) -> Result<RuleSet, LoadError> {
+        let mut b = RuleSetBuilder::default();
+        b.add_text(text, origin, Path::new("."))?;
+        b.build()
+    }
+
+    pub fn builder() -> RuleSetBuilder {
+        RuleSetBuilder::default()
+    }
+
+    /// Notes about the load worth logging once (e.g. regexes that needed PCRE2).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// Number of rules (chain starters and `SecAction`s).
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Ids of all loaded rules, in order.
+    pub fn rule_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rules.iter().map(|r| r.id)
+    }
+}
+
+impl RuleSetBuilder {
+    /// Override engine settings (e.g. from the embedding server's own configuration).
+    pub fn config_mut(&mut self) -> &mut EngineConfig {
+        &mut self.config
+    }
+
+    pub fn add_file(&mut self, path: &Path) -> Result<(), LoadError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LoadError::new(&origin, 0, format!("cannot read: {e}")))?;
+        let dir = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        self.add_text(&text, &origin, &dir)
+    }
+
+    /// Add text whose relative paths resolve against `base_dir`.
+    pub fn add_text(&mut self, text: &str, origin: &str, base_dir: &Path) -> Result<(), LoadError> {
+        for d in parse_directives(text, origin)? {
+            self.directive(&d, origin, base_dir)
+                .map_err(|reason| match reason {
+                    DirError::Msg(m) => LoadError::new(origin, d.line, format!("{}: {m}", d.name)),
+                    DirError::Nested(e) => e,
+                })?;
+        }
+        Ok(())
+    }
+
+    pub fn build(mut self) -> Result<RuleSet, LoadError> {
+        if self.open_chain {
+            return Err(LoadError::new(
+                "",
+                0,
+                "the last rule ends with chain but no rule follows",
+            ));
+        }
+        let mut chains = ChainTable::default();
+        let mut rules = Vec::new();
+        let mut phases: [Vec<Step>; 6] = Default::default();
+        let mut markers: [Vec<(String, usize)>; 6] = Default::default();
+        for e in self.entries.drain(..) {
+            match e {
+                Entry::Rule(r) => {
+                    let mut r = *r;
+                    r.finish(&mut chains);
+                    phases[r.phase as usize].push(Step::Rule {
+                        rule: rules.len(),
+                        skip_after: None,
+                    });
+                    rules.push(r);
+                }
+                Entry::Marker(name) => {
+                    for p in 1..6 {
+                        markers[p].push((name.clone(), phases[p].len()));
+                        phases[p].push(Step::Marker);
+                    }
+                }
+            }
+        }
+        for p in 1..6 {
+            let len = phases[p].len();
+            for (i, step) in phases[p].iter_mut().enumerate() {
+                if let Step::Rule { rule, skip_after } = step {
+                    if let Some(target) = &rules[*rule].actions.skip_after {
+                        // The first marker of that name after this rule; else the end of the phase.
+                        let at = markers[p]
+                            .iter()
+                            .find(|(n, at)| n == target && *at > i)
+                            .map(|(_, at)| at + 1);
+                        if at.is_none() {
+                            self.notices.push(format!(
+                                "skipAfter:{target} (rule {}) names no later marker",
+                                rules[*rule].id
+                            ));
+                        }
+                        *skip_after = Some(at.unwrap_or(len));
+                    }
+                }
+            }
+        }
+        let prefilter = Prefilter::build(&rules);
+        Ok(RuleSet {
+            rules,
+            phases,
+            chains,
+            config: self.config,
+            prefilter,
+            notices: self.notices,
+        })
+    }
+
+    fn directive(&mut self, d: &Directive, origin: &str, base_dir: &Path) -> Result<(), DirError> {
+        let name = d.name.to_ascii_lowercase();
+        let args = &d.args;
+        let want = |n: usize| -> Result<(), DirError> {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(DirError::Msg(format!(
+                    "expects {n} argument(s), got {}",
+                    args.len()
+                )))
+            }
+        };
+        if self.open_chain && name != "secrule" {
+            return Err(DirError::Msg(
+                "a rule ending with chain must be followed by SecRule".into(),
+            ));
+        }
+        match name.as_str() {
+            "include" => {
+                want(1)?;
+                let pattern = if Path::new(&args[0]).is_absolute() {
+                    PathBuf::from(&args[0])
+                } else {
+                    base_dir.join(&args[0])
+                };
+                let mut files: Vec<PathBuf> = glob::glob(&pattern.to_string_lossy())
+                    .map_err(|e| DirError::Msg(format!("bad pattern: {e}")))?
+                    .filter_map(Result::ok)
+                    .collect();
+                files.sort();
+                if files.is_empty() {
+                    return Err(DirError::Msg(format!(
+                        "no file matches {}",
+                        pattern.display()
+                    )));
+                }
+                for f in files {
+                    self.add_file(&f).map_err(DirError::Nested)?;
+                }
+            }
+            "secrule" => {
+                want(3).or_else(|_| want(2))?;
+                self.rule(
+                    Some(&args[0]),
+                    Some(&args[1]),
+                    args.get(2).map_or("", String::as_str),
+                    origin,
+                    d.line,
+                    base_dir,
+                )?;
+            }
+            "secaction" => {
+                want(1)?;
+                self.rule(None, None, &args[0], origin, d.line, base_dir)?;
+            }
+            "secmarker" => {
+                want(1)?;
+                self.entries.push(Entry::Marker(args[0].trim().to_string()));
+            }
+            "secdefaultaction" => {
+                want(1)?;
+                let a = Actions::parse(&args[0]).map_err(DirError::Msg)?;
+                let phase = a
+                    .phase
+                    .ok_or_else(|| DirError::Msg("needs a phase".into()))?;
+                if a.disruptive.is_none() {
+                    return Err(DirError::Msg("needs a disruptive action".into()));
+                }
+                if a.id.is_some() || !a.exec.is_empty() || a.chain || a.skip_after.is_some() {
+                    return Err(DirError::Msg(
+                        "may not carry id, setvar, ctl, chain or skipAfter".into(),
+                    ));
+                }
+                self.defaults[phase as usize] = Some(Arc::new(a));
+            }
+            "secruleengine" => {
+                want(1)?;
+                self.config.engine = EngineMode::parse(&args[0]).map_err(DirError::Msg)?;
+            }
+            "secrequestbodyaccess" => {
+                want(1)?;
+                self.config.request_body_access = on_off(&args[0])?;
+            }
+            "secresponsebodyaccess" => {
+                want(1)?;
+                self.config.response_body_access = on_off(&args[0])?;
+            }
+            "secresponsebodymimetype" => {
+                if args.is_empty() {
+                    return Err(DirError::Msg("needs MIME types".into()));
+                }
+                for a in args {
+                    self.config
+                        .response_body_mime_types
+                        .extend(a.split_whitespace().map(|s| s.to_ascii_lowercase()));
+                }
+            }
+            "secresponsebodymimetypesclear" => {
+                want(0)?;
+                self.config.response_body_mime_types.clear();
+            }
+            "secrequestbodylimit" => self.config.request_body_limit = number(args)?,
+            "secrequestbodynofileslimit" => self.config.request_body_no_files_limit = number(args)?,
+            "secrequestbodyinmemorylimit" => {
+                number(args)?;
+            }
+            "secresponsebodylimit" => self.config.response_body_limit = number(args)?,
+            "secargumentslimit" => self.config.arguments_limit = number(args)?,
+            "seccollectiontimeout" => self.config.collection_timeout = number(args)? as u64,
+            "secpcrematchlimit" | "secpcrematchlimitrecursion" => {
+                number(args)?;
+            }
+            "secrequestbodylimitaction" | "secresponsebodylimitaction" => {
+                want(1)?;
+                let reject = match args[0].to_ascii_lowercase().as_str() {
+                    "reject" => true,
+                    "processpartial" => false,
+                    other => {
+                        return Err(DirError::Msg(format!(
+                            "expects Reject or ProcessPartial, got {other:?}"
+                        )))
+                    }
+                };
+                if name == "secrequestbodylimitaction" {
+                    self.config.request_body_limit_reject = reject;
+                } else {
+                    self.config.response_body_limit_reject = reject;
+                }
+            }
+            "seccomponentsignature" => {
+                want(1)?;
+                self.config.component_signatures.push(args[0].clone());
+            }
+            "secruleremovebyid" => {
+                if args.is_empty() {
+                    return Err(DirError::Msg("needs rule ids".into()));
+                }
+                let ranges = IdRange::parse_list(&args.join(" ")).map_err(DirError::Msg)?;
+                self.entries.retain(
+                    |e| !matches!(e, Entry::Rule(r) if ranges.iter().any(|x| x.contains(r.id))),
+                );
+            }
+            "secruleremovebytag" | "secruleremovebymsg" => {
+                want(1)?;
+                let re = pattern_matcher(&args[0])?;
+                let by_tag = name.ends_with("tag");
+                self.entries.retain(|e| match e {
+                    Entry::Rule(r) if by_tag => !r.actions.tags.iter().any(|t| re.is_match(t)),
+                    Entry::Rule(r) => !r
+                        .actions
+                        .msg
+                        .as_ref()
+                        .and_then(|m| m.as_literal())
+                        .is_some_and(|m| re.is_match(&String::from_utf8_lossy(m))),
+                    Entry::Marker(_) => true,
+                });
+            }
+            "secruleupdatetargetbyid" | "secruleupdatetargetbytag" | "secruleupdatetargetbymsg" => {
+                want(2).or_else(|_| want(3))?;
+                self.update_targets(&name, &args[0], &args[1], args.get(2).map(String::as_str))?;
+            }
+            "secruleupdateactionbyid" => {
+                want(2)?;
+                let ranges = IdRange::parse_list(&args[0]).map_err(DirError::Msg)?;
+                let pairs = crate::actions::split(&args[1]).map_err(DirError::Msg)?;
+                let mut found = false;
+                for r in self
+                    .rules_mut()
+                    .filter(|r| ranges.iter().any(|x| x.contains(r.id)))
+                {
+                    found = true;
+                    for (n, v) in &pairs {
+                        if n.eq_ignore_ascii_case("t")
+                            && v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("none"))
+                        {
+                            r.actions.transforms.clear();
+                        }
+                        if ["id", "phase", "chain"]
+                            .iter()
+                            .any(|x| n.eq_ignore_ascii_case(x))
+                        {
+                            return Err(DirError::Msg(format!("cannot update {n}")));
+                        }
+                        if ["pass", "block", "deny", "drop", "allow", "redirect"]
+                            .iter()
+                            .any(|x| n.eq_ignore_ascii_case(x))
+                        {
+                            r.actions.disruptive = None;
+                        }
+                        r.actions.apply(n, v.as_deref()).map_err(DirError::Msg)?;
+                    }
+                }
+                if !found {
+                    return Err(DirError::Msg(format!("no rule with id {}", args[0])));
+                }
+            }
+            _ => return Err(DirError::Msg("unsupported directive".into())),
+        }
+        Ok(())
+    }
+
+    fn rules_mut(&mut self) -> impl Iterator<Item = &mut Rule> {
+        self.entries.iter_mut().filter_map(|e| match e {
+            Entry::Rule(r) => Some(&mut **r),
+            Entry::Marker(_) => None,
+        })
+    }
+
+    fn update_targets(
+        &mut self,
+        kind: &str,
+        which: &str,
+        targets: &str,
+        replace: Option<&str>,
+    ) -> Result<(), DirError> {
+        let ranges = if kind.ends_with("byid") {
+            Some(IdRange::parse_list(which).map_err(DirError::Msg)?)
+        } else {
+            None
+        };
+        let re = pattern_matcher(which)?;
+        let mut found = false;
+        for r in self.rules_mut() {
+            let hit = match &ranges {
+                Some(rs) => rs.iter().any(|x| x.contains(r.id)),
+                None if kind.ends_with("bytag") => r.actions.tags.iter().any(|t| re.is_match(t)),
+                None => r
+                    .actions
+                    .msg
+                    .as_ref()
+                    .and_then(|m| m.as_literal())
+                    .is_some_and(|m| re.is_match(&String::from_utf8_lossy(m))),
+            };
+            if !hit {
+                continue;
+            }
+            found = true;
+            if let Some(old) = replace {
+                let old = parse_var_ref(old).map_err(DirError::Msg)?;
+                r.targets.retain(|t| {
+                    !(t.var == old.var
+                        && format!("{:?}", t.selector) == format!("{:?}", old.selector))
+                });
+            }
+            for part in targets.split('|').map(str::trim).filter(|p| !p.is_empty()) {
+                if let Some(ex) = part.strip_prefix('!') {
+                    add_exclusion(&mut r.targets, parse_var_ref(ex).map_err(DirError::Msg)?);
+                } else {
+                    r.targets
+                        .extend(parse_targets(part).map_err(DirError::Msg)?);
+                }
+            }
+        }
+        if ranges.is_some() && !found {
+            // ModSecurity errors on an id that names no rule defined so far.
+            return Err(DirError::Msg(format!("no rule with id {which}")));
+        }
+        Ok(())
+    }
+
+    fn rule(
+        &mut self,
+        targets: Option<&str>,
+        operator: Option<&str>,
+        actions: &str,
+        origin: &str,
+        line: usize,
+        base_dir: &Path,
+    ) -> Result<(), DirError> {
+        let actions = Actions::parse(actions).map_err(DirError::Msg)?;
+        let targets = match targets {
+            Some(t) => parse_targets(t).map_err(DirError::Msg)?,
+            None => Vec::new(),
+        };
+        let mut ctx = BuildContext {
+            base_dir,
+            notices: &mut self.notices,
+        };
+        let (op, negated, op_name) = match operator {
+            Some(o) => parse_operator(o, &mut ctx).map_err(DirError::Msg)?,
+            None => (
+                RuleOperator::Always,
+                false,
+                "unconditionalMatch".to_string(),
+            ),
+        };
+        let is_link = self.open_chain;
+        if is_link {
+            if actions.id.is_some()
+                || actions.phase.is_some()
+                || actions.skip_after.is_some()
+                || actions.skip > 0
+            {
+                return Err(DirError::Msg(
+                    "a chained rule may not carry id, phase, skip or skipAfter".into(),
+                ));
+            }
+            if actions.disruptive.is_some() {
+                return Err(DirError::Msg(
+                    "a chained rule may not carry a disruptive action".into(),
+                ));
+            }
+        } else if actions.id.is_none() {
+            return Err(DirError::Msg("rule has no id".into()));
+        }
+        let phase = if is_link {
+            0
+        } else {
+            let p = actions.phase.unwrap_or(2);
+            if let Some(id) = actions.id {
+                if self.rules_mut().any(|r| r.id == id) {
+                    return Err(DirError::Msg(format!("duplicate rule id {id}")));
+                }
+            }
+            p
+        };
+        let chain = actions.chain;
+        let rule = Rule {
+            id: actions.id.unwrap_or(0),
+            phase,
+            targets,
+            operator: op,
+            operator_name: op_name,
+            negated,
+            chain_ids: Vec::new(),
+            defaults: self.defaults[if is_link { 0 } else { phase as usize }].clone(),
+            actions,
+            disruptive: crate::actions::Disruptive::Pass,
+            log: true,
+            status: None,
+            chained: None,
+            origin: Arc::from(origin),
+            line,
+        };
+        if is_link {
+            let Some(Entry::Rule(start)) = self.entries.last_mut() else {
+                return Err(DirError::Msg("chain link without a starting rule".into()));
+            };
+            let mut rule = rule;
+            rule.phase = start.phase;
+            rule.defaults = start.defaults.clone();
+            let mut tail: &mut Rule = start;
+            while tail.chained.is_some() {
+                tail = tail
+                    .chained
+                    .as_deref_mut()
+                    .ok_or_else(|| DirError::Msg("chain".into()))?;
+            }
+            tail.chained = Some(Box::new(rule));
+            self.depth += 1;
+        } else {
+            self.entries.push(Entry::Rule(Box::new(rule)));
+            self.depth = 0;
+        }
+        self.open_chain = chain;
+        Ok(())
+    }
+}
+
+enum DirError {
+    Msg(String),
+    Nested(LoadError),
+}
+
+fn on_off(v: &str) -> Result<bool, DirError> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(DirError::Msg(format!("expects On or Off, got {v:?}"))),
+    }
+}
+
+fn number(args: &[String]) -> Result<usize, DirError> {
+    match args {
+        [n] => n
+            .trim()
+            .parse()
+            .map_err(|_| DirError::Msg(format!("expects a number, got {n:?}"))),
+        _ => Err(DirError::Msg("expects one number".into())),
+    }
+}
+
+/// Tag/msg selection in `SecRuleRemoveByTag` and friends is a regular expression.
+fn pattern_matcher(p: &str) -> Result<regex::Regex, DirError> {
+    regex::Regex::new(p)
+        .or_else(|_| regex::Regex::new(&regex::escape(p)))
+        .map_err(|e| DirError::Msg(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_rules_markers_and_chains() {
+        let rs = RuleSet::from_text(
+            "SecDefaultAction \"phase:2,log,auditlog,pass,t:lowercase\"\n\
+             SecRule ARGS \"@rx a\" \"id:1,phase:2,deny,chain\"\n  SecRule ARGS_NAMES \"@rx b\" \"t:none\"\n\
+             SecMarker END\nSecAction \"id:2,phase:1,nolog,pass,skipAfter:END\"\n",
+            "t.conf",
+        )
+        .unwrap();
+        assert_eq!(rs.rule_count(), 2);
+        assert!(rs.rules[0].chained.is_some());
+        assert_eq!(rs.rules[0].chain_ids.len(), 1); // inherited t:lowercase
+        assert_eq!(rs.rules[0].chained.as_ref().unwrap().chain_ids.len(), 0); // t:none
+        assert!(!rs.rules[1].log);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_reason() {
+        let e = RuleSet::from_text("\n\nSecFoo bar\n", "x.conf").unwrap_err();
+        assert_eq!((e.origin.as_str(), e.line), ("x.conf", 3));
+        assert!(
+            e.to_string().contains("SecFoo: unsupported directive"),
+            "{e}"
+        );
+        let e = RuleSet::from_text("SecRule ARGS \"@rx (\" \"id:1\"", "y.conf").unwrap_err();
+        assert!(e.reason.contains("regex"), "{e}");
+        let e = RuleSet::from_text(
+            "SecRule ARGS \"@rx a\" \"id:1\"\nSecRule ARGS \"@rx a\" \"id:1\"",
+            "z",
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("duplicate") && e.line == 2, "{e}");
+        assert!(RuleSet::from_text("SecRule ARGS \"@rx a\" \"id:1,chain\"", "z").is_err());
+        assert!(RuleSet::from_text("Include /nonexistent/*.conf", "z")
+            .unwrap_err()
+            .reason
+            .contains("no file"));
+    }
+
+    #[test]
+    fn remove_and_update_by_id() {
+        let rs = RuleSet::from_text(
+            "SecRule ARGS \"@rx a\" \"id:1\"\nSecRule ARGS \"@rx a\" \"id:2,tag:x\"\nSecRuleRemoveById 1\n\
+             SecRuleUpdateTargetById 2 \"!ARGS:foo|REQUEST_URI\"\nSecRuleRemoveByTag y\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(rs.rule_ids().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(rs.rules[0].targets.len(), 2);
+        assert_eq!(rs.rules[0].targets[0].exclusions.len(), 1);
+        assert!(RuleSet::from_text("SecRuleUpdateTargetById 5 ARGS", "t").is_err());
+    }
+}

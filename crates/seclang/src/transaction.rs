@@ -1,0 +1,1238 @@
+//! A transaction: one request/response pair, driven phase by phase by the embedding server.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, SetVarOp};
+use crate::body::multipart::{FilePart, Flags};
+use crate::body::{json, multipart, urlencoded, xml, Pair};
+use crate::cache::TransformCache;
+use crate::macros::Macro;
+use crate::operators::{parse_int, BuildContext, Captures, Operator};
+use crate::rule::{Rule, RuleOperator};
+use crate::ruleset::{RuleSet, Step};
+use crate::variables::{Selector, Target, Var, VarRef};
+
+/// Connection facts the server knows before the request line.
+#[derive(Debug, Clone, Default)]
+pub struct TxInput {
+    pub remote_addr: String,
+    pub remote_port: u16,
+    pub server_addr: String,
+    pub server_port: u16,
+    pub server_name: String,
+    pub unique_id: String,
+}
+
+/// What the server must do to the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intervention {
+    pub status: u16,
+    pub redirect: Option<String>,
+    /// Close the connection without a response.
+    pub drop: bool,
+    pub rule_id: u32,
+    pub phase: u8,
+}
+
+/// A rule (chain) that matched, with what it logged.
+#[derive(Debug, Clone)]
+pub struct MatchedRule {
+    pub id: u32,
+    pub phase: u8,
+    pub msg: String,
+    pub logdata: String,
+    pub tags: Vec<String>,
+    pub severity: Option<u8>,
+    pub matched_var_name: String,
+    pub matched_var: Vec<u8>,
+    pub disruptive: Disruptive,
+    /// Whether the rule logs (`log`, the default, vs `nolog`).
+    pub log: bool,
+}
+
+/// CRS anomaly scores as the rules left them in TX.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnomalyScores {
+    pub inbound: i64,
+    pub outbound: i64,
+}
+
+type Store = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A matched value: variable name, transformed value, capture groups.
+type Hit = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
+
+#[derive(Debug, Default)]
+struct Request {
+    method: Vec<u8>,
+    uri_raw: Vec<u8>,
+    uri: Vec<u8>,
+    protocol: Vec<u8>,
+    line: Vec<u8>,
+    query: Vec<u8>,
+    filename: Vec<u8>,
+    basename: Vec<u8>,
+    headers: Vec<Pair>,
+    cookies: Vec<Pair>,
+    args_get: Vec<Pair>,
+    args_post: Vec<Pair>,
+    body: Vec<u8>,
+    body_len: usize,
+    body_truncated: bool,
+    files: Vec<FilePart>,
+    part_headers: Vec<Pair>,
+    mp_flags: Flags,
+    mp_seen: bool,
+    reqbody_error: Option<String>,
+    processor: Option<String>,
+    urlencoded_error: bool,
+    xml_texts: Vec<u8>,
+    xml_attrs: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+struct Response {
+    status: u16,
+    protocol: Vec<u8>,
+    headers: Vec<Pair>,
+    body: Vec<u8>,
+    body_truncated: bool,
+}
+
+/// Everything rules read; split from the cache so both can be borrowed at once.
+#[derive(Debug, Default)]
+struct Data {
+    input: TxInput,
+    req: Request,
+    resp: Response,
+    tx: Store,
+    persistent: [Store; 5],
+    env: Store,
+    matched_var: (Vec<u8>, Vec<u8>),
+    matched_vars: Vec<Pair>,
+    highest_severity: Option<u8>,
+    rule_id: u32,
+}
+
+/// One request/response evaluation against a shared [`RuleSet`].
+pub struct Transaction {
+    rs: Arc<RuleSet>,
+    data: Data,
+    cache: TransformCache,
+    start: Instant,
+    mode: EngineMode,
+    body_access: bool,
+    force_body_var: bool,
+    response_body_access: bool,
+    removed_ids: Vec<IdRange>,
+    removed_tags: Vec<String>,
+    removed_msgs: Vec<String>,
+    removed_targets_by_id: Vec<(Vec<IdRange>, VarRef)>,
+    removed_targets_by_tag: Vec<(String, VarRef)>,
+    /// Phases up to and including this one are skipped (`allow`).
+    allow_through: u8,
+    intervention: Option<Intervention>,
+    matched: Vec<MatchedRule>,
+    phases_done: u8,
+}
+
+impl RuleSet {
+    /// Start a transaction.
+    pub fn transaction(self: &Arc<Self>, input: TxInput) -> Transaction {
+        Transaction {
+            mode: self.config.engine,
+            body_access: self.config.request_body_access,
+            response_body_access: self.config.response_body_access,
+            rs: Arc::clone(self),
+            data: Data {
+                input,
+                ..Data::default()
+            },
+            cache: TransformCache::default(),
+            start: Instant::now(),
+            force_body_var: false,
+            removed_ids: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_msgs: Vec::new(),
+            removed_targets_by_id: Vec::new(),
+            removed_targets_by_tag: Vec::new(),
+            allow_through: 0,
+            intervention: None,
+            matched: Vec::new(),
+            phases_done: 0,
+        }
+    }
+}
+
+/// Percent-decode when every escape is valid; otherwise keep the raw bytes.
+fn path_decode(p: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.len());
+    let mut i = 0;
+    while i < p.len() {
+        if p[i] == b'%' {
+            match crate::transformations::hex_pair(&p[i + 1..]) {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => return p.to_vec(),
+            }
+        }
+        out.push(p[i]);
+        i += 1;
+    }
+    out
+}
+
+fn header<'a>(headers: &'a [Pair], name: &[u8]) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
+fn flag(b: bool) -> &'static [u8] {
+    if b {
+        b"1"
+    } else {
+        b"0"
+    }
+}
+
+impl Transaction {
+    // ----- request input -----
+
+    /// The request line as received: method, request target, protocol (`HTTP/1.1`).
+    pub fn set_request_line(&mut self, method: &[u8], uri: &[u8], protocol: &[u8]) {
+        let r = &mut self.data.req;
+        r.method = method.to_vec();
+        r.uri_raw = uri.to_vec();
+        r.protocol = protocol.to_vec();
+        r.line = [method, b" ", uri].concat();
+        if !protocol.is_empty() {
+            r.line.push(b' ');
+            r.line.extend_from_slice(protocol);
+        }
+        // Absolute-form targets: REQUEST_URI keeps only path and query.
+        let mut rel = uri;
+        if let Some(p) = memchr::memmem::find(uri, b"://") {
+            if uri[..p].iter().all(u8::is_ascii_alphabetic) {
+                let after = &uri[p + 3..];
+                rel = after
+                    .iter()
+                    .position(|&c| c == b'/' || c == b'?')
+                    .map_or(&b""[..], |i| &after[i..]);
+            }
+        }
+        r.uri = rel.to_vec();
+        let (path, query) = match memchr::memchr(b'?', rel) {
+            Some(q) => (&rel[..q], &rel[q + 1..]),
+            None => (rel, &b""[..]),
+        };
+        let path = path.split(|&c| c == b'#').next().unwrap_or(b"");
+        r.query = query.to_vec();
+        r.filename = path_decode(path);
+        r.basename = r
+            .filename
+            .rsplit(|&c| c == b'/')
+            .next()
+            .unwrap_or(b"")
+            .to_vec();
+        r.args_get.clear();
+        r.urlencoded_error |= urlencoded::parse(query, &mut r.args_get);
+    }
+
+    pub fn add_request_header(&mut self, name: &[u8], value: &[u8]) {
+        self.data.req.headers.push((name.to_vec(), value.to_vec()));
+    }
+
+    /// Phase 1.
+    pub fn process_request_headers(&mut self) -> Option<Intervention> {
+        let r = &mut self.data.req;
+        for (n, v) in &r.headers {
+            if n.eq_ignore_ascii_case(b"cookie") {
+                for c in v.split(|&c| c == b';') {
+                    let c = c.trim_ascii();
+                    if c.is_empty() {
+                        continue;
+                    }
+                    match memchr::memchr(b'=', c) {
+                        Some(eq) => r
+                            .cookies
+                            .push((c[..eq].trim_ascii().to_vec(), c[eq + 1..].to_vec())),
+                        None => r.cookies.push((c.to_vec(), Vec::new())),
+                    }
+                }
+            }
+        }
+        let ct = header(&r.headers, b"content-type")
+            .unwrap_or(b"")
+            .to_ascii_lowercase();
+        let mime = ct.split(|&c| c == b';').next().unwrap_or(b"").trim_ascii();
+        r.processor = match mime {
+            b"application/x-www-form-urlencoded" => Some("URLENCODED".into()),
+            b"multipart/form-data" => Some("MULTIPART".into()),
+            b"application/json" => Some("JSON".into()),
+            m if m.ends_with(b"+json") => Some("JSON".into()),
+            b"text/xml" | b"application/xml" => Some("XML".into()),
+            m if m.ends_with(b"+xml") => Some("XML".into()),
+            _ => None,
+        };
+        self.run_phase(1)
+    }
+
+    /// Append request body bytes (may be called repeatedly).
+    pub fn append_request_body(&mut self, bytes: &[u8]) {
+        let limit = self.rs.config.request_body_limit;
+        let r = &mut self.data.req;
+        r.body_len += bytes.len();
+        let room = limit.saturating_sub(r.body.len());
+        if bytes.len() > room {
+            r.body_truncated = true;
+        }
+        r.body.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// Phase 2: parse the body with the selected processor, then run the rules.
+    pub fn process_request_body(&mut self) -> Option<Intervention> {
+        if let Some(i) = &self.intervention {
+            return Some(i.clone());
+        }
+        let cfg = &self.rs.config;
+        let over_no_files = self.data.req.processor.as_deref() != Some("MULTIPART")
+            && self.data.req.body_len > cfg.request_body_no_files_limit;
+        if (self.data.req.body_truncated || over_no_files)
+            && cfg.request_body_limit_reject
+            && self.mode == EngineMode::On
+        {
+            let iv = Intervention {
+                status: 413,
+                redirect: None,
+                drop: false,
+                rule_id: 0,
+                phase: 2,
+            };
+            self.intervention = Some(iv.clone());
+            return Some(iv);
+        }
+        if self.body_access {
+            self.parse_body();
+        }
+        self.run_phase(2)
+    }
+
+    fn parse_body(&mut self) {
+        let limit = self.rs.config.arguments_limit;
+        let r = &mut self.data.req;
+        if r.body.is_empty() {
+            return;
+        }
+        let body = std::mem::take(&mut r.body);
+        match r.processor.as_deref() {
+            Some("URLENCODED") => r.urlencoded_error |= urlencoded::parse(&body, &mut r.args_post),
+            Some("JSON") => {
+                if let Err(e) = json::parse(&body, &mut r.args_post) {
+                    r.reqbody_error = Some(e);
+                }
+            }
+            Some("XML") => match xml::parse(&body) {
+                Ok(doc) => {
+                    r.xml_texts = doc.texts.concat();
+                    r.xml_attrs = doc.attrs;
+                }
+                Err(e) => r.reqbody_error = Some(e),
+            },
+            Some("MULTIPART") => {
+                let ct = header(&r.headers, b"content-type").unwrap_or(b"").to_vec();
+                let m = multipart::parse(&ct, &body, 100);
+                r.args_post.extend(m.args);
+                r.files = m.files;
+                r.part_headers = m.part_headers;
+                r.mp_flags = m.flags;
+                r.mp_seen = true;
+                if let Some(e) = m.error {
+                    r.reqbody_error = Some(e);
+                }
+            }
+            _ => {}
+        }
+        if r.args_get.len() + r.args_post.len() > limit {
+            r.args_post.truncate(limit.saturating_sub(r.args_get.len()));
+            r.reqbody_error
+                .get_or_insert_with(|| "too many arguments".into());
+        }
+        r.body = body;
+    }
+
+    // ----- response input -----
+
+    pub fn set_response_status(&mut self, status: u16, protocol: &[u8]) {
+        self.data.resp.status = status;
+        self.data.resp.protocol = protocol.to_vec();
+    }
+
+    pub fn add_response_header(&mut self, name: &[u8], value: &[u8]) {
+        self.data.resp.headers.push((name.to_vec(), value.to_vec()));
+    }
+
+    /// Phase 3.
+    pub fn process_response_headers(&mut self) -> Option<Intervention> {
+        if let Some(i) = &self.intervention {
+            return Some(i.clone());
+        }
+        self.run_phase(3)
+    }
+
+    /// Whether phase 4 will look at the body (access on, MIME type listed): the server can
+    /// skip buffering otherwise.
+    pub fn wants_response_body(&self) -> bool {
+        if !self.response_body_access {
+            return false;
+        }
+        let ct = header(&self.data.resp.headers, b"content-type")
+            .unwrap_or(b"")
+            .to_ascii_lowercase();
+        let mime = ct.split(|&c| c == b';').next().unwrap_or(b"").trim_ascii();
+        self.rs
+            .config
+            .response_body_mime_types
+            .iter()
+            .any(|m| m.as_bytes() == mime)
+    }
+
+    pub fn append_response_body(&mut self, bytes: &[u8]) {
+        let limit = self.rs.config.response_body_limit;
+        let b = &mut self.data.resp;
+        let room = limit.saturating_sub(b.body.len());
+        b.body_truncated |= bytes.len() > room;
+        b.body.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// Phase 4.
+    pub fn process_response_body(&mut self) -> Option<Intervention> {
+        if let Some(i) = &self.intervention {
+            return Some(i.clone());
+        }
+        if !self.wants_response_body() {
+            self.data.resp.body.clear();
+        }
+        self.run_phase(4)
+    }
+
+    /// Phase 5 (never intervenes).
+    pub fn process_logging(&mut self) {
+        let saved = self.allow_through;
+        self.allow_through = 0;
+        let _ = self.run_phase(5);
+        self.allow_through = saved;
+    }
+
+    // ----- results -----
+
+    /// All rules that matched so far, in order (logging and `nolog` ones).
+    pub fn matched_rules(&self) -> &[MatchedRule] {
+        &self.matched
+    }
+
+    pub fn intervention(&self) -> Option<&Intervention> {
+        self.intervention.as_ref()
+    }
+
+    /// A TX variable (key case-insensitive).
+    pub fn tx_var(&self, name: &str) -> Option<&[u8]> {
+        self.data
+            .tx
+            .get(name.to_ascii_lowercase().as_bytes())
+            .map(Vec::as_slice)
+    }
+
+    /// CRS anomaly scores (v4 `blocking_*_anomaly_score`, else v3 `*_anomaly_score`).
+    pub fn anomaly_scores(&self) -> AnomalyScores {
+        let get = |a: &str, b: &str| {
+            self.tx_var(a)
+                .or_else(|| self.tx_var(b))
+                .map_or(0, parse_int)
+        };
+        AnomalyScores {
+            inbound: get("blocking_inbound_anomaly_score", "inbound_anomaly_score"),
+            outbound: get("blocking_outbound_anomaly_score", "outbound_anomaly_score"),
+        }
+    }
+
+    /// The engine mode in force (after `ctl:ruleEngine`).
+    pub fn engine_mode(&self) -> EngineMode {
+        self.mode
+    }
+
+    // ----- rule evaluation -----
+
+    fn run_phase(&mut self, phase: u8) -> Option<Intervention> {
+        self.phases_done = self.phases_done.max(phase);
+        if self.mode == EngineMode::Off || phase <= self.allow_through {
+            return None;
+        }
+        let rs = Arc::clone(&self.rs);
+        let steps = &rs.phases[phase as usize];
+        let mut i = 0;
+        let mut skip = 0u32;
+        while i < steps.len() {
+            let Step::Rule {
+                rule: ri,
+                skip_after,
+            } = steps[i]
+            else {
+                i += 1;
+                continue;
+            };
+            i += 1;
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let rule = &rs.rules[ri];
+            if self.is_removed(rule) || !self.eval_chain(&rs, ri, rule) {
+                continue;
+            }
+            let disruptive = match rule.disruptive {
+                Disruptive::Block => rule
+                    .defaults
+                    .as_ref()
+                    .and_then(|d| d.disruptive)
+                    .filter(|d| *d != Disruptive::Block)
+                    .unwrap_or(Disruptive::Pass),
+                d => d,
+            };
+            self.on_match(rule, phase, disruptive);
+            if let Some(to) = skip_after {
+                i = to;
+            } else if rule.actions.skip > 0 {
+                skip = rule.actions.skip;
+            }
+            match disruptive {
+                Disruptive::Pass | Disruptive::Block => {}
+                Disruptive::Allow(scope) => {
+                    self.allow_through = match scope {
+                        AllowScope::All => 4,
+                        AllowScope::Request => 2,
+                        AllowScope::Phase => phase,
+                    };
+                    return None;
+                }
+                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect => {
+                    if self.mode != EngineMode::On {
+                        continue;
+                    }
+                    let redirect = rule
+                        .actions
+                        .redirect
+                        .as_ref()
+                        .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned());
+                    let status = match disruptive {
+                        Disruptive::Redirect => rule
+                            .status
+                            .filter(|s| [301, 302, 303, 307].contains(s))
+                            .unwrap_or(302),
+                        Disruptive::Drop => 0,
+                        _ => rule.status.unwrap_or(403),
+                    };
+                    let iv = Intervention {
+                        status,
+                        redirect,
+                        drop: disruptive == Disruptive::Drop,
+                        rule_id: rule.id,
+                        phase,
+                    };
+                    self.intervention = Some(iv.clone());
+                    return Some(iv);
+                }
+            }
+        }
+        None
+    }
+
+    fn is_removed(&self, rule: &Rule) -> bool {
+        self.removed_ids.iter().any(|r| r.contains(rule.id))
+            || self.removed_tags.iter().any(|t| rule.has_tag(t))
+            || (!self.removed_msgs.is_empty()
+                && rule
+                    .actions
+                    .msg
+                    .as_ref()
+                    .and_then(|m| m.as_literal())
+                    .is_some_and(|m| self.removed_msgs.iter().any(|x| x.as_bytes() == m)))
+    }
+
+    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule) -> bool {
+        self.data.matched_vars.clear();
+        self.data.rule_id = rule.id;
+        let mut link = rule;
+        let mut first = true;
+        loop {
+            if !self.eval_link(rs, idx, rule, link, first) {
+                return false;
+            }
+            first = false;
+            match &link.chained {
+                Some(next) => link = next,
+                None => return true,
+            }
+        }
+    }
+
+    fn target_removed(&self, starter: &Rule, var: Var, key: &[u8]) -> bool {
+        self.removed_targets_by_id
+            .iter()
+            .any(|(ids, t)| t.covers(var, key) && ids.iter().any(|r| r.contains(starter.id)))
+            || self
+                .removed_targets_by_tag
+                .iter()
+                .any(|(tag, t)| t.covers(var, key) && starter.has_tag(tag))
+    }
+
+    fn eval_link(
+        &mut self,
+        rs: &RuleSet,
+        idx: usize,
+        starter: &Rule,
+        link: &Rule,
+        first: bool,
+    ) -> bool {
+        let built;
+        let op: &dyn Operator = match &link.operator {
+            RuleOperator::Always => return true,
+            RuleOperator::Static(o) => &**o,
+            RuleOperator::Dynamic {
+                build,
+                param,
+                base_dir,
+            } => {
+                let p = self.expand(param);
+                let mut notices = Vec::new();
+                let mut ctx = BuildContext {
+                    base_dir,
+                    notices: &mut notices,
+                };
+                match build(&String::from_utf8_lossy(&p), &mut ctx) {
+                    Ok(o) => {
+                        built = o;
+                        &*built
+                    }
+                    Err(_) => return false,
+                }
+            }
+        };
+        let chain = link.chain_id();
+        let multi = link.actions.multi_match;
+        let use_prefilter = first && matches!(link.operator, RuleOperator::Static(_));
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut caps = Captures {
+            wanted: link.actions.capture,
+            groups: Vec::new(),
+        };
+        let cache = &mut self.cache;
+        let data = &self.data;
+        for t in &link.targets {
+            visit(data, t, &mut |var, key, raw, slot| {
+                if t.exclusions.iter().any(|s| s.selects(key)) {
+                    return;
+                }
+                let check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<_>| {
+                    if use_prefilter && !link.negated && !rs.prefilter.may_match(idx, v) {
+                        return false;
+                    }
+                    if op.matches(v, caps) != link.negated {
+                        hits.push((
+                            var_name(var, key),
+                            v.to_vec(),
+                            std::mem::take(&mut caps.groups),
+                        ));
+                        return true;
+                    }
+                    false
+                };
+                if multi {
+                    if check(raw, &mut caps, &mut hits) {
+                        return;
+                    }
+                    for &c in &link.chain_ids {
+                        let v = cache.get(&rs.chains, slot, raw, Some(c));
+                        if check(v, &mut caps, &mut hits) {
+                            return;
+                        }
+                    }
+                } else {
+                    let v = cache.get(&rs.chains, slot, raw, chain);
+                    check(v, &mut caps, &mut hits);
+                }
+            });
+        }
+        // Runtime target removals (ctl:ruleRemoveTarget*) apply to the starter's id and tags.
+        if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
+            hits.retain(|(name, _, _)| {
+                let (var, key) = split_var_name(name);
+                !self.target_removed(starter, var, key)
+            });
+        }
+        let Some(last) = hits.last() else {
+            return false;
+        };
+        self.data.matched_var = (last.0.clone(), last.1.clone());
+        if link.actions.capture {
+            if let Some((_, _, groups)) = hits.iter().rev().find(|h| !h.2.is_empty()) {
+                for (i, g) in groups.iter().enumerate() {
+                    self.data.tx.insert(i.to_string().into_bytes(), g.clone());
+                }
+            }
+        }
+        for (n, v, _) in hits {
+            self.data.matched_vars.push((n, v));
+        }
+        true
+    }
+
+    fn on_match(&mut self, rule: &Rule, phase: u8, disruptive: Disruptive) {
+        let mut link = Some(rule);
+        while let Some(l) = link {
+            for e in &l.actions.exec {
+                self.exec(e);
+            }
+            link = l.chained.as_deref();
+        }
+        if let Some(s) = rule.actions.severity {
+            self.data.highest_severity = Some(self.data.highest_severity.map_or(s, |h| h.min(s)));
+        }
+        let msg = rule
+            .actions
+            .msg
+            .as_ref()
+            .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
+            .unwrap_or_default();
+        let logdata = rule
+            .actions
+            .logdata
+            .as_ref()
+            .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
+            .unwrap_or_default();
+        self.matched.push(MatchedRule {
+            id: rule.id,
+            phase,
+            msg,
+            logdata,
+            tags: rule.actions.tags.clone(),
+            severity: rule.actions.severity,
+            matched_var_name: String::from_utf8_lossy(&self.data.matched_var.0).into_owned(),
+            matched_var: self.data.matched_var.1.clone(),
+            disruptive,
+            log: rule.log,
+        });
+    }
+
+    fn exec(&mut self, e: &Exec) {
+        match e {
+            Exec::SetVar(sv) => {
+                let name = self.expand(&sv.name).to_ascii_lowercase();
+                let value = match &sv.op {
+                    SetVarOp::Set(m) | SetVarOp::Add(m) | SetVarOp::Sub(m) => self.expand(m),
+                    SetVarOp::Delete => Vec::new(),
+                };
+                let store = self.store_mut(sv.collection);
+                match &sv.op {
+                    SetVarOp::Delete => {
+                        store.remove(&name);
+                    }
+                    SetVarOp::Set(_) => {
+                        store.insert(name, value);
+                    }
+                    SetVarOp::Add(_) | SetVarOp::Sub(_) => {
+                        let cur = store.get(&name).map_or(0, |v| parse_int(v));
+                        let delta = parse_int(&value);
+                        let n = if matches!(sv.op, SetVarOp::Add(_)) {
+                            cur.saturating_add(delta)
+                        } else {
+                            cur.saturating_sub(delta)
+                        };
+                        store.insert(name, n.to_string().into_bytes());
+                    }
+                }
+            }
+            Exec::Ctl(c) => match c {
+                Ctl::RuleEngine(m) => self.mode = *m,
+                Ctl::RuleRemoveById(r) => self.removed_ids.extend_from_slice(r),
+                Ctl::RuleRemoveByTag(t) => self.removed_tags.push(t.clone()),
+                Ctl::RuleRemoveByMsg(m) => self.removed_msgs.push(m.clone()),
+                Ctl::RuleRemoveTargetById(ids, t) => {
+                    self.removed_targets_by_id.push((ids.clone(), t.clone()))
+                }
+                Ctl::RuleRemoveTargetByTag(tag, t) => {
+                    self.removed_targets_by_tag.push((tag.clone(), t.clone()))
+                }
+                Ctl::RuleRemoveTargetByMsg(..) | Ctl::Audit | Ctl::RequestBodyLimit(_) => {}
+                Ctl::RequestBodyProcessor(p) => self.data.req.processor = Some(p.clone()),
+                Ctl::RequestBodyAccess(b) => self.body_access = *b,
+                Ctl::ResponseBodyAccess(b) => self.response_body_access = *b,
+                Ctl::ForceRequestBodyVariable(b) => self.force_body_var = *b,
+            },
+            Exec::SetEnv(n, v) => {
+                let n = self.expand(n).to_ascii_lowercase();
+                let v = self.expand(v);
+                self.data.env.insert(n, v);
+            }
+            Exec::Noop => {}
+        }
+    }
+
+    fn store_mut(&mut self, v: Var) -> &mut Store {
+        match v {
+            Var::Ip => &mut self.data.persistent[0],
+            Var::Global => &mut self.data.persistent[1],
+            Var::Session => &mut self.data.persistent[2],
+            Var::User => &mut self.data.persistent[3],
+            Var::Resource => &mut self.data.persistent[4],
+            _ => &mut self.data.tx,
+        }
+    }
+
+    fn expand(&self, m: &Macro) -> Vec<u8> {
+        let rs = &self.rs;
+        let data = &self.data;
+        let elapsed = self.start.elapsed().as_micros() as u64;
+        m.expand(&mut |var, key, out| {
+            if var == Var::Rule {
+                let rule = rs.rules.iter().find(|r| r.id == data.rule_id);
+                match (key, rule) {
+                    (Some(b"id"), _) => out.extend_from_slice(data.rule_id.to_string().as_bytes()),
+                    (Some(b"msg"), Some(r)) => {
+                        if let Some(l) = r.actions.msg.as_ref().and_then(|m| m.as_literal()) {
+                            out.extend_from_slice(l)
+                        }
+                    }
+                    (Some(b"severity"), Some(r)) => out.extend_from_slice(
+                        r.actions
+                            .severity
+                            .map(|s| s.to_string())
+                            .unwrap_or_default()
+                            .as_bytes(),
+                    ),
+                    (Some(b"ver"), Some(r)) => {
+                        out.extend_from_slice(r.actions.ver.clone().unwrap_or_default().as_bytes())
+                    }
+                    (Some(b"phase"), Some(r)) => {
+                        out.extend_from_slice(r.phase.to_string().as_bytes())
+                    }
+                    _ => {}
+                }
+                return;
+            }
+            if var == Var::Duration {
+                out.extend_from_slice(elapsed.to_string().as_bytes());
+                return;
+            }
+            let target = Target {
+                var,
+                selector: key.map_or(Selector::All, |k| Selector::Key(k.to_vec())),
+                count: false,
+                exclusions: Vec::new(),
+            };
+            let mut done = false;
+            visit(data, &target, &mut |_, _, v, _| {
+                if !done {
+                    out.extend_from_slice(v);
+                    done = true;
+                }
+            });
+        })
+    }
+}
+
+/// `VAR:key` (or `VAR` for scalars) as MATCHED_VAR_NAME shows it.
+fn var_name(var: Var, key: &[u8]) -> Vec<u8> {
+    let mut n = var.name().as_bytes().to_vec();
+    if !key.is_empty() {
+        n.push(b':');
+        n.extend_from_slice(key);
+    }
+    n
+}
+
+fn split_var_name(n: &[u8]) -> (Var, &[u8]) {
+    let (name, key) = match memchr::memchr(b':', n) {
+        Some(i) => (&n[..i], &n[i + 1..]),
+        None => (n, &b""[..]),
+    };
+    let var = Var::from_name(&String::from_utf8_lossy(name)).map_or(Var::Tx, |(v, _)| v);
+    (var, key)
+}
+
+/// Cache slot for value `i` of `var`: only request/response data that never changes once
+/// set is cached.
+fn slot(var: Var, i: usize) -> Option<u32> {
+    Some(((var as u32) << 24) | (i as u32 & 0xff_ffff))
+}
+
+type Visitor<'v> = dyn FnMut(Var, &[u8], &[u8], Option<u32>) + 'v;
+
+/// Call `f(var, key, value, cache slot)` for every value `t` selects (or once with the
+/// count for `&` targets).
+fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
+    if t.count {
+        let mut n = 0usize;
+        visit(
+            d,
+            &Target {
+                count: false,
+                ..t.clone()
+            },
+            &mut |_, _, _, _| n += 1,
+        );
+        f(t.var, b"", n.to_string().as_bytes(), None);
+        return;
+    }
+    let sel = &t.selector;
+    let pairs =
+        |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut Visitor<'_>| {
+            for (i, (k, v)) in ps.iter().enumerate() {
+                if sel.selects(k) {
+                    if names {
+                        f(var, k, k, slot(slot_var, base + i));
+                    } else {
+                        f(var, k, v, slot(slot_var, base + i));
+                    }
+                }
+            }
+        };
+    let r = &d.req;
+    let scalar = |f: &mut Visitor<'_>, v: &[u8], cache: bool| {
+        f(t.var, b"", v, if cache { slot(t.var, 0) } else { None })
+    };
+    match t.var {
+        Var::Args => {
+            pairs(Var::Args, Var::ArgsGet, &r.args_get, false, 0, f);
+            pairs(Var::Args, Var::ArgsPost, &r.args_post, false, 0, f);
+        }
+        Var::ArgsGet => pairs(Var::ArgsGet, Var::ArgsGet, &r.args_get, false, 0, f),
+        Var::ArgsPost => pairs(Var::ArgsPost, Var::ArgsPost, &r.args_post, false, 0, f),
+        Var::ArgsNames => {
+            pairs(Var::ArgsNames, Var::ArgsGetNames, &r.args_get, true, 0, f);
+            pairs(Var::ArgsNames, Var::ArgsPostNames, &r.args_post, true, 0, f);
+        }
+        Var::ArgsGetNames => pairs(
+            Var::ArgsGetNames,
+            Var::ArgsGetNames,
+            &r.args_get,
+            true,
+            0,
+            f,
+        ),
+        Var::ArgsPostNames => pairs(
+            Var::ArgsPostNames,
+            Var::ArgsPostNames,
+            &r.args_post,
+            true,
+            0,
+            f,
+        ),
+        Var::ArgsCombinedSize => {
+            let n: usize = r
+                .args_get
+                .iter()
+                .chain(&r.args_post)
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            scalar(f, n.to_string().as_bytes(), false)
+        }
+        Var::RequestHeaders => pairs(
+            Var::RequestHeaders,
+            Var::RequestHeaders,
+            &r.headers,
+            false,
+            0,
+            f,
+        ),
+        Var::RequestHeadersNames => pairs(
+            Var::RequestHeadersNames,
+            Var::RequestHeadersNames,
+            &r.headers,
+            true,
+            0,
+            f,
+        ),
+        Var::RequestCookies => pairs(
+            Var::RequestCookies,
+            Var::RequestCookies,
+            &r.cookies,
+            false,
+            0,
+            f,
+        ),
+        Var::RequestCookiesNames => pairs(
+            Var::RequestCookiesNames,
+            Var::RequestCookiesNames,
+            &r.cookies,
+            true,
+            0,
+            f,
+        ),
+        Var::RequestUri => scalar(f, &r.uri, true),
+        Var::RequestUriRaw => scalar(f, &r.uri_raw, true),
+        Var::RequestFilename => scalar(f, &r.filename, true),
+        Var::RequestBasename => scalar(f, &r.basename, true),
+        Var::RequestLine => scalar(f, &r.line, true),
+        Var::RequestMethod => scalar(f, &r.method, true),
+        Var::RequestProtocol => scalar(f, &r.protocol, true),
+        Var::QueryString => scalar(f, &r.query, true),
+        Var::RequestBody => scalar(f, &r.body, false),
+        Var::RequestBodyLength => scalar(f, r.body.len().to_string().as_bytes(), false),
+        Var::FullRequestLength => scalar(
+            f,
+            (r.line.len()
+                + r.body.len()
+                + r.headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 4)
+                    .sum::<usize>())
+            .to_string()
+            .as_bytes(),
+            false,
+        ),
+        Var::FullRequest => {
+            let mut full = r.line.clone();
+            for (k, v) in &r.headers {
+                full.extend_from_slice(b"\r\n");
+                full.extend_from_slice(k);
+                full.extend_from_slice(b": ");
+                full.extend_from_slice(v);
+            }
+            full.extend_from_slice(b"\r\n\r\n");
+            full.extend_from_slice(&r.body);
+            scalar(f, &full, false)
+        }
+        Var::Files
+        | Var::FilesNames
+        | Var::FilesSizes
+        | Var::FilesTmpNames
+        | Var::FilesTmpContent => {
+            for (i, file) in r.files.iter().enumerate() {
+                if !sel.selects(&file.field) {
+                    continue;
+                }
+                let size;
+                let v: &[u8] = match t.var {
+                    Var::Files => &file.filename,
+                    Var::FilesNames => &file.field,
+                    Var::FilesSizes => {
+                        size = file.content.len().to_string();
+                        size.as_bytes()
+                    }
+                    Var::FilesTmpContent => &file.content,
+                    _ => b"",
+                };
+                f(
+                    t.var,
+                    &file.field,
+                    v,
+                    if t.var == Var::FilesSizes {
+                        None
+                    } else {
+                        slot(t.var, i)
+                    },
+                );
+            }
+        }
+        Var::FilesCombinedSize => scalar(
+            f,
+            r.files
+                .iter()
+                .map(|x| x.content.len())
+                .sum::<usize>()
+                .to_string()
+                .as_bytes(),
+            false,
+        ),
+        Var::MultipartFilename => {
+            if let Some(x) = r.files.last() {
+                scalar(f, &x.filename, false)
+            }
+        }
+        Var::MultipartName => {
+            if let Some(x) = r.files.last() {
+                scalar(f, &x.field, false)
+            }
+        }
+        Var::MultipartPartHeaders => pairs(
+            Var::MultipartPartHeaders,
+            Var::MultipartPartHeaders,
+            &r.part_headers,
+            false,
+            0,
+            f,
+        ),
+        Var::MultipartStrictError => scalar(
+            f,
+            flag(r.mp_flags.any() || (r.mp_seen && r.reqbody_error.is_some())),
+            false,
+        ),
+        Var::MultipartUnmatchedBoundary => scalar(f, flag(r.mp_flags.unmatched_boundary), false),
+        Var::MultipartBoundaryQuoted => scalar(f, flag(r.mp_flags.boundary_quoted), false),
+        Var::MultipartBoundaryWhitespace => scalar(f, flag(r.mp_flags.boundary_whitespace), false),
+        Var::MultipartDataBefore => scalar(f, flag(r.mp_flags.data_before), false),
+        Var::MultipartDataAfter => scalar(f, flag(r.mp_flags.data_after), false),
+        Var::MultipartHeaderFolding => scalar(f, flag(r.mp_flags.header_folding), false),
+        Var::MultipartLfLine => scalar(f, flag(r.mp_flags.lf_line), false),
+        Var::MultipartCrlfLfLines => {
+            scalar(f, flag(r.mp_flags.lf_line && r.mp_flags.crlf_line), false)
+        }
+        Var::MultipartMissingSemicolon => scalar(f, flag(r.mp_flags.missing_semicolon), false),
+        Var::MultipartInvalidQuoting => scalar(f, flag(r.mp_flags.invalid_quoting), false),
+        Var::MultipartInvalidPart => scalar(f, flag(r.mp_flags.invalid_part), false),
+        Var::MultipartInvalidHeaderFolding => {
+            scalar(f, flag(r.mp_flags.invalid_header_folding), false)
+        }
+        Var::MultipartFileLimitExceeded => scalar(f, flag(r.mp_flags.file_limit_exceeded), false),
+        Var::ReqbodyError => scalar(f, flag(r.reqbody_error.is_some()), false),
+        Var::ReqbodyProcessorError => scalar(f, flag(r.reqbody_error.is_some()), false),
+        Var::ReqbodyErrorMsg => scalar(
+            f,
+            r.reqbody_error.as_deref().unwrap_or("").as_bytes(),
+            false,
+        ),
+        Var::ReqbodyProcessor => {
+            if let Some(p) = &r.processor {
+                scalar(f, p.as_bytes(), false)
+            }
+        }
+        Var::InboundDataError => scalar(f, flag(r.body_truncated), false),
+        Var::OutboundDataError => scalar(f, flag(d.resp.body_truncated), false),
+        Var::UrlencodedError => scalar(f, flag(r.urlencoded_error), false),
+        Var::Xml => match &t.selector {
+            Selector::XPath(p) if p.contains('@') => {
+                for (i, a) in r.xml_attrs.iter().enumerate() {
+                    f(Var::Xml, p.as_bytes(), a, slot(Var::Xml, i + 1));
+                }
+            }
+            Selector::XPath(p) if !r.xml_texts.is_empty() => {
+                f(Var::Xml, p.as_bytes(), &r.xml_texts, slot(Var::Xml, 0))
+            }
+            _ => {}
+        },
+        Var::ResponseHeaders => pairs(
+            Var::ResponseHeaders,
+            Var::ResponseHeaders,
+            &d.resp.headers,
+            false,
+            0,
+            f,
+        ),
+        Var::ResponseHeadersNames => pairs(
+            Var::ResponseHeadersNames,
+            Var::ResponseHeadersNames,
+            &d.resp.headers,
+            true,
+            0,
+            f,
+        ),
+        Var::ResponseBody => scalar(f, &d.resp.body, false),
+        Var::ResponseStatus => scalar(f, d.resp.status.to_string().as_bytes(), false),
+        Var::ResponseProtocol => scalar(f, &d.resp.protocol, false),
+        Var::ResponseContentType => {
+            if let Some(v) = header(&d.resp.headers, b"content-type") {
+                scalar(f, v, false)
+            }
+        }
+        Var::ResponseContentLength => {
+            if let Some(v) = header(&d.resp.headers, b"content-length") {
+                scalar(f, v, false)
+            }
+        }
+        Var::StatusLine => scalar(
+            f,
+            format!(
+                "{} {}",
+                String::from_utf8_lossy(&d.resp.protocol),
+                d.resp.status
+            )
+            .as_bytes(),
+            false,
+        ),
+        Var::Tx => store(t.var, &d.tx, sel, f),
+        Var::Ip => store(t.var, &d.persistent[0], sel, f),
+        Var::Global => store(t.var, &d.persistent[1], sel, f),
+        Var::Session => store(t.var, &d.persistent[2], sel, f),
+        Var::User => store(t.var, &d.persistent[3], sel, f),
+        Var::Resource => store(t.var, &d.persistent[4], sel, f),
+        Var::Env => store(t.var, &d.env, sel, f),
+        Var::Geo | Var::Rule | Var::WebserverErrorLog | Var::RemoteUser | Var::AuthType => {}
+        Var::RemoteAddr => scalar(f, d.input.remote_addr.as_bytes(), false),
+        Var::RemoteHost => scalar(f, d.input.remote_addr.as_bytes(), false),
+        Var::RemotePort => scalar(f, d.input.remote_port.to_string().as_bytes(), false),
+        Var::ServerAddr => scalar(f, d.input.server_addr.as_bytes(), false),
+        Var::ServerName => scalar(f, d.input.server_name.as_bytes(), false),
+        Var::ServerPort => scalar(f, d.input.server_port.to_string().as_bytes(), false),
+        Var::UniqueId => scalar(f, d.input.unique_id.as_bytes(), false),
+        Var::MatchedVar => scalar(f, &d.matched_var.1, false),
+        Var::MatchedVarName => scalar(f, &d.matched_var.0, false),
+        Var::MatchedVars | Var::MatchedVarsNames => {
+            for (n, v) in &d.matched_vars {
+                let key = n.splitn(2, |&c| c == b':').nth(1).unwrap_or(b"");
+                if sel.selects(key) || sel.selects(n) {
+                    f(
+                        t.var,
+                        n,
+                        if t.var == Var::MatchedVars { v } else { n },
+                        None,
+                    );
+                }
+            }
+        }
+        Var::HighestSeverity => scalar(
+            f,
+            d.highest_severity
+                .map_or(255, u32::from)
+                .to_string()
+                .as_bytes(),
+            false,
+        ),
+        Var::Duration => {}
+        Var::Time
+        | Var::TimeDay
+        | Var::TimeEpoch
+        | Var::TimeHour
+        | Var::TimeMin
+        | Var::TimeMon
+        | Var::TimeSec
+        | Var::TimeWday
+        | Var::TimeYear => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let v = match t.var {
+                Var::TimeEpoch => secs,
+                Var::TimeSec => secs % 60,
+                Var::TimeMin => secs / 60 % 60,
+                Var::TimeHour => secs / 3600 % 24,
+                Var::TimeWday => (secs / 86400 + 4) % 7,
+                _ => secs,
+            };
+            scalar(f, v.to_string().as_bytes(), false)
+        }
+    }
+}
+
+fn store(var: Var, s: &Store, sel: &Selector, f: &mut Visitor<'_>) {
+    match sel {
+        Selector::Key(k) => {
+            if let Some(v) = s.get(k) {
+                f(var, k, v, None);
+            }
+        }
+        _ => {
+            for (k, v) in s {
+                if sel.selects(k) {
+                    f(var, k, v, None);
+                }
+            }
+        }
+    }
+}
