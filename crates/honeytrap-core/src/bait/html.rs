@@ -23,6 +23,7 @@
 //! - the hidden field: right after every `<form ...>` start tag, whatever its case.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use memchr::memchr;
 
@@ -91,7 +92,7 @@ pub struct HtmlRewriter {
     /// Last three bytes of the current comment, and how many it has (up to 3).
     recent: [u8; 3],
     comment_len: u8,
-    comment: Option<Box<[u8]>>,
+    comment: Option<Arc<[u8]>>,
     field: Option<Box<[u8]>>,
     report: Report,
 }
@@ -109,8 +110,9 @@ const RAW_TEXT: &[&[u8]] = &[
 
 impl HtmlRewriter {
     /// `comment` is inserted once (as given: include the newline or spacing you want);
-    /// `field` after every form start tag. `None` turns either off.
-    pub fn new(comment: Option<Box<[u8]>>, field: Option<Box<[u8]>>) -> HtmlRewriter {
+    /// `field` after every form start tag. `None` turns either off. The comment is shared by
+    /// all responses; the field holds this response's token.
+    pub fn new(comment: Option<Arc<[u8]>>, field: Option<Box<[u8]>>) -> HtmlRewriter {
         HtmlRewriter {
             state: State::Text,
             name: [0; NAME_CAP],
@@ -413,7 +415,7 @@ mod tests {
     const F: &str = "<input type=\"hidden\" name=\"form_nonce\" value=\"tok\">";
 
     fn rewriter() -> HtmlRewriter {
-        HtmlRewriter::new(Some(C.as_bytes().into()), Some(F.as_bytes().into()))
+        HtmlRewriter::new(Some(Arc::from(C.as_bytes())), Some(F.as_bytes().into()))
     }
 
     /// Feeds `input` in chunks ending at `cuts`, checking that each call emits its chunk.
@@ -707,7 +709,7 @@ mod tests {
         let mut out = Vec::new();
         r.feed_to_vec(page, &mut out);
         assert_eq!(out, format!("</head><body><form>{F}</form>").as_bytes());
-        let mut r = HtmlRewriter::new(Some(C.as_bytes().into()), None);
+        let mut r = HtmlRewriter::new(Some(Arc::from(C.as_bytes())), None);
         let mut out = Vec::new();
         r.feed_to_vec(page, &mut out);
         assert_eq!(out, format!("</head>{C}<body><form></form>").as_bytes());

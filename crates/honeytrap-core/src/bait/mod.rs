@@ -29,6 +29,7 @@ pub mod urlencoded;
 use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::event::{Attribution, Bait, Event, Kind, Limits, MitreRef};
@@ -110,7 +111,7 @@ pub struct Baits {
     tokens: Tokens,
     paths: DecoyPaths,
     robots: RobotsBait,
-    comment: Box<[u8]>,
+    comment: Arc<[u8]>,
     field: FormField,
     cookie: DecoyCookie,
 }
@@ -126,9 +127,9 @@ impl Baits {
         .map_err(BaitsError::Path)?;
         let robots = RobotsBait::new(paths.robots());
         let (comment_path, flavor) = paths.comment_path();
-        let comment = comment::developer_comment(secret, comment_path, flavor)
+        let comment: Arc<[u8]> = comment::developer_comment(secret, comment_path, flavor)
             .into_bytes()
-            .into_boxed_slice();
+            .into();
         let field =
             FormField::new(secret, settings.field_name.as_deref()).map_err(BaitsError::Name)?;
         let cookie = DecoyCookie::new(
@@ -401,7 +402,6 @@ impl Finding {
 mod tests {
     use super::*;
     use crate::event::Observer;
-    use std::sync::Arc;
     use std::time::UNIX_EPOCH;
 
     fn baits(settings: &Settings) -> Baits {
