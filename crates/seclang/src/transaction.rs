@@ -574,6 +574,11 @@ impl Transaction {
             if !self.eval_link(rs, idx, rule, link, first) {
                 return false;
             }
+            // ModSecurity runs a link's non-disruptive actions as soon as that link matches,
+            // so the next link can read what it set (CRS 920420 relies on this).
+            for e in &link.actions.exec {
+                self.exec(e);
+            }
             first = false;
             match &link.chained {
                 Some(next) => link = next,
@@ -694,13 +699,6 @@ impl Transaction {
     }
 
     fn on_match(&mut self, rule: &Rule, phase: u8, disruptive: Disruptive) {
-        let mut link = Some(rule);
-        while let Some(l) = link {
-            for e in &l.actions.exec {
-                self.exec(e);
-            }
-            link = l.chained.as_deref();
-        }
         if let Some(s) = rule.actions.severity {
             self.data.highest_severity = Some(self.data.highest_severity.map_or(s, |h| h.min(s)));
         }

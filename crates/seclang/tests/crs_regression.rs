@@ -160,17 +160,24 @@ fn build_request(input: &Input) -> Request {
         Some(v) => scalar(v).into_bytes(),
         None => Vec::new(),
     };
-    // go-ftw completes Content-Length for bodies unless told not to.
-    if input.autocomplete_headers != Some(false)
-        && !body.is_empty()
-        && !headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
-    {
-        headers.push((
-            b"Content-Length".to_vec(),
-            body.len().to_string().into_bytes(),
-        ));
+    // go-ftw completes a body's Content-Type (form-urlencoded) and Content-Length unless
+    // told not to.
+    let has = |hs: &[(Vec<u8>, Vec<u8>)], name: &[u8]| {
+        hs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    if input.autocomplete_headers != Some(false) && !body.is_empty() {
+        if !has(&headers, b"content-type") {
+            headers.push((
+                b"Content-Type".to_vec(),
+                b"application/x-www-form-urlencoded".to_vec(),
+            ));
+        }
+        if !has(&headers, b"content-length") {
+            headers.push((
+                b"Content-Length".to_vec(),
+                body.len().to_string().into_bytes(),
+            ));
+        }
     }
     Request {
         method: input
