@@ -1,23 +1,39 @@
-//! Directives and the per-location configuration they build.
+//! Directives and the configuration they build: `MainConf` (the `http` block: where events
+//! go) and `LocConf` (per server/location: what the sensor does there).
 
 use core::ffi::{c_char, c_void};
 use core::mem::offset_of;
 use core::ptr;
+use std::path::PathBuf;
 
+use honeytrap_core::sink::elasticsearch::ElasticsearchSettings;
+use honeytrap_core::sink::misp::MispSettings;
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_pool_cleanup_add,
-    ngx_pool_t, ngx_uint_t, NGX_CONF_FLAG, NGX_CONF_UNSET, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF,
+    ngx_command_t, ngx_conf_merge_path_value, ngx_conf_open_file, ngx_conf_post_t,
+    ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_open_file_t, ngx_path_init_t, ngx_path_t,
+    ngx_pool_t, ngx_str_t, ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_NOARGS,
+    NGX_CONF_TAKE1, NGX_CONF_UNSET, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
+    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
-use ngx::ngx_string;
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::{ngx_conf_log_error, ngx_string};
 
-use crate::guard;
+use crate::pool::allocate;
+use crate::{guard, Honeytrap};
+
+/// Events go here unless `honeytrap_events_file` says otherwise (relative to the prefix).
+const DEFAULT_EVENTS_FILE: &str = "logs/honeytrap_events.ndjson";
+/// Per-worker disk queues of the network sinks, created by nginx with the workers' owner.
+const DEFAULT_SPOOL_PATH: &str = "honeytrap_spool";
+const DEFAULT_QUEUE_SIZE: usize = 4096;
 
 /// Configuration of one `http`, `server` or `location` block.
 pub(crate) struct LocConf {
     /// `honeytrap on|off`; `NGX_CONF_UNSET` until set here or inherited by the merge.
     pub enabled: ngx_flag_t,
+    /// `honeytrap_decoy on|off`: every request here is an event and gets a decoy answer.
+    pub decoy: ngx_flag_t,
     #[cfg(feature = "test-hooks")]
     pub test_panic: crate::test_hooks::PanicPoint,
 }
@@ -26,6 +42,7 @@ impl Default for LocConf {
     fn default() -> Self {
         Self {
             enabled: NGX_CONF_UNSET as ngx_flag_t,
+            decoy: NGX_CONF_UNSET as ngx_flag_t,
             #[cfg(feature = "test-hooks")]
             test_panic: Default::default(),
         }
@@ -33,21 +50,176 @@ impl Default for LocConf {
 }
 
 impl LocConf {
+    /// The sensor watches this block: `honeytrap on`, or a decoy (which implies it).
     pub fn is_enabled(&self) -> bool {
-        self.enabled == 1
+        self.enabled == 1 || self.is_decoy()
+    }
+
+    pub fn is_decoy(&self) -> bool {
+        self.decoy == 1
     }
 
     /// Inherit what this block did not set from the enclosing one.
     fn merge(&mut self, parent: &LocConf) {
-        if self.enabled == NGX_CONF_UNSET as ngx_flag_t {
-            self.enabled = if parent.enabled == NGX_CONF_UNSET as ngx_flag_t {
-                0
-            } else {
-                parent.enabled
-            };
-        }
+        merge_flag(&mut self.enabled, parent.enabled);
+        merge_flag(&mut self.decoy, parent.decoy);
         #[cfg(feature = "test-hooks")]
         self.test_panic.merge(&parent.test_panic);
+    }
+}
+
+fn merge_flag(child: &mut ngx_flag_t, parent: ngx_flag_t) {
+    const UNSET: ngx_flag_t = NGX_CONF_UNSET as ngx_flag_t;
+    if *child == UNSET {
+        *child = if parent == UNSET { 0 } else { parent };
+    }
+}
+
+/// `honeytrap_events_file`.
+#[derive(Debug, Default)]
+pub(crate) enum EventsFile {
+    #[default]
+    Default,
+    Off,
+    Path(String),
+}
+
+/// Configuration of the `http` block: the event pipeline every worker runs.
+#[derive(Default)]
+pub(crate) struct MainConf {
+    /// Some block turned the sensor on: only then do workers open files and start a thread.
+    pub used: bool,
+    pub events_file: EventsFile,
+    /// The events file as nginx opened it in the master (null when off or unused).
+    pub events_open_file: *mut ngx_open_file_t,
+    pub elasticsearch: Option<ElasticsearchSettings>,
+    pub misp: Option<MispSettings>,
+    pub sensor: Option<String>,
+    pub queue_size: Option<usize>,
+    pub spool_path_name: Option<String>,
+    /// Registered with nginx so that it creates it for the workers' user.
+    pub spool_path: *mut ngx_path_t,
+}
+
+impl MainConf {
+    pub fn queue_size(&self) -> usize {
+        self.queue_size.unwrap_or(DEFAULT_QUEUE_SIZE)
+    }
+
+    pub fn spool_dir(&self) -> Option<PathBuf> {
+        // SAFETY: set by ngx_conf_merge_path_value to a path whose name lives in the cycle pool.
+        let path = unsafe { self.spool_path.as_ref()? };
+        Some(PathBuf::from(
+            String::from_utf8_lossy(path.name.as_bytes()).into_owned(),
+        ))
+    }
+
+    pub fn events_path(&self) -> Option<PathBuf> {
+        // SAFETY: the open file nginx returned lives as long as the cycle.
+        let file = unsafe { self.events_open_file.as_ref()? };
+        Some(PathBuf::from(
+            String::from_utf8_lossy(file.name.as_bytes()).into_owned(),
+        ))
+    }
+}
+
+pub(crate) extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    // SAFETY: nginx passes a valid configuration context to module callbacks.
+    let (log, pool) = unsafe { ((*cf).log, (*cf).pool) };
+    guard::run(log, "create_main_conf", ptr::null_mut, || {
+        allocate(pool, MainConf::default()).cast()
+    })
+}
+
+/// After the whole `http` block is read: open the events file and register the spool path,
+/// in the master, as nginx does for its own logs and temp paths.
+pub(crate) extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: nginx passes a valid configuration context to module callbacks.
+    let log = unsafe { (*cf).log };
+    guard::run(
+        log,
+        "init_main_conf",
+        || NGX_CONF_ERROR,
+        || {
+            // SAFETY: `conf` is the MainConf `create_main_conf` allocated.
+            let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+            if !mcf.used {
+                return NGX_CONF_OK;
+            }
+            let name = match &mcf.events_file {
+                EventsFile::Off => None,
+                EventsFile::Default => Some(DEFAULT_EVENTS_FILE),
+                EventsFile::Path(path) => Some(path.as_str()),
+            };
+            if let Some(name) = name {
+                // SAFETY: valid `cf`; nginx copies the name into the cycle pool.
+                match unsafe { open_events_file(cf, name) } {
+                    Ok(file) => mcf.events_open_file = file,
+                    Err(reason) => {
+                        ngx_conf_log_error!(NGX_LOG_EMERG, cf, "honeytrap_events_file: {reason}");
+                        return NGX_CONF_ERROR;
+                    }
+                }
+            }
+            if mcf.elasticsearch.is_some() || mcf.misp.is_some() {
+                let name = mcf.spool_path_name.as_deref().unwrap_or(DEFAULT_SPOOL_PATH);
+                // SAFETY: valid `cf`.
+                match unsafe { register_path(cf, name) } {
+                    Some(path) => mcf.spool_path = path,
+                    None => return NGX_CONF_ERROR,
+                }
+            }
+            NGX_CONF_OK
+        },
+    )
+}
+
+type FlushFn = unsafe extern "C" fn(*mut ngx_open_file_t, *mut ngx::ffi::ngx_log_t);
+
+/// # Safety
+/// `cf` must be a valid configuration context.
+unsafe fn open_events_file(
+    cf: *mut ngx_conf_t,
+    name: &str,
+) -> Result<*mut ngx_open_file_t, String> {
+    let mut name = pool_str(unsafe { (*cf).pool }, name).ok_or("out of memory")?;
+    // SAFETY: valid cycle; nginx opens the file in the master when the cycle starts.
+    let file = unsafe { ngx_conf_open_file((*cf).cycle, &mut name) };
+    // SAFETY: null or a live open-file entry of the cycle.
+    let entry = unsafe { file.as_mut() }.ok_or("cannot register the file")?;
+    let ours: FlushFn = crate::runtime::events_file_reopened;
+    if entry.flush.is_some_and(|f| !ptr::fn_addr_eq(f, ours)) {
+        return Err("the file is already used by another log".into());
+    }
+    // nginx calls `flush` on every open file right before it reopens them (`-s reopen`).
+    entry.flush = Some(crate::runtime::events_file_reopened);
+    Ok(file)
+}
+
+/// # Safety
+/// `cf` must be a valid configuration context.
+unsafe fn register_path(cf: *mut ngx_conf_t, name: &str) -> Option<*mut ngx_path_t> {
+    let mut init = ngx_path_init_t {
+        name: pool_str(unsafe { (*cf).pool }, name)?,
+        level: [0; 3],
+    };
+    let mut path: *mut ngx_path_t = ptr::null_mut();
+    // SAFETY: valid `cf`; `init` outlives the call, which copies what it keeps.
+    let rv = unsafe { ngx_conf_merge_path_value(cf, &mut path, ptr::null_mut(), &mut init) };
+    (rv.is_null() && !path.is_null()).then_some(path)
+}
+
+/// A NUL-terminated copy of `s` in `pool`, as nginx's file functions want.
+fn pool_str(pool: *mut ngx_pool_t, s: &str) -> Option<ngx_str_t> {
+    // SAFETY: a fresh allocation of len + 1 bytes, filled before use.
+    unsafe {
+        let data = ngx::ffi::ngx_pnalloc(pool, s.len() + 1).cast::<u8>();
+        if data.is_null() {
+            return None;
+        }
+        ptr::copy_nonoverlapping(s.as_ptr(), data, s.len());
+        *data.add(s.len()) = 0;
+        Some(ngx_str_t { len: s.len(), data })
     }
 }
 
@@ -80,33 +252,218 @@ pub(crate) extern "C" fn merge_loc_conf(
     )
 }
 
-/// Moves `value` into `pool`, dropped when the pool is destroyed; null when out of memory.
-fn allocate<T>(pool: *mut ngx_pool_t, value: T) -> *mut T {
-    // SAFETY: `pool` is a live pool; the cleanup's data is a fresh, aligned allocation of
-    // `size_of::<T>()` bytes that we initialise before anything can read it.
-    unsafe {
-        let cleanup = ngx_pool_cleanup_add(pool, core::mem::size_of::<T>());
-        if cleanup.is_null() {
-            return ptr::null_mut();
-        }
-        let p = (*cleanup).data.cast::<T>();
-        ptr::write(p, value);
-        (*cleanup).handler = Some(drop_value::<T>);
-        p
-    }
+/// The directive's arguments after its name, as UTF-8 (nginx config files are text).
+///
+/// # Safety
+/// `cf` must be the context of a directive handler.
+unsafe fn args<'a>(cf: *mut ngx_conf_t) -> Result<Vec<&'a str>, String> {
+    // SAFETY: nginx fills `cf->args` with the directive's words, name first.
+    let words = unsafe {
+        let args = &*(*cf).args;
+        core::slice::from_raw_parts(args.elts.cast::<ngx_str_t>(), args.nelts)
+    };
+    words[1..]
+        .iter()
+        .map(|w| core::str::from_utf8(w.as_bytes()).map_err(|_| "argument is not UTF-8".to_owned()))
+        .collect()
 }
 
-unsafe extern "C" fn drop_value<T>(data: *mut c_void) {
-    // SAFETY: registered by `allocate` for exactly one initialised `T`, run once by the pool.
-    unsafe { ptr::drop_in_place(data.cast::<T>()) }
+/// Runs a directive handler body: its error becomes an `emerg` with the file and line.
+fn directive(
+    cf: *mut ngx_conf_t,
+    name: &str,
+    body: impl FnOnce(Vec<&str>) -> Result<(), String>,
+) -> *mut c_char {
+    // SAFETY: nginx passes a valid configuration context to directive handlers.
+    let log = unsafe { (*cf).log };
+    guard::run(
+        log,
+        name,
+        || NGX_CONF_ERROR,
+        || {
+            // SAFETY: called from a directive handler.
+            let result = unsafe { args(cf) }.and_then(body);
+            match result {
+                Ok(()) => NGX_CONF_OK,
+                Err(reason) => {
+                    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{name}: {reason}");
+                    NGX_CONF_ERROR
+                }
+            }
+        },
+    )
 }
+
+/// The `http` block's MainConf while its directives are read.
+///
+/// # Safety
+/// `cf` must be the context of an `http`-level directive handler or callback.
+unsafe fn main_conf<'a>(cf: *mut ngx_conf_t) -> &'a mut MainConf {
+    // SAFETY: the module's main conf exists as soon as the `http` block is entered.
+    Honeytrap::main_conf_mut(unsafe { &*cf }).expect("honeytrap main conf")
+}
+
+fn cycle_prefix(cf: *mut ngx_conf_t) -> PathBuf {
+    // SAFETY: the cycle of a configuration context is valid while it is read.
+    let prefix = unsafe { (*(*cf).cycle).prefix };
+    PathBuf::from(String::from_utf8_lossy(prefix.as_bytes()).into_owned())
+}
+
+extern "C" fn set_events_file(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_events_file", |args| {
+        // SAFETY: http-level directive.
+        let mcf = unsafe { main_conf(cf) };
+        if !matches!(mcf.events_file, EventsFile::Default) {
+            return Err("is duplicate".into());
+        }
+        mcf.events_file = match args[0] {
+            "off" => EventsFile::Off,
+            "" => return Err("empty path".into()),
+            path => EventsFile::Path(path.to_owned()),
+        };
+        Ok(())
+    })
+}
+
+extern "C" fn set_elasticsearch(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_elasticsearch", |args| {
+        // SAFETY: http-level directive.
+        let mcf = unsafe { main_conf(cf) };
+        if mcf.elasticsearch.is_some() || mcf.misp.is_some() {
+            return Err("is duplicate".into());
+        }
+        mcf.elasticsearch = Some(ElasticsearchSettings::parse_relative_to(
+            &args,
+            &cycle_prefix(cf),
+        )?);
+        Ok(())
+    })
+}
+
+extern "C" fn set_misp(cf: *mut ngx_conf_t, _: *mut ngx_command_t, _: *mut c_void) -> *mut c_char {
+    directive(cf, "honeytrap_misp", |args| {
+        // SAFETY: http-level directive.
+        let mcf = unsafe { main_conf(cf) };
+        if mcf.misp.is_some() {
+            return Err("is duplicate".into());
+        }
+        mcf.misp = Some(MispSettings::parse_relative_to(&args, &cycle_prefix(cf))?);
+        Ok(())
+    })
+}
+
+extern "C" fn set_sensor(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_sensor", |args| {
+        let name = args[0];
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            return Err("name must be 1 to 128 printable characters".into());
+        }
+        // SAFETY: http-level directive.
+        unsafe { main_conf(cf) }.sensor = Some(name.to_owned());
+        Ok(())
+    })
+}
+
+extern "C" fn set_queue_size(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_queue_size", |args| {
+        let size = args[0]
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (16..=1 << 20).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "invalid size \"{}\", expected 16 to 1048576 events",
+                    args[0]
+                )
+            })?;
+        // SAFETY: http-level directive.
+        unsafe { main_conf(cf) }.queue_size = Some(size);
+        Ok(())
+    })
+}
+
+extern "C" fn set_spool_path(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_spool_path", |args| {
+        if args[0].is_empty() {
+            return Err("empty path".into());
+        }
+        // SAFETY: http-level directive.
+        unsafe { main_conf(cf) }.spool_path_name = Some(args[0].to_owned());
+        Ok(())
+    })
+}
+
+extern "C" fn set_status(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_status", |_| {
+        // SAFETY: location-level directive: the core module's location conf is current.
+        let clcf = NgxHttpCoreModule::location_conf_mut(unsafe { &*cf }).ok_or("no location")?;
+        clcf.handler = Some(crate::status::handler);
+        // SAFETY: http-level context is reachable from any directive inside `http`.
+        unsafe { main_conf(cf) }.used = true;
+        Ok(())
+    })
+}
+
+/// After `honeytrap on|off` or `honeytrap_decoy on|off` was stored: note that the pipeline
+/// is needed.
+extern "C" fn mark_used(cf: *mut ngx_conf_t, _post: *mut c_void, data: *mut c_void) -> *mut c_char {
+    // SAFETY: `data` points to the ngx_flag_t the flag slot just set.
+    if unsafe { *data.cast::<ngx_flag_t>() } == 1 {
+        // SAFETY: called from within the `http` block.
+        unsafe { main_conf(cf) }.used = true;
+    }
+    NGX_CONF_OK
+}
+
+static mut MARK_USED: ngx_conf_post_t = ngx_conf_post_t {
+    post_handler: Some(mark_used),
+};
 
 const ANY_HTTP_BLOCK: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
+const fn main_directive(
+    name: ngx_str_t,
+    args: u32,
+    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: (NGX_HTTP_MAIN_CONF | args) as ngx_uint_t,
+        set: Some(set),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET as ngx_uint_t,
+        offset: 0,
+        post: ptr::null_mut(),
+    }
+}
+
 #[cfg(not(feature = "test-hooks"))]
-const COMMAND_COUNT: usize = 2;
+const COMMAND_COUNT: usize = 10;
 #[cfg(feature = "test-hooks")]
-const COMMAND_COUNT: usize = 3;
+const COMMAND_COUNT: usize = 11;
 
 // nginx keeps pointers into this table and writes nothing to it; `static mut` only because the
 // C type wants `*mut` members.
@@ -117,6 +474,45 @@ pub(crate) static mut COMMANDS: [ngx_command_t; COMMAND_COUNT] = [
         set: Some(ngx_conf_set_flag_slot),
         conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
         offset: offset_of!(LocConf, enabled),
+        // Only the address is taken; nginx reads the post handler from it.
+        post: ptr::addr_of_mut!(MARK_USED).cast(),
+    },
+    ngx_command_t {
+        name: ngx_string!("honeytrap_decoy"),
+        type_: (NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
+        set: Some(ngx_conf_set_flag_slot),
+        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
+        offset: offset_of!(LocConf, decoy),
+        post: ptr::addr_of_mut!(MARK_USED).cast(),
+    },
+    main_directive(
+        ngx_string!("honeytrap_events_file"),
+        NGX_CONF_TAKE1,
+        set_events_file,
+    ),
+    main_directive(
+        ngx_string!("honeytrap_elasticsearch"),
+        NGX_CONF_1MORE,
+        set_elasticsearch,
+    ),
+    main_directive(ngx_string!("honeytrap_misp"), NGX_CONF_1MORE, set_misp),
+    main_directive(ngx_string!("honeytrap_sensor"), NGX_CONF_TAKE1, set_sensor),
+    main_directive(
+        ngx_string!("honeytrap_queue_size"),
+        NGX_CONF_TAKE1,
+        set_queue_size,
+    ),
+    main_directive(
+        ngx_string!("honeytrap_spool_path"),
+        NGX_CONF_TAKE1,
+        set_spool_path,
+    ),
+    ngx_command_t {
+        name: ngx_string!("honeytrap_status"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
+        set: Some(set_status),
+        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
+        offset: 0,
         post: ptr::null_mut(),
     },
     #[cfg(feature = "test-hooks")]

@@ -5,9 +5,15 @@
 //! entry point runs its body inside [`guard`] so that no panic crosses into nginx.
 
 mod conf;
+mod decoy;
 mod filter;
 mod guard;
 mod phase;
+mod pool;
+mod request;
+mod respond;
+mod runtime;
+mod status;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 
@@ -17,7 +23,7 @@ use core::ptr;
 use ngx::ffi::{
     ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t, NGX_HTTP_MODULE,
 };
-use ngx::http::{HttpModule, HttpModuleLocationConf};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 /// Marker type through which the `ngx` crate finds our module and configurations.
 pub(crate) struct Honeytrap;
@@ -35,11 +41,16 @@ unsafe impl HttpModuleLocationConf for Honeytrap {
     type LocationConf = conf::LocConf;
 }
 
+// SAFETY: `create_main_conf` below allocates exactly a `conf::MainConf` for this module.
+unsafe impl HttpModuleMainConf for Honeytrap {
+    type MainConf = conf::MainConf;
+}
+
 static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: Some(preconfiguration),
     postconfiguration: Some(postconfiguration),
-    create_main_conf: None,
-    init_main_conf: None,
+    create_main_conf: Some(conf::create_main_conf),
+    init_main_conf: Some(conf::init_main_conf),
     create_srv_conf: None,
     merge_srv_conf: None,
     create_loc_conf: Some(conf::create_loc_conf),
@@ -54,6 +65,8 @@ pub static mut ngx_http_honeytrap_module: ngx_module_t = ngx_module_t {
     // SAFETY: taking the address of the static command table does not read or write it.
     commands: unsafe { ptr::addr_of_mut!(conf::COMMANDS[0]) },
     type_: NGX_HTTP_MODULE as ngx_uint_t,
+    init_process: Some(runtime::init_process),
+    exit_process: Some(runtime::exit_process),
     ..ngx_module_t::default()
 };
 

@@ -1,20 +1,26 @@
-//! The request hook.
+//! The request hooks.
 //!
-//! It runs in the two REWRITE phases, not ACCESS: `return` (the rewrite module) finalizes a
-//! request in SERVER_REWRITE or REWRITE, and decoys are written exactly that way. nginx runs a
-//! phase's handlers in reverse order of registration and our postconfiguration runs after the
-//! rewrite module's, so our handler sees the request before `return` answers it.
+//! The main hook runs in the two REWRITE phases, not ACCESS: `return` (the rewrite module)
+//! finalizes a request in SERVER_REWRITE or REWRITE, and decoys are written exactly that way.
+//! nginx runs a phase's handlers in reverse order of registration and our postconfiguration
+//! runs after the rewrite module's, so our handler sees the request before `return` answers it.
+//! A CONTENT phase handler answers for decoys nothing else answers for, and the LOG phase,
+//! which every finished request passes, completes and queues the request's event.
 
+use honeytrap_core::event::{Kind, MitreRef};
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_array_push, ngx_conf_t, ngx_http_handler_pt,
+    ngx_http_phases_NGX_HTTP_CONTENT_PHASE as NGX_HTTP_CONTENT_PHASE,
+    ngx_http_phases_NGX_HTTP_LOG_PHASE as NGX_HTTP_LOG_PHASE,
     ngx_http_phases_NGX_HTTP_REWRITE_PHASE as NGX_HTTP_REWRITE_PHASE,
     ngx_http_phases_NGX_HTTP_SERVER_REWRITE_PHASE as NGX_HTTP_SERVER_REWRITE_PHASE,
     ngx_http_request_t, ngx_int_t, NGX_HTTP_INTERNAL_SERVER_ERROR,
 };
 use ngx::http::{HttpModuleConfExt, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
-use crate::{guard, Honeytrap};
+use crate::conf::LocConf;
+use crate::{decoy, guard, request, runtime, Honeytrap};
 
 /// Where in the request the hook was called; server rewrite sees the server block's settings,
 /// rewrite the matched location's.
@@ -24,7 +30,7 @@ pub(crate) enum Phase {
     Rewrite,
 }
 
-/// Adds our handler to both rewrite phases.
+/// Adds our handlers to their phases.
 ///
 /// # Safety
 /// `cf` must be the valid configuration context of a postconfiguration callback.
@@ -33,17 +39,16 @@ pub(crate) unsafe fn register(cf: *mut ngx_conf_t) -> Result<(), ngx_int_t> {
     let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(unsafe { &*cf }) else {
         return Err(Status::NGX_ERROR.into());
     };
-    let hooks: [(usize, ngx_http_handler_pt); 2] = [
-        (
-            NGX_HTTP_SERVER_REWRITE_PHASE as usize,
-            Some(server_rewrite_handler),
-        ),
-        (NGX_HTTP_REWRITE_PHASE as usize, Some(rewrite_handler)),
+    let hooks: [(u32, ngx_http_handler_pt); 4] = [
+        (NGX_HTTP_SERVER_REWRITE_PHASE, Some(server_rewrite_handler)),
+        (NGX_HTTP_REWRITE_PHASE, Some(rewrite_handler)),
+        (NGX_HTTP_CONTENT_PHASE, Some(content_handler)),
+        (NGX_HTTP_LOG_PHASE, Some(log_handler)),
     ];
     for (phase, handler) in hooks {
         // SAFETY: the phase handler arrays are initialised by the core module before any
         // postconfiguration runs, and hold `ngx_http_handler_pt` elements.
-        let slot = unsafe { ngx_array_push(&mut cmcf.phases[phase].handlers) }
+        let slot = unsafe { ngx_array_push(&mut cmcf.phases[phase as usize].handlers) }
             .cast::<ngx_http_handler_pt>();
         if slot.is_null() {
             return Err(Status::NGX_ERROR.into());
@@ -62,27 +67,91 @@ extern "C" fn rewrite_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     handle(r, Phase::Rewrite)
 }
 
-fn handle(r: *mut ngx_http_request_t, phase: Phase) -> ngx_int_t {
+/// Runs a phase handler body for a live request, panics turned into a 500.
+fn with_request(
+    r: *mut ngx_http_request_t,
+    entry_point: &str,
+    body: impl FnOnce(&mut ngx_http_request_t) -> ngx_int_t,
+) -> ngx_int_t {
     // SAFETY: nginx calls phase handlers with a live request whose connection is set.
-    let request = unsafe { &*r };
+    let request = unsafe { &mut *r };
     // SAFETY: as above.
     let log = unsafe { (*request.connection).log };
     let on_panic = || NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
-    guard::run(log, "request handler", on_panic, || {
-        let Some(conf) = Honeytrap::location_conf(request) else {
+    guard::run(log, entry_point, on_panic, || body(request))
+}
+
+fn handle(r: *mut ngx_http_request_t, phase: Phase) -> ngx_int_t {
+    with_request(r, "request handler", |request| {
+        let Some(conf) = enabled(request) else {
             return Status::NGX_DECLINED.into();
         };
-        if !conf.is_enabled() {
-            return Status::NGX_DECLINED.into();
-        }
         #[cfg(feature = "test-hooks")]
         crate::test_hooks::at_request(request, conf, phase);
         let _ = phase;
+        if conf.is_decoy() && is_main(request) {
+            open_decoy_event(request);
+        }
         Status::NGX_DECLINED.into()
     })
 }
 
-/// Whether the request's current configuration has `honeytrap on`.
-pub(crate) fn enabled(request: &impl HttpModuleConfExt) -> Option<&'static crate::conf::LocConf> {
+fn is_main(r: &ngx_http_request_t) -> bool {
+    core::ptr::eq(r, r.main)
+}
+
+/// The decoy event is created at the first hook that sees the decoy (once per request, also
+/// across internal redirects) and completed in the LOG phase, when the status is known.
+fn open_decoy_event(request: &mut ngx_http_request_t) {
+    let Some(runtime) = runtime::get() else {
+        return;
+    };
+    if request::ctx(request).is_some_and(|ctx| ctx.event.is_some()) {
+        return;
+    }
+    let mut event = request::new_event(request, Kind::Decoy, runtime);
+    event
+        .techniques
+        .push(MitreRef::new("T1595", "Active Scanning"));
+    event
+        .tactics
+        .push(MitreRef::new("TA0043", "Reconnaissance"));
+    event.tags.push("decoy".to_owned());
+    let ctx = match request::ctx(request) {
+        Some(ctx) => Some(ctx),
+        None => request::create_ctx(request),
+    };
+    if let Some(ctx) = ctx {
+        ctx.event = Some(event);
+    }
+}
+
+extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    with_request(
+        r,
+        "content handler",
+        |request| match Honeytrap::location_conf(request) {
+            Some(conf) if conf.is_decoy() => decoy::content(request),
+            _ => Status::NGX_DECLINED.into(),
+        },
+    )
+}
+
+extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    with_request(r, "log handler", |request| {
+        let Some(runtime) = runtime::get() else {
+            return Status::NGX_OK.into();
+        };
+        let status = request.headers_out.status;
+        if let Some(mut event) = request::ctx(request).and_then(|ctx| ctx.event.take()) {
+            event.status_code = u16::try_from(status).ok().filter(|s| *s != 0);
+            runtime.push(event);
+        }
+        Status::NGX_OK.into()
+    })
+}
+
+/// The request's current configuration, if the sensor watches it.
+pub(crate) fn enabled(request: &impl HttpModuleConfExt) -> Option<&'static LocConf> {
     Honeytrap::location_conf(request).filter(|conf| conf.is_enabled())
 }

@@ -31,7 +31,7 @@ fn demo_config_passes_nginx_t() {
     symlink(repo.join("nginx-conf"), prefix.path().join("nginx-conf")).unwrap();
     fs::remove_file(conf_dir.join("nginx.conf")).unwrap();
     fs::write(conf_dir.join("nginx.conf"), conf).unwrap();
-    for dir in ["var/log/honeytrap", "var/run", "var/tmp"] {
+    for dir in ["var/log/honeytrap", "var/run", "var/tmp", "var/spool"] {
         fs::create_dir_all(prefix.path().join(dir)).unwrap();
     }
 
@@ -39,6 +39,8 @@ fn demo_config_passes_nginx_t() {
         .arg("-t")
         .arg("-p")
         .arg(format!("{}/", prefix.path().display()))
+        .arg("-e")
+        .arg(prefix.path().join("var/log/error.log"))
         .arg("-c")
         .arg(conf_dir.join("nginx.conf"))
         .output()

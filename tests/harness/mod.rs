@@ -420,3 +420,29 @@ pub fn fd_count(pid: u32) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// The NDJSON lines of `path`, parsed, once at least `n` are there (or panics after 15 s).
+pub fn wait_for_events(path: &Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= n {
+            return text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} has {} of {n} events:\n{text}",
+            path.display(),
+            text.lines().count()
+        );
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Reads a dotted field (`"http.response.status_code"`) of an event.
+pub fn field<'a>(event: &'a serde_json::Value, dotted: &str) -> &'a serde_json::Value {
+    dotted.split('.').fold(event, |v, key| &v[key])
+}

@@ -392,7 +392,7 @@ impl Spool {
                 .iter()
                 .find(|(s, _)| *s == pos.seq)
                 .map(|&(_, size)| size);
-            if size.map_or(true, |size| pos.offset >= size) {
+            if size.is_none_or(|size| pos.offset >= size) {
                 // End of this segment: go on with the next one, if any.
                 match self.segments.iter().find(|(s, _)| *s > pos.seq) {
                     Some(&(next, _)) => {

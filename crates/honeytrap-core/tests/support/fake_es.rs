@@ -729,8 +729,8 @@ fn bulk(
     if method != "POST" {
         st.violations.push(format!("{what}: expected POST"));
     }
-    if !header("content-type")
-        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == "application/x-ndjson")
+    if header("content-type")
+        .is_none_or(|v| v.split(';').next().unwrap_or("").trim() != "application/x-ndjson")
     {
         st.violations.push(format!(
             "{what}: Content-Type {:?}, expected application/x-ndjson",

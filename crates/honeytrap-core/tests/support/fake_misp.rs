@@ -99,7 +99,7 @@ impl Spec {
             };
             if let Some(params) = match_template(template, path) {
                 let score = params.len();
-                if best.as_ref().map_or(true, |b| score < b.0) {
+                if best.as_ref().is_none_or(|b| score < b.0) {
                     best = Some((score, template.clone(), op, params));
                 }
             }
@@ -308,14 +308,14 @@ impl Spec {
         match s.get("additionalProperties") {
             Some(Value::Bool(false)) => {
                 for k in map.keys() {
-                    if props.map_or(true, |p| !p.contains_key(k)) {
+                    if props.is_none_or(|p| !p.contains_key(k)) {
                         errs.push(format!("{at}: additional property {k} not allowed"));
                     }
                 }
             }
             Some(extra @ Value::Object(_)) => {
                 for (k, val) in map {
-                    if props.map_or(true, |p| !p.contains_key(k)) {
+                    if props.is_none_or(|p| !p.contains_key(k)) {
                         self.check(extra, val, &format!("{at}.{k}"), strict, true, errs);
                     }
                 }
@@ -1336,8 +1336,8 @@ fn dispatch(
             let matches: Vec<Value> = state
                 .events
                 .iter()
-                .filter(|e| str_field(body, "uuid").map_or(true, |u| e.uuid == u))
-                .filter(|e| str_field(body, "eventid").map_or(true, |id| e.id.to_string() == id))
+                .filter(|e| str_field(body, "uuid").is_none_or(|u| e.uuid == u))
+                .filter(|e| str_field(body, "eventid").is_none_or(|id| e.id.to_string() == id))
                 .map(|e| json!({"Event": event_json(state, e, true)}))
                 .collect();
             (200, json!({"response": matches}))
@@ -1412,9 +1412,9 @@ fn dispatch(
                 .attributes
                 .iter()
                 .filter(|a| values.is_empty() || values.contains(&a.value.as_str()))
-                .filter(|a| by_uuid.map_or(true, |u| a.uuid == u))
-                .filter(|a| event_id.map_or(true, |id| a.event_id.to_string() == id))
-                .filter(|a| kind.map_or(true, |k| a.kind == k))
+                .filter(|a| by_uuid.is_none_or(|u| a.uuid == u))
+                .filter(|a| event_id.is_none_or(|id| a.event_id.to_string() == id))
+                .filter(|a| kind.is_none_or(|k| a.kind == k))
                 .map(|a| (a.id, a.event_id, a.uuid.clone()))
                 .collect();
             if hits.is_empty() || (values.is_empty() && by_uuid.is_none()) {

@@ -112,7 +112,7 @@ pub fn is_technique_id(id: &str) -> bool {
         None => (rest, None),
     };
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    digits(main, 4) && sub.map_or(true, |s| digits(s, 3))
+    digits(main, 4) && sub.is_none_or(|s| digits(s, 3))
 }
 
 /// The galaxy tag of a technique, or `None` when its name is unknown.

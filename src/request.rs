@@ -1,0 +1,95 @@
+//! What the module keeps per request, and the translation of an nginx request into an event.
+
+use core::ptr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+use honeytrap_core::event::{Event, Kind};
+use ngx::ffi::{ngx_connection_local_sockaddr, ngx_http_request_t, sockaddr, socklen_t};
+use ngx::http::HttpModule;
+
+use crate::runtime::Runtime;
+use crate::{pool, Honeytrap};
+
+/// Per-request state, owned by the request pool.
+#[derive(Default)]
+pub(crate) struct RequestCtx {
+    /// The event this request produces, completed and queued in the LOG phase.
+    pub event: Option<Event>,
+}
+
+/// This request's context, found again after an internal redirect wiped `r->ctx`.
+pub(crate) fn ctx(r: &mut ngx_http_request_t) -> Option<&'static mut RequestCtx> {
+    // SAFETY: `ctx` is an array of one pointer per HTTP module; ours is at our ctx_index.
+    let slot = unsafe { &mut *r.ctx.add(Honeytrap::module().ctx_index) };
+    if slot.is_null() {
+        *slot = pool::find::<RequestCtx>(r.pool).cast();
+    }
+    // SAFETY: null, or the RequestCtx that `create_ctx` put into this request's pool.
+    unsafe { slot.cast::<RequestCtx>().as_mut() }
+}
+
+pub(crate) fn create_ctx(r: &mut ngx_http_request_t) -> Option<&'static mut RequestCtx> {
+    let ctx = pool::allocate(r.pool, RequestCtx::default());
+    // SAFETY: as in `ctx`.
+    unsafe { *r.ctx.add(Honeytrap::module().ctx_index) = ctx.cast() };
+    // SAFETY: a fresh allocation owned by the request pool, or null.
+    unsafe { ctx.as_mut() }
+}
+
+/// An event about `r`, with everything the request line and headers say.
+pub(crate) fn new_event(r: &mut ngx_http_request_t, kind: Kind, runtime: &Runtime) -> Event {
+    let limits = &runtime.limits;
+    let mut event = Event::new(kind, runtime.observer.clone());
+    // SAFETY: a request being processed has a live connection.
+    let c = unsafe { &mut *r.connection };
+    event.source = socket_addr(c.sockaddr, c.socklen);
+    // SAFETY: fills `c->local_sockaddr` (getsockname for wildcard listens); null buffer allowed.
+    if unsafe { ngx_connection_local_sockaddr(c, ptr::null_mut(), 0) } == 0 {
+        event.destination = socket_addr(c.local_sockaddr, c.local_socklen);
+    }
+    event.set_method(r.method_name.as_bytes());
+    event.set_url(r.unparsed_uri.as_bytes());
+    let protocol = r.http_protocol.as_bytes();
+    if let Some(version) = protocol.strip_prefix(b"HTTP/") {
+        event.http_version = Some(String::from_utf8_lossy(version).into_owned());
+    }
+    if !r.headers_in.server.data.is_null() {
+        event.set_host(r.headers_in.server.as_bytes(), limits);
+    }
+    // SAFETY: header pointers of headers_in are null or point into its header list.
+    if let Some(ua) = unsafe { r.headers_in.user_agent.as_ref() } {
+        event.set_user_agent(ua.value.as_bytes(), limits);
+    }
+    // SAFETY: the headers list of a request whose headers were read is initialised.
+    for (name, value) in unsafe { ngx::http::list_iterator(&r.headers_in.headers) } {
+        event.add_header(name.as_bytes(), value.as_bytes(), limits);
+    }
+    event
+}
+
+fn socket_addr(sa: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
+    // SAFETY: `sa` is null or a socket address of `len` bytes from the kernel.
+    let family = unsafe { sa.as_ref()? }.sa_family as i32;
+    match family {
+        libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: family and length checked.
+            let sin = unsafe { &*sa.cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: family and length checked.
+            let sin6 = unsafe { &*sa.cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            let addr = match ip.to_ipv4_mapped() {
+                Some(v4) => SocketAddr::new(IpAddr::V4(v4), u16::from_be(sin6.sin6_port)),
+                None => SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(sin6.sin6_port), 0, 0)),
+            };
+            Some(addr)
+        }
+        _ => None,
+    }
+}
