@@ -86,6 +86,7 @@ struct Request {
     mp_flags: Flags,
     mp_seen: bool,
     reqbody_error: Option<String>,
+    body_hidden: bool,
     processor: Option<String>,
     urlencoded_error: bool,
     xml_texts: Vec<u8>,
@@ -326,6 +327,7 @@ impl Transaction {
 
     fn parse_body(&mut self) {
         let limit = self.rs.config.arguments_limit;
+        let force_body_var = self.force_body_var;
         let r = &mut self.data.req;
         if r.body.is_empty() {
             return;
@@ -364,6 +366,8 @@ impl Transaction {
             r.reqbody_error
                 .get_or_insert_with(|| "too many arguments".into());
         }
+        r.body_hidden =
+            matches!(r.processor.as_deref(), Some("XML" | "MULTIPART")) && !force_body_var;
         r.body = body;
     }
 
@@ -981,6 +985,9 @@ fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
         Var::RequestMethod => scalar(f, &r.method, true),
         Var::RequestProtocol => scalar(f, &r.protocol, true),
         Var::QueryString => scalar(f, &r.query, true),
+        // As in ModSecurity, a body the XML or multipart processor parsed is not also
+        // exposed raw (unless `ctl:forceRequestBodyVariable=On`).
+        Var::RequestBody if r.body_hidden => {}
         Var::RequestBody => scalar(f, &r.body, false),
         Var::RequestBodyLength => scalar(f, r.body.len().to_string().as_bytes(), false),
         Var::FullRequestLength => scalar(

@@ -197,7 +197,7 @@ fn build_request(input: &Input) -> Request {
 }
 
 /// Run one request through all phases; returns the ids of rules that logged.
-fn run(rs: &Arc<RuleSet>, req: &Request) -> Vec<u32> {
+fn run(rs: &Arc<RuleSet>, req: &Request, debug: bool) -> Vec<u32> {
     let mut tx = rs.transaction(TxInput {
         remote_addr: "127.0.0.1".into(),
         remote_port: 40000,
@@ -242,6 +242,14 @@ fn run(rs: &Arc<RuleSet>, req: &Request) -> Vec<u32> {
     }
     tx.process_response_body();
     tx.process_logging();
+    if debug {
+        for m in tx.matched_rules() {
+            println!(
+                "  {} {} [{}] {}",
+                m.id, m.msg, m.matched_var_name, m.logdata
+            );
+        }
+    }
     tx.matched_rules()
         .iter()
         .filter(|m| m.log)
@@ -291,7 +299,17 @@ fn crs_v4_regression_suite() {
                     continue;
                 };
                 let req = build_request(&stage.input);
-                let ids = run(&rs, &req);
+                // `CRS_DEBUG=<rule>-<test>-<stage>` prints what that stage matched.
+                let debug = std::env::var("CRS_DEBUG").is_ok_and(|d| d == name);
+                if debug {
+                    println!(
+                        "{name}: {} {} {}",
+                        String::from_utf8_lossy(&req.method),
+                        String::from_utf8_lossy(&req.uri),
+                        String::from_utf8_lossy(&req.version)
+                    );
+                }
+                let ids = run(&rs, &req, debug);
                 let missing: Vec<u32> = log
                     .expect_ids
                     .iter()
