@@ -1,1 +1,80 @@
-fn main() {}
+//! Engine cost per transaction with the full CRS v4.28.0 at PL1 (phases 1-2, no nginx):
+//! one benign GET (5 headers, 4 args) and one attack GET.
+//!
+//! Run: `cargo bench -p honeytrap-seclang --bench crs` (needs ../shared/crs).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use honeytrap_seclang::{RuleSet, RuleSetBuilder, TxInput};
+
+const HEADERS: [(&str, &str); 5] = [
+    ("Host", "www.example.com"),
+    (
+        "User-Agent",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    ),
+    (
+        "Accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    ),
+    ("Accept-Language", "en-US,en;q=0.5"),
+    ("Accept-Encoding", "gzip, deflate, br"),
+];
+
+fn load() -> Option<Arc<RuleSet>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs/v4.28.0");
+    if !root.is_dir() {
+        eprintln!("SKIPPED: CRS v4.28.0 not found at {}", root.display());
+        return None;
+    }
+    let mut b = RuleSetBuilder::default();
+    // Blocking mode at the default paranoia level 1 (crs-setup.conf.example defaults).
+    b.add_text(
+        "SecRuleEngine On\nSecRequestBodyAccess On\n",
+        "bench",
+        Path::new("."),
+    )
+    .unwrap();
+    b.add_file(&root.join("crs-setup.conf.example")).unwrap();
+    let mut rules: Vec<_> = std::fs::read_dir(root.join("rules"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    rules.sort();
+    for r in rules {
+        b.add_file(&r).unwrap();
+    }
+    Some(Arc::new(b.build().unwrap()))
+}
+
+fn one(rs: &Arc<RuleSet>, uri: &[u8]) -> bool {
+    let mut tx = rs.transaction(TxInput {
+        remote_addr: "192.0.2.10".into(),
+        remote_port: 51000,
+        server_addr: "192.0.2.1".into(),
+        server_port: 80,
+        server_name: "www.example.com".into(),
+        unique_id: "bench".into(),
+    });
+    tx.set_request_line(b"GET", uri, b"HTTP/1.1");
+    for (n, v) in HEADERS {
+        tx.add_request_header(n.as_bytes(), v.as_bytes());
+    }
+    tx.process_request_headers().is_some() || tx.process_request_body().is_some()
+}
+
+fn bench(c: &mut Criterion) {
+    let Some(rs) = load() else { return };
+    let benign: &[u8] = b"/products/list.php?category=books&page=2&sort=price&q=rust+programming";
+    let attack: &[u8] = b"/products/list.php?category=books&page=2&sort=price&q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
+    assert!(!one(&rs, benign), "benign request blocked");
+    assert!(one(&rs, attack), "attack request not blocked");
+    c.bench_function("crs4_pl1_benign_get", |b| b.iter(|| one(&rs, benign)));
+    c.bench_function("crs4_pl1_attack_get", |b| b.iter(|| one(&rs, attack)));
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
