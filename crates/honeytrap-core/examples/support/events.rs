@@ -1,0 +1,126 @@
+//! Decoy events shaped like what the module records for scanner traffic, built through the
+//! same `set_*`/`add_header` calls the request path uses (so caps and truncation marks apply).
+
+use std::sync::Arc;
+
+use honeytrap_core::event::{Event, Kind, Limits, Observer};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Mostly GETs of well-known probe paths with a browser-like header set; every fourth a
+    /// login POST with a small form body.
+    Typical,
+    /// The largest event the caps allow in practice: a POST whose body is cut at the 8 KiB cap
+    /// and 24 headers, two of them cut at the 1 KiB cap.
+    Large,
+}
+
+impl Shape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Typical => "typical",
+            Shape::Large => "large (capped body + headers)",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Shape> {
+        match s {
+            "typical" => Some(Shape::Typical),
+            "large" => Some(Shape::Large),
+            _ => None,
+        }
+    }
+
+    pub fn arg(self) -> &'static str {
+        match self {
+            Shape::Typical => "typical",
+            Shape::Large => "large",
+        }
+    }
+}
+
+const PATHS: &[&str] = &[
+    "/.env",
+    "/wp-admin/setup-config.php?step=1",
+    "/admin/config.php?debug=1",
+    "/phpmyadmin/index.php",
+    "/.git/config",
+    "/cgi-bin/luci/;stok=/locale?form=country&operation=write",
+    "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
+];
+
+const USER_AGENTS: &[&str] = &[
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    "Mozilla/5.0 zgrab/0.x",
+    "python-requests/2.31.0",
+    "Mozilla/5.0 (compatible; Nmap Scripting Engine; https://nmap.org/book/nse.html)",
+];
+
+pub fn decoy_event(observer: &Arc<Observer>, n: u64, shape: Shape) -> Event {
+    let limits = Limits::default();
+    let mut e = Event::new(Kind::Decoy, observer.clone());
+    let octet = (n % 251) as u8;
+    e.source = Some(([198, 51, 100, octet], 32_768 + (n % 28_000) as u16).into());
+    e.destination = Some(([10, 0, 0, 5], 8000).into());
+    e.http_version = Some("1.1".to_owned());
+    e.transaction_id = Some(format!("{:032x}", u128::from(n) * 0x9e37_79b9_7f4a_7c15));
+    let ua = USER_AGENTS[(n as usize) % USER_AGENTS.len()];
+    let post = shape == Shape::Large || n % 4 == 3;
+    let host = "shop.example.com";
+
+    if post {
+        e.set_method(b"POST");
+        e.set_url(b"/wp-login.php");
+        e.status_code = Some(404);
+    } else {
+        e.set_method(b"GET");
+        e.set_url(PATHS[(n as usize) % PATHS.len()].as_bytes());
+        e.status_code = Some(404);
+    }
+    e.set_host(host.as_bytes(), &limits);
+    e.set_user_agent(ua.as_bytes(), &limits);
+
+    let mut headers: Vec<(&str, String)> = vec![
+        ("Host", host.to_owned()),
+        ("User-Agent", ua.to_owned()),
+        (
+            "Accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8".to_owned(),
+        ),
+        ("Accept-Encoding", "gzip, deflate, br".to_owned()),
+        ("Accept-Language", "en-US,en;q=0.9".to_owned()),
+        ("Connection", "keep-alive".to_owned()),
+        ("Upgrade-Insecure-Requests", "1".to_owned()),
+        ("X-Forwarded-For", format!("203.0.113.{octet}")),
+    ];
+    let body: Vec<u8> = match shape {
+        Shape::Typical if post => {
+            format!("log=admin&pwd=Spring2024%21{n}&wp-submit=Log+In&redirect_to=%2Fwp-admin%2F&testcookie=1")
+                .into_bytes()
+        }
+        Shape::Typical => Vec::new(),
+        Shape::Large => {
+            headers.push(("Cookie", format!("session={}", "A".repeat(2048))));
+            headers.push(("Referer", format!("https://shop.example.com/{}", "x".repeat(1500))));
+            for i in 0..14 {
+                headers.push(("X-Probe", format!("value-{i}-{}", "z".repeat(40))));
+            }
+            // Twice the cap: the event keeps 8 KiB and marks the field as cut.
+            b"data=".iter().copied().chain((0..16 * 1024).map(|i| b'a' + (i % 26) as u8)).collect()
+        }
+    };
+    if !body.is_empty() {
+        headers.push((
+            "Content-Type",
+            "application/x-www-form-urlencoded".to_owned(),
+        ));
+        headers.push(("Content-Length", body.len().to_string()));
+    }
+    for (name, value) in &headers {
+        e.add_header(name.as_bytes(), value.as_bytes(), &limits);
+    }
+    if !body.is_empty() {
+        e.set_body(&body, &limits);
+    }
+    e
+}
