@@ -1,16 +1,28 @@
 //! Per-transaction cache of transformed values: a value (identified by its slot) run
 //! through a transformation chain is computed once, and chains sharing a prefix share the
-//! intermediate results.
+//! intermediate results. A transformation that leaves its input unchanged stores no copy:
+//! its entry points at the input's, so callers can tell "unchanged" without comparing.
 
 use rustc_hash::FxHashMap;
 
 use crate::rule::{ChainId, ChainTable};
 use crate::transformations;
 
+/// Where a transformed value lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Val {
+    /// Identical to the untransformed value.
+    Raw,
+    /// `store[i]`.
+    Stored(u32),
+}
+
 #[derive(Debug, Default)]
 pub struct TransformCache {
-    index: FxHashMap<(u32, ChainId), usize>,
+    index: FxHashMap<(u32, ChainId), Val>,
     store: Vec<Vec<u8>>,
+    /// Buffers whose result turned out unchanged, reused for the next transformation.
+    spare: Vec<Vec<u8>>,
     scratch: [Vec<u8>; 2],
     steps: Vec<transformations::TransformId>,
 }
@@ -27,31 +39,43 @@ impl TransformCache {
         let Some(chain) = chain else { return raw };
         match slot {
             Some(s) => {
-                let i = self.cached(chains, s, raw, chain);
-                &self.store[i]
+                let v = self.cached(chains, s, raw, chain);
+                self.bytes(v, raw)
             }
             None => self.uncached(chains, raw, chain),
         }
     }
 
-    fn cached(&mut self, chains: &ChainTable, slot: u32, raw: &[u8], chain: ChainId) -> usize {
-        if let Some(&i) = self.index.get(&(slot, chain)) {
-            return i;
+    /// The bytes of a [`Val`] that [`TransformCache::cached`] returned for `raw`.
+    pub fn bytes<'a>(&'a self, v: Val, raw: &'a [u8]) -> &'a [u8] {
+        match v {
+            Val::Raw => raw,
+            Val::Stored(i) => &self.store[i as usize],
+        }
+    }
+
+    /// Slot `slot` (whose untransformed value is `raw`) through `chain`, computed at most
+    /// once per transaction.
+    pub fn cached(&mut self, chains: &ChainTable, slot: u32, raw: &[u8], chain: ChainId) -> Val {
+        if let Some(&v) = self.index.get(&(slot, chain)) {
+            return v;
         }
         let (parent, t) = chains.nodes[chain as usize];
-        let parent_idx = parent.map(|p| self.cached(chains, slot, raw, p));
-        let mut out = Vec::new();
-        {
-            let input: &[u8] = match parent_idx {
-                Some(i) => &self.store[i],
-                None => raw,
-            };
-            transformations::apply(t, input, &mut out);
-        }
-        self.store.push(out);
-        let i = self.store.len() - 1;
-        self.index.insert((slot, chain), i);
-        i
+        let input = match parent {
+            Some(p) => self.cached(chains, slot, raw, p),
+            None => Val::Raw,
+        };
+        let mut out = self.spare.pop().unwrap_or_default();
+        transformations::apply(t, self.bytes(input, raw), &mut out);
+        let v = if out == self.bytes(input, raw) {
+            self.spare.push(out);
+            input
+        } else {
+            self.store.push(out);
+            Val::Stored(self.store.len() as u32 - 1)
+        };
+        self.index.insert((slot, chain), v);
+        v
     }
 
     fn uncached<'a>(&'a mut self, chains: &ChainTable, raw: &[u8], chain: ChainId) -> &'a [u8] {
@@ -69,6 +93,35 @@ impl TransformCache {
             std::mem::swap(a, b);
         }
         a
+    }
+
+    /// For `multiMatch` on an uncached value: call `f` with `raw`, then with the result of
+    /// each prefix of `chain_ids` that differs from the previous value (the operator is a
+    /// function of its input, so an unchanged value cannot change the outcome), until `f`
+    /// returns true.
+    pub fn each_changed(
+        &mut self,
+        chains: &ChainTable,
+        raw: &[u8],
+        chain_ids: &[ChainId],
+        f: &mut dyn FnMut(&[u8]) -> bool,
+    ) {
+        if f(raw) {
+            return;
+        }
+        let [a, b] = &mut self.scratch;
+        a.clear();
+        a.extend_from_slice(raw);
+        for &c in chain_ids {
+            transformations::apply(chains.nodes[c as usize].1, a, b);
+            if *a == *b {
+                continue;
+            }
+            std::mem::swap(a, b);
+            if f(a) {
+                return;
+            }
+        }
     }
 }
 
@@ -92,5 +145,31 @@ mod tests {
         assert_eq!(c.get(&chains, None, b"X%59", Some(ids[1])), b"xy");
         assert_eq!(c.get(&chains, None, b"X%59", Some(ids[0])), b"XY");
         assert_eq!(c.get(&chains, None, b"raw", None), b"raw");
+    }
+
+    #[test]
+    fn unchanged_values_alias_their_input() {
+        let mut chains = ChainTable::default();
+        let lower = transformations::lookup("lowercase").unwrap();
+        let url = transformations::lookup("urlDecode").unwrap();
+        let ids = chains.intern(&[url, lower]);
+        let mut c = TransformCache::default();
+        assert_eq!(c.cached(&chains, 7, b"abc", ids[1]), Val::Raw);
+        assert_eq!(c.cached(&chains, 8, b"a%41", ids[0]), Val::Stored(0));
+        assert_eq!(c.cached(&chains, 8, b"a%41", ids[1]), Val::Stored(1));
+        assert_eq!(c.cached(&chains, 9, b"a%61", ids[1]), Val::Stored(2));
+        assert!(c.store.len() == 3);
+        let mut seen = Vec::new();
+        c.each_changed(&chains, b"A%41", &ids, &mut |v| {
+            seen.push(v.to_vec());
+            false
+        });
+        assert_eq!(seen, vec![b"A%41".to_vec(), b"AA".to_vec(), b"aa".to_vec()]);
+        seen.clear();
+        c.each_changed(&chains, b"abc", &ids, &mut |v| {
+            seen.push(v.to_vec());
+            false
+        });
+        assert_eq!(seen, vec![b"abc".to_vec()]);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, SetVarOp};
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{json, multipart, urlencoded, xml, Pair};
-use crate::cache::TransformCache;
+use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
 use crate::rule::{Rule, RuleOperator};
@@ -663,14 +663,24 @@ impl Transaction {
                     false
                 };
                 if multi {
+                    // The operator runs on the raw value and after each transformation that
+                    // changed it: an unchanged value cannot give a different answer.
+                    let Some(slot) = slot else {
+                        cache.each_changed(&rs.chains, raw, &link.chain_ids, &mut |v| {
+                            check(v, &mut caps, &mut hits)
+                        });
+                        return;
+                    };
                     if check(raw, &mut caps, &mut hits) {
                         return;
                     }
+                    let mut prev = Val::Raw;
                     for &c in &link.chain_ids {
-                        let v = cache.get(&rs.chains, slot, raw, Some(c));
-                        if check(v, &mut caps, &mut hits) {
+                        let v = cache.cached(&rs.chains, slot, raw, c);
+                        if v != prev && check(cache.bytes(v, raw), &mut caps, &mut hits) {
                             return;
                         }
+                        prev = v;
                     }
                 } else {
                     let v = cache.get(&rs.chains, slot, raw, chain);

@@ -197,7 +197,7 @@ fn build_request(input: &Input) -> Request {
 }
 
 /// Run one request through all phases; returns the ids of rules that logged.
-fn run(rs: &Arc<RuleSet>, req: &Request, debug: bool) -> Vec<u32> {
+fn run(rs: &Arc<RuleSet>, req: &Request, debug: bool, dump: Option<&mut String>) -> Vec<u32> {
     let mut tx = rs.transaction(TxInput {
         remote_addr: "127.0.0.1".into(),
         remote_port: 40000,
@@ -242,6 +242,30 @@ fn run(rs: &Arc<RuleSet>, req: &Request, debug: bool) -> Vec<u32> {
     }
     tx.process_response_body();
     tx.process_logging();
+    if let Some(out) = dump {
+        // Everything observable, so an engine change can be diffed stage by stage.
+        use std::fmt::Write;
+        for m in tx.matched_rules() {
+            let _ = writeln!(
+                out,
+                "  {} p{} {:?} log={} msg={:?} data={:?} var={:?}={:?}",
+                m.id,
+                m.phase,
+                m.disruptive,
+                m.log,
+                m.msg,
+                m.logdata,
+                m.matched_var_name,
+                String::from_utf8_lossy(&m.matched_var)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  => {:?} {:?}",
+            tx.intervention(),
+            tx.anomaly_scores()
+        );
+    }
     if debug {
         for m in tx.matched_rules() {
             println!(
@@ -281,6 +305,9 @@ fn crs_v4_regression_suite() {
     yaml_files(&reg.join("tests"), &mut files);
     files.sort();
 
+    // `CRS_DUMP=<file>` writes every stage's matched rules, intervention and scores there.
+    let dump_path = std::env::var_os("CRS_DUMP");
+    let mut dump = dump_path.as_ref().map(|_| String::new());
     let mut failures: BTreeMap<String, String> = BTreeMap::new();
     let (mut passed, mut not_applicable) = (0usize, 0usize);
     for f in &files {
@@ -309,7 +336,11 @@ fn crs_v4_regression_suite() {
                         String::from_utf8_lossy(&req.version)
                     );
                 }
-                let ids = run(&rs, &req, debug);
+                if let Some(d) = dump.as_mut() {
+                    d.push_str(&name);
+                    d.push('\n');
+                }
+                let ids = run(&rs, &req, debug, dump.as_mut());
                 let missing: Vec<u32> = log
                     .expect_ids
                     .iter()
@@ -338,6 +369,9 @@ fn crs_v4_regression_suite() {
                 }
             }
         }
+    }
+    if let (Some(p), Some(d)) = (&dump_path, &dump) {
+        std::fs::write(p, d).unwrap();
     }
     let total = passed + failures.len();
     let rate = 100.0 * passed as f64 / total.max(1) as f64;

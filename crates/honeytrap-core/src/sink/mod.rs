@@ -5,6 +5,7 @@
 //! timeouts), never on the request path. A sink must not lose a record it accepted: it
 //! delivers it, spools it to disk for a later retry, or dead-letters it with the reason.
 
+pub mod audit_log;
 pub mod dead_letter;
 pub mod elasticsearch;
 pub mod file;

@@ -66,6 +66,8 @@ impl Rx {
 impl Operator for Rx {
     fn matches(&self, input: &[u8], caps: &mut Captures) -> bool {
         match &self.engine {
+            // Captures allocate; most values do not match, so ask the cheap question first.
+            Engine::Rust(re) if caps.wanted && !re.is_match(input) => false,
             Engine::Rust(re) if caps.wanted => match re.captures(input) {
                 Some(c) => {
                     caps.groups.clear();
