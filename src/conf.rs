@@ -6,7 +6,10 @@ use core::mem::offset_of;
 use core::ptr;
 use std::path::PathBuf;
 
-use honeytrap_core::sink::elasticsearch::ElasticsearchSettings;
+use std::sync::Arc;
+
+use honeytrap_core::bait::{self, Baits, Origin, Secret, Selection};
+use honeytrap_core::sink::elasticsearch::{parse_duration, parse_size, ElasticsearchSettings};
 use honeytrap_core::sink::misp::MispSettings;
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
@@ -16,10 +19,12 @@ use ngx::ffi::{
     NGX_CONF_TAKE1, NGX_CONF_UNSET, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
     NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
+use ngx::ffi::{ngx_conf_full_name, ngx_shm_zone_t, NGX_CONF_TAKE12, NGX_LOG_NOTICE, NGX_LOG_WARN};
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::{ngx_conf_log_error, ngx_string};
 
 use crate::pool::allocate;
+use crate::zone::{self, Zone};
 use crate::{guard, Honeytrap};
 
 /// Events go here unless `honeytrap_events_file` says otherwise (relative to the prefix).
@@ -34,6 +39,8 @@ pub(crate) struct LocConf {
     pub enabled: ngx_flag_t,
     /// `honeytrap_decoy on|off`: every request here is an event and gets a decoy answer.
     pub decoy: ngx_flag_t,
+    /// `honeytrap_baits`: which baits this block lays (none unless asked for).
+    pub baits: Option<Selection>,
     #[cfg(feature = "test-hooks")]
     pub test_panic: crate::test_hooks::PanicPoint,
 }
@@ -43,6 +50,7 @@ impl Default for LocConf {
         Self {
             enabled: NGX_CONF_UNSET as ngx_flag_t,
             decoy: NGX_CONF_UNSET as ngx_flag_t,
+            baits: None,
             #[cfg(feature = "test-hooks")]
             test_panic: Default::default(),
         }
@@ -59,10 +67,17 @@ impl LocConf {
         self.decoy == 1
     }
 
+    pub fn baits(&self) -> Selection {
+        self.baits.unwrap_or(Selection::NONE)
+    }
+
     /// Inherit what this block did not set from the enclosing one.
     fn merge(&mut self, parent: &LocConf) {
         merge_flag(&mut self.enabled, parent.enabled);
         merge_flag(&mut self.decoy, parent.decoy);
+        if self.baits.is_none() {
+            self.baits = Some(parent.baits.unwrap_or(Selection::NONE));
+        }
         #[cfg(feature = "test-hooks")]
         self.test_panic.merge(&parent.test_panic);
     }
@@ -85,13 +100,15 @@ pub(crate) enum EventsFile {
 }
 
 /// Configuration of the `http` block: the event pipeline every worker runs.
-#[derive(Default)]
 pub(crate) struct MainConf {
     /// Some block turned the sensor on: only then do workers open files and start a thread.
     pub used: bool,
     pub events_file: EventsFile,
     /// The events file as nginx opened it in the master (null when off or unused).
     pub events_open_file: *mut ngx_open_file_t,
+    /// `honeytrap_audit_log`: events again, in ModSecurity's JSON audit log format.
+    pub audit_log: Option<String>,
+    pub audit_log_open_file: *mut ngx_open_file_t,
     pub elasticsearch: Option<ElasticsearchSettings>,
     pub misp: Option<MispSettings>,
     pub sensor: Option<String>,
@@ -99,6 +116,45 @@ pub(crate) struct MainConf {
     pub spool_path_name: Option<String>,
     /// Registered with nginx so that it creates it for the workers' user.
     pub spool_path: *mut ngx_path_t,
+    pub secret_file: Option<String>,
+    /// `honeytrap_decoy_paths`: decoy paths the operator chose, besides the generated ones.
+    pub decoy_paths: Vec<String>,
+    /// `honeytrap_tripwires`: None is the default list.
+    pub tripwires: Option<Vec<String>>,
+    /// Built once from the secret at configuration time, shared by every request.
+    pub baits: Option<Arc<Baits>>,
+    /// `honeytrap_zone`: the flagged-clients table, null when not configured.
+    pub zone: *mut ngx_shm_zone_t,
+}
+
+impl MainConf {
+    pub fn zone(&self) -> Option<&Zone> {
+        // SAFETY: null, or the zone entry whose `data` is the Zone `set_zone` allocated.
+        unsafe { self.zone.as_ref()?.data.cast::<Zone>().as_ref() }
+    }
+}
+
+impl Default for MainConf {
+    fn default() -> Self {
+        MainConf {
+            used: false,
+            events_file: EventsFile::Default,
+            events_open_file: ptr::null_mut(),
+            audit_log: None,
+            audit_log_open_file: ptr::null_mut(),
+            elasticsearch: None,
+            misp: None,
+            sensor: None,
+            queue_size: None,
+            spool_path_name: None,
+            spool_path: ptr::null_mut(),
+            secret_file: None,
+            decoy_paths: Vec::new(),
+            tripwires: None,
+            baits: None,
+            zone: ptr::null_mut(),
+        }
+    }
 }
 
 impl MainConf {
@@ -115,13 +171,23 @@ impl MainConf {
     }
 
     pub fn events_path(&self) -> Option<PathBuf> {
-        // SAFETY: the open file nginx returned lives as long as the cycle.
-        let file = unsafe { self.events_open_file.as_ref()? };
-        Some(PathBuf::from(
-            String::from_utf8_lossy(file.name.as_bytes()).into_owned(),
-        ))
+        open_file_path(self.events_open_file)
+    }
+
+    pub fn audit_log_path(&self) -> Option<PathBuf> {
+        open_file_path(self.audit_log_open_file)
     }
 }
+
+fn open_file_path(file: *mut ngx_open_file_t) -> Option<PathBuf> {
+    // SAFETY: null or an open file nginx returned, alive as long as the cycle.
+    let file = unsafe { file.as_ref()? };
+    Some(PathBuf::from(
+        String::from_utf8_lossy(file.name.as_bytes()).into_owned(),
+    ))
+}
+
+impl MainConf {}
 
 pub(crate) extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     // SAFETY: nginx passes a valid configuration context to module callbacks.
@@ -161,6 +227,24 @@ pub(crate) extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) 
                     }
                 }
             }
+            if let Some(name) = &mcf.audit_log {
+                // SAFETY: valid `cf`; nginx copies the name into the cycle pool.
+                match unsafe { open_events_file(cf, name) } {
+                    Ok(file) => mcf.audit_log_open_file = file,
+                    Err(reason) => {
+                        ngx_conf_log_error!(NGX_LOG_EMERG, cf, "honeytrap_audit_log: {reason}");
+                        return NGX_CONF_ERROR;
+                    }
+                }
+            }
+            // SAFETY: valid `cf`.
+            match unsafe { build_baits(cf, mcf) } {
+                Ok(baits) => mcf.baits = Some(Arc::new(baits)),
+                Err(reason) => {
+                    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{reason}");
+                    return NGX_CONF_ERROR;
+                }
+            }
             if mcf.elasticsearch.is_some() || mcf.misp.is_some() {
                 let name = mcf.spool_path_name.as_deref().unwrap_or(DEFAULT_SPOOL_PATH);
                 // SAFETY: valid `cf`.
@@ -194,6 +278,53 @@ unsafe fn open_events_file(
     // nginx calls `flush` on every open file right before it reopens them (`-s reopen`).
     entry.flush = Some(crate::runtime::events_file_reopened);
     Ok(file)
+}
+
+/// Where the installation secret is kept unless `honeytrap_secret_file` says otherwise
+/// (relative to nginx's configuration directory, which the master can write to).
+const DEFAULT_SECRET_FILE: &str = "honeytrap.secret";
+
+/// Loads (or creates, on first start) the secret and derives this installation's baits.
+///
+/// # Safety
+/// `cf` must be a valid configuration context.
+unsafe fn build_baits(cf: *mut ngx_conf_t, mcf: &MainConf) -> Result<Baits, String> {
+    let name = mcf.secret_file.as_deref().unwrap_or(DEFAULT_SECRET_FILE);
+    let mut full = pool_str(unsafe { (*cf).pool }, name).ok_or("out of memory")?;
+    // SAFETY: valid cycle; resolves a relative name against the configuration directory.
+    if unsafe { ngx_conf_full_name((*cf).cycle, &mut full, 1) } != 0 {
+        return Err(format!("honeytrap_secret_file: cannot resolve \"{name}\""));
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(full.as_bytes()).into_owned());
+    let (secret, origin) =
+        Secret::load_or_generate(&path).map_err(|e| format!("honeytrap_secret_file: {e}"))?;
+    match origin {
+        Origin::Generated => {
+            ngx_conf_log_error!(
+                NGX_LOG_NOTICE,
+                cf,
+                "honeytrap: generated the installation secret {}",
+                path.display()
+            );
+        }
+        Origin::Loaded { loose: true } => {
+            ngx_conf_log_error!(
+                NGX_LOG_WARN,
+                cf,
+                "honeytrap: secret file {} is readable by others",
+                path.display()
+            );
+        }
+        Origin::Loaded { loose: false } => {}
+    }
+    let mut settings = bait::Settings {
+        decoy_paths: mcf.decoy_paths.clone(),
+        ..Default::default()
+    };
+    if let Some(tripwires) = &mcf.tripwires {
+        settings.tripwires = tripwires.clone();
+    }
+    Baits::new(&secret, &settings).map_err(|e| format!("honeytrap_decoy_paths: {e}"))
 }
 
 /// # Safety
@@ -329,6 +460,25 @@ extern "C" fn set_events_file(
     })
 }
 
+extern "C" fn set_audit_log(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_audit_log", |args| {
+        // SAFETY: http-level directive.
+        let mcf = unsafe { main_conf(cf) };
+        if mcf.audit_log.is_some() {
+            return Err("is duplicate".into());
+        }
+        if args[0].is_empty() {
+            return Err("empty path".into());
+        }
+        mcf.audit_log = Some(args[0].to_owned());
+        Ok(())
+    })
+}
+
 extern "C" fn set_elasticsearch(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
@@ -337,7 +487,7 @@ extern "C" fn set_elasticsearch(
     directive(cf, "honeytrap_elasticsearch", |args| {
         // SAFETY: http-level directive.
         let mcf = unsafe { main_conf(cf) };
-        if mcf.elasticsearch.is_some() || mcf.misp.is_some() {
+        if mcf.elasticsearch.is_some() {
             return Err("is duplicate".into());
         }
         mcf.elasticsearch = Some(ElasticsearchSettings::parse_relative_to(
@@ -413,6 +563,123 @@ extern "C" fn set_spool_path(
     })
 }
 
+extern "C" fn set_baits(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_baits", |args| {
+        // SAFETY: `conf` is this block's LocConf (NGX_HTTP_LOC_CONF_OFFSET).
+        let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+        if lcf.baits.is_some() {
+            return Err("is duplicate".into());
+        }
+        lcf.baits = Some(Selection::parse(&args)?);
+        Ok(())
+    })
+}
+
+extern "C" fn set_secret_file(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_secret_file", |args| {
+        // SAFETY: http-level directive.
+        let mcf = unsafe { main_conf(cf) };
+        if mcf.secret_file.is_some() {
+            return Err("is duplicate".into());
+        }
+        mcf.secret_file = Some(args[0].to_owned());
+        Ok(())
+    })
+}
+
+extern "C" fn set_decoy_paths(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_decoy_paths", |args| {
+        for path in &args {
+            if !path.starts_with('/') {
+                return Err(format!("\"{path}\" must start with /"));
+            }
+        }
+        // SAFETY: http-level directive.
+        unsafe { main_conf(cf) }
+            .decoy_paths
+            .extend(args.iter().map(|p| p.to_string()));
+        Ok(())
+    })
+}
+
+extern "C" fn set_tripwires(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_tripwires", |args| {
+        // SAFETY: http-level directive.
+        let mcf = unsafe { main_conf(cf) };
+        if mcf.tripwires.is_some() {
+            return Err("is duplicate".into());
+        }
+        let list = match args.as_slice() {
+            ["off"] => Vec::new(),
+            ["default", extra @ ..] => bait::DEFAULT_TRIPWIRES
+                .iter()
+                .map(|t| t.to_string())
+                .chain(extra.iter().map(|t| t.to_string()))
+                .collect(),
+            paths => paths.iter().map(|p| p.to_string()).collect(),
+        };
+        if let Some(bad) = list.iter().find(|p| !p.starts_with('/')) {
+            return Err(format!("\"{bad}\" must start with /"));
+        }
+        mcf.tripwires = Some(list);
+        Ok(())
+    })
+}
+
+extern "C" fn set_zone(cf: *mut ngx_conf_t, _: *mut ngx_command_t, _: *mut c_void) -> *mut c_char {
+    directive(cf, "honeytrap_zone", |args| {
+        // SAFETY: http-level directive.
+        let mcf = unsafe { main_conf(cf) };
+        if !mcf.zone.is_null() {
+            return Err("is duplicate".into());
+        }
+        let (name, size) = args[0]
+            .split_once(':')
+            .filter(|(n, s)| !n.is_empty() && !s.is_empty())
+            .ok_or_else(|| format!("invalid zone \"{}\", expected name:size", args[0]))?;
+        let size = parse_size("size", size)? as usize;
+        if size < zone::MIN_SIZE {
+            return Err(format!(
+                "zone \"{name}\" is too small, at least {}k",
+                zone::MIN_SIZE / 1024
+            ));
+        }
+        let mut ttl = 24 * 3600;
+        if let Some(arg) = args.get(1) {
+            let value = arg
+                .strip_prefix("ttl=")
+                .ok_or_else(|| format!("invalid parameter \"{arg}\", expected ttl="))?;
+            ttl = parse_duration("ttl", value)?.as_secs();
+        }
+        // SAFETY: valid `cf`.
+        let pool = unsafe { (*cf).pool };
+        let data = allocate(pool, Zone::new(ttl));
+        let mut name = pool_str(pool, name).ok_or("out of memory")?;
+        if data.is_null() {
+            return Err("out of memory".into());
+        }
+        // SAFETY: valid `cf`; `data` lives as long as the configuration.
+        mcf.zone = unsafe { zone::add(cf, &mut name, size, data) }?;
+        Ok(())
+    })
+}
+
 extern "C" fn set_status(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
@@ -461,9 +728,9 @@ const fn main_directive(
 }
 
 #[cfg(not(feature = "test-hooks"))]
-const COMMAND_COUNT: usize = 10;
+const COMMAND_COUNT: usize = 16;
 #[cfg(feature = "test-hooks")]
-const COMMAND_COUNT: usize = 11;
+const COMMAND_COUNT: usize = 17;
 
 // nginx keeps pointers into this table and writes nothing to it; `static mut` only because the
 // C type wants `*mut` members.
@@ -496,6 +763,11 @@ pub(crate) static mut COMMANDS: [ngx_command_t; COMMAND_COUNT] = [
         set_elasticsearch,
     ),
     main_directive(ngx_string!("honeytrap_misp"), NGX_CONF_1MORE, set_misp),
+    main_directive(
+        ngx_string!("honeytrap_audit_log"),
+        NGX_CONF_TAKE1,
+        set_audit_log,
+    ),
     main_directive(ngx_string!("honeytrap_sensor"), NGX_CONF_TAKE1, set_sensor),
     main_directive(
         ngx_string!("honeytrap_queue_size"),
@@ -507,6 +779,30 @@ pub(crate) static mut COMMANDS: [ngx_command_t; COMMAND_COUNT] = [
         NGX_CONF_TAKE1,
         set_spool_path,
     ),
+    main_directive(
+        ngx_string!("honeytrap_secret_file"),
+        NGX_CONF_TAKE1,
+        set_secret_file,
+    ),
+    main_directive(
+        ngx_string!("honeytrap_decoy_paths"),
+        NGX_CONF_1MORE,
+        set_decoy_paths,
+    ),
+    main_directive(
+        ngx_string!("honeytrap_tripwires"),
+        NGX_CONF_1MORE,
+        set_tripwires,
+    ),
+    main_directive(ngx_string!("honeytrap_zone"), NGX_CONF_TAKE12, set_zone),
+    ngx_command_t {
+        name: ngx_string!("honeytrap_baits"),
+        type_: (ANY_HTTP_BLOCK | NGX_CONF_1MORE) as ngx_uint_t,
+        set: Some(set_baits),
+        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
     ngx_command_t {
         name: ngx_string!("honeytrap_status"),
         type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,

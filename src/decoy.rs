@@ -1,13 +1,25 @@
-//! Decoy servers (`honeytrap_decoy on`): every request is an event; the answer is what an
-//! unconfigured nginx would say, so that nothing looks out of place.
+//! Decoy answers: decoy servers (`honeytrap_decoy on`) say what an unconfigured nginx would,
+//! decoy paths ask for credentials. Either way the body is read first, so that the event
+//! carries what was posted and any credentials, decoded.
 
+use honeytrap_core::event::Kind;
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
     NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SPECIAL_RESPONSE,
 };
 
-use crate::{guard, request, respond, runtime};
+use crate::baits::{self, sensor};
+use crate::{guard, request, respond};
+
+/// What the decoy answers once the body is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// A decoy server: the default welcome page at `/`, 404 elsewhere.
+    DefaultPage,
+    /// A decoy path: a Basic challenge, whatever was sent (nothing ever logs in).
+    LoginChallenge,
+}
 
 const WELCOME_PAGE: &[u8] = b"<!DOCTYPE html>
 <html>
@@ -32,83 +44,116 @@ const NOT_FOUND_PAGE: &[u8] = b"<html>
 </html>
 ";
 
-/// Content phase: reads the body (so the event can carry what was posted), then answers.
-pub(crate) fn content(r: &mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: a live request in the content phase; the callback is ours.
-    let rc = unsafe { ngx_http_read_client_request_body(r, Some(body_read)) };
+const UNAUTHORIZED_PAGE: &[u8] = b"<html>
+<head><title>401 Authorization Required</title></head>
+<body>
+<center><h1>401 Authorization Required</h1></center>
+<hr><center>nginx</center>
+</body>
+</html>
+";
+
+/// Reads the body, then answers. `in_content_phase`: the content phase finalizes what a
+/// handler returns; other phases do not, so there we balance the body read's count.
+pub(crate) fn start(
+    r: &mut ngx_http_request_t,
+    answer: Answer,
+    in_content_phase: bool,
+) -> ngx_int_t {
+    let callback = match answer {
+        Answer::DefaultPage => default_page_body_read as extern "C" fn(*mut ngx_http_request_t),
+        Answer::LoginChallenge => challenge_body_read,
+    };
+    // SAFETY: a live request in a phase handler; the callback is ours.
+    let rc = unsafe { ngx_http_read_client_request_body(r, Some(callback)) };
     if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
         return rc;
+    }
+    if !in_content_phase {
+        // SAFETY: balances the reference the body read took; the callback finalizes.
+        unsafe { ngx_http_finalize_request(r, Status::NGX_DONE.into()) };
     }
     Status::NGX_DONE.into()
 }
 
-extern "C" fn body_read(r: *mut ngx_http_request_t) {
-    // SAFETY: nginx calls this with the live request once the body is read.
+extern "C" fn default_page_body_read(r: *mut ngx_http_request_t) {
+    finish(r, Answer::DefaultPage);
+}
+
+extern "C" fn challenge_body_read(r: *mut ngx_http_request_t) {
+    finish(r, Answer::LoginChallenge);
+}
+
+fn finish(r: *mut ngx_http_request_t, answer: Answer) {
+    // SAFETY: nginx calls body handlers with the live request once the body is read.
     let request = unsafe { &mut *r };
     // SAFETY: as above.
     let log = unsafe { (*request.connection).log };
     let on_panic = || NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
     let rc = guard::run(log, "decoy body handler", on_panic, || {
-        record_body(request);
-        answer(request)
+        record(request, answer);
+        respond(request, answer)
     });
-    // SAFETY: finalizes the request this handler took over with NGX_DONE.
+    // SAFETY: finalizes the request this handler took over.
     unsafe { ngx_http_finalize_request(r, rc) };
 }
 
-fn answer(r: &mut ngx_http_request_t) -> ngx_int_t {
-    let path = r.uri.as_bytes();
-    if path == b"/" || path == b"/index.html" {
-        respond::send(r, 200, "text/html", WELCOME_PAGE)
-    } else {
-        respond::send(r, 404, "text/html", NOT_FOUND_PAGE)
+fn respond(r: &mut ngx_http_request_t, answer: Answer) -> ngx_int_t {
+    match answer {
+        Answer::LoginChallenge => {
+            let challenge = "Basic realm=\"Restricted area\"";
+            // SAFETY: the request is live; the header is copied into its pool.
+            let request = unsafe { ngx::http::Request::from_ngx_http_request(r) };
+            if request
+                .add_header_out("WWW-Authenticate", challenge)
+                .is_none()
+            {
+                return Status::NGX_ERROR.into();
+            }
+            respond::send(r, 401, "text/html", UNAUTHORIZED_PAGE)
+        }
+        Answer::DefaultPage => {
+            let path = r.uri.as_bytes();
+            if path == b"/" || path == b"/index.html" {
+                respond::send(r, 200, "text/html", WELCOME_PAGE)
+            } else {
+                respond::send(r, 404, "text/html", NOT_FOUND_PAGE)
+            }
+        }
     }
 }
 
-/// Puts the in-memory part of the request body into the event (capped there); a part that
-/// nginx spooled to a temporary file is only counted: reading it here would block.
-fn record_body(r: &mut ngx_http_request_t) {
-    let Some(runtime) = runtime::get() else {
-        return;
-    };
-    // SAFETY: null or the body nginx just read.
-    let Some(body) = (unsafe { r.request_body.as_ref() }) else {
-        return;
-    };
-    let cap = runtime.limits.body + 1;
-    let mut bytes = Vec::new();
-    let mut total: u64 = 0;
-    let mut link = body.bufs;
-    // SAFETY: the body chain and its buffers belong to the request.
-    while let Some(cl) = unsafe { link.as_ref() } {
-        if let Some(buf) = unsafe { cl.buf.as_ref() } {
-            if buf.in_file() != 0 && buf.memory() == 0 && buf.temporary() == 0 {
-                total += (buf.file_last - buf.file_pos) as u64;
-            } else if !buf.pos.is_null() {
-                // SAFETY: pos..last is the buffer's filled range.
-                let data = unsafe {
-                    core::slice::from_raw_parts(buf.pos, buf.last.offset_from(buf.pos) as usize)
-                };
-                total += data.len() as u64;
-                let room = cap.saturating_sub(bytes.len());
-                bytes.extend_from_slice(&data[..data.len().min(room)]);
-            }
+/// Puts the body and any credentials into the request's event; a decoy path's event is made
+/// here, a decoy server's was made when the request arrived.
+fn record(r: &mut ngx_http_request_t, answer: Answer) {
+    let Some(sensor) = sensor(r) else { return };
+    let limits = &sensor.runtime.limits;
+    let body = request::body_in_memory(r, limits.body + 1);
+    let captured = baits::credentials_of(r, &body.bytes);
+    if answer == Answer::LoginChallenge {
+        let Some(hit) = sensor.baits.classify(r.uri.as_bytes()) else {
+            return;
+        };
+        let finding = sensor.baits.path_finding(&hit, captured.clone());
+        let event = sensor.event(r, Kind::Decoy, Some(finding));
+        if let Some(ctx) = request::ctx_or_create(r) {
+            ctx.events.push(event);
         }
-        link = cl.next;
     }
-    if total == 0 {
+    let Some(event) = request::ctx(r).and_then(|ctx| ctx.events.first_mut()) else {
         return;
+    };
+    if body.total > 0 {
+        event.set_body(&body.bytes, limits);
+        event.body_bytes = Some(body.total);
+        let field = "http.request.body.content";
+        if (body.bytes.len() as u64) < body.total && !event.truncated.iter().any(|f| f == field) {
+            event.truncated.push(field.to_owned());
+        }
     }
-    if let Some(event) = request::ctx(r).and_then(|ctx| ctx.event.as_mut()) {
-        event.set_body(&bytes, &runtime.limits);
-        event.body_bytes = Some(total);
-        if (bytes.len() as u64) < total
-            && !event
-                .truncated
-                .iter()
-                .any(|f| f == "http.request.body.content")
-        {
-            event.truncated.push("http.request.body.content".to_owned());
+    if answer == Answer::DefaultPage {
+        if let Some(captured) = &captured {
+            baits::mark_credentials(event, captured, sensor.runtime);
         }
     }
 }

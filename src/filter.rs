@@ -1,8 +1,8 @@
 //! Response header and body filters.
 //!
-//! Our work runs inside the panic guard; the call to the next filter runs outside it, so a
-//! panic of ours fails the response cleanly (a 500 while headers are unsent, an aborted
-//! response after) and never leaves a half-run C filter behind.
+//! A panic of ours fails the response cleanly: a 500 while headers are unsent (the header
+//! filter's work runs inside the guard, the call to the next filter outside), an aborted
+//! response after.
 
 use core::ptr;
 
@@ -13,7 +13,7 @@ use ngx::ffi::{
     ngx_http_top_header_filter, ngx_int_t, NGX_HTTP_INTERNAL_SERVER_ERROR,
 };
 
-use crate::{guard, phase, Honeytrap};
+use crate::{guard, phase, response, Honeytrap};
 use ngx::http::HttpModule;
 
 // Written once per configuration cycle in postconfiguration (single-threaded, before any
@@ -46,7 +46,7 @@ fn ours(request: &ngx_http_request_t) -> Option<&'static crate::conf::LocConf> {
 
 extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls filters with a live request whose connection is set.
-    let request = unsafe { &*r };
+    let request = unsafe { &mut *r };
     // SAFETY: as above.
     let log = unsafe { (*request.connection).log };
     let outcome = guard::run(
@@ -54,9 +54,10 @@ extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
         "header filter",
         || Err(()),
         || {
-            if let Some(_conf) = ours(request) {
+            if let Some(conf) = ours(request) {
                 #[cfg(feature = "test-hooks")]
-                crate::test_hooks::at_header_filter(request, _conf);
+                crate::test_hooks::at_header_filter(request, conf);
+                response::on_headers(request, conf);
             }
             Ok(())
         },
@@ -80,32 +81,33 @@ extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
     }
 }
 
+/// Our body work may call the next filter several times (robots.txt) or with a chain of its
+/// own (HTML), so it all runs inside the guard: headers are out, and after a panic the only
+/// honest failure left is to abort the response.
 extern "C" fn body_filter(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t) -> ngx_int_t {
     // SAFETY: nginx calls filters with a live request whose connection is set.
-    let request = unsafe { &*r };
+    let request = unsafe { &mut *r };
     // SAFETY: as above.
     let log = unsafe { (*request.connection).log };
-    let outcome = guard::run(
+    // SAFETY: set in postconfiguration; the chain ends in ngx_http_write_filter.
+    let Some(next) = (unsafe { NEXT_BODY_FILTER }) else {
+        return Status::NGX_ERROR.into();
+    };
+    guard::run(
         log,
         "body filter",
-        || Err(()),
+        || Status::NGX_ERROR.into(),
         || {
             if let Some(_conf) = ours(request) {
                 #[cfg(feature = "test-hooks")]
                 // SAFETY: `chain` is the chain nginx passed to this filter, null or valid.
                 crate::test_hooks::at_body_filter(request, _conf, unsafe { chain.as_ref() });
+                if let Some(rc) = response::on_body(request, chain, next) {
+                    return rc;
+                }
             }
-            Ok(())
-        },
-    );
-    match outcome {
-        // SAFETY: set in postconfiguration; the chain ends in ngx_http_write_filter.
-        Ok(()) => match unsafe { NEXT_BODY_FILTER } {
             // SAFETY: passing on the same live request and chain.
-            Some(next) => unsafe { next(r, chain) },
-            None => Status::NGX_ERROR.into(),
+            unsafe { next(r, chain) }
         },
-        // Headers are out: the only honest failure left is to abort the response.
-        Err(()) => Status::NGX_ERROR.into(),
-    }
+    )
 }

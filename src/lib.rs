@@ -4,6 +4,7 @@
 //! (`conf`), the request hooks (`phase`), the response filters (`filter`). Every `extern "C"`
 //! entry point runs its body inside [`guard`] so that no panic crosses into nginx.
 
+mod baits;
 mod conf;
 mod decoy;
 mod filter;
@@ -12,10 +13,13 @@ mod phase;
 mod pool;
 mod request;
 mod respond;
+mod response;
 mod runtime;
 mod status;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
+mod variables;
+mod zone;
 
 use core::ffi::c_char;
 use core::ptr;
@@ -96,7 +100,11 @@ extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     let log = unsafe { (*cf).log };
     guard::run(log, "preconfiguration", guard::status_error, || {
         guard::install_panic_hook();
-        ngx::core::Status::NGX_OK.into()
+        // SAFETY: called from preconfiguration with its valid `cf`.
+        match unsafe { variables::register(cf) } {
+            Ok(()) => ngx::core::Status::NGX_OK.into(),
+            Err(status) => status,
+        }
     })
 }
 

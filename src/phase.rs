@@ -7,7 +7,7 @@
 //! A CONTENT phase handler answers for decoys nothing else answers for, and the LOG phase,
 //! which every finished request passes, completes and queues the request's event.
 
-use honeytrap_core::event::{Kind, MitreRef};
+use honeytrap_core::event::Kind;
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_array_push, ngx_conf_t, ngx_http_handler_pt,
@@ -20,7 +20,7 @@ use ngx::ffi::{
 use ngx::http::{HttpModuleConfExt, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
 use crate::conf::LocConf;
-use crate::{decoy, guard, request, runtime, Honeytrap};
+use crate::{baits, decoy, guard, request, runtime, Honeytrap};
 
 /// Where in the request the hook was called; server rewrite sees the server block's settings,
 /// rewrite the matched location's.
@@ -88,11 +88,25 @@ fn handle(r: *mut ngx_http_request_t, phase: Phase) -> ngx_int_t {
         };
         #[cfg(feature = "test-hooks")]
         crate::test_hooks::at_request(request, conf, phase);
-        let _ = phase;
-        if conf.is_decoy() && is_main(request) {
+        if !is_main(request) {
+            return Status::NGX_DECLINED.into();
+        }
+        if conf.is_decoy() {
             open_decoy_event(request);
         }
-        Status::NGX_DECLINED.into()
+        if phase != Phase::Rewrite {
+            return Status::NGX_DECLINED.into();
+        }
+        // The location is known from here on; the checks run once, also when the handler is
+        // called again after a body read or an internal redirect.
+        let Some(ctx) = request::ctx_or_create(request) else {
+            return Status::NGX_DECLINED.into();
+        };
+        if ctx.checked {
+            return Status::NGX_DECLINED.into();
+        }
+        ctx.checked = true;
+        baits::check_request(request, conf, ctx)
     })
 }
 
@@ -100,29 +114,23 @@ fn is_main(r: &ngx_http_request_t) -> bool {
     core::ptr::eq(r, r.main)
 }
 
-/// The decoy event is created at the first hook that sees the decoy (once per request, also
-/// across internal redirects) and completed in the LOG phase, when the status is known.
+/// A decoy server's event is made at the first hook that sees the request (once per request,
+/// also across internal redirects) and completed in the LOG phase, when the status is known.
 fn open_decoy_event(request: &mut ngx_http_request_t) {
-    let Some(runtime) = runtime::get() else {
+    let Some(sensor) = baits::sensor(request) else {
         return;
     };
-    if request::ctx(request).is_some_and(|ctx| ctx.event.is_some()) {
+    if request::ctx(request).is_some_and(|ctx| ctx.events.iter().any(|e| e.kind == Kind::Decoy)) {
         return;
     }
-    let mut event = request::new_event(request, Kind::Decoy, runtime);
-    event
-        .techniques
-        .push(MitreRef::new("T1595", "Active Scanning"));
-    event
-        .tactics
-        .push(MitreRef::new("TA0043", "Reconnaissance"));
-    event.tags.push("decoy".to_owned());
-    let ctx = match request::ctx(request) {
-        Some(ctx) => Some(ctx),
-        None => request::create_ctx(request),
+    let name = match request::local_addr(request) {
+        Some(addr) => format!("decoy server {addr}"),
+        None => "decoy server".to_owned(),
     };
-    if let Some(ctx) = ctx {
-        ctx.event = Some(event);
+    let finding = sensor.baits.decoy_server_finding(&name, None);
+    let event = sensor.event(request, Kind::Decoy, Some(finding));
+    if let Some(ctx) = request::ctx_or_create(request) {
+        ctx.events.insert(0, event);
     }
 }
 
@@ -131,7 +139,9 @@ extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         r,
         "content handler",
         |request| match Honeytrap::location_conf(request) {
-            Some(conf) if conf.is_decoy() => decoy::content(request),
+            Some(conf) if conf.is_decoy() => {
+                decoy::start(request, decoy::Answer::DefaultPage, true)
+            }
             _ => Status::NGX_DECLINED.into(),
         },
     )
@@ -142,8 +152,20 @@ extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         let Some(runtime) = runtime::get() else {
             return Status::NGX_OK.into();
         };
+        let Some(ctx) = request::ctx(request) else {
+            return Status::NGX_OK.into();
+        };
         let status = request.headers_out.status;
-        if let Some(mut event) = request::ctx(request).and_then(|ctx| ctx.event.take()) {
+        if ctx.tripwire.take().is_some() && status == 404 {
+            if let Some(sensor) = baits::sensor(request) {
+                if let Some(hit) = sensor.baits.classify(request.uri.as_bytes()) {
+                    let finding = sensor.baits.path_finding(&hit, None);
+                    let event = sensor.event(request, Kind::Bait, Some(finding));
+                    ctx.events.push(event);
+                }
+            }
+        }
+        for mut event in ctx.events.drain(..) {
             event.status_code = u16::try_from(status).ok().filter(|s| *s != 0);
             runtime.push(event);
         }

@@ -13,8 +13,16 @@ use crate::{pool, Honeytrap};
 /// Per-request state, owned by the request pool.
 #[derive(Default)]
 pub(crate) struct RequestCtx {
-    /// The event this request produces, completed and queued in the LOG phase.
-    pub event: Option<Event>,
+    /// Events this request produced, completed (status) and queued in the LOG phase.
+    pub events: Vec<Event>,
+    /// The REWRITE-phase checks ran (the phase handler runs again after a body read).
+    pub checked: bool,
+    /// The path is a scanner tripwire: an event if the site answers 404.
+    pub tripwire: Option<String>,
+    /// The client did not send the decoy cookie: the response sets it.
+    pub cookie_absent: bool,
+    /// What the body filter does to this response.
+    pub response: Option<crate::response::ResponseBait>,
 }
 
 /// This request's context, found again after an internal redirect wiped `r->ctx`.
@@ -28,7 +36,14 @@ pub(crate) fn ctx(r: &mut ngx_http_request_t) -> Option<&'static mut RequestCtx>
     unsafe { slot.cast::<RequestCtx>().as_mut() }
 }
 
-pub(crate) fn create_ctx(r: &mut ngx_http_request_t) -> Option<&'static mut RequestCtx> {
+pub(crate) fn ctx_or_create(r: &mut ngx_http_request_t) -> Option<&'static mut RequestCtx> {
+    match ctx(r) {
+        Some(ctx) => Some(ctx),
+        None => create_ctx(r),
+    }
+}
+
+fn create_ctx(r: &mut ngx_http_request_t) -> Option<&'static mut RequestCtx> {
     let ctx = pool::allocate(r.pool, RequestCtx::default());
     // SAFETY: as in `ctx`.
     unsafe { *r.ctx.add(Honeytrap::module().ctx_index) = ctx.cast() };
@@ -40,13 +55,8 @@ pub(crate) fn create_ctx(r: &mut ngx_http_request_t) -> Option<&'static mut Requ
 pub(crate) fn new_event(r: &mut ngx_http_request_t, kind: Kind, runtime: &Runtime) -> Event {
     let limits = &runtime.limits;
     let mut event = Event::new(kind, runtime.observer.clone());
-    // SAFETY: a request being processed has a live connection.
-    let c = unsafe { &mut *r.connection };
-    event.source = socket_addr(c.sockaddr, c.socklen);
-    // SAFETY: fills `c->local_sockaddr` (getsockname for wildcard listens); null buffer allowed.
-    if unsafe { ngx_connection_local_sockaddr(c, ptr::null_mut(), 0) } == 0 {
-        event.destination = socket_addr(c.local_sockaddr, c.local_socklen);
-    }
+    event.source = peer(r);
+    event.destination = local_addr(r);
     event.set_method(r.method_name.as_bytes());
     event.set_url(r.unparsed_uri.as_bytes());
     let protocol = r.http_protocol.as_bytes();
@@ -92,4 +102,69 @@ fn socket_addr(sa: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
         }
         _ => None,
     }
+}
+
+/// The client's address and port.
+pub(crate) fn peer(r: &ngx_http_request_t) -> Option<SocketAddr> {
+    // SAFETY: a request being processed has a live connection.
+    let c = unsafe { &*r.connection };
+    socket_addr(c.sockaddr, c.socklen)
+}
+
+/// Values of every request header named `name` (lowercase), in order.
+pub(crate) fn header_values(r: &ngx_http_request_t, name: &[u8]) -> Vec<Vec<u8>> {
+    // SAFETY: the headers list of a request whose headers were read is initialised.
+    unsafe { ngx::http::list_iterator(&r.headers_in.headers) }
+        .filter(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_bytes().to_vec())
+        .collect()
+}
+
+/// The request body as far as nginx holds it in memory (up to `cap` bytes), and its size.
+/// Parts spooled to a temporary file are counted, not read: that would block the worker.
+pub(crate) struct BodyPart {
+    pub bytes: Vec<u8>,
+    pub total: u64,
+}
+
+pub(crate) fn body_in_memory(r: &ngx_http_request_t, cap: usize) -> BodyPart {
+    let mut part = BodyPart {
+        bytes: Vec::new(),
+        total: 0,
+    };
+    // SAFETY: null or the body nginx read for this request.
+    let Some(body) = (unsafe { r.request_body.as_ref() }) else {
+        return part;
+    };
+    let mut link = body.bufs;
+    // SAFETY: the body chain and its buffers belong to the request.
+    while let Some(cl) = unsafe { link.as_ref() } {
+        // SAFETY: as above.
+        if let Some(buf) = unsafe { cl.buf.as_ref() } {
+            if buf.in_file() != 0 && buf.memory() == 0 && buf.temporary() == 0 {
+                part.total += (buf.file_last - buf.file_pos) as u64;
+            } else if !buf.pos.is_null() {
+                // SAFETY: pos..last is the buffer's filled range.
+                let data = unsafe {
+                    core::slice::from_raw_parts(buf.pos, buf.last.offset_from(buf.pos) as usize)
+                };
+                part.total += data.len() as u64;
+                let room = cap.saturating_sub(part.bytes.len());
+                part.bytes.extend_from_slice(&data[..data.len().min(room)]);
+            }
+        }
+        link = cl.next;
+    }
+    part
+}
+
+/// The address and port the request came in on.
+pub(crate) fn local_addr(r: &mut ngx_http_request_t) -> Option<SocketAddr> {
+    // SAFETY: a request being processed has a live connection.
+    let c = unsafe { &mut *r.connection };
+    // SAFETY: fills `c->local_sockaddr` (getsockname for wildcard listens); null buffer allowed.
+    if unsafe { ngx_connection_local_sockaddr(c, ptr::null_mut(), 0) } != 0 {
+        return None;
+    }
+    socket_addr(c.local_sockaddr, c.local_socklen)
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use honeytrap_core::event::{Event, Limits, Observer};
 use honeytrap_core::queue::EventQueue;
 use honeytrap_core::shipper::{Level, LogFn, Shipper, ShipperHandle, ShipperSettings};
+use honeytrap_core::sink::audit_log::AuditLogSink;
 use honeytrap_core::sink::elasticsearch::ElasticsearchSink;
 use honeytrap_core::sink::file::FileSink;
 use honeytrap_core::sink::misp::MispSink;
@@ -101,6 +102,10 @@ fn start(mcf: &MainConf, worker: usize, log: *mut ngx_log_t, log_level: ngx_uint
 
     if let (Some(path), Some(file)) = (mcf.events_path(), events_file(mcf.events_open_file)) {
         sinks.push(Box::new(FileSink::from_file(path, file)));
+    }
+    let audit_log = (mcf.audit_log_path(), events_file(mcf.audit_log_open_file));
+    if let (Some(path), Some(file)) = audit_log {
+        sinks.push(Box::new(AuditLogSink::from_file(path, file)));
     }
     if let Some(settings) = &mcf.elasticsearch {
         let mut settings = settings.clone();

@@ -434,3 +434,19 @@ fn fifty_reloads_under_traffic_lose_no_event_and_leak_nothing() {
     );
     assert_eq!(file_ids(&events).len(), answered, "duplicate event ids");
 }
+
+#[test]
+fn the_audit_log_carries_the_same_events_in_modsecurity_format() {
+    let nginx = Nginx::start(decoy_config(
+        "honeytrap_audit_log {prefix}/logs/modsec_audit.json;",
+    ));
+    http::get(nginx.port(0), "/phpmyadmin/?x=1");
+    let events = wait_for_events(&nginx.prefix().join("logs/events.ndjson"), 1);
+    let audit = wait_for_events(&nginx.prefix().join("logs/modsec_audit.json"), 1);
+    let tx = &audit[0]["transaction"];
+    assert_eq!(&tx["unique_id"], field(&events[0], "event.id"));
+    assert_eq!(tx["client_ip"], "127.0.0.1");
+    assert_eq!(tx["request"]["uri"], "/phpmyadmin/?x=1");
+    assert_eq!(tx["response"]["http_code"], 404);
+    assert!(!tx["messages"].as_array().unwrap().is_empty(), "{tx:#}");
+}

@@ -8,6 +8,7 @@
 
 pub mod bait;
 pub mod event;
+pub mod flagged;
 pub mod panic;
 pub mod queue;
 pub mod shipper;

@@ -23,6 +23,7 @@ pub mod mitre;
 pub mod paths;
 pub mod robots;
 pub mod secret;
+pub mod selection;
 pub mod token;
 pub mod urlencoded;
 
@@ -43,6 +44,7 @@ pub use mitre::Touch;
 pub use paths::{DecoyHit, DecoyPaths, Flavor, Lure, PathError, DEFAULT_TRIPWIRES};
 pub use robots::{RobotsBait, RobotsScanner};
 pub use secret::{Origin, Secret, SecretError};
+pub use selection::Selection;
 pub use token::{Issued, TokenError, Tokens};
 
 /// What the configuration asks for (`honeytrap_baits` and friends).
@@ -183,14 +185,21 @@ impl Baits {
     /// A rewriter for one HTML response to `client`; `None` when neither the comment nor
     /// the field is on, so the nginx layer can skip the body entirely.
     pub fn html_rewriter(&self, client: IpAddr, now: SystemTime) -> Option<HtmlRewriter> {
-        if !self.comment_on && !self.field_on {
-            return None;
-        }
-        let comment = self.comment_on.then(|| self.comment.clone());
-        let field = self
-            .field_on
+        self.html_rewriter_for(Selection::ALL, client, now)
+    }
+
+    /// A rewriter laying only the HTML baits `selection` asks for (a location may narrow what
+    /// the installation enables).
+    pub fn html_rewriter_for(
+        &self,
+        selection: Selection,
+        client: IpAddr,
+        now: SystemTime,
+    ) -> Option<HtmlRewriter> {
+        let comment = (self.comment_on && selection.comment).then(|| self.comment.clone());
+        let field = (self.field_on && selection.field)
             .then(|| self.field.markup(&self.tokens, client, now));
-        Some(HtmlRewriter::new(comment, field))
+        (comment.is_some() || field.is_some()).then(|| HtmlRewriter::new(comment, field))
     }
 
     /// The developer comment the rewriter inserts.
@@ -410,6 +419,31 @@ mod tests {
 
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_750_000_000)
+    }
+
+    #[test]
+    fn a_location_can_narrow_the_html_baits() {
+        let b = baits(&Settings::default());
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let page = b"<html><head></head><body><form></form></body></html>";
+        let only_comment = Selection {
+            comment: true,
+            ..Selection::NONE
+        };
+        let mut out = Vec::new();
+        b.html_rewriter_for(only_comment, client, now())
+            .unwrap()
+            .feed_to_vec(page, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("<!--") && !text.contains(b.field_name()),
+            "{text}"
+        );
+        let only_robots = Selection {
+            robots: true,
+            ..Selection::NONE
+        };
+        assert!(b.html_rewriter_for(only_robots, client, now()).is_none());
     }
 
     fn rewrite(b: &Baits, client: IpAddr, page: &[u8]) -> Vec<u8> {
