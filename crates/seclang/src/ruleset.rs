@@ -211,7 +211,7 @@ impl RuleSetBuilder {
                 }
             }
         }
-        let prefilter = Prefilter::build(&rules);
+        let prefilter = Prefilter::build(&rules, &phases);
         Ok(RuleSet {
             rules,
             phases,

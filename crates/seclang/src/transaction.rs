@@ -137,6 +137,10 @@ pub struct Transaction {
     intervention: Option<Intervention>,
     matched: Vec<MatchedRule>,
     phases_done: u8,
+    /// Prefilter group state: candidate bits, and the `phase_gen` they were computed in.
+    group_bits: Vec<u64>,
+    group_gen: Vec<u32>,
+    phase_gen: u32,
 }
 
 impl RuleSet {
@@ -163,6 +167,9 @@ impl RuleSet {
             intervention: None,
             matched: Vec::new(),
             phases_done: 0,
+            group_bits: vec![0; self.prefilter.words],
+            group_gen: vec![0; self.prefilter.groups.len()],
+            phase_gen: 0,
         }
     }
 }
@@ -479,6 +486,8 @@ impl Transaction {
             return None;
         }
         let rs = Arc::clone(&self.rs);
+        // Group prefilter results hold for one phase (the body parser adds values).
+        self.phase_gen += 1;
         let steps = &rs.phases[phase as usize];
         let mut i = 0;
         let mut skip = 0u32;
@@ -497,7 +506,18 @@ impl Transaction {
                 continue;
             }
             let rule = &rs.rules[ri];
-            if self.is_removed(rule) || !self.eval_chain(&rs, ri, rule) {
+            if self.is_removed(rule) {
+                continue;
+            }
+            if let Some((g, m)) = rs.prefilter.member[ri] {
+                if !self.group_may_match(&rs, g as usize, m as usize) {
+                    // What evaluating the chain would have done before failing.
+                    self.data.matched_vars.clear();
+                    self.data.rule_id = rule.id;
+                    continue;
+                }
+            }
+            if !self.eval_chain(&rs, ri, rule) {
                 continue;
             }
             let disruptive = match rule.disruptive {
@@ -555,6 +575,31 @@ impl Transaction {
             }
         }
         None
+    }
+
+    /// Whether member `m` of prefilter group `g` can match this phase: the group's
+    /// automaton runs over each of its transformed values once per phase.
+    fn group_may_match(&mut self, rs: &RuleSet, g: usize, m: usize) -> bool {
+        let pf = &rs.prefilter;
+        let group = &pf.groups[g];
+        let bits = &mut self.group_bits[pf.offsets[g]..pf.offsets[g] + group.words()];
+        if self.group_gen[g] != self.phase_gen {
+            self.group_gen[g] = self.phase_gen;
+            bits.fill(0);
+            let cache = &mut self.cache;
+            let mut full = false;
+            for t in &group.targets {
+                visit(&self.data, t, &mut |_, _, raw, slot| {
+                    for &c in &group.chains {
+                        if full {
+                            return;
+                        }
+                        full = group.scan(cache.get(&rs.chains, slot, raw, c), bits);
+                    }
+                });
+            }
+        }
+        bits[m / 64] & (1 << (m % 64)) != 0
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {

@@ -47,8 +47,15 @@ pub trait Operator: Send + Sync + std::fmt::Debug {
     /// Whether `input` matches (before negation).
     fn matches(&self, input: &[u8], caps: &mut Captures) -> bool;
 
-    /// The compiled regex, for rules whose operator is `@rx` (used by the prefilter).
+    /// The compiled regex, for rules whose operator is `@rx`.
     fn as_rx(&self) -> Option<&Rx> {
+        None
+    }
+
+    /// Literals one of which (compared ASCII case-insensitively) every matching input
+    /// contains, if there is such a set: the prefilter skips the operator on values that
+    /// contain none.
+    fn literals(&self) -> Option<Vec<Vec<u8>>> {
         None
     }
 }

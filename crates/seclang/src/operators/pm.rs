@@ -6,7 +6,11 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use super::{BuildContext, Captures, Operator};
 
 #[derive(Debug)]
-pub struct Pm(AhoCorasick);
+pub struct Pm {
+    ac: AhoCorasick,
+    /// Lower-cased, for the prefilter.
+    phrases: Vec<Vec<u8>>,
+}
 
 impl Pm {
     /// Build from phrases; an empty list is an error since it could never match.
@@ -15,12 +19,13 @@ impl Pm {
         if phrases.is_empty() {
             return Err("no phrases".into());
         }
-        AhoCorasickBuilder::new()
+        let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)
             .build(&phrases)
-            .map(Pm)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let phrases = phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
+        Ok(Pm { ac, phrases })
     }
 }
 
@@ -35,7 +40,7 @@ pub fn new(param: &str, _: &mut BuildContext<'_>) -> Result<Box<dyn Operator>, S
 
 impl Operator for Pm {
     fn matches(&self, input: &[u8], caps: &mut Captures) -> bool {
-        match self.0.find(input) {
+        match self.ac.find(input) {
             Some(m) => {
                 if caps.wanted {
                     caps.groups.clear();
@@ -45,6 +50,10 @@ impl Operator for Pm {
             }
             None => false,
         }
+    }
+
+    fn literals(&self) -> Option<Vec<Vec<u8>>> {
+        Some(self.phrases.clone())
     }
 }
 

@@ -99,6 +99,14 @@ impl Operator for Rx {
     fn as_rx(&self) -> Option<&Rx> {
         Some(self)
     }
+
+    fn literals(&self) -> Option<Vec<Vec<u8>>> {
+        // PCRE-only syntax is not understood by the analysis.
+        if self.is_fallback() {
+            return None;
+        }
+        crate::prefilter::required_literals(&self.pattern)
+    }
 }
 
 #[cfg(test)]
