@@ -18,7 +18,7 @@ use ngx::http::HttpModuleMainConf;
 use crate::conf::{LocConf, MainConf};
 use crate::request::{self, RequestCtx};
 use crate::runtime::Runtime;
-use crate::{decoy, guard, runtime, Honeytrap};
+use crate::{decoy, guard, rules, runtime, Honeytrap};
 
 /// Everything the sensor needs to handle one request, found once per hook call.
 pub(crate) struct Sensor {
@@ -44,8 +44,8 @@ pub(crate) fn client_ip(r: &ngx_http_request_t) -> Option<IpAddr> {
 }
 
 impl Sensor {
-    /// A new event about `r`, marked when its client was flagged before, and the client
-    /// flagged now (every event is a bait touch or a decoy hit).
+    /// A new event about a bait touch or a decoy hit: marked when its client was flagged
+    /// before, and the client flagged now.
     pub fn event(&self, r: &mut ngx_http_request_t, kind: Kind, finding: Option<Finding>) -> Event {
         let mut event = request::new_event(r, kind, self.runtime);
         if let Some(finding) = finding {
@@ -53,6 +53,16 @@ impl Sensor {
         }
         if let (Some(zone), Some(ip)) = (self.main.zone(), client_ip(r)) {
             event.flagged = zone.flag(ip).is_some();
+        }
+        event
+    }
+
+    /// A new event that does not flag its client (rule matches: rules have false positives,
+    /// baits do not), but says whether a bait flagged it before.
+    pub fn observation(&self, r: &mut ngx_http_request_t, kind: Kind) -> Event {
+        let mut event = request::new_event(r, kind, self.runtime);
+        if let (Some(zone), Some(ip)) = (self.main.zone(), client_ip(r)) {
+            event.flagged = zone.lookup(ip).is_some();
         }
         event
     }
@@ -94,10 +104,31 @@ pub(crate) fn check_request(
             ctx.events.push(event);
         }
     }
-    if selection.field && wants_field_check(r) {
-        return read_body_then_check_field(r);
+    if let Some(rule_set) = &conf.rules {
+        let (tx, intervention) = rules::begin(r, rule_set);
+        ctx.tx = Some(tx);
+        if let Some(iv) = intervention {
+            let rc = rules::answer(r, &iv);
+            ctx.denied = Some(iv);
+            return rc;
+        }
+    }
+    ctx.check_field = selection.field && wants_field_check(r);
+    if ctx.check_field || (ctx.tx.is_some() && has_body(r)) {
+        return read_body_then_continue(r);
+    }
+    if let Some(tx) = ctx.tx.as_mut() {
+        if let Some(iv) = rules::request_body(r, tx) {
+            let rc = rules::answer(r, &iv);
+            ctx.denied = Some(iv);
+            return rc;
+        }
     }
     Status::NGX_DECLINED.into()
+}
+
+fn has_body(r: &ngx_http_request_t) -> bool {
+    r.headers_in.content_length_n > 0 || r.headers_in.chunked() != 0
 }
 
 /// A form post that may carry the hidden field.
@@ -105,7 +136,7 @@ fn wants_field_check(r: &ngx_http_request_t) -> bool {
     if r.method != NGX_HTTP_POST as usize {
         return false;
     }
-    let has_body = r.headers_in.content_length_n > 0 || r.headers_in.chunked() != 0;
+    let has_body = has_body(r);
     // SAFETY: null or the request's Content-Type header.
     let form = unsafe { r.headers_in.content_type.as_ref() }.is_some_and(|ct| {
         ct.value.as_bytes().len() >= 33
@@ -115,10 +146,10 @@ fn wants_field_check(r: &ngx_http_request_t) -> bool {
 }
 
 /// Reads the body before the rest of the request runs (as the mirror module does), keeps it
-/// for whoever reads it next, checks the field, then resumes the phases.
-fn read_body_then_check_field(r: &mut ngx_http_request_t) -> ngx_int_t {
+/// for whoever reads it next, checks the field and runs phase 2, then resumes the phases.
+fn read_body_then_continue(r: &mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: a live request in a phase handler; the callback is ours.
-    let rc = unsafe { ngx_http_read_client_request_body(r, Some(field_body_read)) };
+    let rc = unsafe { ngx_http_read_client_request_body(r, Some(body_read)) };
     if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
         return rc;
     }
@@ -127,23 +158,25 @@ fn read_body_then_check_field(r: &mut ngx_http_request_t) -> ngx_int_t {
     Status::NGX_DONE.into()
 }
 
-extern "C" fn field_body_read(r: *mut ngx_http_request_t) {
+extern "C" fn body_read(r: *mut ngx_http_request_t) {
     // SAFETY: nginx calls this with the live request once the body is read.
     let request = unsafe { &mut *r };
     // SAFETY: as above.
     let log = unsafe { (*request.connection).log };
-    let failed = guard::run(
-        log,
-        "form field check",
-        || true,
-        || {
+    let on_panic = || Some(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
+    let answer = guard::run(log, "request body checks", on_panic, || {
+        let ctx = request::ctx(request)?;
+        if ctx.check_field {
             check_field(request);
-            false
-        },
-    );
-    if failed {
-        // SAFETY: ends the request we hold with a 500.
-        unsafe { ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t) };
+        }
+        let iv = rules::request_body(request, ctx.tx.as_mut()?)?;
+        let rc = rules::answer(request, &iv);
+        ctx.denied = Some(iv);
+        Some(rc)
+    });
+    if let Some(rc) = answer {
+        // SAFETY: ends the request we hold with the rules' (or the guard's) answer.
+        unsafe { ngx_http_finalize_request(r, rc) };
         return;
     }
     request.set_preserve_body(1);

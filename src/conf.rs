@@ -11,6 +11,7 @@ use std::sync::Arc;
 use honeytrap_core::bait::{self, Baits, Origin, Secret, Selection};
 use honeytrap_core::sink::elasticsearch::{parse_duration, parse_size, ElasticsearchSettings};
 use honeytrap_core::sink::misp::MispSettings;
+use honeytrap_seclang::RuleSet;
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_merge_path_value, ngx_conf_open_file, ngx_conf_post_t,
@@ -24,6 +25,7 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::{ngx_conf_log_error, ngx_string};
 
 use crate::pool::allocate;
+use crate::rules::{RuleSets, Source};
 use crate::zone::{self, Zone};
 use crate::{guard, Honeytrap};
 
@@ -41,6 +43,12 @@ pub(crate) struct LocConf {
     pub decoy: ngx_flag_t,
     /// `honeytrap_baits`: which baits this block lays (none unless asked for).
     pub baits: Option<Selection>,
+    /// `honeytrap_rules_file` / `honeytrap_rules` written in this block.
+    pub rule_sources: Vec<Source>,
+    /// This block's and every enclosing block's sources, once merged.
+    pub effective_rules: Option<Vec<Source>>,
+    /// The compiled rule set those sources make, shared with every block naming the same.
+    pub rules: Option<Arc<RuleSet>>,
     #[cfg(feature = "test-hooks")]
     pub test_panic: crate::test_hooks::PanicPoint,
 }
@@ -51,6 +59,9 @@ impl Default for LocConf {
             enabled: NGX_CONF_UNSET as ngx_flag_t,
             decoy: NGX_CONF_UNSET as ngx_flag_t,
             baits: None,
+            rule_sources: Vec::new(),
+            effective_rules: None,
+            rules: None,
             #[cfg(feature = "test-hooks")]
             test_panic: Default::default(),
         }
@@ -78,6 +89,14 @@ impl LocConf {
         if self.baits.is_none() {
             self.baits = Some(parent.baits.unwrap_or(Selection::NONE));
         }
+        // Rules add up: a block evaluates its enclosing blocks' rules, then its own.
+        let inherited = parent
+            .effective_rules
+            .as_ref()
+            .unwrap_or(&parent.rule_sources);
+        let mut effective = inherited.clone();
+        effective.extend(self.rule_sources.iter().cloned());
+        self.effective_rules = Some(effective);
         #[cfg(feature = "test-hooks")]
         self.test_panic.merge(&parent.test_panic);
     }
@@ -125,6 +144,8 @@ pub(crate) struct MainConf {
     pub baits: Option<Arc<Baits>>,
     /// `honeytrap_zone`: the flagged-clients table, null when not configured.
     pub zone: *mut ngx_shm_zone_t,
+    /// Every rule set compiled for this configuration, by source list.
+    pub rule_sets: RuleSets,
 }
 
 impl MainConf {
@@ -153,6 +174,7 @@ impl Default for MainConf {
             tripwires: None,
             baits: None,
             zone: ptr::null_mut(),
+            rule_sets: RuleSets::default(),
         }
     }
 }
@@ -378,7 +400,25 @@ pub(crate) extern "C" fn merge_loc_conf(
             let (parent, child) =
                 unsafe { (&*parent.cast::<LocConf>(), &mut *child.cast::<LocConf>()) };
             child.merge(parent);
-            NGX_CONF_OK
+            let sources = child.effective_rules.as_deref().unwrap_or_default();
+            if sources.is_empty() {
+                return NGX_CONF_OK;
+            }
+            // SAFETY: merging happens inside the `http` block.
+            let mcf = unsafe { main_conf(cf) };
+            match mcf.rule_sets.get(sources, &conf_dir(cf)) {
+                Ok((rules, fresh)) => {
+                    if fresh {
+                        log_compiled(cf, &rules);
+                    }
+                    child.rules = Some(rules);
+                    NGX_CONF_OK
+                }
+                Err(reason) => {
+                    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "honeytrap rules: {reason}");
+                    NGX_CONF_ERROR
+                }
+            }
         },
     )
 }
@@ -579,6 +619,80 @@ extern "C" fn set_baits(
     })
 }
 
+extern "C" fn set_rules_file(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_rules_file", |args| {
+        add_rule_source(cf, conf, Source::File(args[0].to_owned()))
+    })
+}
+
+extern "C" fn set_rules(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "honeytrap_rules", |args| {
+        // SAFETY: nginx is reading a configuration file: `conf_file` is set.
+        let (file, line) = unsafe {
+            let f = &*(*cf).conf_file;
+            (
+                String::from_utf8_lossy(f.file.name.as_bytes()).into_owned(),
+                f.line,
+            )
+        };
+        let origin = format!("{file}:{line}");
+        add_rule_source(
+            cf,
+            conf,
+            Source::Text {
+                text: args[0].to_owned(),
+                origin,
+            },
+        )
+    })
+}
+
+/// Compiles the source alone right away, so that a bad rule fails `nginx -t` pointing at its
+/// own file and line (and at this directive); the merge reuses the result.
+fn add_rule_source(cf: *mut ngx_conf_t, conf: *mut c_void, source: Source) -> Result<(), String> {
+    // SAFETY: http-level context is reachable from any directive inside `http`.
+    let mcf = unsafe { main_conf(cf) };
+    let (rules, fresh) = mcf
+        .rule_sets
+        .get(std::slice::from_ref(&source), &conf_dir(cf))?;
+    if fresh {
+        log_compiled(cf, &rules);
+    }
+    // SAFETY: `conf` is this block's LocConf (NGX_HTTP_LOC_CONF_OFFSET).
+    unsafe { &mut *conf.cast::<LocConf>() }
+        .rule_sources
+        .push(source);
+    mcf.used = true;
+    Ok(())
+}
+
+fn log_compiled(cf: *mut ngx_conf_t, rules: &RuleSet) {
+    ngx_conf_log_error!(
+        NGX_LOG_NOTICE,
+        cf,
+        "honeytrap rules: compiled {} rules",
+        rules.rule_count()
+    );
+    for notice in rules.notices() {
+        ngx_conf_log_error!(NGX_LOG_NOTICE, cf, "honeytrap rules: {notice}");
+    }
+}
+
+/// nginx's configuration directory: relative rule paths start there, as `include` paths do.
+fn conf_dir(cf: *mut ngx_conf_t) -> PathBuf {
+    // SAFETY: the cycle of a configuration context is valid while it is read.
+    let prefix = unsafe { (*(*cf).cycle).conf_prefix };
+    PathBuf::from(String::from_utf8_lossy(prefix.as_bytes()).into_owned())
+}
+
 extern "C" fn set_secret_file(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
@@ -728,9 +842,9 @@ const fn main_directive(
 }
 
 #[cfg(not(feature = "test-hooks"))]
-const COMMAND_COUNT: usize = 16;
+const COMMAND_COUNT: usize = 18;
 #[cfg(feature = "test-hooks")]
-const COMMAND_COUNT: usize = 17;
+const COMMAND_COUNT: usize = 19;
 
 // nginx keeps pointers into this table and writes nothing to it; `static mut` only because the
 // C type wants `*mut` members.
@@ -795,6 +909,22 @@ pub(crate) static mut COMMANDS: [ngx_command_t; COMMAND_COUNT] = [
         set_tripwires,
     ),
     main_directive(ngx_string!("honeytrap_zone"), NGX_CONF_TAKE12, set_zone),
+    ngx_command_t {
+        name: ngx_string!("honeytrap_rules_file"),
+        type_: (ANY_HTTP_BLOCK | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_rules_file),
+        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("honeytrap_rules"),
+        type_: (ANY_HTTP_BLOCK | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_rules),
+        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
     ngx_command_t {
         name: ngx_string!("honeytrap_baits"),
         type_: (ANY_HTTP_BLOCK | NGX_CONF_1MORE) as ngx_uint_t,

@@ -13,7 +13,7 @@ use ngx::ffi::{
     ngx_http_top_header_filter, ngx_int_t, NGX_HTTP_INTERNAL_SERVER_ERROR,
 };
 
-use crate::{guard, phase, response, Honeytrap};
+use crate::{guard, phase, response, rules, Honeytrap};
 use ngx::http::HttpModule;
 
 // Written once per configuration cycle in postconfiguration (single-threaded, before any
@@ -52,11 +52,14 @@ extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
     let outcome = guard::run(
         log,
         "header filter",
-        || Err(()),
+        || Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t),
         || {
             if let Some(conf) = ours(request) {
                 #[cfg(feature = "test-hooks")]
                 crate::test_hooks::at_header_filter(request, conf);
+                if let Some(status) = rules::at_response_headers(request) {
+                    return Err(status);
+                }
                 response::on_headers(request, conf);
             }
             Ok(())
@@ -70,12 +73,13 @@ extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
             Some(next) => unsafe { next(r) },
             None => Status::NGX_ERROR.into(),
         },
-        // SAFETY: headers are not sent yet; nginx replaces this response with a 500 page.
-        Err(()) => unsafe {
+        // SAFETY: headers are not sent yet; nginx replaces this response with the error page
+        // of `status` (500 after a panic of ours, the rules' status when they block).
+        Err(status) => unsafe {
             ngx_http_filter_finalize_request(
                 r,
                 ptr::from_ref(Honeytrap::module()).cast_mut(),
-                NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
+                status,
             )
         },
     }
@@ -102,6 +106,7 @@ extern "C" fn body_filter(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t) -
                 #[cfg(feature = "test-hooks")]
                 // SAFETY: `chain` is the chain nginx passed to this filter, null or valid.
                 crate::test_hooks::at_body_filter(request, _conf, unsafe { chain.as_ref() });
+                rules::at_response_body(request, chain);
                 if let Some(rc) = response::on_body(request, chain, next) {
                     return rc;
                 }

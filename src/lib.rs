@@ -14,6 +14,7 @@ mod pool;
 mod request;
 mod respond;
 mod response;
+mod rules;
 mod runtime;
 mod status;
 #[cfg(feature = "test-hooks")]

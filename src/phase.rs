@@ -20,7 +20,7 @@ use ngx::ffi::{
 use ngx::http::{HttpModuleConfExt, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
 use crate::conf::LocConf;
-use crate::{baits, decoy, guard, request, runtime, Honeytrap};
+use crate::{baits, decoy, guard, request, rules, runtime, Honeytrap};
 
 /// Where in the request the hook was called; server rewrite sees the server block's settings,
 /// rewrite the matched location's.
@@ -164,6 +164,16 @@ extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
                     ctx.events.push(event);
                 }
             }
+        }
+        if let (Some(mut tx), Some(sensor)) = (ctx.tx.take(), baits::sensor(request)) {
+            let denied = ctx.denied.take();
+            ctx.score = Some(tx.anomaly_scores().inbound);
+            let event = rules::finish(
+                &mut tx,
+                |kind| sensor.observation(request, kind),
+                denied.as_ref(),
+            );
+            ctx.events.extend(event);
         }
         for mut event in ctx.events.drain(..) {
             event.status_code = u16::try_from(status).ok().filter(|s| *s != 0);

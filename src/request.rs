@@ -23,6 +23,14 @@ pub(crate) struct RequestCtx {
     pub cookie_absent: bool,
     /// What the body filter does to this response.
     pub response: Option<crate::response::ResponseBait>,
+    /// The SecLang transaction of a location with rules.
+    pub tx: Option<Box<honeytrap_seclang::Transaction>>,
+    /// The rules' decision, when they blocked the request.
+    pub denied: Option<honeytrap_seclang::Intervention>,
+    /// The body read must also check the hidden form field.
+    pub check_field: bool,
+    /// The inbound anomaly score once the transaction is finished (the access log runs after).
+    pub score: Option<i64>,
 }
 
 /// This request's context, found again after an internal redirect wiped `r->ctx`.

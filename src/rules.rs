@@ -1,0 +1,253 @@
+//! SecLang rules in nginx's phases: `honeytrap_rules_file` / `honeytrap_rules` compile once at
+//! configuration time (locations naming the same sources share one rule set), and each
+//! request of an enabled location runs a transaction: phase 1 once the location is known,
+//! phase 2 after the body, phase 3 at the response headers, phase 4 over the response body
+//! (detection only, headers are out by then), phase 5 in the LOG phase, which also turns the
+//! matches into one audit event.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use honeytrap_core::event::{AnomalyScore, Event, Kind, RuleMatch, RuleRef};
+use honeytrap_seclang::{EngineMode, Intervention, RuleSet, Transaction, TxInput};
+use ngx::ffi::{
+    ngx_chain_t, ngx_http_request_t, ngx_int_t, NGX_HTTP_CLOSE, NGX_HTTP_MOVED_TEMPORARILY,
+};
+
+use crate::request;
+
+/// One `honeytrap_rules_file` or `honeytrap_rules`, in configuration order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Source {
+    /// A file path, or a glob, as `Include` reads it.
+    File(String),
+    /// Inline SecLang, with where it stands in nginx.conf.
+    Text { text: String, origin: String },
+}
+
+/// Compiled rule sets by their source lists: a list compiles once however many locations use it.
+#[derive(Default)]
+pub(crate) struct RuleSets {
+    compiled: HashMap<Vec<Source>, Arc<RuleSet>>,
+}
+
+impl RuleSets {
+    /// The rule set for `sources`, compiled on first use; the error names file:line and why.
+    pub fn get(
+        &mut self,
+        sources: &[Source],
+        conf_dir: &Path,
+    ) -> Result<(Arc<RuleSet>, bool), String> {
+        if let Some(rs) = self.compiled.get(sources) {
+            return Ok((rs.clone(), false));
+        }
+        let mut builder = RuleSet::builder();
+        for source in sources {
+            let result = match source {
+                // `Include` accepts globs and resolves relative to the including place.
+                Source::File(path) => builder.add_text(
+                    &format!("Include \"{path}\""),
+                    "honeytrap_rules_file",
+                    conf_dir,
+                ),
+                Source::Text { text, origin } => builder.add_text(text, origin, conf_dir),
+            };
+            result.map_err(|e| format!("{}:{}: {}", e.origin, e.line, e.reason))?;
+        }
+        let rs = Arc::new(
+            builder
+                .build()
+                .map_err(|e| format!("{}:{}: {}", e.origin, e.line, e.reason))?,
+        );
+        self.compiled.insert(sources.to_vec(), rs.clone());
+        Ok((rs, true))
+    }
+}
+
+/// What a location evaluates.
+pub(crate) fn is_blocking(tx: &Transaction) -> bool {
+    tx.engine_mode() == EngineMode::On
+}
+
+/// Starts the transaction of a request and runs phase 1.
+pub(crate) fn begin(
+    r: &mut ngx_http_request_t,
+    rules: &Arc<RuleSet>,
+) -> (Box<Transaction>, Option<Intervention>) {
+    let peer = request::peer(r);
+    let local = request::local_addr(r);
+    let input = TxInput {
+        remote_addr: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
+        remote_port: peer.map(|a| a.port()).unwrap_or(0),
+        server_addr: local.map(|a| a.ip().to_string()).unwrap_or_default(),
+        server_port: local.map(|a| a.port()).unwrap_or(0),
+        server_name: String::from_utf8_lossy(r.headers_in.server.as_bytes()).into_owned(),
+        unique_id: format!("{:016x}", fastrand_id()),
+    };
+    let mut tx = Box::new(rules.transaction(input));
+    tx.set_request_line(
+        r.method_name.as_bytes(),
+        r.unparsed_uri.as_bytes(),
+        r.http_protocol.as_bytes(),
+    );
+    // SAFETY: the headers list of a request whose headers were read is initialised.
+    for (name, value) in unsafe { ngx::http::list_iterator(&r.headers_in.headers) } {
+        tx.add_request_header(name.as_bytes(), value.as_bytes());
+    }
+    let iv = tx.process_request_headers().filter(|_| is_blocking(&tx));
+    (tx, iv)
+}
+
+/// Phase 2 over what nginx read of the body (in memory; spooled parts are counted only).
+pub(crate) fn request_body(r: &ngx_http_request_t, tx: &mut Transaction) -> Option<Intervention> {
+    let body = request::body_in_memory(r, usize::MAX);
+    if !body.bytes.is_empty() {
+        tx.append_request_body(&body.bytes);
+    }
+    tx.process_request_body().filter(|_| is_blocking(tx))
+}
+
+/// Phase 3, at the response headers.
+pub(crate) fn response_headers(
+    r: &ngx_http_request_t,
+    tx: &mut Transaction,
+) -> Option<Intervention> {
+    let status = u16::try_from(r.headers_out.status).unwrap_or(0);
+    tx.set_response_status(status, b"HTTP/1.1");
+    // SAFETY: the response headers list is initialised before the header filters run.
+    for (name, value) in unsafe { ngx::http::list_iterator(&r.headers_out.headers) } {
+        tx.add_response_header(name.as_bytes(), value.as_bytes());
+    }
+    let ct = r.headers_out.content_type.as_bytes();
+    if !ct.is_empty() {
+        tx.add_response_header(b"Content-Type", ct);
+    }
+    tx.process_response_headers().filter(|_| is_blocking(tx))
+}
+
+/// Header filter: phase 3; the status to answer instead when the rules block.
+pub(crate) fn at_response_headers(r: &mut ngx_http_request_t) -> Option<ngx_int_t> {
+    let ctx = request::ctx(r)?;
+    if ctx.denied.is_some() {
+        return None;
+    }
+    let iv = response_headers(r, ctx.tx.as_mut()?)?;
+    let rc = answer(r, &iv);
+    ctx.denied = Some(iv);
+    Some(rc)
+}
+
+/// Body filter: phase 4 over the response body as it streams by. The headers are out, so a
+/// block here is only reported.
+pub(crate) fn at_response_body(r: &mut ngx_http_request_t, chain: *mut ngx_chain_t) {
+    let Some(tx) = request::ctx(r).and_then(|ctx| ctx.tx.as_mut()) else {
+        return;
+    };
+    if !tx.wants_response_body() {
+        return;
+    }
+    let mut last = false;
+    let mut link = chain;
+    // SAFETY: a chain passed to a body filter is a null-terminated list of live links.
+    while let Some(cl) = unsafe { link.as_ref() } {
+        // SAFETY: as above; in-memory buffers hold pos..last.
+        if let Some(b) = unsafe { cl.buf.as_ref() } {
+            let in_memory = b.temporary() != 0 || b.memory() != 0 || b.mmap() != 0;
+            if in_memory && !b.pos.is_null() {
+                let len = unsafe { b.last.offset_from(b.pos) } as usize;
+                tx.append_response_body(unsafe { core::slice::from_raw_parts(b.pos, len) });
+            }
+            last |= b.last_buf() != 0;
+        }
+        link = cl.next;
+    }
+    if last {
+        let _ = tx.process_response_body();
+    }
+}
+
+/// What nginx should answer for an intervention, as a phase handler's return value.
+pub(crate) fn answer(r: &mut ngx_http_request_t, iv: &Intervention) -> ngx_int_t {
+    if iv.drop {
+        return NGX_HTTP_CLOSE as ngx_int_t;
+    }
+    if let Some(location) = &iv.redirect {
+        // SAFETY: the request is live; the header is copied into its pool.
+        let request = unsafe { ngx::http::Request::from_ngx_http_request(r) };
+        let _ = request.add_header_out("Location", location);
+        let status = if (300..400).contains(&iv.status) {
+            iv.status
+        } else {
+            302
+        };
+        return if status == 302 {
+            NGX_HTTP_MOVED_TEMPORARILY as ngx_int_t
+        } else {
+            status as ngx_int_t
+        };
+    }
+    (if iv.status >= 400 { iv.status } else { 403 }) as ngx_int_t
+}
+
+/// Phase 5, and the audit event when a logging rule matched.
+pub(crate) fn finish(
+    tx: &mut Transaction,
+    mut event: impl FnMut(Kind) -> Event,
+    denied: Option<&Intervention>,
+) -> Option<Event> {
+    tx.process_logging();
+    let logged: Vec<_> = tx
+        .matched_rules()
+        .iter()
+        .filter(|m| m.log && m.id != 0)
+        .collect();
+    if logged.is_empty() {
+        return None;
+    }
+    let mut e = event(Kind::Rules);
+    let mut worst: Option<(u8, &honeytrap_seclang::MatchedRule)> = None;
+    for m in &logged {
+        e.add_rule(RuleMatch {
+            id: m.id.to_string(),
+            msg: (!m.msg.is_empty()).then(|| m.msg.clone()),
+            tags: m.tags.clone(),
+            severity: m.severity,
+            matched_var: (!m.matched_var_name.is_empty()).then(|| m.matched_var_name.clone()),
+            matched_data: (!m.matched_var.is_empty())
+                .then(|| String::from_utf8_lossy(&m.matched_var).into_owned()),
+        });
+        let severity = m.severity.unwrap_or(u8::MAX);
+        if worst.is_none_or(|(s, _)| severity < s) {
+            worst = Some((severity, m));
+        }
+    }
+    if let Some((_, m)) = worst {
+        e.rule = Some(RuleRef {
+            id: Some(m.id.to_string()),
+            name: (!m.msg.is_empty()).then(|| m.msg.clone()),
+            category: m.tags.iter().find(|t| t.starts_with("attack-")).cloned(),
+        });
+    }
+    let scores = tx.anomaly_scores();
+    e.anomaly_score = Some(AnomalyScore {
+        inbound: u32::try_from(scores.inbound.max(0)).unwrap_or(u32::MAX),
+        outbound: u32::try_from(scores.outbound.max(0)).unwrap_or(u32::MAX),
+    });
+    if denied.is_some() {
+        e.denied = true;
+    }
+    Some(e)
+}
+
+fn fastrand_id() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    // Unique enough for ModSecurity's UNIQUE_ID: time and a process-wide counter.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (n << 40) ^ u64::from(std::process::id())
+}
