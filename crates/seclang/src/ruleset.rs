@@ -129,6 +129,12 @@ impl RuleSet {
     pub fn rule_ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.rules.iter().map(|r| r.id)
     }
+
+    /// The compiled rules in load order (chain starters and `SecAction`s; links hang off
+    /// `chained`), so that tools can summarise or explain a set without re-parsing it.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
 }
 
 impl RuleSetBuilder {
@@ -615,6 +621,24 @@ fn pattern_matcher(p: &str) -> Result<regex::Regex, DirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_exposes_phase_operator_and_chain() {
+        let rs = RuleSet::from_text(
+            "SecRule ARGS \"@rx a\" \"id:1,phase:2,chain\"\n  SecRule ARGS \"@streq b\" \"t:none\"\n\
+             SecAction \"id:2,phase:1,pass\"\n",
+            "t.conf",
+        )
+        .unwrap();
+        let r = rs.rules();
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[0].id, r[0].phase, r[0].operator_name.as_str()),
+            (1, 2, "rx")
+        );
+        assert_eq!(r[0].chained.as_ref().unwrap().operator_name, "streq");
+        assert_eq!((r[1].id, r[1].phase), (2, 1));
+    }
 
     #[test]
     fn loads_rules_markers_and_chains() {
