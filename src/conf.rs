@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use honeytrap_core::bait::{self, Baits, Origin, Secret, Selection};
-use honeytrap_core::sink::elasticsearch::{parse_duration, parse_size, ElasticsearchSettings};
+use honeytrap_core::sink::elasticsearch::ElasticsearchSettings;
 use honeytrap_core::sink::misp::MispSettings;
+use honeytrap_core::sink::units::{parse_duration, parse_size};
 use honeytrap_seclang::RuleSet;
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{

@@ -4,10 +4,9 @@
 
 mod harness;
 
-use std::fs;
 use std::time::Duration;
 
-use harness::{field, http, test_config, wait_for_events, Config, Nginx};
+use harness::{field, http, wait_for_events, Config, Nginx};
 
 const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n  <title>Sign in</title>\n</head>\n<body>\n  <FORM action=\"/form\" method=\"post\">\n    <input type=\"text\" name=\"username\">\n    <input type=\"password\" name=\"password\">\n  </FORM>\n  <script>var s = '<form>';</script>\n  <form action=\"/search\"><input name=\"q\"></form>\n</body>\n</html>\n";
 
@@ -499,21 +498,11 @@ fn bad_bait_directives_fail_nginx_t_with_file_line_and_reason() {
         ("honeytrap_tripwires .env;", "must start with /"),
     ];
     for (directive, reason) in cases {
-        let config = Config::new(&format!(
-            "{directive}\nserver {{ listen 127.0.0.1:{{port0}}; honeytrap on; }}"
-        ));
-        let (output, prefix) = test_config(&config);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{directive} accepted");
-        assert!(
-            stderr.contains("[emerg]") && stderr.contains(reason),
-            "{directive}:\n{stderr}"
-        );
-        let conf = fs::read_to_string(prefix.path().join("conf/nginx.conf")).unwrap();
-        let line = conf.lines().position(|l| l.contains(directive)).unwrap() + 1;
-        assert!(
-            stderr.contains(&format!("nginx.conf:{line}")),
-            "{directive}:\n{stderr}"
+        harness::assert_rejected(
+            directive,
+            "server { listen 127.0.0.1:{port0}; honeytrap on; }",
+            reason,
+            true,
         );
     }
 }

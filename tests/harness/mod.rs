@@ -446,3 +446,25 @@ pub fn wait_for_events(path: &Path, n: usize) -> Vec<serde_json::Value> {
 pub fn field<'a>(event: &'a serde_json::Value, dotted: &str) -> &'a serde_json::Value {
     dotted.split('.').fold(event, |v, key| &v[key])
 }
+
+/// Asserts that `nginx -t` rejects `directive` (written at the `http` level, before
+/// `server_block`) with an `[emerg]` containing `reason`, naming the directive's line unless
+/// nginx reports the failure elsewhere (`with_line` false, e.g. a file it cannot open).
+pub fn assert_rejected(directive: &str, server_block: &str, reason: &str, with_line: bool) {
+    let config = Config::new(&format!("{directive}\n{server_block}"));
+    let (output, prefix) = test_config(&config);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{directive} accepted");
+    assert!(
+        stderr.contains("[emerg]") && stderr.contains(reason),
+        "{directive}:\n{stderr}"
+    );
+    if with_line {
+        let conf = fs::read_to_string(prefix.path().join("conf/nginx.conf")).unwrap();
+        let line = conf.lines().position(|l| l.contains(directive)).unwrap() + 1;
+        assert!(
+            stderr.contains(&format!("nginx.conf:{line}")),
+            "{directive}:\n{stderr}"
+        );
+    }
+}

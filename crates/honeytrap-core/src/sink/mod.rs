@@ -11,6 +11,7 @@ pub mod elasticsearch;
 pub mod file;
 pub mod misp;
 pub mod spool;
+pub mod units;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;

@@ -4,6 +4,8 @@
 //! offending argument, and the API key file is read while nginx still runs as root.
 
 use std::fmt;
+
+use crate::sink::units::{parse_duration, parse_size};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -245,7 +247,7 @@ impl MispSettings {
                         bad("expected 0-7 or emerg, alert, crit, error, warning, notice, info, debug")
                     })?;
                 }
-                "flush" => flush = parse_duration(value).map_err(|e| bad(&e))?,
+                "flush" => flush = positive_duration(name, value).map_err(|e| bad(&e))?,
                 "spool" => {
                     if value.is_empty() {
                         return Err(bad("empty path"));
@@ -253,15 +255,17 @@ impl MispSettings {
                     spool = Some(path(value));
                 }
                 "spool_size" => {
-                    spool_size = parse_size(value).map_err(|e| bad(&e))?;
+                    spool_size = parse_size(name, value).map_err(|e| bad(&e))?;
                     if spool_size < 4096 {
                         return Err(bad("too small (at least 4k)"));
                     }
                 }
-                "timeout" => timeout = parse_duration(value).map_err(|e| bad(&e))?,
+                "timeout" => timeout = positive_duration(name, value).map_err(|e| bad(&e))?,
                 "ca" => ca_file = Some(path(value)),
-                "backoff" => backoff = parse_duration(value).map_err(|e| bad(&e))?,
-                "backoff_max" => backoff_max = parse_duration(value).map_err(|e| bad(&e))?,
+                "backoff" => backoff = positive_duration(name, value).map_err(|e| bad(&e))?,
+                "backoff_max" => {
+                    backoff_max = positive_duration(name, value).map_err(|e| bad(&e))?
+                }
                 "dead_letter" => {
                     if value.is_empty() {
                         return Err(bad("empty path"));
@@ -374,42 +378,13 @@ fn parse_small(value: &str, max: u8) -> Result<u8, String> {
         .ok_or_else(|| format!("expected a number from 0 to {max}"))
 }
 
-/// `500ms`, `30s`, `5m`, `1h`; a bare number is seconds. Zero is refused.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (digits, unit) = value.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| "expected a duration like 500ms, 30s, 5m or 1h".to_string())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("unknown unit \"{unit}\" (ms, s, m, h)")),
-    };
+/// Flush, timeout and backoff intervals: zero would spin.
+fn positive_duration(name: &str, value: &str) -> Result<Duration, String> {
+    let d = parse_duration(name, value)?;
     if d.is_zero() {
         return Err("must be longer than zero".into());
     }
     Ok(d)
-}
-
-/// `65536`, `512k`, `64m`, `1g` (powers of 1024).
-pub fn parse_size(value: &str) -> Result<u64, String> {
-    let lower = value.to_ascii_lowercase();
-    let (digits, shift) = match lower.as_bytes().last() {
-        Some(b'k') => (&lower[..lower.len() - 1], 10),
-        Some(b'm') => (&lower[..lower.len() - 1], 20),
-        Some(b'g') => (&lower[..lower.len() - 1], 30),
-        _ => (lower.as_str(), 0),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| "expected a size like 65536, 512k, 64m or 1g".to_string())?;
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| "too large".to_string())
 }
 
 fn parse_tags(value: &str) -> Result<Vec<String>, String> {
@@ -660,11 +635,11 @@ mod tests {
             (&["min_severity=8"], "expected 0-7 or emerg"),
             (&["min_severity=loud"], "expected 0-7 or emerg"),
             (&["flush=0s"], "longer than zero"),
-            (&["flush=10 minutes"], "unknown unit"),
+            (&["flush=10 minutes"], "expected a duration like"),
             (&["flush=soon"], "expected a duration"),
             (&["spool_size=12q"], "expected a size"),
             (&["spool_size=1k"], "too small"),
-            (&["timeout=3d"], "unknown unit \"d\""),
+            (&["timeout=3d"], "invalid \"timeout\" value \"3d\""),
             (
                 &["backoff=10s", "backoff_max=1s"],
                 "backoff_max (1s) is shorter than backoff (10s)",
@@ -770,19 +745,6 @@ mod tests {
         let err =
             MispSettings::parse(&["https://misp", &kf, "ca=/nonexistent/ca.pem"]).unwrap_err();
         assert!(err.contains("cannot read ca file"), "{err}");
-    }
-
-    #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("ms").is_err());
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("1g"), Ok(1 << 30));
-        assert!(parse_size("99999999999999g").is_err());
     }
 
     #[test]
