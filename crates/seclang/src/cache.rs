@@ -65,6 +65,10 @@ impl TransformCache {
             Some(p) => self.cached(chains, slot, raw, p),
             None => Val::Raw,
         };
+        if transformations::unchanged(t, self.bytes(input, raw)) {
+            self.index.insert((slot, chain), input);
+            return input;
+        }
         let mut out = self.spare.pop().unwrap_or_default();
         transformations::apply(t, self.bytes(input, raw), &mut out);
         let v = if out == self.bytes(input, raw) {
@@ -78,7 +82,7 @@ impl TransformCache {
         v
     }
 
-    fn uncached<'a>(&'a mut self, chains: &ChainTable, raw: &[u8], chain: ChainId) -> &'a [u8] {
+    fn uncached<'a>(&'a mut self, chains: &ChainTable, raw: &'a [u8], chain: ChainId) -> &'a [u8] {
         self.steps.clear();
         let mut cur = Some(chain);
         while let Some(c) = cur {
@@ -86,13 +90,23 @@ impl TransformCache {
             self.steps.push(t);
             cur = p;
         }
+        // Transformations that change nothing are skipped; `a` holds the value once one did.
         let [a, b] = &mut self.scratch;
-        transformations::apply(self.steps[self.steps.len() - 1], raw, a);
-        for &t in self.steps.iter().rev().skip(1) {
-            transformations::apply(t, a, b);
+        let mut in_a = false;
+        for &t in self.steps.iter().rev() {
+            let cur: &[u8] = if in_a { a } else { raw };
+            if transformations::unchanged(t, cur) {
+                continue;
+            }
+            transformations::apply(t, cur, b);
             std::mem::swap(a, b);
+            in_a = true;
         }
-        a
+        if in_a {
+            a
+        } else {
+            raw
+        }
     }
 
     /// For `multiMatch` on an uncached value: call `f` with `raw`, then with the result of
@@ -113,7 +127,11 @@ impl TransformCache {
         a.clear();
         a.extend_from_slice(raw);
         for &c in chain_ids {
-            transformations::apply(chains.nodes[c as usize].1, a, b);
+            let t = chains.nodes[c as usize].1;
+            if transformations::unchanged(t, a) {
+                continue;
+            }
+            transformations::apply(t, a, b);
             if *a == *b {
                 continue;
             }

@@ -9,7 +9,9 @@
 //!   which yields the set of rules that can match at all this phase. The others are skipped
 //!   without visiting their targets.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::{self, DFA};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, MatchKind, StartKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 use rustc_hash::FxHashMap;
 
@@ -324,7 +326,7 @@ pub struct Group {
     /// Transformation chains whose results the operator sees: the final one, or for
     /// `multiMatch` the raw value (`None`) and every prefix.
     pub chains: Vec<Option<ChainId>>,
-    ac: AhoCorasick,
+    dfa: DFA,
     /// Automaton pattern → member index.
     owner: Vec<u16>,
     /// Number of members.
@@ -335,9 +337,20 @@ impl Group {
     /// Mark in `bits` the members one of whose literals occurs in `value`; returns true
     /// once every member is marked.
     pub fn scan(&self, value: &[u8], bits: &mut [u64]) -> bool {
-        for m in self.ac.find_overlapping_iter(value) {
-            let i = self.owner[m.pattern().as_usize()] as usize;
-            bits[i / 64] |= 1 << (i % 64);
+        // A plain walk of the DFA: the iterator API costs more than the scan on the short
+        // values requests carry. Match states hold every pattern ending there.
+        let dfa = &self.dfa;
+        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+            return false;
+        };
+        for &b in value {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_match(sid) {
+                for k in 0..dfa.match_len(sid) {
+                    let i = self.owner[dfa.match_pattern(sid, k).as_usize()] as usize;
+                    bits[i / 64] |= 1 << (i % 64);
+                }
+            }
         }
         bits.iter().map(|w| w.count_ones() as usize).sum::<usize>() == self.members
     }
@@ -438,8 +451,14 @@ impl Prefilter {
                     owner.push(mi as u16);
                 }
             }
-            let ac = automaton(&pats, MatchKind::Standard);
-            if ac.is_none() {
+            let dfa = dfa::Builder::new()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(true)
+                .prefilter(false)
+                .start_kind(StartKind::Unanchored)
+                .build(&pats)
+                .ok();
+            if dfa.is_none() {
                 for &ri in &b.members {
                     member[ri] = None;
                 }
@@ -447,9 +466,9 @@ impl Prefilter {
             groups.push(Group {
                 targets: b.targets,
                 chains: b.chains,
-                members: if ac.is_some() { b.members.len() } else { 0 },
-                ac: ac.unwrap_or_else(|| {
-                    automaton(&[], MatchKind::Standard).expect("empty automaton")
+                members: if dfa.is_some() { b.members.len() } else { 0 },
+                dfa: dfa.unwrap_or_else(|| {
+                    dfa::DFA::new(std::iter::empty::<&[u8]>()).expect("empty automaton")
                 }),
                 owner,
             });

@@ -94,6 +94,67 @@ pub fn apply(id: TransformId, input: &[u8], out: &mut Vec<u8>) {
     (TABLE[id as usize].1)(input, out)
 }
 
+/// A cheap test that is true only when transformation `id` would return `input` as it is:
+/// most values in most requests have nothing to decode, and this spares the copy.
+/// (False means "maybe changed"; the fuzz target checks that true is never wrong.)
+pub fn unchanged(id: TransformId, input: &[u8]) -> bool {
+    let none_of = |set: &[u8]| !input.iter().any(|c| set.contains(c));
+    let first_last_not_space = |first: bool, last: bool| {
+        (!first || !input.first().is_some_and(|&c| is_space(c)))
+            && (!last || !input.last().is_some_and(|&c| is_space(c)))
+    };
+    match TABLE[id as usize].0 {
+        "urlDecode" | "urlDecodeUni" => none_of(b"%+"),
+        "htmlEntityDecode" => memchr::memchr(b'&', input).is_none(),
+        "jsDecode" | "cssDecode" | "escapeSeqDecode" => memchr::memchr(b'\\', input).is_none(),
+        "removeNulls" | "replaceNulls" => memchr::memchr(0, input).is_none(),
+        "lowercase" => !input.iter().any(u8::is_ascii_uppercase),
+        "uppercase" => !input.iter().any(u8::is_ascii_lowercase),
+        // Only multi-byte UTF-8 sequences are rewritten.
+        "utf8toUnicode" => input.is_ascii(),
+        "removeWhitespace" => !input.iter().any(|&c| is_space(c)),
+        "compressWhitespace" => {
+            let mut prev_space = false;
+            input.iter().all(|&c| {
+                let sp = is_space(c);
+                let ok = !sp || (c == b' ' && !prev_space);
+                prev_space = sp;
+                ok
+            })
+        }
+        "cmdLine" => input.iter().enumerate().all(|(i, &c)| match c {
+            b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => false,
+            b'A'..=b'Z' => false,
+            // A space survives unless another space, `/` or `(` follows it.
+            b' ' => !matches!(input.get(i + 1), Some(b' ' | b'/' | b'(')),
+            _ => true,
+        }),
+        "replaceComments" => memchr::memmem::find(input, b"/*").is_none(),
+        "removeComments" => {
+            memchr::memchr(b'#', input).is_none()
+                && memchr::memmem::find(input, b"/*").is_none()
+                && memchr::memmem::find(input, b"--").is_none()
+                && memchr::memmem::find(input, b"<!").is_none()
+        }
+        // No empty, `.` or `..` segment (they start the value or follow a slash).
+        "normalisePath" | "normalizePath" => {
+            !input.starts_with(b".")
+                && memchr::memmem::find(input, b"//").is_none()
+                && memchr::memmem::find(input, b"/.").is_none()
+        }
+        "normalisePathWin" | "normalizePathWin" => {
+            memchr::memchr(b'\\', input).is_none()
+                && !input.starts_with(b".")
+                && memchr::memmem::find(input, b"//").is_none()
+                && memchr::memmem::find(input, b"/.").is_none()
+        }
+        "trim" => first_last_not_space(true, true),
+        "trimLeft" => first_last_not_space(true, false),
+        "trimRight" => first_last_not_space(false, true),
+        _ => false,
+    }
+}
+
 /// Value of an ASCII hex digit.
 pub(crate) fn hex_val(c: u8) -> Option<u8> {
     match c {
@@ -137,6 +198,50 @@ pub(crate) fn run(f: TransformFn, input: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unchanged_is_never_wrong() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"plain text",
+            b"two  spaces",
+            b" lead",
+            b"trail ",
+            b"a\tb",
+            b"MiXeD",
+            b"50%25+off",
+            b"%zz",
+            b"&amp;&#x41;&lt",
+            b"\\x41\\u0041\\101\\",
+            b"caf\xc3\xa9 \xff\xfe",
+            b"nul\x00here",
+            b"/a/./b/../c//d/",
+            b"./rel/path",
+            b"C:\\win\\..\\x",
+            b"/products/list.php",
+            b"products/",
+            b"/",
+            b".",
+            b"..",
+            b"a /b (c",
+            b"sel/*x*/ect -- #c <!-- x -->",
+            b"cmd \"a\" 'b' ^c , d ; e",
+        ];
+        for (id, (name, _)) in TABLE.iter().enumerate() {
+            for s in samples {
+                if unchanged(id as TransformId, s) {
+                    let mut out = Vec::new();
+                    apply(id as TransformId, s, &mut out);
+                    assert_eq!(out, *s, "{name} on {:?}", String::from_utf8_lossy(s));
+                }
+            }
+        }
+        assert!(unchanged(lookup("urlDecode").unwrap(), b"books"));
+        assert!(unchanged(
+            lookup("normalisePath").unwrap(),
+            b"/products/list.php"
+        ));
+    }
 
     #[test]
     fn lookup_is_case_insensitive_and_complete() {
