@@ -61,14 +61,19 @@ extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
                     return Err(status);
                 }
                 response::on_headers(request, conf);
+                if rules::hold_for_phase_4(request) {
+                    // Sent by the body filter once phase 4 has decided.
+                    return Ok(true);
+                }
             }
-            Ok(())
+            Ok(false)
         },
     );
     match outcome {
+        Ok(true) => Status::NGX_OK.into(),
         // SAFETY: `NEXT_HEADER_FILTER` was set in postconfiguration, before any request; nginx's
         // chain always ends in ngx_http_header_filter, so it is not None.
-        Ok(()) => match unsafe { NEXT_HEADER_FILTER } {
+        Ok(false) => match unsafe { NEXT_HEADER_FILTER } {
             // SAFETY: passing on the same live request, as every nginx filter does.
             Some(next) => unsafe { next(r) },
             None => Status::NGX_ERROR.into(),
@@ -102,16 +107,48 @@ extern "C" fn body_filter(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t) -
         "body filter",
         || Status::NGX_ERROR.into(),
         || {
-            if let Some(_conf) = ours(request) {
-                #[cfg(feature = "test-hooks")]
-                // SAFETY: `chain` is the chain nginx passed to this filter, null or valid.
-                crate::test_hooks::at_body_filter(request, _conf, unsafe { chain.as_ref() });
-                rules::at_response_body(request, chain);
-                if let Some(rc) = response::on_body(request, chain, next) {
-                    return rc;
+            let Some(_conf) = ours(request) else {
+                // SAFETY: passing on the same live request and chain.
+                return unsafe { next(r, chain) };
+            };
+            #[cfg(feature = "test-hooks")]
+            // SAFETY: `chain` is the chain nginx passed to this filter, null or valid.
+            crate::test_hooks::at_body_filter(request, _conf, unsafe { chain.as_ref() });
+            let chain = match rules::collect_held(request, chain) {
+                rules::Held::No => chain,
+                rules::Held::Collecting => return Status::NGX_OK.into(),
+                // SAFETY: the headers were held back, so the response can still be replaced.
+                rules::Held::Blocked(status) => unsafe {
+                    return ngx_http_filter_finalize_request(
+                        r,
+                        ptr::from_ref(Honeytrap::module()).cast_mut(),
+                        status,
+                    );
+                },
+                rules::Held::Release { body, last } => {
+                    // SAFETY: set in postconfiguration, as for the header filter.
+                    let Some(next_header) = (unsafe { NEXT_HEADER_FILTER }) else {
+                        return Status::NGX_ERROR.into();
+                    };
+                    // SAFETY: the same live request; its headers were held until now.
+                    let rc = unsafe { next_header(r) };
+                    if rc == Status::NGX_ERROR.0
+                        || rc > Status::NGX_OK.0
+                        || request.header_only() != 0
+                    {
+                        return rc;
+                    }
+                    match response::memory_chain(request, body, last) {
+                        Some(chain) => chain,
+                        None => return Status::NGX_ERROR.into(),
+                    }
                 }
+            };
+            rules::at_response_body(request, chain);
+            if let Some(rc) = response::on_body(request, chain, next) {
+                return rc;
             }
-            // SAFETY: passing on the same live request and chain.
+            // SAFETY: the request's chain, or the released held body.
             unsafe { next(r, chain) }
         },
     )

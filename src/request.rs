@@ -31,6 +31,14 @@ pub(crate) struct RequestCtx {
     pub check_field: bool,
     /// The inbound anomaly score once the transaction is finished (the access log runs after).
     pub score: Option<i64>,
+    /// Response headers and body held back until phase 4 has decided (blocking rules only).
+    pub held: Option<Vec<u8>>,
+    /// Phase 4 ran (on a held body, or streamed): never again for this response.
+    pub phase4_done: bool,
+    /// A held body released after phase 4, sent from here.
+    pub held_body: Vec<u8>,
+    /// Most bytes held before phase 4 decides on what it has (the rules' response body limit).
+    pub held_limit: usize,
 }
 
 /// This request's context, found again after an internal redirect wiped `r->ctx`.

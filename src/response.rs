@@ -427,6 +427,38 @@ fn replace_robots(
     send_last(r, full.as_ptr(), full.len(), next)
 }
 
+/// A one-buffer chain over `data` (alive for the request), the response's end if `last`.
+pub(crate) fn memory_chain(
+    r: &mut ngx_http_request_t,
+    data: &[u8],
+    last: bool,
+) -> Option<*mut ngx_chain_t> {
+    // SAFETY: fresh pool allocations, filled before use.
+    unsafe {
+        let b = ngx_pcalloc(r.pool, size_of::<ngx_buf_t>()).cast::<ngx_buf_t>();
+        let cl = ngx_alloc_chain_link(r.pool);
+        if b.is_null() || cl.is_null() {
+            return None;
+        }
+        if data.is_empty() {
+            (*b).set_sync(1);
+        } else {
+            (*b).set_memory(1);
+            (*b).pos = data.as_ptr().cast_mut();
+            (*b).last = data.as_ptr().add(data.len()).cast_mut();
+        }
+        if last {
+            (*b).set_last_buf(if ptr::eq(r, r.main) { 1 } else { 0 });
+            (*b).set_last_in_chain(1);
+        } else {
+            (*b).set_flush(1);
+        }
+        (*cl).buf = b;
+        (*cl).next = ptr::null_mut();
+        Some(cl)
+    }
+}
+
 /// Sends `len` bytes at `data` (alive for the request) as the last buffer of the response.
 fn send_last(
     r: &mut ngx_http_request_t,
@@ -434,24 +466,11 @@ fn send_last(
     len: usize,
     next: unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_chain_t) -> ngx_int_t,
 ) -> ngx_int_t {
-    // SAFETY: fresh pool allocations, filled before use; `data` outlives the request.
-    unsafe {
-        let b = ngx_pcalloc(r.pool, size_of::<ngx_buf_t>()).cast::<ngx_buf_t>();
-        let cl = ngx_alloc_chain_link(r.pool);
-        if b.is_null() || cl.is_null() {
-            return Status::NGX_ERROR.into();
-        }
-        if len > 0 {
-            (*b).set_memory(1);
-            (*b).pos = data.cast_mut();
-            (*b).last = data.add(len).cast_mut();
-        } else {
-            (*b).set_sync(1);
-        }
-        (*b).set_last_buf(1);
-        (*b).set_last_in_chain(1);
-        (*cl).buf = b;
-        (*cl).next = ptr::null_mut();
-        next(r, cl)
+    // SAFETY: `data` points to `len` bytes that outlive the request.
+    let data = unsafe { core::slice::from_raw_parts(data, len) };
+    match memory_chain(r, data, true) {
+        // SAFETY: a chain of our own, passed to the next filter.
+        Some(chain) => unsafe { next(r, chain) },
+        None => Status::NGX_ERROR.into(),
     }
 }

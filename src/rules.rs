@@ -12,10 +12,12 @@ use std::sync::Arc;
 use honeytrap_core::event::{AnomalyScore, Event, Kind, RuleMatch, RuleRef};
 use honeytrap_seclang::{EngineMode, Intervention, RuleSet, Transaction, TxInput};
 use ngx::ffi::{
-    ngx_chain_t, ngx_http_request_t, ngx_int_t, NGX_HTTP_CLOSE, NGX_HTTP_MOVED_TEMPORARILY,
+    ngx_chain_t, ngx_http_request_t, ngx_int_t, NGX_HTTP_CLOSE, NGX_HTTP_HEAD,
+    NGX_HTTP_MOVED_TEMPORARILY,
 };
 
-use crate::request;
+use crate::{request, Honeytrap};
+use ngx::http::HttpModuleLocationConf;
 
 /// One `honeytrap_rules_file` or `honeytrap_rules`, in configuration order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -138,12 +140,108 @@ pub(crate) fn at_response_headers(r: &mut ngx_http_request_t) -> Option<ngx_int_
     Some(rc)
 }
 
-/// Body filter: phase 4 over the response body as it streams by. The headers are out, so a
-/// block here is only reported.
-pub(crate) fn at_response_body(r: &mut ngx_http_request_t, chain: *mut ngx_chain_t) {
-    let Some(tx) = request::ctx(r).and_then(|ctx| ctx.tx.as_mut()) else {
-        return;
+/// Header filter, after phase 3: whether to hold the response back until phase 4 has seen
+/// its body. Only blocking rule sets that inspect this response's body need it; then a
+/// phase-4 `deny` still gets its status (ModSecurity in nginx can only log it).
+pub(crate) fn hold_for_phase_4(r: &mut ngx_http_request_t) -> bool {
+    let Some(ctx) = request::ctx(r) else {
+        return false;
     };
+    let Some(tx) = ctx.tx.as_ref() else {
+        return false;
+    };
+    let status = r.headers_out.status;
+    let hold = is_blocking(tx)
+        && tx.wants_response_body()
+        && r.header_only() == 0
+        && r.method != NGX_HTTP_HEAD as usize
+        && status != 204
+        && status != 304;
+    if hold {
+        let limit = Honeytrap::location_conf(r)
+            .and_then(|conf| conf.rules.as_ref())
+            .map_or(0, |rules| rules.config().response_body_limit);
+        ctx.held = Some(Vec::new());
+        ctx.held_limit = limit;
+        r.set_filter_need_in_memory(1);
+    }
+    hold
+}
+
+/// What the body filter does with a held response.
+pub(crate) enum Held {
+    /// Not holding: the body goes on as usual.
+    No,
+    /// Still collecting; nothing to pass on yet.
+    Collecting,
+    /// Phase 4 blocked: answer with this status instead (headers were never sent).
+    Blocked(ngx_int_t),
+    /// Phase 4 passed: send the held headers, then this body (last when the response ended).
+    Release { body: &'static [u8], last: bool },
+}
+
+/// Collects a held response body (up to the rule set's response body limit) and runs phase 4
+/// once it is complete or the limit is reached.
+pub(crate) fn collect_held(r: &mut ngx_http_request_t, chain: *mut ngx_chain_t) -> Held {
+    let Some(ctx) = request::ctx(r) else {
+        return Held::No;
+    };
+    let (Some(held), Some(tx)) = (ctx.held.as_mut(), ctx.tx.as_mut()) else {
+        return Held::No;
+    };
+    let limit = ctx.held_limit;
+    let mut last = false;
+    let mut link = chain;
+    // SAFETY: a chain passed to a body filter is a null-terminated list of live links.
+    while let Some(cl) = unsafe { link.as_mut() } {
+        // SAFETY: as above.
+        if let Some(b) = unsafe { cl.buf.as_mut() } {
+            if let Some(data) = memory(b) {
+                held.extend_from_slice(data);
+                // Copied: the buffer is free for its owner again.
+                b.pos = b.last;
+            }
+            last |= b.last_buf() != 0 || b.last_in_chain() != 0 && !core::ptr::eq(r, r.main);
+        }
+        link = cl.next;
+    }
+    if !last && held.len() < limit {
+        return Held::Collecting;
+    }
+    tx.append_response_body(held);
+    let iv = tx.process_response_body().filter(|_| is_blocking(tx));
+    ctx.phase4_done = true;
+    let body = ctx.held.take().unwrap_or_default();
+    if let Some(iv) = iv {
+        let rc = answer(r, &iv);
+        ctx.denied = Some(iv);
+        return Held::Blocked(rc);
+    }
+    // The body lives in the request's context until the request ends.
+    ctx.held_body = body;
+    // SAFETY: `held_body` is not touched again for this request.
+    let body: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(ctx.held_body.as_ptr(), ctx.held_body.len()) };
+    Held::Release { body, last }
+}
+
+fn memory(b: &ngx::ffi::ngx_buf_t) -> Option<&[u8]> {
+    let in_memory = b.temporary() != 0 || b.memory() != 0 || b.mmap() != 0;
+    if !in_memory || b.pos.is_null() {
+        return None;
+    }
+    // SAFETY: pos..last is the filled range of an in-memory buffer.
+    Some(unsafe { core::slice::from_raw_parts(b.pos, b.last.offset_from(b.pos) as usize) })
+}
+
+/// Body filter, not holding: phase 4 over the response body as it streams by, reported only
+/// (the headers are out: DetectionOnly, or a response too large to hold).
+pub(crate) fn at_response_body(r: &mut ngx_http_request_t, chain: *mut ngx_chain_t) {
+    let Some(ctx) = request::ctx(r) else { return };
+    if ctx.phase4_done {
+        return;
+    }
+    let Some(tx) = ctx.tx.as_mut() else { return };
     if !tx.wants_response_body() {
         return;
     }
@@ -151,12 +249,10 @@ pub(crate) fn at_response_body(r: &mut ngx_http_request_t, chain: *mut ngx_chain
     let mut link = chain;
     // SAFETY: a chain passed to a body filter is a null-terminated list of live links.
     while let Some(cl) = unsafe { link.as_ref() } {
-        // SAFETY: as above; in-memory buffers hold pos..last.
+        // SAFETY: as above.
         if let Some(b) = unsafe { cl.buf.as_ref() } {
-            let in_memory = b.temporary() != 0 || b.memory() != 0 || b.mmap() != 0;
-            if in_memory && !b.pos.is_null() {
-                let len = unsafe { b.last.offset_from(b.pos) } as usize;
-                tx.append_response_body(unsafe { core::slice::from_raw_parts(b.pos, len) });
+            if let Some(data) = memory(b) {
+                tx.append_response_body(data);
             }
             last |= b.last_buf() != 0;
         }
@@ -164,6 +260,7 @@ pub(crate) fn at_response_body(r: &mut ngx_http_request_t, chain: *mut ngx_chain
     }
     if last {
         let _ = tx.process_response_body();
+        ctx.phase4_done = true;
     }
 }
 

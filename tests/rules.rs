@@ -15,6 +15,9 @@ SecRequestBodyAccess On
 SecRule ARGS "@rx <script" "id:1001,phase:1,deny,status:403,msg:'script tag in a parameter',tag:'attack-xss',severity:'CRITICAL'"
 SecRule ARGS_POST:comment "@contains union select" "id:1002,phase:2,deny,status:403,msg:'SQL in a form',tag:'attack-sqli',severity:'CRITICAL'"
 SecRule RESPONSE_STATUS "@streq 418" "id:1003,phase:3,deny,status:503,msg:'teapot hidden'"
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/plain text/html
+SecRule RESPONSE_BODY "@contains BEGIN PRIVATE KEY" "id:1005,phase:4,deny,status:502,msg:'key material in a response',severity:'CRITICAL'"
 SecRule REQUEST_HEADERS:User-Agent "@contains nikto" "id:1004,phase:1,pass,log,t:lowercase,msg:'scanner user agent',tag:'scanner',severity:'NOTICE',setvar:tx.inbound_anomaly_score=+5"
 "#;
 
@@ -27,9 +30,32 @@ fn rules_config(engine_line: &str) -> Config {
                   honeytrap_rules_file {prefix}/conf/site.rules;
                   location / { return 200 \"ok\"; }
                   location /teapot { return 418; }
+                  location /leak { default_type text/plain; return 200 \"-----BEGIN PRIVATE KEY-----\\nMIIE\"; }
+                  location /static/ { root {prefix}/html; }
                   location /form { return 200 \"got $request_body\"; } }",
     )
     .file("conf/site.rules", format!("{RULES}\n{engine_line}\n"))
+    .file("html/static/page.html", "<html><body>a plain page</body></html>\n")
+}
+
+#[test]
+fn a_phase_4_deny_still_changes_the_status_because_headers_are_held() {
+    let nginx = Nginx::start(rules_config(""));
+    let p0 = nginx.port(0);
+    let leak = http::get(p0, "/leak");
+    assert_eq!(leak.status, 502, "{}", leak.text());
+    assert!(
+        !leak.text().contains("PRIVATE KEY"),
+        "the body leaked: {}",
+        leak.text()
+    );
+    let page = http::get(p0, "/static/page.html");
+    assert_eq!(page.status, 200);
+    assert_eq!(page.text(), "<html><body>a plain page</body></html>\n");
+    assert_eq!(page.header("Content-Length"), Some("39"));
+    let events = wait_for_events(&nginx.prefix().join("logs/events.ndjson"), 1);
+    assert_eq!(field(&events[0], "rule.id"), "1005");
+    assert_eq!(field(&events[0], "http.response.status_code"), 502);
 }
 
 fn send(port: u16, raw: &str) -> http::Response {

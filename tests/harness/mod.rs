@@ -421,9 +421,10 @@ pub fn fd_count(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// The NDJSON lines of `path`, parsed, once at least `n` are there (or panics after 15 s).
+/// The NDJSON lines of `path`, parsed, once at least `n` are there (or panics after 30 s: a
+/// loaded CI machine can be slow, a missing event still fails).
 pub fn wait_for_events(path: &Path, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = fs::read_to_string(path).unwrap_or_default();
         if text.lines().count() >= n {
