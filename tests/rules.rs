@@ -241,3 +241,32 @@ fn the_core_rule_set_blocks_attacks_through_nginx_and_lets_benign_requests_pass(
         "{events:#?}"
     );
 }
+
+#[test]
+fn our_rules_in_rules_dir_load_and_name_scanners() {
+    let rules_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let nginx = Nginx::start(Config::new(&format!(
+        "honeytrap_events_file {{prefix}}/logs/events.ndjson;
+         server {{ listen 127.0.0.1:{{port0}}; honeytrap on;
+                   honeytrap_rules_file {}/*.conf;
+                   location / {{ return 200 \"ok\"; }} }}",
+        rules_dir.display()
+    )));
+    let tool = send(nginx.port(0), "GET /?id=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: sqlmap/1.8.4#stable (https://sqlmap.org)\r\nConnection: close\r\n\r\n");
+    assert_eq!(tool.text(), "ok", "scanner rules never block");
+    let browser = send(nginx.port(0), "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0\r\nConnection: close\r\n\r\n");
+    assert_eq!(browser.text(), "ok");
+    let events = wait_for_events(&nginx.prefix().join("logs/events.ndjson"), 1);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let events_after = wait_for_events(&nginx.prefix().join("logs/events.ndjson"), 1);
+    assert_eq!(
+        events_after.len(),
+        1,
+        "the browser made an event: {events_after:#?}"
+    );
+    assert_eq!(field(&events[0], "rule.id"), "4800100");
+    assert_eq!(
+        field(&events[0], "honeytrap.rules")[0]["matched_data"],
+        "sqlmap"
+    );
+}
