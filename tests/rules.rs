@@ -265,8 +265,8 @@ fn our_rules_in_rules_dir_load_and_name_scanners() {
         "the browser made an event: {events_after:#?}"
     );
     assert_eq!(field(&events[0], "rule.id"), "4800100");
-    assert_eq!(
-        field(&events[0], "honeytrap.rules")[0]["matched_data"],
-        "sqlmap"
-    );
+    let matched = field(&events[0], "honeytrap.rules")[0]["matched_data"]
+        .as_str()
+        .unwrap();
+    assert!(matched.starts_with("sqlmap/"), "{matched}");
 }
