@@ -31,6 +31,7 @@ pub mod parser;
 mod prefilter;
 pub mod rule;
 pub mod ruleset;
+mod store;
 pub mod transaction;
 pub mod transformations;
 pub mod variables;

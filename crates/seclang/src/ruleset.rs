@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::actions::{Actions, EngineMode, IdRange};
+use crate::actions::{Actions, EngineMode, Exec, IdRange};
 use crate::error::LoadError;
 use crate::operators::BuildContext;
 use crate::parser::{parse_directives, Directive};
 use crate::prefilter::Prefilter;
 use crate::rule::{parse_operator, ChainTable, Rule, RuleOperator};
-use crate::variables::{add_exclusion, parse_targets, parse_var_ref};
+use crate::store::SlotTable;
+use crate::variables::{add_exclusion, parse_targets, parse_var_ref, Selector, Var};
 
 /// Engine-wide settings from `Sec*` directives.
 #[derive(Debug, Clone)]
@@ -70,6 +71,8 @@ pub struct RuleSet {
     pub(crate) chains: ChainTable,
     pub(crate) config: EngineConfig,
     pub(crate) prefilter: Prefilter,
+    /// TX keys the rules name literally, numbered (see `store`).
+    pub(crate) tx_slots: Arc<SlotTable>,
     notices: Vec<String>,
 }
 
@@ -217,6 +220,7 @@ impl RuleSetBuilder {
                 }
             }
         }
+        let tx_slots = Arc::new(number_tx_keys(&mut rules));
         let prefilter = Prefilter::build(&rules, &phases);
         Ok(RuleSet {
             rules,
@@ -224,6 +228,7 @@ impl RuleSetBuilder {
             chains,
             config: self.config,
             prefilter,
+            tx_slots,
             notices: self.notices,
         })
     }
@@ -586,6 +591,39 @@ impl RuleSetBuilder {
         self.open_chain = chain;
         Ok(())
     }
+}
+
+/// Number the TX keys that targets and `setvar`s name literally, and record each slot
+/// where it is used, so that transactions reach them without string comparisons.
+fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
+    let mut t = SlotTable::default();
+    // Capture groups TX:0..TX:9.
+    for i in 0..10u8 {
+        t.intern(&[b'0' + i]);
+    }
+    fn walk(r: &mut Rule, t: &mut SlotTable) {
+        for target in &mut r.targets {
+            if let (Var::Tx, Selector::Key(k)) = (target.var, &target.selector) {
+                target.slot = Some(t.intern(k));
+            }
+        }
+        for e in &mut r.actions.exec {
+            if let Exec::SetVar(sv) = e {
+                if sv.collection == Var::Tx {
+                    if let Some(name) = sv.name.as_literal() {
+                        sv.slot = Some(t.intern(name));
+                    }
+                }
+            }
+        }
+        if let Some(c) = r.chained.as_deref_mut() {
+            walk(c, t);
+        }
+    }
+    for r in rules {
+        walk(r, &mut t);
+    }
+    t
 }
 
 enum DirError {

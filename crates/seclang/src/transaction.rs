@@ -1,6 +1,5 @@
 //! A transaction: one request/response pair, driven phase by phase by the embedding server.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
 use crate::rule::{Rule, RuleOperator};
 use crate::ruleset::{RuleSet, Step};
+use crate::store::Store;
 use crate::variables::{Selector, Target, Var, VarRef};
 
 /// Connection facts the server knows before the request line.
@@ -58,8 +58,6 @@ pub struct AnomalyScores {
     pub inbound: i64,
     pub outbound: i64,
 }
-
-type Store = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// A matched value: variable name, transformed value, capture groups.
 type Hit = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
@@ -153,6 +151,7 @@ impl RuleSet {
             rs: Arc::clone(self),
             data: Data {
                 input,
+                tx: Store::new(Arc::clone(&self.tx_slots)),
                 ..Data::default()
             },
             cache: TransformCache::default(),
@@ -454,10 +453,7 @@ impl Transaction {
 
     /// A TX variable (key case-insensitive).
     pub fn tx_var(&self, name: &str) -> Option<&[u8]> {
-        self.data
-            .tx
-            .get(name.to_ascii_lowercase().as_bytes())
-            .map(Vec::as_slice)
+        self.data.tx.get(name.to_ascii_lowercase().as_bytes())
     }
 
     /// CRS anomaly scores (v4 `blocking_*_anomaly_score`, else v3 `*_anomaly_score`).
@@ -747,7 +743,7 @@ impl Transaction {
         if link.actions.capture {
             if let Some((_, _, groups)) = hits.iter().rev().find(|h| !h.2.is_empty()) {
                 for (i, g) in groups.iter().enumerate() {
-                    self.data.tx.insert(i.to_string().into_bytes(), g.clone());
+                    self.data.tx.set(&[b'0' + i as u8], None, g);
                 }
             }
         }
@@ -790,28 +786,46 @@ impl Transaction {
     fn exec(&mut self, e: &Exec) {
         match e {
             Exec::SetVar(sv) => {
-                let name = self.expand(&sv.name).to_ascii_lowercase();
-                let value = match &sv.op {
-                    SetVarOp::Set(m) | SetVarOp::Add(m) | SetVarOp::Sub(m) => self.expand(m),
-                    SetVarOp::Delete => Vec::new(),
+                // Literal names and values (most of them) are used as they are.
+                let name_buf;
+                let (name, slot): (&[u8], Option<u32>) = match sv.name.as_literal() {
+                    Some(l) => (l, sv.slot),
+                    None => {
+                        name_buf = self.expand(&sv.name).to_ascii_lowercase();
+                        (&name_buf, None)
+                    }
+                };
+                let value_buf;
+                let value: &[u8] = match &sv.op {
+                    SetVarOp::Set(m) | SetVarOp::Add(m) | SetVarOp::Sub(m) => {
+                        match m.as_literal() {
+                            Some(l) => l,
+                            None => {
+                                value_buf = self.expand(m);
+                                &value_buf
+                            }
+                        }
+                    }
+                    SetVarOp::Delete => b"",
                 };
                 let store = self.store_mut(sv.collection);
                 match &sv.op {
-                    SetVarOp::Delete => {
-                        store.remove(&name);
-                    }
-                    SetVarOp::Set(_) => {
-                        store.insert(name, value);
-                    }
+                    SetVarOp::Delete => store.remove(name, slot),
+                    SetVarOp::Set(_) => store.set(name, slot, value),
                     SetVarOp::Add(_) | SetVarOp::Sub(_) => {
-                        let cur = store.get(&name).map_or(0, |v| parse_int(v));
-                        let delta = parse_int(&value);
+                        let cur = match slot {
+                            Some(s) => store.get_slot(s),
+                            None => store.get(name),
+                        }
+                        .map_or(0, parse_int);
+                        let delta = parse_int(value);
                         let n = if matches!(sv.op, SetVarOp::Add(_)) {
                             cur.saturating_add(delta)
                         } else {
                             cur.saturating_sub(delta)
                         };
-                        store.insert(name, n.to_string().into_bytes());
+                        let mut digits = [0u8; 20];
+                        store.set(name, slot, format_i64(n, &mut digits));
                     }
                 }
             }
@@ -835,7 +849,7 @@ impl Transaction {
             Exec::SetEnv(n, v) => {
                 let n = self.expand(n).to_ascii_lowercase();
                 let v = self.expand(v);
-                self.data.env.insert(n, v);
+                self.data.env.set(&n, None, &v);
             }
             Exec::Noop => {}
         }
@@ -883,6 +897,25 @@ impl Transaction {
                 }
                 return;
             }
+            // Collection keys: straight to the store (what visiting `VAR:key` would find).
+            if let Some(k) = key {
+                let store = match var {
+                    Var::Tx => Some(&data.tx),
+                    Var::Ip => Some(&data.persistent[0]),
+                    Var::Global => Some(&data.persistent[1]),
+                    Var::Session => Some(&data.persistent[2]),
+                    Var::User => Some(&data.persistent[3]),
+                    Var::Resource => Some(&data.persistent[4]),
+                    Var::Env => Some(&data.env),
+                    _ => None,
+                };
+                if let Some(s) = store {
+                    if let Some(v) = s.get(k) {
+                        out.extend_from_slice(v);
+                    }
+                    return;
+                }
+            }
             if var == Var::Duration {
                 out.extend_from_slice(elapsed.to_string().as_bytes());
                 return;
@@ -892,6 +925,7 @@ impl Transaction {
                 selector: key.map_or(Selector::All, |k| Selector::Key(k.to_vec())),
                 count: false,
                 exclusions: Vec::new(),
+                slot: None,
             };
             let mut done = false;
             visit(data, &target, &mut |_, _, v, _| {
@@ -1216,13 +1250,13 @@ fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
             .as_bytes(),
             false,
         ),
-        Var::Tx => store(t.var, &d.tx, sel, f),
-        Var::Ip => store(t.var, &d.persistent[0], sel, f),
-        Var::Global => store(t.var, &d.persistent[1], sel, f),
-        Var::Session => store(t.var, &d.persistent[2], sel, f),
-        Var::User => store(t.var, &d.persistent[3], sel, f),
-        Var::Resource => store(t.var, &d.persistent[4], sel, f),
-        Var::Env => store(t.var, &d.env, sel, f),
+        Var::Tx => store(&d.tx, t, f),
+        Var::Ip => store(&d.persistent[0], t, f),
+        Var::Global => store(&d.persistent[1], t, f),
+        Var::Session => store(&d.persistent[2], t, f),
+        Var::User => store(&d.persistent[3], t, f),
+        Var::Resource => store(&d.persistent[4], t, f),
+        Var::Env => store(&d.env, t, f),
         Var::Geo | Var::Rule | Var::WebserverErrorLog | Var::RemoteUser | Var::AuthType => {}
         Var::RemoteAddr => scalar(f, d.input.remote_addr.as_bytes(), false),
         Var::RemoteHost => scalar(f, d.input.remote_addr.as_bytes(), false),
@@ -1280,19 +1314,40 @@ fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
     }
 }
 
-fn store(var: Var, s: &Store, sel: &Selector, f: &mut Visitor<'_>) {
-    match sel {
+fn store(s: &Store, t: &Target, f: &mut Visitor<'_>) {
+    match &t.selector {
         Selector::Key(k) => {
-            if let Some(v) = s.get(k) {
-                f(var, k, v, None);
+            let v = match t.slot {
+                Some(slot) => s.get_slot(slot),
+                None => s.get(k),
+            };
+            if let Some(v) = v {
+                f(t.var, k, v, None);
             }
         }
-        _ => {
-            for (k, v) in s {
-                if sel.selects(k) {
-                    f(var, k, v, None);
-                }
+        sel => s.each(&mut |k, v| {
+            if sel.selects(k) {
+                f(t.var, k, v, None);
             }
+        }),
+    }
+}
+
+/// `n` in decimal, without allocating.
+fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
         }
     }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
 }

@@ -159,6 +159,8 @@ pub struct Target {
     pub count: bool,
     /// `!VAR:selector` entries that name this target's variable.
     pub exclusions: Vec<Selector>,
+    /// For `TX:key`: the key's slot, numbered when the rule set is built.
+    pub slot: Option<u32>,
 }
 
 /// A `VAR[:selector]` reference without `&`/`!` (as in `ctl:ruleRemoveTargetById`).
@@ -268,6 +270,7 @@ pub fn parse_targets(s: &str) -> Result<Vec<Target>, String> {
                 selector: r.selector,
                 count: true,
                 exclusions: Vec::new(),
+                slot: None,
             });
         } else {
             let r = parse_var_ref(part)?;
@@ -276,6 +279,7 @@ pub fn parse_targets(s: &str) -> Result<Vec<Target>, String> {
                 selector: r.selector,
                 count: false,
                 exclusions: Vec::new(),
+                slot: None,
             });
         }
     }

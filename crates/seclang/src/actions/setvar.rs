@@ -18,6 +18,8 @@ pub struct SetVar {
     pub collection: Var,
     pub name: Macro,
     pub op: SetVarOp,
+    /// For a literal TX name: its slot, numbered when the rule set is built.
+    pub slot: Option<u32>,
 }
 
 pub fn parse(a: &mut Actions, v: Option<&str>) -> Result<(), String> {
@@ -57,6 +59,7 @@ pub fn parse(a: &mut Actions, v: Option<&str>) -> Result<(), String> {
         collection,
         name: Macro::parse(&name.to_ascii_lowercase()),
         op,
+        slot: None,
     }));
     Ok(())
 }

@@ -1,0 +1,156 @@
+//! Collection storage (TX, IP, GLOBAL, ..., ENV) for one transaction.
+//!
+//! Keys that the rule set names literally (`TX:foo` targets, `setvar:tx.foo=...`) are
+//! numbered at load time ([`SlotTable`]); their values live in a vector indexed by that
+//! number, so rules read and write them without comparing strings. Keys built at run time
+//! from macros go to an ordered map. Iteration merges both in key order, as one ordered map
+//! would give.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+/// Keys numbered at load time (lower-case, as collection keys compare).
+#[derive(Debug, Default)]
+pub struct SlotTable {
+    index: FxHashMap<Vec<u8>, u32>,
+    keys: Vec<Vec<u8>>,
+}
+
+impl SlotTable {
+    /// The slot of `key`, numbering it if new.
+    pub fn intern(&mut self, key: &[u8]) -> u32 {
+        if let Some(&s) = self.index.get(key) {
+            return s;
+        }
+        let s = self.keys.len() as u32;
+        self.keys.push(key.to_vec());
+        self.index.insert(key.to_vec(), s);
+        s
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<u32> {
+        self.index.get(key).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+/// One collection's variables.
+#[derive(Debug, Default)]
+pub struct Store {
+    table: Arc<SlotTable>,
+    slots: Vec<Option<Vec<u8>>>,
+    extra: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Store {
+    pub fn new(table: Arc<SlotTable>) -> Store {
+        Store {
+            slots: vec![None; table.len()],
+            table,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    pub fn slot(&self, key: &[u8]) -> Option<u32> {
+        self.table.get(key)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        match self.slot(key) {
+            Some(s) => self.get_slot(s),
+            None => self.extra.get(key).map(Vec::as_slice),
+        }
+    }
+
+    pub fn get_slot(&self, s: u32) -> Option<&[u8]> {
+        self.slots.get(s as usize)?.as_deref()
+    }
+
+    /// Set `key` (or `slot`, when the caller resolved it) to `value`, reusing the old
+    /// value's buffer.
+    pub fn set(&mut self, key: &[u8], slot: Option<u32>, value: &[u8]) {
+        match slot.or_else(|| self.slot(key)) {
+            Some(s) => match &mut self.slots[s as usize] {
+                Some(v) => {
+                    v.clear();
+                    v.extend_from_slice(value);
+                }
+                none => *none = Some(value.to_vec()),
+            },
+            None => match self.extra.get_mut(key) {
+                Some(v) => {
+                    v.clear();
+                    v.extend_from_slice(value);
+                }
+                None => {
+                    self.extra.insert(key.to_vec(), value.to_vec());
+                }
+            },
+        }
+    }
+
+    pub fn remove(&mut self, key: &[u8], slot: Option<u32>) {
+        match slot.or_else(|| self.slot(key)) {
+            Some(s) => self.slots[s as usize] = None,
+            None => {
+                self.extra.remove(key);
+            }
+        }
+    }
+
+    /// Every variable in key order.
+    pub fn each(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        if self.slots.iter().all(Option::is_none) {
+            for (k, v) in &self.extra {
+                f(k, v);
+            }
+            return;
+        }
+        let mut all: Vec<(&[u8], &[u8])> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((self.table.keys[i].as_slice(), v.as_deref()?)))
+            .chain(self.extra.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in all {
+            f(k, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_and_extra_behave_as_one_ordered_map() {
+        let mut t = SlotTable::default();
+        let b = t.intern(b"b");
+        assert_eq!(t.intern(b"b"), b);
+        t.intern(b"d");
+        let mut s = Store::new(Arc::new(t));
+        s.set(b"d", None, b"4");
+        s.set(b"a", None, b"1");
+        s.set(b"b", Some(b), b"2");
+        s.set(b"c", None, b"3");
+        s.set(b"b", None, b"22");
+        assert_eq!(s.get(b"b"), Some(&b"22"[..]));
+        assert_eq!(s.get_slot(b), Some(&b"22"[..]));
+        let mut seen = Vec::new();
+        s.each(&mut |k, v| seen.push((k.to_vec(), v.to_vec())));
+        let keys: Vec<&[u8]> = seen.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, [&b"a"[..], b"b", b"c", b"d"]);
+        s.remove(b"b", None);
+        s.remove(b"a", None);
+        assert_eq!(s.get(b"b"), None);
+        assert_eq!(s.get(b"a"), None);
+        assert_eq!(s.get(b"zz"), None);
+    }
+}
