@@ -28,6 +28,24 @@ pub struct TransformCache {
 }
 
 impl TransformCache {
+    /// Forget every value but keep the buffers, for the next transaction (buffers grown
+    /// past `max_keep` bytes are freed, so one huge request does not pin its memory).
+    pub fn clear(&mut self, max_keep: usize) {
+        self.index.clear();
+        for mut b in self.store.drain(..) {
+            if b.capacity() <= max_keep {
+                b.clear();
+                self.spare.push(b);
+            }
+        }
+        self.spare.truncate(4096);
+        for b in &mut self.scratch {
+            if b.capacity() > max_keep {
+                *b = Vec::new();
+            }
+        }
+    }
+
     /// `raw` through `chain`; `slot` identifies an immutable value (cached) or `None`.
     pub fn get<'a>(
         &'a mut self,

@@ -565,6 +565,7 @@ impl RuleSetBuilder {
             log: true,
             status: None,
             chained: None,
+            tags: Arc::new([]),
             origin: Arc::from(origin),
             line,
         };

@@ -43,7 +43,7 @@ pub struct MatchedRule {
     pub phase: u8,
     pub msg: String,
     pub logdata: String,
-    pub tags: Vec<String>,
+    pub tags: Arc<[String]>,
     pub severity: Option<u8>,
     pub matched_var_name: String,
     pub matched_var: Vec<u8>,
@@ -115,11 +115,58 @@ struct Data {
     rule_id: u32,
 }
 
+/// Per-transaction working memory that outlives the transaction: returned to a
+/// per-thread pool when it ends and reused by the next one, so steady-state requests do
+/// not allocate it again.
+#[derive(Debug, Default)]
+struct Scratch {
+    cache: TransformCache,
+    /// Prefilter group state: candidate bits, and the `phase_gen` they were computed in.
+    group_bits: Vec<u64>,
+    group_gen: Vec<u32>,
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Scratch {
+    fn take(rs: &RuleSet) -> Scratch {
+        let mut s = POOL
+            .try_with(|p| p.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        s.group_bits.clear();
+        s.group_bits.resize(rs.prefilter.words, 0);
+        s.group_gen.clear();
+        s.group_gen.resize(rs.prefilter.groups.len(), 0);
+        s
+    }
+
+    fn give_back(mut self) {
+        self.cache.clear(64 * 1024);
+        // A few per thread cover nested or interleaved transactions.
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < 8 {
+                p.push(self);
+            }
+        });
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.scratch).give_back();
+    }
+}
+
 /// One request/response evaluation against a shared [`RuleSet`].
 pub struct Transaction {
     rs: Arc<RuleSet>,
     data: Data,
-    cache: TransformCache,
+    scratch: Scratch,
     start: Instant,
     mode: EngineMode,
     body_access: bool,
@@ -135,9 +182,6 @@ pub struct Transaction {
     intervention: Option<Intervention>,
     matched: Vec<MatchedRule>,
     phases_done: u8,
-    /// Prefilter group state: candidate bits, and the `phase_gen` they were computed in.
-    group_bits: Vec<u64>,
-    group_gen: Vec<u32>,
     phase_gen: u32,
 }
 
@@ -154,7 +198,7 @@ impl RuleSet {
                 tx: Store::new(Arc::clone(&self.tx_slots)),
                 ..Data::default()
             },
-            cache: TransformCache::default(),
+            scratch: Scratch::take(self),
             start: Instant::now(),
             force_body_var: false,
             removed_ids: Vec::new(),
@@ -166,8 +210,6 @@ impl RuleSet {
             intervention: None,
             matched: Vec::new(),
             phases_done: 0,
-            group_bits: vec![0; self.prefilter.words],
-            group_gen: vec![0; self.prefilter.groups.len()],
             phase_gen: 0,
         }
     }
@@ -578,11 +620,12 @@ impl Transaction {
     fn group_may_match(&mut self, rs: &RuleSet, g: usize, m: usize) -> bool {
         let pf = &rs.prefilter;
         let group = &pf.groups[g];
-        let bits = &mut self.group_bits[pf.offsets[g]..pf.offsets[g] + group.words()];
-        if self.group_gen[g] != self.phase_gen {
-            self.group_gen[g] = self.phase_gen;
+        let sc = &mut self.scratch;
+        let bits = &mut sc.group_bits[pf.offsets[g]..pf.offsets[g] + group.words()];
+        if sc.group_gen[g] != self.phase_gen {
+            sc.group_gen[g] = self.phase_gen;
             bits.fill(0);
-            let cache = &mut self.cache;
+            let cache = &mut sc.cache;
             let mut full = false;
             for t in &group.targets {
                 visit(&self.data, t, &mut |_, _, raw, slot| {
@@ -682,7 +725,7 @@ impl Transaction {
             wanted: link.actions.capture,
             groups: Vec::new(),
         };
-        let cache = &mut self.cache;
+        let cache = &mut self.scratch.cache;
         let data = &self.data;
         for t in &link.targets {
             visit(data, t, &mut |var, key, raw, slot| {
@@ -774,7 +817,7 @@ impl Transaction {
             phase,
             msg,
             logdata,
-            tags: rule.actions.tags.clone(),
+            tags: Arc::clone(&rule.tags),
             severity: rule.actions.severity,
             matched_var_name: String::from_utf8_lossy(&self.data.matched_var.0).into_owned(),
             matched_var: self.data.matched_var.1.clone(),
