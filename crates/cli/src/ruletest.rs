@@ -248,7 +248,7 @@ impl Report {
                 "phase": m.phase,
                 "msg": m.msg,
                 "severity": m.severity,
-                "tags": m.tags,
+                "tags": &m.tags[..],
                 "log": m.log,
                 "disruptive": format!("{:?}", m.disruptive).to_lowercase(),
                 "matched_var_name": m.matched_var_name,
