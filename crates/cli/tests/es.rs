@@ -253,3 +253,38 @@ fn setup_reports_kibana_import_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn setup_passes_the_stacks_own_saved_objects_through_unchanged() {
+    let objects =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kibana/honeytrap.ndjson");
+    if !objects.exists() {
+        println!("SKIPPED: {} not in this checkout", objects.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let es = FakeEs::start();
+    let (kibana, got) = one_shot_kibana(r#"{"success":true,"successCount":10,"errors":[]}"#);
+    let url = es.url();
+    let path = objects.display().to_string();
+    let o = honeytrap(
+        &[
+            "es",
+            "setup",
+            "--url",
+            &url,
+            "--kibana-url",
+            &kibana,
+            "--kibana-objects",
+            &path,
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let req = got.recv_timeout(Duration::from_secs(10)).unwrap();
+    let file = std::fs::read(&objects).unwrap();
+    assert!(
+        req.windows(file.len()).any(|w| w == file.as_slice()),
+        "the file was altered"
+    );
+}
