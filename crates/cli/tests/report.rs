@@ -293,3 +293,32 @@ fn report_html_renders_its_charts_in_chromium() {
         "bar charts missing: {purple} {red}"
     );
 }
+
+#[test]
+fn report_draws_a_progress_bar_on_a_terminal_only() {
+    // util-linux `script` gives the command a pseudo-terminal and logs what it drew.
+    if Command::new("script").arg("--version").output().is_err() {
+        println!("SKIPPED: `script` (util-linux) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    generate(&dir.path().join("a.ndjson"), 2_000, 20, 3);
+    let cmd = format!(
+        "{} events report a.ndjson >/dev/null",
+        env!("CARGO_BIN_EXE_honeytrap")
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "tty.log"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = std::fs::read_to_string(dir.path().join("tty.log")).unwrap();
+    assert!(log.contains("%") && log.contains(" lines "), "{log:?}");
+    let o = honeytrap(
+        &["events", "report", "--no-progress", "a.ndjson"],
+        dir.path(),
+    );
+    assert!(o.stderr.is_empty());
+}
