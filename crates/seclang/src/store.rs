@@ -103,20 +103,24 @@ impl Store {
         }
     }
 
-    /// Every variable in key order.
-    pub fn each(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+    /// Every variable whose key `keep` accepts, in key order.
+    pub fn each(&self, keep: &dyn Fn(&[u8]) -> bool, f: &mut dyn FnMut(&[u8], &[u8])) {
         if self.slots.iter().all(Option::is_none) {
             for (k, v) in &self.extra {
-                f(k, v);
+                if keep(k) {
+                    f(k, v);
+                }
             }
             return;
         }
+        // Filter before sorting: selectors usually keep few keys, if any.
         let mut all: Vec<(&[u8], &[u8])> = self
             .slots
             .iter()
             .enumerate()
             .filter_map(|(i, v)| Some((self.table.keys[i].as_slice(), v.as_deref()?)))
             .chain(self.extra.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+            .filter(|(k, _)| keep(k))
             .collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (k, v) in all {
@@ -144,7 +148,7 @@ mod tests {
         assert_eq!(s.get(b"b"), Some(&b"22"[..]));
         assert_eq!(s.get_slot(b), Some(&b"22"[..]));
         let mut seen = Vec::new();
-        s.each(&mut |k, v| seen.push((k.to_vec(), v.to_vec())));
+        s.each(&|_| true, &mut |k, v| seen.push((k.to_vec(), v.to_vec())));
         let keys: Vec<&[u8]> = seen.iter().map(|(k, _)| k.as_slice()).collect();
         assert_eq!(keys, [&b"a"[..], b"b", b"c", b"d"]);
         s.remove(b"b", None);

@@ -1368,11 +1368,7 @@ fn store(s: &Store, t: &Target, f: &mut Visitor<'_>) {
                 f(t.var, k, v, None);
             }
         }
-        sel => s.each(&mut |k, v| {
-            if sel.selects(k) {
-                f(t.var, k, v, None);
-            }
-        }),
+        sel => s.each(&|k| sel.selects(k), &mut |k, v| f(t.var, k, v, None)),
     }
 }
 
