@@ -1,0 +1,23 @@
+//! Every transformation: the first byte picks one from the table, the rest is the input.
+//! Also checks the engine's shortcut: when `unchanged` says a value passes through as it
+//! is, the transformation must indeed return it unchanged.
+#![no_main]
+
+use honeytrap_seclang::transformations::{apply, unchanged, TABLE};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, input)) = data.split_first() else {
+        return;
+    };
+    let id = pick % TABLE.len() as u8;
+    let mut out = Vec::new();
+    apply(id, input, &mut out);
+    if unchanged(id, input) {
+        assert_eq!(
+            out, input,
+            "{} changed a value said unchanged",
+            TABLE[id as usize].0
+        );
+    }
+});
