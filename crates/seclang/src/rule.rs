@@ -73,8 +73,6 @@ pub struct Rule {
     pub log: bool,
     pub status: Option<u16>,
     pub chained: Option<Box<Rule>>,
-    /// `actions.tags`, shared with every [`crate::MatchedRule`] of this rule.
-    pub tags: Arc<[String]>,
     pub origin: Arc<str>,
     pub line: usize,
 }
@@ -96,7 +94,6 @@ impl Rule {
         }
         transforms.extend_from_slice(&self.actions.transforms);
         self.chain_ids = chains.intern(&transforms);
-        self.tags = self.actions.tags.clone().into();
         self.disruptive = self
             .actions
             .disruptive

@@ -565,7 +565,6 @@ impl RuleSetBuilder {
             log: true,
             status: None,
             chained: None,
-            tags: Arc::new([]),
             origin: Arc::from(origin),
             line,
         };
