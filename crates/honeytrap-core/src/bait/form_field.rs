@@ -18,16 +18,18 @@ use super::secret::Secret;
 use super::token::{Issued, TokenError, Tokens};
 
 /// Plausible, and used by no framework we know of.
+// No name contains "token", "csrf" or "xsrf": sqlmap (below --level 4) and other scanners skip
+// such parameters as anti-CSRF values, and a field nobody tampers with catches nobody.
 const NAMES: &[&str] = &[
     "form_nonce",
     "_form_nonce",
-    "_form_token",
+    "_form_stamp",
     "request_nonce",
-    "_req_token",
+    "_req_stamp",
     "form_sig",
     "_fsig",
     "post_nonce",
-    "_submit_token",
+    "_submit_id",
     "form_guard",
     "_formkey",
     "__fnonce",
@@ -129,6 +131,19 @@ impl FormField {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_name_looks_like_an_anti_csrf_token_to_scanners() {
+        for name in NAMES {
+            let lower = name.to_ascii_lowercase();
+            for skipped in ["token", "csrf", "xsrf"] {
+                assert!(
+                    !lower.contains(skipped),
+                    "{name}: scanners skip names with {skipped}"
+                );
+            }
+        }
+    }
     use crate::bait::urlencoded;
     use std::time::{Duration, UNIX_EPOCH};
 
