@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use honeytrap_core::bait::{credentials, Baits, Finding};
+use honeytrap_core::bait::{credentials, Baits, CookieCheck, Finding};
 use honeytrap_core::event::{Event, Kind, MitreRef};
 use ngx::core::Status;
 use ngx::ffi::{
@@ -18,7 +18,7 @@ use ngx::http::HttpModuleMainConf;
 use crate::conf::{LocConf, MainConf};
 use crate::request::{self, RequestCtx};
 use crate::runtime::Runtime;
-use crate::{decoy, guard, rules, runtime, Honeytrap};
+use crate::{bait_cache, decoy, guard, rules, runtime, Honeytrap};
 
 /// Everything the sensor needs to handle one request, found once per hook call.
 pub(crate) struct Sensor {
@@ -95,13 +95,22 @@ pub(crate) fn check_request(
     let now = SystemTime::now();
     if selection.cookie {
         let cookies = request::header_values(r, b"cookie");
-        let check = sensor
-            .baits
-            .check_cookie(cookies.iter().map(Vec::as_slice), now);
-        ctx.cookie_absent = matches!(check, honeytrap_core::bait::CookieCheck::Absent);
-        if let Some(finding) = sensor.baits.cookie_finding(&check) {
-            let event = sensor.event(r, Kind::Bait, Some(finding));
-            ctx.events.push(event);
+        let key = cookies.join(&b"\n"[..]);
+        if cookies.is_empty() {
+            ctx.cookie_absent = true;
+        } else if !bait_cache::cookie_seen_untouched(&key, now) {
+            let check = sensor
+                .baits
+                .check_cookie(cookies.iter().map(Vec::as_slice), now);
+            match &check {
+                CookieCheck::Absent => ctx.cookie_absent = true,
+                CookieCheck::Untouched(_) => bait_cache::remember_cookie_untouched(key, now),
+                CookieCheck::Altered(_) => {}
+            }
+            if let Some(finding) = sensor.baits.cookie_finding(&check) {
+                let event = sensor.event(r, Kind::Bait, Some(finding));
+                ctx.events.push(event);
+            }
         }
     }
     if let Some(rule_set) = &conf.rules {

@@ -4,6 +4,7 @@
 //! (`conf`), the request hooks (`phase`), the response filters (`filter`). Every `extern "C"`
 //! entry point runs its body inside [`guard`] so that no panic crosses into nginx.
 
+mod bait_cache;
 mod baits;
 mod conf;
 mod decoy;

@@ -14,10 +14,10 @@ use ngx::ffi::{
 };
 use ngx::http::HttpModule;
 
-use crate::baits;
 use crate::conf::LocConf;
 use crate::request;
 use crate::Honeytrap;
+use crate::{bait_cache, baits};
 
 /// What the body filter does to this response.
 pub(crate) enum ResponseBait {
@@ -72,10 +72,11 @@ pub(crate) fn on_headers(r: &mut ngx_http_request_t, conf: &LocConf) {
     let html = is_html(r);
     if selection.html() && html && rewritable(r) {
         let client = baits::client_ip(r);
+        let now = SystemTime::now();
         let rewriter = client.and_then(|ip| {
-            sensor
-                .baits
-                .html_rewriter_for(selection, ip, SystemTime::now())
+            sensor.baits.html_rewriter_with(selection, |field, tokens| {
+                bait_cache::field_markup(ip, now, || field.markup(tokens, ip, now))
+            })
         });
         if let (Some(rewriter), Some(ctx)) = (rewriter, request::ctx_or_create(r)) {
             ctx.response = Some(ResponseBait::Html(HtmlBody {

@@ -196,9 +196,19 @@ impl Baits {
         client: IpAddr,
         now: SystemTime,
     ) -> Option<HtmlRewriter> {
+        self.html_rewriter_with(selection, |field, tokens| field.markup(tokens, client, now))
+    }
+
+    /// As [`Baits::html_rewriter_for`], with the field's markup from `field_markup` (called
+    /// only when the field is laid), so a caller may reuse a recent token for the same client.
+    pub fn html_rewriter_with(
+        &self,
+        selection: Selection,
+        field_markup: impl FnOnce(&FormField, &Tokens) -> Box<[u8]>,
+    ) -> Option<HtmlRewriter> {
         let comment = (self.comment_on && selection.comment).then(|| self.comment.clone());
-        let field = (self.field_on && selection.field)
-            .then(|| self.field.markup(&self.tokens, client, now));
+        let field =
+            (self.field_on && selection.field).then(|| field_markup(&self.field, &self.tokens));
         (comment.is_some() || field.is_some()).then(|| HtmlRewriter::new(comment, field))
     }
 
