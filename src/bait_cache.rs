@@ -13,8 +13,11 @@ const WINDOW: u64 = 30;
 /// Entries kept; the map is cleared when full (an occasional extra HMAC, never a failure).
 const CAPACITY: usize = 4096;
 
+/// A client's field markup and the window it was issued in.
+type FieldCache = HashMap<IpAddr, (u64, Box<[u8]>)>;
+
 thread_local! {
-    static FIELDS: RefCell<HashMap<IpAddr, (u64, Box<[u8]>)>> = RefCell::new(HashMap::new());
+    static FIELDS: RefCell<FieldCache> = RefCell::new(HashMap::new());
     static COOKIES: RefCell<HashMap<Vec<u8>, u64>> = RefCell::new(HashMap::new());
 }
 
