@@ -9,7 +9,7 @@
 //! checked too. Elasticsearch is played by `support::lean_es`, a real HTTP server on loopback
 //! answering real `_bulk` responses, in this process (it shares the machine's CPUs).
 //!
-//! `cargo run --release -p honeytrap-core --example bench_shipper [-- --events N]`
+//! `cargo run --release -p honeytrap-core --example bench_shipper [-- --events N --repeat N]`
 
 mod support;
 
@@ -53,19 +53,18 @@ struct Outcome {
 }
 
 fn main() {
-    let mut events: u64 = 400_000;
+    let mut events: u64 = 250_000;
+    let mut repeat: usize = 3;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = || args.next().and_then(|n| n.parse().ok());
         match arg.as_str() {
-            "--events" => {
-                events = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .expect("--events N")
-            }
-            other => panic!("unknown argument {other:?} (expected --events N)"),
+            "--events" => events = value().expect("--events N"),
+            "--repeat" => repeat = value().expect("--repeat N") as usize,
+            other => panic!("unknown argument {other:?} (expected --events N, --repeat N)"),
         }
     }
+    let repeat = repeat.max(1);
     let cases = [
         Case {
             label: "file (NDJSON) alone",
@@ -109,8 +108,21 @@ fn main() {
         // A multiple of the bulk batch: no tail waits for the 1 s flush timer.
         let batch = case.es_batch.unwrap_or(500) as u64;
         let n = (events / case.divisor).div_ceil(batch) * batch;
-        let outcome = run(case, n);
-        let rate = outcome.events as f64 / outcome.seconds;
+        // Runs of a few seconds on a shared machine vary: report the median run and the range.
+        let mut outcomes: Vec<Outcome> = (0..repeat).map(|_| run(case, n)).collect();
+        outcomes.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        let rate_of = |o: &Outcome| o.events as f64 / o.seconds;
+        let range = format!(
+            "{}–{}",
+            support::thousands(rate_of(&outcomes[repeat - 1]) as u64),
+            support::thousands(rate_of(&outcomes[0]) as u64)
+        );
+        let failed = outcomes.iter().find_map(|o| o.verified.clone().err());
+        let mut outcome = outcomes.swap_remove(repeat / 2);
+        if let Some(why) = failed {
+            outcome.verified = Err(why);
+        }
+        let rate = rate_of(&outcome);
         rows.push(vec![
             case.label.to_owned(),
             case.shape.name().to_owned(),
@@ -118,6 +130,7 @@ fn main() {
             format!("{}", outcome.doc_bytes / outcome.events.max(1)),
             format!("{:.2}", outcome.seconds),
             format!("**{}**", support::thousands(rate as u64)),
+            range,
             format!(
                 "{:.1}",
                 rate * (outcome.doc_bytes / outcome.events.max(1)) as f64 / 1e6
@@ -138,7 +151,8 @@ fn main() {
         ]);
     }
     println!(
-        "Shipper throughput: one shipper thread, queue {QUEUE}, shipper batch 256, tick 200 ms"
+        "Shipper throughput: one shipper thread, queue {QUEUE}, shipper batch 256, tick 200 ms; \
+         median of {repeat} runs"
     );
     print!(
         "{}",
@@ -149,7 +163,8 @@ fn main() {
                 "n",
                 "bytes/doc",
                 "s",
-                "events/s",
+                "events/s (median)",
+                "range",
                 "MB/s",
                 "shipper CPU µs/event",
                 "_bulk requests",
