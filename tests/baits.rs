@@ -339,11 +339,12 @@ fn the_decoy_cookie_sent_back_altered_is_an_event_untouched_is_not() {
         "untouched cookie made an event"
     );
 
-    let elevated = if visible.chars().all(|c| c.is_ascii_digit()) {
-        "1".to_owned()
-    } else {
-        "admin".to_owned()
-    };
+    // What an attacker tries: a higher level or role, never the value that was set (the
+    // installation's secret picks it, and it may already be "1").
+    let elevated = ["1", "9", "admin"]
+        .into_iter()
+        .find(|v| *v != visible)
+        .unwrap();
     get(
         p0,
         "/style.css",
