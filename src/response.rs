@@ -33,6 +33,8 @@ pub(crate) enum ResponseBait {
 
 pub(crate) struct HtmlBody {
     rewriter: HtmlRewriter,
+    /// The output pieces of one input buffer, reused across buffers.
+    pieces: Vec<(*mut u8, *mut u8)>,
     out: *mut ngx_chain_t,
     last_out: *mut *mut ngx_chain_t,
     free: *mut ngx_chain_t,
@@ -81,6 +83,7 @@ pub(crate) fn on_headers(r: &mut ngx_http_request_t, conf: &LocConf) {
         if let (Some(rewriter), Some(ctx)) = (rewriter, request::ctx_or_create(r)) {
             ctx.response = Some(ResponseBait::Html(HtmlBody {
                 rewriter,
+                pieces: Vec::new(),
                 out: ptr::null_mut(),
                 last_out: ptr::null_mut(),
                 free: ptr::null_mut(),
@@ -239,9 +242,9 @@ fn rewrite_html(
         let base = b.pos;
         let mut last: *mut ngx_buf_t = ptr::null_mut();
         let mut failed = false;
-        let HtmlBody { rewriter, .. } = body;
-        let mut pieces: Vec<(*mut u8, *mut u8)> = Vec::new();
-        rewriter.feed_spans(chunk, |span| {
+        let mut pieces = std::mem::take(&mut body.pieces);
+        pieces.clear();
+        body.rewriter.feed_spans(chunk, |span| {
             let (start, end) = match span {
                 // SAFETY: the range lies within the input buffer's filled part.
                 Span::Original(range) => unsafe { (base.add(range.start), base.add(range.end)) },
@@ -254,7 +257,7 @@ fn rewrite_html(
             };
             pieces.push((start, end));
         });
-        for (start, end) in pieces {
+        for &(start, end) in &pieces {
             let Some(nb) = new_buf(r, body) else {
                 failed = true;
                 break;
@@ -264,6 +267,7 @@ fn rewrite_html(
             nb.last = end;
             last = nb;
         }
+        body.pieces = pieces;
         if failed {
             return Status::NGX_ERROR.into();
         }
@@ -402,7 +406,7 @@ fn append_robots(
         return Status::NGX_ERROR.into();
     };
     *suffix = sensor.baits.robots_suffix(scanner);
-    send_last(r, suffix.as_ptr(), suffix.len(), next)
+    send_last(r, suffix, next)
 }
 
 fn replace_robots(
@@ -425,7 +429,7 @@ fn replace_robots(
     let Some(full) = baits::sensor(r).and_then(|s| s.baits.robots_txt()) else {
         return Status::NGX_ERROR.into();
     };
-    send_last(r, full.as_ptr(), full.len(), next)
+    send_last(r, full, next)
 }
 
 /// A one-buffer chain over `data` (alive for the request), the response's end if `last`.
@@ -460,15 +464,12 @@ pub(crate) fn memory_chain(
     }
 }
 
-/// Sends `len` bytes at `data` (alive for the request) as the last buffer of the response.
+/// Sends `data` (alive for the request) as the last buffer of the response.
 fn send_last(
     r: &mut ngx_http_request_t,
-    data: *const u8,
-    len: usize,
+    data: &[u8],
     next: unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_chain_t) -> ngx_int_t,
 ) -> ngx_int_t {
-    // SAFETY: `data` points to `len` bytes that outlive the request.
-    let data = unsafe { core::slice::from_raw_parts(data, len) };
     match memory_chain(r, data, true) {
         // SAFETY: a chain of our own, passed to the next filter.
         Some(chain) => unsafe { next(r, chain) },
