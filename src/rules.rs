@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use honeytrap_core::event::{AnomalyScore, Event, Kind, RuleMatch, RuleRef};
+use honeytrap_core::event::{AnomalyScore, Event, EventId, Kind, RuleMatch, RuleRef};
 use honeytrap_seclang::{EngineMode, Intervention, RuleSet, Transaction, TxInput};
 use ngx::ffi::{
     ngx_chain_t, ngx_http_request_t, ngx_int_t, NGX_HTTP_CLOSE, NGX_HTTP_HEAD,
@@ -85,7 +85,8 @@ pub(crate) fn begin(
         server_addr: local.map(|a| a.ip().to_string()).unwrap_or_default(),
         server_port: local.map(|a| a.port()).unwrap_or(0),
         server_name: String::from_utf8_lossy(r.headers_in.server.as_bytes()).into_owned(),
-        unique_id: format!("{:016x}", fastrand_id()),
+        // The same generator as event ids: random, and distinct across forked workers.
+        unique_id: EventId::random().to_string(),
     };
     let mut tx = Box::new(rules.transaction(input));
     tx.set_request_line(
@@ -335,16 +336,4 @@ pub(crate) fn finish(
         e.denied = true;
     }
     Some(e)
-}
-
-fn fastrand_id() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    // Unique enough for ModSecurity's UNIQUE_ID: time and a process-wide counter.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ (n << 40) ^ u64::from(std::process::id())
 }
