@@ -107,6 +107,30 @@ fn explain(status: u16, what: &str) -> String {
     }
 }
 
+/// The answer's body when the server accepted the request (2xx), else an error that says
+/// what `what` was and what the server answered.
+fn accepted(
+    response: &mut ureq::http::Response<ureq::Body>,
+    what: &str,
+) -> Result<String, Failure> {
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(ANSWER_LIMIT)
+        .lossy_utf8(true)
+        .read_to_string()
+        .unwrap_or_default();
+    if !(200..300).contains(&status) {
+        return Err(Failure::fatal(format!(
+            "{}: {}",
+            explain(status, what),
+            excerpt(&text)
+        )));
+    }
+    Ok(text)
+}
+
 fn base(url: &str, flag: &str) -> Result<String, Failure> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(Failure::fatal(format!(
@@ -141,24 +165,10 @@ pub fn run(args: &EsArgs) -> Outcome {
                 "cannot reach Elasticsearch at {es}: {e} (check --url, and --ca for a private CA)"
             ))
         })?;
-    let status = response.status().as_u16();
-    let text = response
-        .body_mut()
-        .with_config()
-        .limit(ANSWER_LIMIT)
-        .lossy_utf8(true)
-        .read_to_string()
-        .unwrap_or_default();
-    if !(200..300).contains(&status) {
-        return Err(Failure::fatal(format!(
-            "{}: {}",
-            explain(
-                status,
-                &format!("installing the index template {}", args.index)
-            ),
-            excerpt(&text)
-        )));
-    }
+    accepted(
+        &mut response,
+        &format!("installing the index template {}", args.index),
+    )?;
     println!(
         "index template {} installed for data stream {} ({es})",
         args.index, args.index
@@ -227,21 +237,7 @@ fn import_kibana(agent: &ureq::Agent, auth: Option<&str>, kibana: &str, objects:
             "cannot reach Kibana at {kibana}: {e} (check --kibana-url)"
         ))
     })?;
-    let status = response.status().as_u16();
-    let text = response
-        .body_mut()
-        .with_config()
-        .limit(ANSWER_LIMIT)
-        .lossy_utf8(true)
-        .read_to_string()
-        .unwrap_or_default();
-    if !(200..300).contains(&status) {
-        return Err(Failure::fatal(format!(
-            "{}: {}",
-            explain(status, "importing the Kibana saved objects"),
-            excerpt(&text)
-        )));
-    }
+    let text = accepted(&mut response, "importing the Kibana saved objects")?;
     let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let imported = answer["successCount"].as_u64().unwrap_or(0);
     let errors = answer["errors"].as_array().map_or(0, Vec::len);
