@@ -78,6 +78,84 @@ enum Insert {
     Field,
 }
 
+/// Byte classes the tag states stop at.
+const WHITESPACE: u8 = 1;
+const SLASH: u8 = 2;
+const EQUALS: u8 = 4;
+const GREATER: u8 = 8;
+const TAG_NAME_END: u8 = WHITESPACE | SLASH | GREATER;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'\t' as usize] = WHITESPACE;
+    t[b'\n' as usize] = WHITESPACE;
+    t[0x0c] = WHITESPACE;
+    t[b'\r' as usize] = WHITESPACE;
+    t[b' ' as usize] = WHITESPACE;
+    t[b'/' as usize] = SLASH;
+    t[b'=' as usize] = EQUALS;
+    t[b'>' as usize] = GREATER;
+    t
+};
+
+/// `memchr` for the short distances between markup, where its setup costs more than the
+/// search: eight bytes a step, then `memchr` once a run proves long.
+fn find(needle: u8, haystack: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const SHORT: usize = 64;
+    let spread = LOW * u64::from(needle);
+    let mut at = 0;
+    while at + 8 <= haystack.len().min(SHORT) {
+        let word = u64::from_le_bytes(haystack[at..at + 8].try_into().unwrap_or([0; 8])) ^ spread;
+        // The lowest byte of `word` that is zero sets its high bit here; bits above it may
+        // be false alarms, the lowest never is.
+        let zero = word.wrapping_sub(LOW) & !word & HIGH;
+        if zero != 0 {
+            return Some(at + zero.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    if at >= SHORT {
+        return memchr(needle, &haystack[at..]).map(|found| at + found);
+    }
+    haystack[at..]
+        .iter()
+        .position(|&b| b == needle)
+        .map(|found| at + found)
+}
+
+/// Where the attribute whose name starts at `i` ends, if it is `name="value"` (or single
+/// quotes) whole in `chunk`: the index after its closing quote.
+fn quoted_attribute_end(chunk: &[u8], i: usize) -> Option<usize> {
+    // The name's first byte belongs to it whatever it is.
+    let equals = skip_until(chunk, i + 1, WHITESPACE | SLASH | EQUALS | GREATER);
+    if chunk.get(equals) != Some(&b'=') {
+        return None;
+    }
+    let quote = *chunk
+        .get(equals + 1)
+        .filter(|&&q| q == b'"' || q == b'\'')?;
+    let value = equals + 2;
+    find(quote, &chunk[value..]).map(|at| value + at + 1)
+}
+
+/// The first index from `i` whose byte is in one of `classes`, or the chunk's length.
+fn skip_until(chunk: &[u8], i: usize, classes: u8) -> usize {
+    chunk[i..]
+        .iter()
+        .position(|&b| CLASS[usize::from(b)] & classes != 0)
+        .map_or(chunk.len(), |at| i + at)
+}
+
+/// The first index from `i` whose byte is in none of `classes`, or the chunk's length.
+fn skip_while(chunk: &[u8], i: usize, classes: u8) -> usize {
+    chunk[i..]
+        .iter()
+        .position(|&b| CLASS[usize::from(b)] & classes == 0)
+        .map_or(chunk.len(), |at| i + at)
+}
+
 /// Rewrites one response. Build one per response; feed it every body chunk in order.
 #[derive(Debug)]
 pub struct HtmlRewriter {
@@ -96,17 +174,6 @@ pub struct HtmlRewriter {
     field: Option<Box<[u8]>>,
     report: Report,
 }
-
-const RAW_TEXT: &[&[u8]] = &[
-    b"script",
-    b"style",
-    b"textarea",
-    b"title",
-    b"xmp",
-    b"iframe",
-    b"noembed",
-    b"noframes",
-];
 
 impl HtmlRewriter {
     /// `comment` is inserted once (as given: include the newline or spacing you want);
@@ -152,9 +219,8 @@ impl HtmlRewriter {
             };
             i = after;
             let bytes = match insert {
-                Some(Insert::Comment) => self.comment.as_deref(),
-                Some(Insert::Field) => self.field.as_deref(),
-                None => None,
+                Insert::Comment => self.comment.as_deref(),
+                Insert::Field => self.field.as_deref(),
             };
             if let Some(bytes) = bytes {
                 if copied < i {
@@ -178,11 +244,21 @@ impl HtmlRewriter {
 
     /// Runs the tokenizer from `i` until an insertion point or the end of the chunk.
     /// Returns where it stopped and what to insert there; `None` at the end of the chunk.
-    fn scan(&mut self, chunk: &[u8], mut i: usize) -> Option<(usize, Option<Insert>)> {
+    fn scan(&mut self, chunk: &[u8], mut i: usize) -> Option<(usize, Insert)> {
+        // A tag's `>` at `i`: stop there if something goes after it, else go on scanning.
+        macro_rules! close_tag {
+            ($self:ident, $i:ident) => {{
+                $i += 1;
+                match $self.tag_end() {
+                    Some(insert) => return Some(($i, insert)),
+                    None => continue,
+                }
+            }};
+        }
         while i < chunk.len() {
             let b = chunk[i];
             match self.state {
-                State::Text => match memchr(b'<', &chunk[i..]) {
+                State::Text => match find(b'<', &chunk[i..]) {
                     Some(at) => {
                         i += at;
                         self.state = State::TagOpen;
@@ -215,51 +291,79 @@ impl HtmlRewriter {
                         State::BogusComment
                     };
                 }
-                State::TagName => match b {
-                    b'>' => return Some((i + 1, self.tag_end())),
-                    b'/' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => {
-                        self.state = State::BeforeAttrName
+                // Inside a tag, whole runs of bytes that cannot change the state are
+                // skipped with a table lookup each: most of a page's bytes are in tags.
+                State::TagName => {
+                    let end = skip_until(chunk, i, TAG_NAME_END);
+                    self.push_name(&chunk[i..end]);
+                    i = end;
+                    match chunk.get(i) {
+                        None => return None,
+                        Some(b'>') => close_tag!(self, i),
+                        Some(_) => self.state = State::BeforeAttrName,
                     }
-                    _ => self.push_name(b),
-                },
-                State::BeforeAttrName => match b {
-                    b'>' => return Some((i + 1, self.tag_end())),
-                    b'/' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => {}
-                    // Even `=` and quotes start a name here (a parse error browsers forgive).
-                    _ => self.state = State::AttrName,
-                },
-                State::AttrName => match b {
-                    b'>' => return Some((i + 1, self.tag_end())),
-                    b'=' => self.state = State::BeforeAttrValue,
-                    b'/' => self.state = State::BeforeAttrName,
-                    b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => self.state = State::AfterAttrName,
-                    _ => {}
-                },
-                State::AfterAttrName => match b {
-                    b'>' => return Some((i + 1, self.tag_end())),
-                    b'=' => self.state = State::BeforeAttrValue,
-                    b'/' => self.state = State::BeforeAttrName,
-                    b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => {}
-                    _ => self.state = State::AttrName,
-                },
-                State::BeforeAttrValue => match b {
-                    b'>' => return Some((i + 1, self.tag_end())),
-                    b'"' | b'\'' => self.state = State::AttrValueQuoted(b),
-                    b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => {}
-                    _ => self.state = State::AttrValueUnquoted,
-                },
-                State::AttrValueQuoted(quote) => match memchr(quote, &chunk[i..]) {
+                }
+                State::BeforeAttrName => {
+                    i = skip_while(chunk, i, WHITESPACE | SLASH);
+                    match chunk.get(i) {
+                        None => return None,
+                        Some(b'>') => close_tag!(self, i),
+                        // Even `=` and quotes start a name here (a parse error browsers forgive).
+                        Some(_) => {
+                            // The usual `name="value"` in one step when it is all in the chunk:
+                            // the same transitions, without a dispatch for each.
+                            if let Some(next) = quoted_attribute_end(chunk, i) {
+                                i = next;
+                                continue;
+                            }
+                            self.state = State::AttrName;
+                        }
+                    }
+                }
+                State::AttrName => {
+                    i = skip_until(chunk, i, WHITESPACE | SLASH | EQUALS | GREATER);
+                    match chunk.get(i) {
+                        None => return None,
+                        Some(b'>') => close_tag!(self, i),
+                        Some(b'=') => self.state = State::BeforeAttrValue,
+                        Some(b'/') => self.state = State::BeforeAttrName,
+                        Some(_) => self.state = State::AfterAttrName,
+                    }
+                }
+                State::AfterAttrName => {
+                    i = skip_while(chunk, i, WHITESPACE);
+                    match chunk.get(i) {
+                        None => return None,
+                        Some(b'>') => close_tag!(self, i),
+                        Some(b'=') => self.state = State::BeforeAttrValue,
+                        Some(b'/') => self.state = State::BeforeAttrName,
+                        Some(_) => self.state = State::AttrName,
+                    }
+                }
+                State::BeforeAttrValue => {
+                    i = skip_while(chunk, i, WHITESPACE);
+                    match chunk.get(i) {
+                        None => return None,
+                        Some(b'>') => close_tag!(self, i),
+                        Some(&q @ (b'"' | b'\'')) => self.state = State::AttrValueQuoted(q),
+                        Some(_) => self.state = State::AttrValueUnquoted,
+                    }
+                }
+                State::AttrValueQuoted(quote) => match find(quote, &chunk[i..]) {
                     Some(at) => {
                         i += at;
                         self.state = State::BeforeAttrName;
                     }
                     None => return None,
                 },
-                State::AttrValueUnquoted => match b {
-                    b'>' => return Some((i + 1, self.tag_end())),
-                    b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' => self.state = State::BeforeAttrName,
-                    _ => {}
-                },
+                State::AttrValueUnquoted => {
+                    i = skip_until(chunk, i, WHITESPACE | GREATER);
+                    match chunk.get(i) {
+                        None => return None,
+                        Some(b'>') => close_tag!(self, i),
+                        Some(_) => self.state = State::BeforeAttrName,
+                    }
+                }
                 State::MarkupDecl(dashes) => {
                     if b == b'-' && dashes == 1 {
                         self.state = State::Comment;
@@ -275,7 +379,7 @@ impl HtmlRewriter {
                 }
                 State::Comment => {
                     let rest = &chunk[i..];
-                    let Some(at) = memchr(b'>', rest) else {
+                    let Some(at) = find(b'>', rest) else {
                         self.remember(rest);
                         return None;
                     };
@@ -289,7 +393,7 @@ impl HtmlRewriter {
                         self.remember(b">");
                     }
                 }
-                State::BogusComment => match memchr(b'>', &chunk[i..]) {
+                State::BogusComment => match find(b'>', &chunk[i..]) {
                     Some(at) => {
                         i += at;
                         self.state = State::Text;
@@ -299,7 +403,7 @@ impl HtmlRewriter {
                 State::RawText(matched) => {
                     let matched = usize::from(matched);
                     if matched == 0 {
-                        match memchr(b'<', &chunk[i..]) {
+                        match find(b'<', &chunk[i..]) {
                             Some(at) => {
                                 i += at;
                                 self.state = State::RawText(1);
@@ -346,13 +450,14 @@ impl HtmlRewriter {
         self.name_long = false;
     }
 
-    fn push_name(&mut self, b: u8) {
-        if self.name_len < NAME_CAP {
-            self.name[self.name_len] = b.to_ascii_lowercase();
-            self.name_len += 1;
-        } else {
-            self.name_long = true;
+    fn push_name(&mut self, bytes: &[u8]) {
+        let room = NAME_CAP - self.name_len;
+        let fits = bytes.len().min(room);
+        for (to, b) in self.name[self.name_len..][..fits].iter_mut().zip(bytes) {
+            *to = b.to_ascii_lowercase();
         }
+        self.name_len += fits;
+        self.name_long |= bytes.len() > room;
     }
 
     /// Keeps the last three bytes of a comment across chunks, for `-->` and `--!>`.
@@ -389,7 +494,8 @@ impl HtmlRewriter {
                 self.state = State::Plaintext;
                 None
             }
-            _ if RAW_TEXT.contains(&name) => {
+            b"script" | b"style" | b"textarea" | b"title" | b"xmp" | b"iframe" | b"noembed"
+            | b"noframes" => {
                 self.raw_len = self.name_len;
                 self.state = State::RawText(0);
                 None
@@ -538,6 +644,11 @@ mod tests {
         ("</body>", "</body>"),
         ("<bodyx>", "<bodyx>"),
         ("text \u{e9}\u{1f600}", "text \u{e9}\u{1f600}"),
+        (
+            "<div title=\"a value longer than the sixty-four bytes searched eight at a time > <form> \" x='a value longer than the sixty-four bytes searched eight at a time > <form> '><form>",
+            "<div title=\"a value longer than the sixty-four bytes searched eight at a time > <form> \" x='a value longer than the sixty-four bytes searched eight at a time > <form> '><form>@",
+        ),
+        ("A paragraph of text longer than sixty-four bytes, so the search hands over to memchr. <form>", "A paragraph of text longer than sixty-four bytes, so the search hands over to memchr. <form>@"),
         ("\n", "\n"),
     ];
 

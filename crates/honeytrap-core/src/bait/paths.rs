@@ -10,7 +10,7 @@
 //! `nmap --script http-enum`), so a scanner that never reads robots.txt trips one too. The
 //! nginx layer treats a tripwire as a bait only when the site itself answers 404.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 
 use super::choice::Choices;
@@ -209,7 +209,7 @@ impl DecoyPaths {
         tripwires: &[T],
     ) -> Result<DecoyPaths, PathError> {
         let mut paths = DecoyPaths {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             robots: Vec::new(),
             comment: "".into(),
             comment_flavor: Flavor::Login,
