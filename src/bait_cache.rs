@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds a token or a verification is reused.
@@ -14,7 +15,7 @@ const WINDOW: u64 = 30;
 const CAPACITY: usize = 4096;
 
 /// A client's field markup and the window it was issued in.
-type FieldCache = HashMap<IpAddr, (u64, Box<[u8]>)>;
+type FieldCache = HashMap<IpAddr, (u64, Arc<[u8]>)>;
 
 thread_local! {
     static FIELDS: RefCell<FieldCache> = RefCell::new(HashMap::new());
@@ -30,8 +31,8 @@ fn window(now: SystemTime) -> u64 {
 pub(crate) fn field_markup(
     client: IpAddr,
     now: SystemTime,
-    issue: impl FnOnce() -> Box<[u8]>,
-) -> Box<[u8]> {
+    issue: impl FnOnce() -> Arc<[u8]>,
+) -> Arc<[u8]> {
     let w = window(now);
     FIELDS.with(|cache| {
         let mut cache = cache.borrow_mut();

@@ -92,24 +92,18 @@ pub(crate) fn check_request(
         ctx.tripwire = Some(hit.entry.to_owned());
     }
     let selection = conf.baits();
-    let now = SystemTime::now();
+    let now = request::now();
     if selection.cookie {
-        let cookies = request::header_values(r, b"cookie");
-        let key = cookies.join(&b"\n"[..]);
-        if cookies.is_empty() {
-            ctx.cookie_absent = true;
-        } else if !bait_cache::cookie_seen_untouched(&key, now) {
-            let check = sensor
-                .baits
-                .check_cookie(cookies.iter().map(Vec::as_slice), now);
+        if let Some(check) = check_cookie(r, sensor.baits, now) {
             match &check {
                 CookieCheck::Absent => ctx.cookie_absent = true,
-                CookieCheck::Untouched(_) => bait_cache::remember_cookie_untouched(key, now),
-                CookieCheck::Altered(_) => {}
-            }
-            if let Some(finding) = sensor.baits.cookie_finding(&check) {
-                let event = sensor.event(r, Kind::Bait, Some(finding));
-                ctx.events.push(event);
+                CookieCheck::Untouched(_) => {}
+                CookieCheck::Altered(_) => {
+                    if let Some(finding) = sensor.baits.cookie_finding(&check) {
+                        let event = sensor.event(r, Kind::Bait, Some(finding));
+                        ctx.events.push(event);
+                    }
+                }
             }
         }
     }
@@ -134,6 +128,34 @@ pub(crate) fn check_request(
         }
     }
     Status::NGX_DECLINED.into()
+}
+
+/// The decoy cookie's state in the request's `Cookie` headers; `None` when these exact headers
+/// were verified untouched in the current window. Borrows the headers, copies only to
+/// remember a verification.
+fn check_cookie(r: &ngx_http_request_t, baits: &Baits, now: SystemTime) -> Option<CookieCheck> {
+    let mut headers = request::header_slices(r, b"cookie");
+    let Some(first) = headers.next() else {
+        return Some(CookieCheck::Absent);
+    };
+    let joined;
+    let key = match headers.next() {
+        None => first,
+        Some(_) => {
+            joined = request::header_slices(r, b"cookie")
+                .collect::<Vec<_>>()
+                .join(&b"\n"[..]);
+            &joined[..]
+        }
+    };
+    if bait_cache::cookie_seen_untouched(key, now) {
+        return None;
+    }
+    let check = baits.check_cookie(request::header_slices(r, b"cookie"), now);
+    if matches!(check, CookieCheck::Untouched(_)) {
+        bait_cache::remember_cookie_untouched(key.to_vec(), now);
+    }
+    Some(check)
 }
 
 fn has_body(r: &ngx_http_request_t) -> bool {
@@ -201,9 +223,7 @@ fn check_field(r: &mut ngx_http_request_t) {
         .baits
         .field_in_form(&body.bytes)
         .map(|v| v.into_owned());
-    let check = sensor
-        .baits
-        .check_field(value.as_deref(), SystemTime::now());
+    let check = sensor.baits.check_field(value.as_deref(), request::now());
     if let Some(finding) = sensor.baits.field_finding(&check) {
         let mut event = sensor.event(r, Kind::Bait, Some(finding));
         event.set_body(&body.bytes, &sensor.runtime.limits);

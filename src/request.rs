@@ -2,6 +2,7 @@
 
 use core::ptr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use honeytrap_core::event::{Event, Kind};
 use ngx::ffi::{ngx_connection_local_sockaddr, ngx_http_request_t, sockaddr, socklen_t};
@@ -127,13 +128,27 @@ pub(crate) fn peer(r: &ngx_http_request_t) -> Option<SocketAddr> {
     socket_addr(c.sockaddr, c.socklen)
 }
 
-/// Values of every request header named `name` (lowercase), in order.
-pub(crate) fn header_values(r: &ngx_http_request_t, name: &[u8]) -> Vec<Vec<u8>> {
+/// nginx's time, cached once per event loop turn: no clock read per request.
+pub(crate) fn now() -> SystemTime {
+    // SAFETY: nginx points `ngx_cached_time` at a valid slot before any request runs and
+    // only this (the worker's main) thread updates it.
+    let t = unsafe { &*std::ptr::addr_of!(ngx::ffi::ngx_cached_time).read() };
+    UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(t.sec).unwrap_or(0),
+            (t.msec * 1_000_000) as u32,
+        )
+}
+
+/// The values of the request headers called `name` (any case), in order, borrowed.
+pub(crate) fn header_slices<'r>(
+    r: &'r ngx_http_request_t,
+    name: &'r [u8],
+) -> impl Iterator<Item = &'r [u8]> + 'r {
     // SAFETY: the headers list of a request whose headers were read is initialised.
     unsafe { ngx::http::list_iterator(&r.headers_in.headers) }
-        .filter(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_bytes().to_vec())
-        .collect()
+        .filter(move |(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_bytes())
 }
 
 /// The request body as far as nginx holds it in memory (up to `cap` bytes), and its size.

@@ -4,7 +4,6 @@
 //! buffer is marked consumed only once everything pointing into it has been sent.
 
 use core::ptr;
-use std::time::SystemTime;
 
 use honeytrap_core::bait::{HtmlRewriter, RobotsScanner, Span};
 use ngx::core::Status;
@@ -74,7 +73,7 @@ pub(crate) fn on_headers(r: &mut ngx_http_request_t, conf: &LocConf) {
     let html = is_html(r);
     if selection.html() && html && rewritable(r) {
         let client = baits::client_ip(r);
-        let now = SystemTime::now();
+        let now = request::now();
         let rewriter = client.and_then(|ip| {
             sensor.baits.html_rewriter_with(selection, |field, tokens| {
                 bait_cache::field_markup(ip, now, || field.markup(tokens, ip, now))
@@ -83,7 +82,7 @@ pub(crate) fn on_headers(r: &mut ngx_http_request_t, conf: &LocConf) {
         if let (Some(rewriter), Some(ctx)) = (rewriter, request::ctx_or_create(r)) {
             ctx.response = Some(ResponseBait::Html(HtmlBody {
                 rewriter,
-                pieces: Vec::new(),
+                pieces: Vec::with_capacity(8),
                 out: ptr::null_mut(),
                 last_out: ptr::null_mut(),
                 free: ptr::null_mut(),
@@ -95,7 +94,7 @@ pub(crate) fn on_headers(r: &mut ngx_http_request_t, conf: &LocConf) {
     let cookie_absent = request::ctx(r).is_some_and(|ctx| ctx.cookie_absent);
     if selection.cookie && html && cookie_absent && status < 400 {
         let client = baits::client_ip(r);
-        if let Some(cookie) = client.and_then(|ip| sensor.baits.set_cookie(ip, SystemTime::now())) {
+        if let Some(cookie) = client.and_then(|ip| sensor.baits.set_cookie(ip, request::now())) {
             // SAFETY: the request is live; the header is copied into its pool.
             let request = unsafe { ngx::http::Request::from_ngx_http_request(r) };
             let _ = request.add_header_out("Set-Cookie", &cookie);
@@ -244,7 +243,7 @@ fn rewrite_html(
         let mut failed = false;
         let mut pieces = std::mem::take(&mut body.pieces);
         pieces.clear();
-        body.rewriter.feed_spans(chunk, |span| {
+        let emit = |span: Span<'_>| {
             let (start, end) = match span {
                 // SAFETY: the range lies within the input buffer's filled part.
                 Span::Original(range) => unsafe { (base.add(range.start), base.add(range.end)) },
@@ -256,7 +255,12 @@ fn rewrite_html(
                 }
             };
             pieces.push((start, end));
-        });
+        };
+        if b.last_buf() != 0 {
+            body.rewriter.feed_last_spans(chunk, emit);
+        } else {
+            body.rewriter.feed_spans(chunk, emit);
+        }
         for &(start, end) in &pieces {
             let Some(nb) = new_buf(r, body) else {
                 failed = true;

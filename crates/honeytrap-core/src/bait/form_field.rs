@@ -10,6 +10,7 @@
 //! parsers turn into an array and the site's own check would fail.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::choice::Choices;
@@ -86,7 +87,7 @@ impl FormField {
     }
 
     /// The markup inserted after a form's start tag, with a fresh token for `client`.
-    pub fn markup(&self, tokens: &Tokens, client: IpAddr, now: SystemTime) -> Box<[u8]> {
+    pub fn markup(&self, tokens: &Tokens, client: IpAddr, now: SystemTime) -> Arc<[u8]> {
         let token = tokens.issue(BaitKind::FormField, client, now);
         // Name and token are from safe alphabets: no escaping needed.
         format!(
@@ -94,7 +95,7 @@ impl FormField {
             self.name
         )
         .into_bytes()
-        .into_boxed_slice()
+        .into()
     }
 
     /// Checks the submitted (decoded) value, if the field was submitted at all.

@@ -171,7 +171,7 @@ pub struct HtmlRewriter {
     recent: [u8; 3],
     comment_len: u8,
     comment: Option<Arc<[u8]>>,
-    field: Option<Box<[u8]>>,
+    field: Option<Arc<[u8]>>,
     report: Report,
 }
 
@@ -179,7 +179,7 @@ impl HtmlRewriter {
     /// `comment` is inserted once (as given: include the newline or spacing you want);
     /// `field` after every form start tag. `None` turns either off. The comment is shared by
     /// all responses; the field holds this response's token.
-    pub fn new(comment: Option<Arc<[u8]>>, field: Option<Box<[u8]>>) -> HtmlRewriter {
+    pub fn new(comment: Option<Arc<[u8]>>, field: Option<Arc<[u8]>>) -> HtmlRewriter {
         HtmlRewriter {
             state: State::Text,
             name: [0; NAME_CAP],
@@ -208,11 +208,67 @@ impl HtmlRewriter {
         });
     }
 
+    /// [`HtmlRewriter::feed`] for the body's last chunk: the same output, but the scan stops
+    /// after the last place where something could still go, since no state is needed after.
+    pub fn feed_last(&mut self, chunk: &[u8], mut emit: impl FnMut(Piece<'_>)) {
+        self.feed_last_spans(chunk, |span| match span {
+            Span::Original(range) => emit(Piece::Original(&chunk[range])),
+            Span::Inserted(bytes) => emit(Piece::Inserted(bytes)),
+        });
+    }
+
+    /// [`HtmlRewriter::feed_last`] with original bytes as ranges of `chunk`.
+    pub fn feed_last_spans(&mut self, chunk: &[u8], emit: impl FnMut(Span<'_>)) {
+        let stop = self.last_trigger(chunk);
+        self.feed_until(chunk, stop, emit);
+    }
+
     /// [`HtmlRewriter::feed`] with original bytes as ranges of `chunk`, so a caller can
     /// point into its own buffer instead of copying (as nginx filters do).
-    pub fn feed_spans(&mut self, chunk: &[u8], mut emit: impl FnMut(Span<'_>)) {
+    pub fn feed_spans(&mut self, chunk: &[u8], emit: impl FnMut(Span<'_>)) {
+        self.feed_until(chunk, Some(chunk.len()), emit);
+    }
+
+    /// Where in the last chunk the last tag that could be followed by an insertion starts:
+    /// a `<form`, or `</head` / `<body` while the comment is due (ASCII case ignored, a
+    /// superset of what the tokenizer acts on), or the chunk's start when a tag from the
+    /// chunk before is still open. `None`: nothing can be inserted in this chunk.
+    fn last_trigger(&self, chunk: &[u8]) -> Option<usize> {
+        let want_comment = self.comment.is_some() && !self.report.comment;
+        let want_field = self.field.is_some();
+        let triggers = |rest: &[u8]| {
+            let starts = |name: &[u8]| {
+                rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name)
+            };
+            (want_field && starts(b"<form"))
+                || (want_comment && (starts(b"</head") || starts(b"<body")))
+        };
+        if let Some(at) = memchr::memrchr_iter(b'<', chunk).find(|&at| triggers(&chunk[at..])) {
+            return Some(at);
+        }
+        let in_tag = !matches!(
+            self.state,
+            State::Text
+                | State::Plaintext
+                | State::Comment
+                | State::BogusComment
+                | State::MarkupDecl(_)
+                | State::RawText(_)
+        );
+        in_tag.then_some(0)
+    }
+
+    /// Rewrites `chunk`; once an insertion lands past `stop` (none can follow), or when
+    /// `stop` is `None`, the rest goes out unscanned.
+    fn feed_until(&mut self, chunk: &[u8], stop: Option<usize>, mut emit: impl FnMut(Span<'_>)) {
         let mut copied = 0;
         let mut i = 0;
+        let Some(stop) = stop else {
+            if !chunk.is_empty() {
+                emit(Span::Original(0..chunk.len()));
+            }
+            return;
+        };
         while i < chunk.len() {
             let Some((after, insert)) = self.scan(chunk, i) else {
                 break;
@@ -228,6 +284,9 @@ impl HtmlRewriter {
                 }
                 emit(Span::Inserted(bytes));
                 copied = i;
+            }
+            if i > stop {
+                break;
             }
         }
         if copied < chunk.len() {
@@ -524,7 +583,8 @@ mod tests {
         HtmlRewriter::new(Some(Arc::from(C.as_bytes())), Some(F.as_bytes().into()))
     }
 
-    /// Feeds `input` in chunks ending at `cuts`, checking that each call emits its chunk.
+    /// Feeds `input` in chunks ending at `cuts`, the last one as the last, checking that
+    /// each call emits its chunk.
     fn run(input: &[u8], cuts: &[usize]) -> (Vec<u8>, Report) {
         let mut r = rewriter();
         let mut out = Vec::new();
@@ -532,13 +592,18 @@ mod tests {
         for &end in cuts.iter().chain(std::iter::once(&input.len())) {
             let chunk = &input[start..end];
             let mut original = Vec::new();
-            r.feed(chunk, |p| match p {
+            let emit = |p: Piece<'_>| match p {
                 Piece::Original(b) => {
                     original.extend_from_slice(b);
                     out.extend_from_slice(b);
                 }
                 Piece::Inserted(b) => out.extend_from_slice(b),
-            });
+            };
+            if end == input.len() {
+                r.feed_last(chunk, emit);
+            } else {
+                r.feed(chunk, emit);
+            }
             assert_eq!(original, chunk, "a chunk must come out whole, in order");
             start = end;
         }

@@ -204,7 +204,7 @@ impl Baits {
     pub fn html_rewriter_with(
         &self,
         selection: Selection,
-        field_markup: impl FnOnce(&FormField, &Tokens) -> Box<[u8]>,
+        field_markup: impl FnOnce(&FormField, &Tokens) -> Arc<[u8]>,
     ) -> Option<HtmlRewriter> {
         let comment = (self.comment_on && selection.comment).then(|| self.comment.clone());
         let field =
