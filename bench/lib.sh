@@ -62,9 +62,13 @@ $3
 EOF
 }
 
-start_nginx() { # prefix
-    "$nginx" -p "$1/" -c "$1/conf/nginx.conf" -t -q
-    "$nginx" -p "$1/" -c "$1/conf/nginx.conf" </dev/null >/dev/null 2>"$1/logs/stderr.log" &
+# Another nginx binary (e.g. Debian's) may be given; `-e` keeps its startup log out of the
+# compiled-in path.
+start_nginx() { # prefix [binary]
+    local bin=${2:-$nginx}
+    "$bin" -p "$1/" -c "$1/conf/nginx.conf" -e "$1/logs/error.log" -t -q
+    "$bin" -p "$1/" -c "$1/conf/nginx.conf" -e "$1/logs/error.log" </dev/null >/dev/null \
+        2>"$1/logs/stderr.log" &
     pids+=($!)
 }
 
