@@ -93,12 +93,21 @@ pub(crate) fn check_request(
     }
     let selection = conf.baits();
     let now = request::now();
+    // Before this request's own bait touches flag the client.
+    let flagged_before = conf.rules.is_some()
+        && sensor
+            .main
+            .zone()
+            .zip(client_ip(r))
+            .is_some_and(|(zone, ip)| zone.lookup(ip).is_some());
+    let mut cookie_altered = false;
     if selection.cookie {
         if let Some(check) = check_cookie(r, sensor.baits, now) {
             match &check {
                 CookieCheck::Absent => ctx.cookie_absent = true,
                 CookieCheck::Untouched(_) => {}
                 CookieCheck::Altered(_) => {
+                    cookie_altered = true;
                     if let Some(finding) = sensor.baits.cookie_finding(&check) {
                         let event = sensor.event(r, Kind::Bait, Some(finding));
                         ctx.events.push(event);
@@ -108,7 +117,12 @@ pub(crate) fn check_request(
         }
     }
     if let Some(rule_set) = &conf.rules {
-        let (tx, intervention) = rules::begin(r, rule_set);
+        let vars = rules::BaitVars {
+            flagged: flagged_before,
+            cookie_altered,
+            tripwire: ctx.tripwire.as_deref(),
+        };
+        let (tx, intervention) = rules::begin(r, rule_set, &vars);
         ctx.tx = Some(tx);
         if let Some(iv) = intervention {
             let rc = rules::answer(r, &iv);
@@ -197,10 +211,12 @@ extern "C" fn body_read(r: *mut ngx_http_request_t) {
     let on_panic = || Some(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
     let answer = guard::run(log, "request body checks", on_panic, || {
         let ctx = request::ctx(request)?;
-        if ctx.check_field {
-            check_field(request);
+        let tampered = ctx.check_field && check_field(request);
+        let tx = ctx.tx.as_mut()?;
+        if tampered {
+            tx.set_tx_var(rules::FIELD_TAMPERED, b"1");
         }
-        let iv = rules::request_body(request, ctx.tx.as_mut()?)?;
+        let iv = rules::request_body(request, tx)?;
         let rc = rules::answer(request, &iv);
         ctx.denied = Some(iv);
         Some(rc)
@@ -216,8 +232,11 @@ extern "C" fn body_read(r: *mut ngx_http_request_t) {
     unsafe { ngx_http_core_run_phases(r) };
 }
 
-fn check_field(r: &mut ngx_http_request_t) {
-    let Some(sensor) = sensor(r) else { return };
+/// Whether the hidden form field came back tampered (the event is queued).
+fn check_field(r: &mut ngx_http_request_t) -> bool {
+    let Some(sensor) = sensor(r) else {
+        return false;
+    };
     let body = request::body_in_memory(r, 64 * 1024);
     let value = sensor
         .baits
@@ -231,7 +250,9 @@ fn check_field(r: &mut ngx_http_request_t) {
         if let Some(ctx) = request::ctx_or_create(r) {
             ctx.events.push(event);
         }
+        return true;
     }
+    false
 }
 
 /// Credentials a client sent: Basic authorization first, else a login form.

@@ -72,10 +72,25 @@ pub(crate) fn is_blocking(tx: &Transaction) -> bool {
     tx.engine_mode() == EngineMode::On
 }
 
+/// What the baits know of a request, for rules as `TX:` variables (`rules/honeytrap-baits.conf`).
+#[derive(Default)]
+pub(crate) struct BaitVars<'a> {
+    /// A bait flagged this client before this request.
+    pub flagged: bool,
+    /// The decoy cookie came back altered.
+    pub cookie_altered: bool,
+    /// The path is a scanner tripwire (an event of its own only if the site answers 404).
+    pub tripwire: Option<&'a str>,
+}
+
+/// `TX:honeytrap_field_tampered`, set before phase 2 when the hidden form field came back altered.
+pub(crate) const FIELD_TAMPERED: &str = "honeytrap_field_tampered";
+
 /// Starts the transaction of a request and runs phase 1.
 pub(crate) fn begin(
     r: &mut ngx_http_request_t,
     rules: &Arc<RuleSet>,
+    baits: &BaitVars<'_>,
 ) -> (Box<Transaction>, Option<Intervention>) {
     let peer = request::peer(r);
     let local = request::local_addr(r);
@@ -89,6 +104,15 @@ pub(crate) fn begin(
         unique_id: EventId::random().to_string(),
     };
     let mut tx = Box::new(rules.transaction(input));
+    if baits.flagged {
+        tx.set_tx_var("honeytrap_flagged", b"1");
+    }
+    if baits.cookie_altered {
+        tx.set_tx_var("honeytrap_cookie_altered", b"1");
+    }
+    if let Some(path) = baits.tripwire {
+        tx.set_tx_var("honeytrap_tripwire", path.as_bytes());
+    }
     tx.set_request_line(
         r.method_name.as_bytes(),
         r.unparsed_uri.as_bytes(),

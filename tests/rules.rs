@@ -270,3 +270,134 @@ fn our_rules_in_rules_dir_load_and_name_scanners() {
         .unwrap();
     assert!(matched.starts_with("sqlmap/"), "{matched}");
 }
+
+/// The rule ids of the rules events among `events`, in order.
+fn rule_ids(events: &[serde_json::Value]) -> Vec<Vec<String>> {
+    events
+        .iter()
+        .filter(|e| field(e, "event.action") == "rule-matched")
+        .map(|e| {
+            field(e, "honeytrap.rules")
+                .as_array()
+                .unwrap_or_else(|| panic!("{e:#}"))
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn bait_touches_reach_the_rules_as_tx_variables() {
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules/honeytrap-baits.conf");
+    let page = "<html><head><title>x</title></head><body><form action=\"/form\" method=\"post\"><input name=\"user\"></form></body></html>";
+    let nginx = Nginx::start(
+        Config::new(&format!(
+            "honeytrap_events_file {{prefix}}/logs/events.ndjson;
+             honeytrap_secret_file {{prefix}}/conf/honeytrap.secret;
+             honeytrap_zone flagged:1m ttl=1h;
+             server {{ listen 127.0.0.1:{{port0}}; root {{prefix}}/html; honeytrap on;
+                      honeytrap_baits field cookie;
+                      honeytrap_rules 'SecRuleEngine On';
+                      honeytrap_rules_file {};
+                      location /form {{ return 200 \"ok\"; }} }}",
+            shipped.display()
+        ))
+        .file("html/login.html", page),
+    );
+    let p0 = nginx.port(0);
+    let events_file = nginx.prefix().join("logs/events.ndjson");
+
+    // Untouched baits: the rules see nothing.
+    let first = http::get(p0, "/login.html");
+    let cookie = first
+        .header("Set-Cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let markup = first.text();
+    let input = &markup[markup.find("<input type=\"hidden\"").unwrap()..];
+    let name = input
+        .split("name=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = input
+        .split("value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let cookie_header = format!("Cookie: {cookie}\r\n");
+    assert_eq!(
+        send(
+            p0,
+            &format!(
+                "GET /login.html HTTP/1.1\r\nHost: x\r\n{cookie_header}Connection: close\r\n\r\n"
+            )
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        post(p0, "/form", &format!("user=alice&{name}={token}")).text(),
+        "ok"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(
+        wait_for_events(&events_file, 0).is_empty(),
+        "untouched baits made events"
+    );
+
+    // The field tampered: a bait event, and rule 4800113 in phase 2. The client is flagged now.
+    assert_eq!(
+        post(p0, "/form", &format!("user=alice&{name}=1")).text(),
+        "ok"
+    );
+    let events = wait_for_events(&events_file, 2);
+    assert_eq!(rule_ids(&events), [["4800113"]], "{events:#?}");
+    assert!(events
+        .iter()
+        .any(|e| field(e, "honeytrap.bait.type") == "form-field"));
+
+    // Flagged, then the cookie altered, then a tripwire: each request's rules event says so.
+    http::get(p0, "/login.html");
+    let (cookie_name, cookie_value) = cookie.split_once('=').unwrap();
+    let (visible, cookie_token) = cookie_value.split_once('.').unwrap();
+    let elevated = ["1", "9", "admin"]
+        .into_iter()
+        .find(|v| *v != visible)
+        .unwrap();
+    send(p0, &format!("GET /login.html HTTP/1.1\r\nHost: x\r\nCookie: {cookie_name}={elevated}.{cookie_token}\r\nConnection: close\r\n\r\n"));
+    assert_eq!(http::get(p0, "/.env").status, 404);
+    let events = wait_for_events(&events_file, 2 + 1 + 2 + 2);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let events_then = wait_for_events(&events_file, 0);
+    assert_eq!(events_then.len(), events.len(), "{events_then:#?}");
+    assert_eq!(
+        rule_ids(&events),
+        [
+            vec!["4800113"],
+            vec!["4800110"],
+            vec!["4800110", "4800111"],
+            vec!["4800110", "4800112"],
+        ],
+        "{events:#?}"
+    );
+    let tripwire = events
+        .iter()
+        .rfind(|e| field(e, "event.action") == "rule-matched")
+        .unwrap();
+    assert_eq!(
+        field(tripwire, "honeytrap.rules")[1]["matched_data"],
+        "/.env",
+        "{tripwire:#}"
+    );
+}

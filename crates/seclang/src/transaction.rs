@@ -498,6 +498,13 @@ impl Transaction {
         self.data.tx.get(name.to_ascii_lowercase().as_bytes())
     }
 
+    /// Sets `TX:name` (any case) as `setvar` would: how a host exposes what it knows to rules,
+    /// before the phase that reads it.
+    pub fn set_tx_var(&mut self, name: &str, value: &[u8]) {
+        let key = name.to_ascii_lowercase();
+        self.data.tx.set(key.as_bytes(), None, value);
+    }
+
     /// CRS anomaly scores (v4 `blocking_*_anomaly_score`, else v3 `*_anomaly_score`).
     pub fn anomaly_scores(&self) -> AnomalyScores {
         let get = |a: &str, b: &str| {
