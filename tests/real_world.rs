@@ -514,4 +514,29 @@ fn sqlmap_against_the_login_form_tampers_the_hidden_field_and_each_tampering_is_
         let techniques = field(event, "threat.technique.id").as_array().unwrap();
         assert!(techniques.iter().any(|t| t == "T1190"), "{event:#}");
     }
+    // sqlmap adds its payloads to the value it found: the token inside still attributes.
+    let around_token = |e: &&serde_json::Value| {
+        let sent = form_value(
+            field(e, "http.request.body.content").as_str().unwrap(),
+            field_name,
+        )
+        .unwrap_or_default();
+        sent.len() > token.len() && (sent.starts_with(token) || sent.ends_with(token))
+    };
+    let embedded: Vec<_> = events.iter().filter(around_token).collect();
+    assert!(
+        !embedded.is_empty(),
+        "no payload next to the token: {events:#?}"
+    );
+    for event in embedded {
+        assert_eq!(
+            field(event, "honeytrap.attribution.valid"),
+            true,
+            "{event:#}"
+        );
+        assert_eq!(
+            field(event, "honeytrap.attribution.served_to_ip"),
+            "127.0.0.1"
+        );
+    }
 }

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use super::choice::Choices;
 use super::kind::BaitKind;
 use super::secret::Secret;
-use super::token::{Issued, TokenError, Tokens};
+use super::token::{Issued, TokenError, Tokens, TOKEN_LEN};
 
 /// Plausible, and used by no framework we know of.
 // No name contains "token", "csrf" or "xsrf": sqlmap (below --level 4) and other scanners skip
@@ -124,9 +124,24 @@ impl FormField {
             Ok(issued)
             | Err(TokenError::Expired(issued))
             | Err(TokenError::NotYetValid(issued)) => tampered(None, Some(issued)),
+            Err(TokenError::Malformed) if value.len() > TOKEN_LEN => {
+                tampered(Some(TokenError::Malformed), embedded(tokens, value, now))
+            }
             Err(e) => tampered(Some(e), None),
         }
     }
+}
+
+/// A genuine token at the start or the end of a longer value: scanners append (or prepend)
+/// their payload to the value they found, and the token still names who was served it.
+fn embedded(tokens: &Tokens, value: &[u8], now: SystemTime) -> Option<Issued> {
+    let ends = [&value[..TOKEN_LEN], &value[value.len() - TOKEN_LEN..]];
+    ends.into_iter().find_map(|t| match tokens.open(t, now) {
+        Ok(issued) | Err(TokenError::Expired(issued)) | Err(TokenError::NotYetValid(issued)) => {
+            Some(issued)
+        }
+        Err(_) => None,
+    })
 }
 
 #[cfg(test)]
@@ -207,12 +222,9 @@ mod tests {
 
         let mut flipped = value.clone();
         flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
-        let mut sqli = value.clone();
-        sqli.extend_from_slice(b"' AND 1=1-- -");
         let huge = vec![b'A'; 100_000];
         for (changed, error) in [
             (flipped, TokenError::Forged),
-            (sqli, TokenError::Malformed),
             (b"".to_vec(), TokenError::Malformed),
             (b"false".to_vec(), TokenError::Malformed),
             (huge, TokenError::Malformed),
@@ -226,6 +238,37 @@ mod tests {
                     assert_eq!(e, Some(error));
                     assert_eq!(issued, None);
                     assert_eq!(value, changed[..changed.len().min(VALUE_CAP)]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_payload_added_before_or_after_the_token_still_attributes() {
+        let (field, tokens) = setup();
+        let ip: IpAddr = "198.51.100.23".parse().unwrap();
+        let token = served_value(&field.markup(&tokens, ip, now()));
+        let payload = b"' AND 1=1-- -".to_vec();
+        let appended = [token.clone(), payload.clone()].concat();
+        let prepended = [payload.clone(), token.clone()].concat();
+        let mut forged = token.clone();
+        forged[7] = if forged[7] == b'A' { b'B' } else { b'A' };
+        for (sent, attributed) in [
+            (appended, true),
+            (prepended, true),
+            ([forged, payload.clone()].concat(), false),
+            ([b"x".to_vec(), token.clone(), payload].concat(), false),
+        ] {
+            match field.check(&tokens, Some(&sent), now()) {
+                FieldCheck::Tampered {
+                    value,
+                    error,
+                    issued,
+                } => {
+                    assert_eq!(value, sent);
+                    assert_eq!(error, Some(TokenError::Malformed));
+                    assert_eq!(issued.map(|i| i.served_to), attributed.then_some(ip));
                 }
                 other => panic!("{other:?}"),
             }

@@ -328,6 +328,10 @@ impl Baits {
             }
             .to_owned(),
         );
+        if error.is_some() && issued.is_some() {
+            // The genuine token with a payload around it.
+            f.tags.push("token:embedded".to_owned());
+        }
         Some(f)
     }
 }
