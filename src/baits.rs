@@ -237,7 +237,7 @@ fn check_field(r: &mut ngx_http_request_t) -> bool {
     let Some(sensor) = sensor(r) else {
         return false;
     };
-    let body = request::body_in_memory(r, 64 * 1024);
+    let body = request::body(r, 64 * 1024);
     let value = sensor
         .baits
         .field_in_form(&body.bytes)

@@ -5,7 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use honeytrap_core::event::{Event, Kind};
-use ngx::ffi::{ngx_connection_local_sockaddr, ngx_http_request_t, sockaddr, socklen_t};
+use ngx::ffi::{
+    ngx_buf_t, ngx_connection_local_sockaddr, ngx_http_request_t, ngx_read_file, off_t, sockaddr,
+    socklen_t,
+};
 use ngx::http::HttpModule;
 
 use crate::runtime::Runtime;
@@ -151,14 +154,16 @@ pub(crate) fn header_slices<'r>(
         .map(|(_, v)| v.as_bytes())
 }
 
-/// The request body as far as nginx holds it in memory (up to `cap` bytes), and its size.
-/// Parts spooled to a temporary file are counted, not read: that would block the worker.
+/// The request body, up to `cap` bytes, and its size.
 pub(crate) struct BodyPart {
     pub bytes: Vec<u8>,
     pub total: u64,
 }
 
-pub(crate) fn body_in_memory(r: &ngx_http_request_t, cap: usize) -> BodyPart {
+/// The request body nginx read, up to `cap` bytes, parts spooled to the client body temporary
+/// file included: nginx wrote that file moments ago, so reading it back comes from the page
+/// cache, and `cap` bounds it (the rules' `SecRequestBodyLimit`, the baits' own caps).
+pub(crate) fn body(r: &ngx_http_request_t, cap: usize) -> BodyPart {
     let mut part = BodyPart {
         bytes: Vec::new(),
         total: 0,
@@ -173,7 +178,12 @@ pub(crate) fn body_in_memory(r: &ngx_http_request_t, cap: usize) -> BodyPart {
         // SAFETY: as above.
         if let Some(buf) = unsafe { cl.buf.as_ref() } {
             if buf.in_file() != 0 && buf.memory() == 0 && buf.temporary() == 0 {
-                part.total += (buf.file_last - buf.file_pos) as u64;
+                let len = usize::try_from(buf.file_last - buf.file_pos).unwrap_or(0);
+                part.total += len as u64;
+                let want = len.min(cap.saturating_sub(part.bytes.len()));
+                if want > 0 && !read_spooled(buf, want, &mut part.bytes) {
+                    break;
+                }
             } else if !buf.pos.is_null() {
                 // SAFETY: pos..last is the buffer's filled range.
                 let data = unsafe {
@@ -187,6 +197,32 @@ pub(crate) fn body_in_memory(r: &ngx_http_request_t, cap: usize) -> BodyPart {
         link = cl.next;
     }
     part
+}
+
+/// Appends `want` bytes of a file buffer's range; false if the file could not be read (nginx
+/// logged why).
+fn read_spooled(buf: &ngx_buf_t, want: usize, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    out.resize(start + want, 0);
+    let mut done = 0;
+    while done < want {
+        // SAFETY: a file buffer of the request body points at nginx's open temporary file;
+        // the destination is the zeroed tail of `out`, `want - done` bytes long.
+        let n = unsafe {
+            ngx_read_file(
+                buf.file,
+                out.as_mut_ptr().add(start + done),
+                want - done,
+                buf.file_pos + done as off_t,
+            )
+        };
+        if n <= 0 {
+            out.truncate(start + done);
+            return false;
+        }
+        done += n as usize;
+    }
+    true
 }
 
 /// The address and port the request came in on.

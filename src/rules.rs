@@ -126,9 +126,10 @@ pub(crate) fn begin(
     (tx, iv)
 }
 
-/// Phase 2 over what nginx read of the body (in memory; spooled parts are counted only).
+/// Phase 2 over the body nginx read, spooled parts included, up to one byte past
+/// `SecRequestBodyLimit` (so the engine sees that the limit was passed).
 pub(crate) fn request_body(r: &ngx_http_request_t, tx: &mut Transaction) -> Option<Intervention> {
-    let body = request::body_in_memory(r, usize::MAX);
+    let body = request::body(r, tx.request_body_limit().saturating_add(1));
     if !body.bytes.is_empty() {
         tx.append_request_body(&body.bytes);
     }

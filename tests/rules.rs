@@ -401,3 +401,36 @@ fn bait_touches_reach_the_rules_as_tx_variables() {
         "{tripwire:#}"
     );
 }
+
+#[test]
+fn a_body_nginx_spooled_to_a_temporary_file_is_inspected_whole() {
+    let nginx = Nginx::start(Config::new(
+        "honeytrap_events_file {prefix}/logs/events.ndjson;
+         server { listen 127.0.0.1:{port0}; honeytrap on;
+                  client_body_buffer_size 1k;
+                  client_max_body_size 1m;
+                  honeytrap_rules 'SecRuleEngine On
+                      SecRequestBodyAccess On
+                      SecRequestBodyLimit 65536
+                      SecRequestBodyLimitAction Reject
+                      SecRule ARGS_POST:comment \"@contains union select\" \"id:1101,phase:2,deny,status:403\"';
+                  location /form { return 200 \"ok\"; } }",
+    ));
+    let p0 = nginx.port(0);
+    let padding = "a".repeat(30_000);
+    // The match is at the end, far past the 1 KB nginx keeps in memory.
+    let attack = format!("pad={padding}&comment=1 union select password");
+    assert_eq!(post(p0, "/form", &attack).status, 403);
+    assert_eq!(
+        post(p0, "/form", &format!("pad={padding}&comment=nice")).text(),
+        "ok"
+    );
+    // Past SecRequestBodyLimit: rejected, as the rules say.
+    let huge = format!("pad={}&comment=nice", "a".repeat(70_000));
+    assert_eq!(post(p0, "/form", &huge).status, 413);
+    let log = std::fs::read_to_string(nginx.prefix().join("logs/error.log")).unwrap();
+    assert!(
+        log.matches("buffered to a temporary file").count() >= 3,
+        "nginx kept the bodies in memory, the test proves nothing:\n{log}"
+    );
+}

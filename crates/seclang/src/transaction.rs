@@ -333,6 +333,11 @@ impl Transaction {
         self.run_phase(1)
     }
 
+    /// `SecRequestBodyLimit`: the most body bytes the rules inspect.
+    pub fn request_body_limit(&self) -> usize {
+        self.rs.config.request_body_limit
+    }
+
     /// Append request body bytes (may be called repeatedly).
     pub fn append_request_body(&mut self, bytes: &[u8]) {
         let limit = self.rs.config.request_body_limit;
