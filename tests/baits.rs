@@ -6,7 +6,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{field, http, wait_for_events, Config, Nginx};
+use harness::{attribute, field, http, wait_for_events, Config, Nginx};
 
 const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n  <title>Sign in</title>\n</head>\n<body>\n  <FORM action=\"/form\" method=\"post\">\n    <input type=\"text\" name=\"username\">\n    <input type=\"password\" name=\"password\">\n  </FORM>\n  <script>var s = '<form>';</script>\n  <form action=\"/search\"><input name=\"q\"></form>\n</body>\n</html>\n";
 
@@ -82,22 +82,8 @@ fn strip_baits(page: &str) -> Rewritten {
     while let Some(start) = original.find("<input type=\"hidden\" name=\"") {
         let end = original[start..].find('>').unwrap() + start + 1;
         let tag = original[start..end].to_owned();
-        let name = tag
-            .split("name=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned();
-        let value = tag
-            .split("value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned();
+        let name = attribute(&tag, "name").unwrap().to_owned();
+        let value = attribute(&tag, "value").unwrap().to_owned();
         fields.push((name, value));
         original.replace_range(start..end, "");
     }

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cdp::Browser;
-use harness::{field, http, wait_for_events, Config, Nginx};
+use harness::{attribute, field, http, wait_for_events, Config, Nginx};
 use serde_json::Value;
 
 /// A fixed installation secret, so that bait names are the same on every run. Its form field
@@ -425,18 +425,11 @@ fn sqlmap_against_the_login_form_tampers_the_hidden_field_and_each_tampering_is_
     let nginx = demo();
     // The form as an operator copies it from the page into sqlmap's --data.
     let page = http::get(nginx.port(0), "/login.html").text();
-    let input = page
-        .split("<input type=\"hidden\" name=\"")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no bait field: {page}"));
-    let (field_name, rest) = input.split_once('"').unwrap();
-    let token = rest
-        .split("value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let input = &page[page
+        .find("<input type=\"hidden\"")
+        .unwrap_or_else(|| panic!("no bait field: {page}"))..];
+    let field_name = attribute(input, "name").unwrap();
+    let token = attribute(input, "value").unwrap();
     // sqlmap skips names like these below --level 4 (CSRF_TOKEN_PARAMETER_INFIXES): the
     // pinned secret must give a name it tests, or this test would prove nothing.
     assert!(

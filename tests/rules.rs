@@ -7,7 +7,7 @@ mod harness;
 use std::fs;
 use std::path::PathBuf;
 
-use harness::{field, http, test_config, wait_for_events, Config, Nginx};
+use harness::{attribute, field, http, test_config, wait_for_events, Config, Nginx};
 
 const RULES: &str = r#"
 SecRuleEngine On
@@ -319,22 +319,8 @@ fn bait_touches_reach_the_rules_as_tx_variables() {
         .to_owned();
     let markup = first.text();
     let input = &markup[markup.find("<input type=\"hidden\"").unwrap()..];
-    let name = input
-        .split("name=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let token = input
-        .split("value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let name = attribute(input, "name").unwrap().to_owned();
+    let token = attribute(input, "value").unwrap().to_owned();
     let cookie_header = format!("Cookie: {cookie}\r\n");
     assert_eq!(
         send(

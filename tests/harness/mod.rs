@@ -444,6 +444,12 @@ pub fn wait_for_events(path: &Path, n: usize) -> Vec<serde_json::Value> {
 }
 
 /// Reads a dotted field (`"http.response.status_code"`) of an event.
+/// The value of attribute `name` in an HTML tag written with double quotes.
+pub fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+    tag[start..].split('"').next()
+}
+
 pub fn field<'a>(event: &'a serde_json::Value, dotted: &str) -> &'a serde_json::Value {
     dotted.split('.').fold(event, |v, key| &v[key])
 }
