@@ -196,7 +196,7 @@ extern "C" fn body_read(r: *mut ngx_http_request_t) {
 
 fn check_field(r: &mut ngx_http_request_t) {
     let Some(sensor) = sensor(r) else { return };
-    let body = request::body_in_memory(r, 64 * 1024);
+    let body = request::body(r, 64 * 1024);
     let value = sensor
         .baits
         .field_in_form(&body.bytes)

@@ -128,7 +128,7 @@ fn respond(r: &mut ngx_http_request_t, answer: Answer) -> ngx_int_t {
 fn record(r: &mut ngx_http_request_t, answer: Answer) {
     let Some(sensor) = sensor(r) else { return };
     let limits = &sensor.runtime.limits;
-    let body = request::body_in_memory(r, limits.body + 1);
+    let body = request::body(r, limits.body + 1);
     let captured = baits::credentials_of(r, &body.bytes);
     if answer == Answer::LoginChallenge {
         let Some(hit) = sensor.baits.classify(r.uri.as_bytes()) else {

@@ -136,14 +136,16 @@ pub(crate) fn header_values(r: &ngx_http_request_t, name: &[u8]) -> Vec<Vec<u8>>
         .collect()
 }
 
-/// The request body as far as nginx holds it in memory (up to `cap` bytes), and its size.
-/// Parts spooled to a temporary file are counted, not read: that would block the worker.
+/// The request body, its first `cap` bytes, and its size.
 pub(crate) struct BodyPart {
     pub bytes: Vec<u8>,
     pub total: u64,
 }
 
-pub(crate) fn body_in_memory(r: &ngx_http_request_t, cap: usize) -> BodyPart {
+/// The body nginx read for this request, up to `cap` bytes, whether in memory or spooled to
+/// its temporary file (over `client_body_buffer_size`). The file was just written and is read
+/// from the page cache, as nginx itself reads it to pass the body upstream.
+pub(crate) fn body(r: &ngx_http_request_t, cap: usize) -> BodyPart {
     let mut part = BodyPart {
         bytes: Vec::new(),
         total: 0,
@@ -157,21 +159,53 @@ pub(crate) fn body_in_memory(r: &ngx_http_request_t, cap: usize) -> BodyPart {
     while let Some(cl) = unsafe { link.as_ref() } {
         // SAFETY: as above.
         if let Some(buf) = unsafe { cl.buf.as_ref() } {
+            let room = cap.saturating_sub(part.bytes.len());
             if buf.in_file() != 0 && buf.memory() == 0 && buf.temporary() == 0 {
-                part.total += (buf.file_last - buf.file_pos) as u64;
+                let len = u64::try_from(buf.file_last - buf.file_pos).unwrap_or(0);
+                part.total += len;
+                // SAFETY: null or the request body's temporary file, open until the request ends.
+                if let Some(file) = unsafe { buf.file.as_ref() } {
+                    let want = usize::try_from(len).unwrap_or(usize::MAX).min(room);
+                    read_at(file.fd, buf.file_pos, want, &mut part.bytes);
+                }
             } else if !buf.pos.is_null() {
                 // SAFETY: pos..last is the buffer's filled range.
                 let data = unsafe {
                     core::slice::from_raw_parts(buf.pos, buf.last.offset_from(buf.pos) as usize)
                 };
                 part.total += data.len() as u64;
-                let room = cap.saturating_sub(part.bytes.len());
                 part.bytes.extend_from_slice(&data[..data.len().min(room)]);
             }
         }
         link = cl.next;
     }
     part
+}
+
+/// Appends up to `len` bytes of `fd` from `offset`; a read error ends it early.
+fn read_at(fd: libc::c_int, offset: libc::off_t, len: usize, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + len, 0);
+    let mut done = 0;
+    while done < len {
+        let dest = &mut out[start + done..];
+        // SAFETY: `dest` is writable memory of `dest.len()` bytes; pread does not keep it.
+        let n = unsafe {
+            libc::pread(
+                fd,
+                dest.as_mut_ptr().cast(),
+                dest.len(),
+                offset + done as libc::off_t,
+            )
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            n if n < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => break,
+        }
+    }
+    out.truncate(start + done);
 }
 
 /// The address and port the request came in on.

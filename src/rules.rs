@@ -102,9 +102,13 @@ pub(crate) fn begin(
     (tx, iv)
 }
 
-/// Phase 2 over what nginx read of the body (in memory; spooled parts are counted only).
+/// Phase 2 over the body nginx read, in memory or spooled: up to one byte over
+/// `SecRequestBodyLimit`, enough for the engine to see the limit exceeded.
 pub(crate) fn request_body(r: &ngx_http_request_t, tx: &mut Transaction) -> Option<Intervention> {
-    let body = request::body_in_memory(r, usize::MAX);
+    let limit = Honeytrap::location_conf(r)
+        .and_then(|conf| conf.rules.as_ref())
+        .map_or(0, |rules| rules.config().request_body_limit);
+    let body = request::body(r, limit.saturating_add(1));
     if !body.bytes.is_empty() {
         tx.append_request_body(&body.bytes);
     }

@@ -101,6 +101,28 @@ fn rules_block_in_phases_one_two_and_three_and_each_block_is_one_event() {
 }
 
 #[test]
+fn phase_2_reads_a_request_body_nginx_spooled_to_a_file() {
+    let mut config = rules_config("");
+    config.http = format!("client_body_buffer_size 1k;\n{}", config.http);
+    let nginx = Nginx::start(config);
+    let p0 = nginx.port(0);
+    let padding = "a".repeat(8 * 1024);
+    let attack = post(
+        p0,
+        "/form",
+        &format!("pad={padding}&comment=1 union select password"),
+    );
+    assert_eq!(attack.status, 403, "{}", attack.text());
+    let benign = post(p0, "/form", &format!("pad={padding}&comment=nice"));
+    assert_eq!(benign.status, 200, "{}", benign.text());
+    let log = nginx.error_log();
+    assert!(
+        log.contains("a client request body is buffered to a temporary file"),
+        "{log}"
+    );
+}
+
+#[test]
 fn detection_only_changes_no_traffic_but_records_and_scores() {
     let nginx = Nginx::start(rules_config("SecRuleEngine DetectionOnly"));
     let p0 = nginx.port(0);
