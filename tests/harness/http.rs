@@ -45,7 +45,8 @@ pub fn request(port: u16, raw: &[u8]) -> Result<Response, String> {
     parse(&bytes)
 }
 
-fn parse(bytes: &[u8]) -> Result<Response, String> {
+/// Reads a whole answer as the server sent it (body de-chunked).
+pub fn parse(bytes: &[u8]) -> Result<Response, String> {
     let head_end = find(bytes, b"\r\n\r\n")
         .ok_or_else(|| format!("no header end in {} bytes", bytes.len()))?;
     let head = String::from_utf8_lossy(&bytes[..head_end]);

@@ -11,190 +11,15 @@
 //! status carry no log expectation and are counted as not applicable.
 
 mod common;
+#[path = "common/crs_suite.rs"]
+mod crs_suite;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine;
+use crs_suite::Request;
 use honeytrap_seclang::{RuleSet, TxInput};
-use serde::Deserialize;
-use serde_yaml::Value;
-
-#[derive(Deserialize)]
-struct TestFile {
-    /// Absent in files whose tests are all commented out.
-    rule_id: Option<u32>,
-    #[serde(default)]
-    tests: Vec<Test>,
-}
-
-#[derive(Deserialize)]
-struct Test {
-    test_id: Option<u32>,
-    stages: Vec<Stage>,
-}
-
-#[derive(Deserialize)]
-struct Stage {
-    input: Input,
-    output: Output,
-}
-
-#[derive(Deserialize, Default)]
-struct Input {
-    method: Option<String>,
-    uri: Option<String>,
-    version: Option<String>,
-    headers: Option<serde_yaml::Mapping>,
-    data: Option<Value>,
-    encoded_request: Option<String>,
-    autocomplete_headers: Option<bool>,
-}
-
-#[derive(Deserialize, Default, Clone)]
-struct Output {
-    log: Option<Log>,
-}
-
-#[derive(Deserialize, Default, Clone)]
-struct Log {
-    expect_ids: Option<Vec<u32>>,
-    no_expect_ids: Option<Vec<u32>>,
-}
-
-/// A request as the engine sees it.
-struct Request {
-    method: Vec<u8>,
-    uri: Vec<u8>,
-    version: Vec<u8>,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
-    body: Vec<u8>,
-}
-
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        _ => String::new(),
-    }
-}
-
-fn dechunk(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut rest = body;
-    while let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(
-            String::from_utf8_lossy(&rest[..nl])
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim(),
-            16,
-        )
-        .unwrap_or(0);
-        rest = &rest[nl + 2..];
-        if size == 0 || size > rest.len() {
-            break;
-        }
-        out.extend_from_slice(&rest[..size]);
-        rest = rest.get(size + 2..).unwrap_or(b"");
-    }
-    out
-}
-
-/// Read a raw HTTP/1.x request (for `encoded_request`).
-fn parse_raw(raw: &[u8]) -> Request {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(raw.len(), |p| p + 4);
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let line = lines.next().unwrap_or("");
-    let mut parts = line.splitn(3, ' ');
-    let method = parts.next().unwrap_or("").as_bytes().to_vec();
-    let uri = parts.next().unwrap_or("").as_bytes().to_vec();
-    let version = parts.next().unwrap_or("").as_bytes().to_vec();
-    let headers: Vec<(Vec<u8>, Vec<u8>)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().as_bytes().to_vec(), v.trim().as_bytes().to_vec()))
-        .collect();
-    let mut body = raw[split.min(raw.len())..].to_vec();
-    if headers.iter().any(|(n, v)| {
-        n.eq_ignore_ascii_case(b"transfer-encoding") && v.eq_ignore_ascii_case(b"chunked")
-    }) {
-        body = dechunk(&body);
-    }
-    Request {
-        method,
-        uri,
-        version,
-        headers,
-        body,
-    }
-}
-
-fn build_request(input: &Input) -> Request {
-    if let Some(enc) = &input.encoded_request {
-        let clean: String = enc.chars().filter(|c| !c.is_whitespace()).collect();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(clean)
-            .unwrap_or_default();
-        return parse_raw(&raw);
-    }
-    let mut headers: Vec<(Vec<u8>, Vec<u8>)> = input
-        .headers
-        .iter()
-        .flatten()
-        .map(|(k, v)| (scalar(k).into_bytes(), scalar(v).into_bytes()))
-        .collect();
-    let body = match &input.data {
-        Some(Value::Sequence(lines)) => lines
-            .iter()
-            .map(scalar)
-            .collect::<Vec<_>>()
-            .join("\r\n")
-            .into_bytes(),
-        Some(v) => scalar(v).into_bytes(),
-        None => Vec::new(),
-    };
-    // go-ftw completes a body's Content-Type (form-urlencoded) and Content-Length unless
-    // told not to.
-    let has = |hs: &[(Vec<u8>, Vec<u8>)], name: &[u8]| {
-        hs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
-    };
-    if input.autocomplete_headers != Some(false) && !body.is_empty() {
-        if !has(&headers, b"content-type") {
-            headers.push((
-                b"Content-Type".to_vec(),
-                b"application/x-www-form-urlencoded".to_vec(),
-            ));
-        }
-        if !has(&headers, b"content-length") {
-            headers.push((
-                b"Content-Length".to_vec(),
-                body.len().to_string().into_bytes(),
-            ));
-        }
-    }
-    Request {
-        method: input
-            .method
-            .clone()
-            .unwrap_or_else(|| "GET".into())
-            .into_bytes(),
-        uri: input.uri.clone().unwrap_or_else(|| "/".into()).into_bytes(),
-        version: input
-            .version
-            .clone()
-            .unwrap_or_else(|| "HTTP/1.1".into())
-            .into_bytes(),
-        headers,
-        body,
-    }
-}
 
 /// Run one request through all phases; returns the ids of rules that logged.
 fn run(rs: &Arc<RuleSet>, req: &Request, debug: bool, dump: Option<&mut String>) -> Vec<u32> {
@@ -281,17 +106,6 @@ fn run(rs: &Arc<RuleSet>, req: &Request, debug: bool, dump: Option<&mut String>)
         .collect()
 }
 
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).expect("tests dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            yaml_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "yaml") {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn crs_v4_regression_suite() {
     let Some(root) = common::crs_root() else {
@@ -300,73 +114,37 @@ fn crs_v4_regression_suite() {
     let prelude = "SecRequestBodyAccess On\nSecResponseBodyAccess On\n\
                    SecResponseBodyMimeType text/plain text/html text/xml application/json\n";
     let rs = Arc::new(common::load_crs4(&root, prelude));
-    let reg = root.join("v4.28.0/tests/regression");
-    let mut files = Vec::new();
-    yaml_files(&reg.join("tests"), &mut files);
-    files.sort();
-
     // `CRS_DUMP=<file>` writes every stage's matched rules, intervention and scores there.
     let dump_path = std::env::var_os("CRS_DUMP");
     let mut dump = dump_path.as_ref().map(|_| String::new());
     let mut failures: BTreeMap<String, String> = BTreeMap::new();
     let (mut passed, mut not_applicable) = (0usize, 0usize);
-    for f in &files {
-        let tf: TestFile = serde_yaml::from_str(&std::fs::read_to_string(f).unwrap())
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        let Some(rule_id) = tf.rule_id else { continue };
-        for (ti, t) in tf.tests.iter().enumerate() {
-            for (si, stage) in t.stages.iter().enumerate() {
-                let name = format!(
-                    "{rule_id}-{}-{}",
-                    t.test_id.unwrap_or(ti as u32 + 1),
-                    si + 1
-                );
-                let Some(log) = stage.output.log.clone() else {
-                    not_applicable += 1;
-                    continue;
-                };
-                let req = build_request(&stage.input);
-                // `CRS_DEBUG=<rule>-<test>-<stage>` prints what that stage matched.
-                let debug = std::env::var("CRS_DEBUG").is_ok_and(|d| d == name);
-                if debug {
-                    println!(
-                        "{name}: {} {} {}",
-                        String::from_utf8_lossy(&req.method),
-                        String::from_utf8_lossy(&req.uri),
-                        String::from_utf8_lossy(&req.version)
-                    );
-                }
-                if let Some(d) = dump.as_mut() {
-                    d.push_str(&name);
-                    d.push('\n');
-                }
-                let ids = run(&rs, &req, debug, dump.as_mut());
-                let missing: Vec<u32> = log
-                    .expect_ids
-                    .iter()
-                    .flatten()
-                    .filter(|id| !ids.contains(id))
-                    .copied()
-                    .collect();
-                let unexpected: Vec<u32> = log
-                    .no_expect_ids
-                    .iter()
-                    .flatten()
-                    .filter(|id| ids.contains(id))
-                    .copied()
-                    .collect();
-                if missing.is_empty() && unexpected.is_empty() {
-                    passed += 1;
-                } else {
-                    let mut reason = Vec::new();
-                    if !missing.is_empty() {
-                        reason.push(format!("expected {missing:?} did not match"));
-                    }
-                    if !unexpected.is_empty() {
-                        reason.push(format!("{unexpected:?} matched but must not"));
-                    }
-                    failures.insert(name, reason.join("; "));
-                }
+    for stage in crs_suite::stages(&root) {
+        let name = stage.name;
+        let Some(log) = stage.output.log else {
+            not_applicable += 1;
+            continue;
+        };
+        let req = crs_suite::build_request(&stage.input);
+        // `CRS_DEBUG=<rule>-<test>-<stage>` prints what that stage matched.
+        let debug = std::env::var("CRS_DEBUG").is_ok_and(|d| d == name);
+        if debug {
+            println!(
+                "{name}: {} {} {}",
+                String::from_utf8_lossy(&req.method),
+                String::from_utf8_lossy(&req.uri),
+                String::from_utf8_lossy(&req.version)
+            );
+        }
+        if let Some(d) = dump.as_mut() {
+            d.push_str(&name);
+            d.push('\n');
+        }
+        let ids = run(&rs, &req, debug, dump.as_mut());
+        match crs_suite::check_log(&log, &ids) {
+            Ok(()) => passed += 1,
+            Err(reason) => {
+                failures.insert(name, reason);
             }
         }
     }
@@ -386,17 +164,7 @@ fn crs_v4_regression_suite() {
         println!("wrote {}", list_path.display());
         return;
     }
-    let known: BTreeMap<String, String> = std::fs::read_to_string(&list_path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            l.split_once(' ')
-                .map_or((l.to_string(), String::new()), |(a, b)| {
-                    (a.to_string(), b.to_string())
-                })
-        })
-        .collect();
+    let known = crs_suite::read_known_failures(&list_path);
     let new_failures: Vec<_> = failures
         .iter()
         .filter(|(k, _)| !known.contains_key(*k))
