@@ -1,7 +1,8 @@
 //! Per-worker memory of recent bait tokens, so a busy page does not pay an HMAC per response:
-//! the hidden field's token is reused for the same client within a short window (it still
-//! names that client and a time within the window), and a cookie header already verified
-//! untouched is not verified again within the window. Worker main thread only; bounded.
+//! the hidden field's token and the decoy cookie set are reused for the same client within a
+//! short window (they still name that client and a time within the window), and a cookie
+//! header already verified untouched is not verified again within the window. Worker main
+//! thread only; bounded.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,11 +15,34 @@ const WINDOW: u64 = 30;
 /// Entries kept; the map is cleared when full (an occasional extra HMAC, never a failure).
 const CAPACITY: usize = 4096;
 
-/// A client's field markup and the window it was issued in.
-type FieldCache = HashMap<IpAddr, (u64, Arc<[u8]>)>;
+/// What each client was issued, and in which window.
+struct PerClient<T> {
+    issued: HashMap<IpAddr, (u64, T)>,
+}
+
+impl<T: Clone> PerClient<T> {
+    fn new() -> Self {
+        PerClient {
+            issued: HashMap::new(),
+        }
+    }
+
+    fn get(&self, client: IpAddr, now: SystemTime) -> Option<T> {
+        let (issued_in, value) = self.issued.get(&client)?;
+        (*issued_in == window(now)).then(|| value.clone())
+    }
+
+    fn insert(&mut self, client: IpAddr, now: SystemTime, value: T) {
+        if self.issued.len() >= CAPACITY {
+            self.issued.clear();
+        }
+        self.issued.insert(client, (window(now), value));
+    }
+}
 
 thread_local! {
-    static FIELDS: RefCell<FieldCache> = RefCell::new(HashMap::new());
+    static FIELDS: RefCell<PerClient<Arc<[u8]>>> = RefCell::new(PerClient::new());
+    static SET_COOKIES: RefCell<PerClient<Arc<str>>> = RefCell::new(PerClient::new());
     static COOKIES: RefCell<HashMap<Vec<u8>, u64>> = RefCell::new(HashMap::new());
 }
 
@@ -33,20 +57,31 @@ pub(crate) fn field_markup(
     now: SystemTime,
     issue: impl FnOnce() -> Arc<[u8]>,
 ) -> Arc<[u8]> {
-    let w = window(now);
     FIELDS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some((issued_in, markup)) = cache.get(&client) {
-            if *issued_in == w {
-                return markup.clone();
-            }
+        cache.get(client, now).unwrap_or_else(|| {
+            let markup = issue();
+            cache.insert(client, now, markup.clone());
+            markup
+        })
+    })
+}
+
+/// The decoy cookie's `Set-Cookie` value for `client`, issued now or reused from earlier in
+/// this window: a client that never sends it back gets it on every HTML response.
+pub(crate) fn set_cookie(
+    client: IpAddr,
+    now: SystemTime,
+    issue: impl FnOnce() -> Option<String>,
+) -> Option<Arc<str>> {
+    SET_COOKIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(value) = cache.get(client, now) {
+            return Some(value);
         }
-        if cache.len() >= CAPACITY {
-            cache.clear();
-        }
-        let markup = issue();
-        cache.insert(client, (w, markup.clone()));
-        markup
+        let value: Arc<str> = issue()?.into();
+        cache.insert(client, now, value.clone());
+        Some(value)
     })
 }
 

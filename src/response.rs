@@ -94,7 +94,10 @@ pub(crate) fn on_headers(r: &mut ngx_http_request_t, conf: &LocConf) {
     let cookie_absent = request::ctx(r).is_some_and(|ctx| ctx.cookie_absent);
     if selection.cookie && html && cookie_absent && status < 400 {
         let client = baits::client_ip(r);
-        if let Some(cookie) = client.and_then(|ip| sensor.baits.set_cookie(ip, request::now())) {
+        let now = request::now();
+        let cookie = client
+            .and_then(|ip| bait_cache::set_cookie(ip, now, || sensor.baits.set_cookie(ip, now)));
+        if let Some(cookie) = cookie {
             // SAFETY: the request is live; the header is copied into its pool.
             let request = unsafe { ngx::http::Request::from_ngx_http_request(r) };
             let _ = request.add_header_out("Set-Cookie", &cookie);
