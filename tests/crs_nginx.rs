@@ -29,7 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use crs_suite::{Output, Stage};
+use crs_suite::{LoggedRule, Output, Stage};
 use harness::{field, http, Config, Nginx};
 use serde::Deserialize;
 
@@ -172,10 +172,10 @@ fn sample(stages: Vec<Stage>, all: bool) -> Vec<Stage> {
     out
 }
 
-/// One rules event: the client port it names and the ids of the rules that logged.
+/// One rules event: the client port it names and the rules that logged.
 struct Logged {
     client_port: u16,
-    ids: Vec<u32>,
+    rules: Vec<LoggedRule>,
     /// The `X-CRS-Test` value when this is a marker request's event.
     marker: Option<String>,
 }
@@ -193,9 +193,16 @@ fn read_events(events_file: &Path) -> Vec<Logged> {
         let rules = rules.unwrap_or_default();
         out.push(Logged {
             client_port: field(&event, "source.port").as_u64().expect("source.port") as u16,
-            ids: rules
+            rules: rules
                 .iter()
-                .filter_map(|r| r["id"].as_str()?.parse().ok())
+                .filter_map(|r| {
+                    let text = |key: &str| r[key].as_str().unwrap_or_default().to_owned();
+                    Some(LoggedRule {
+                        id: r["id"].as_str()?.parse().ok()?,
+                        msg: text("msg"),
+                        data: text("matched_data"),
+                    })
+                })
                 .collect(),
             marker: rules
                 .iter()
@@ -250,7 +257,7 @@ fn wait_for_marker(events_file: &Path, marker: &str) {
 fn check(
     output: &Output,
     answer: &Result<http::Response, String>,
-    ids: Option<&[u32]>,
+    logged: Option<&[LoggedRule]>,
 ) -> Result<(), String> {
     let mut reasons = Vec::new();
     if output.expect_error == Some(true) {
@@ -269,7 +276,7 @@ fn check(
         }
     }
     if let Some(log) = &output.log {
-        if let Err(reason) = crs_suite::check_log(log, ids.unwrap_or(&[])) {
+        if let Err(reason) = crs_suite::check_log(log, logged.unwrap_or(&[])) {
             reasons.push(reason);
         }
     }
@@ -422,8 +429,11 @@ fn crs_regression_sample_through_nginx() {
             "events of other requests (ports {strays:?}) before the marker of {} (port {client_port})",
             stage.name
         );
-        let ids: Option<Vec<u32>> =
-            (!window.is_empty()).then(|| window.into_iter().flat_map(|e| e.ids).collect());
+        let logged: Option<Vec<LoggedRule>> =
+            (!window.is_empty()).then(|| window.into_iter().flat_map(|e| e.rules).collect());
+        let ids: Option<Vec<u32>> = logged
+            .as_ref()
+            .map(|rules| rules.iter().map(|r| r.id).collect());
         if only.is_some() {
             let request = crs_suite::build_request(&stage.input);
             println!(
@@ -436,13 +446,12 @@ fn crs_regression_sample_through_nginx() {
         // The override is an alternative, not a replacement: several describe what
         // libmodsecurity3 gets wrong, and the upstream expectation is what a correct engine
         // meets.
-        let verdict =
-            check(&stage.output, answer, ids.as_deref()).map_err(|reason| {
-                match overrides.get(&(stage.rule_id, stage.test_id)) {
-                    Some(output) if check(output, answer, ids.as_deref()).is_ok() => None,
-                    _ => Some(reason),
-                }
-            });
+        let verdict = check(&stage.output, answer, logged.as_deref()).map_err(|reason| {
+            match overrides.get(&(stage.rule_id, stage.test_id)) {
+                Some(output) if check(output, answer, logged.as_deref()).is_ok() => None,
+                _ => Some(reason),
+            }
+        });
         match verdict {
             Ok(()) => {
                 tally.passed += 1;

@@ -18,11 +18,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crs_suite::Request;
+use crs_suite::{LoggedRule, Request};
 use honeytrap_seclang::{RuleSet, TxInput};
 
 /// Run one request through all phases; returns the ids of rules that logged.
-fn run(rs: &Arc<RuleSet>, req: &Request, debug: bool, dump: Option<&mut String>) -> Vec<u32> {
+fn run(
+    rs: &Arc<RuleSet>,
+    req: &Request,
+    debug: bool,
+    dump: Option<&mut String>,
+) -> Vec<LoggedRule> {
     let mut tx = rs.transaction(TxInput {
         remote_addr: "127.0.0.1".into(),
         remote_port: 40000,
@@ -102,7 +107,11 @@ fn run(rs: &Arc<RuleSet>, req: &Request, debug: bool, dump: Option<&mut String>)
     tx.matched_rules()
         .iter()
         .filter(|m| m.log)
-        .map(|m| m.id)
+        .map(|m| LoggedRule {
+            id: m.id,
+            msg: m.msg.clone(),
+            data: m.logdata.clone(),
+        })
         .collect()
 }
 
@@ -140,8 +149,8 @@ fn crs_v4_regression_suite() {
             d.push_str(&name);
             d.push('\n');
         }
-        let ids = run(&rs, &req, debug, dump.as_mut());
-        match crs_suite::check_log(&log, &ids) {
+        let logged = run(&rs, &req, debug, dump.as_mut());
+        match crs_suite::check_log(&log, &logged) {
             Ok(()) => passed += 1,
             Err(reason) => {
                 failures.insert(name, reason);

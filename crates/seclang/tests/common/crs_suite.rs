@@ -55,6 +55,39 @@ pub struct Output {
 pub struct Log {
     pub expect_ids: Option<Vec<u32>>,
     pub no_expect_ids: Option<Vec<u32>>,
+    /// A regex the server's log must (must not) match: go-ftw reads ModSecurity's error log.
+    pub match_regex: Option<String>,
+    pub no_match_regex: Option<String>,
+}
+
+/// A rule that logged, as far as the log expectations look at it.
+#[derive(Clone, Debug)]
+pub struct LoggedRule {
+    pub id: u32,
+    pub msg: String,
+    /// The expanded `logdata`.
+    pub data: String,
+}
+
+impl LoggedRule {
+    /// The rule's entry written as ModSecurity writes the parts of its error log entries the
+    /// suite's regexes look at: one line, control characters as `\xHH`.
+    fn log_line(&self) -> String {
+        let escape = |s: &str| {
+            s.chars()
+                .map(|c| match c {
+                    c if c.is_control() => format!("\\x{:02x}", u32::from(c)),
+                    c => c.to_string(),
+                })
+                .collect::<String>()
+        };
+        format!(
+            "[id \"{}\"] [msg \"{}\"] [data \"{}\"]",
+            self.id,
+            escape(&self.msg),
+            escape(&self.data)
+        )
+    }
 }
 
 /// One stage of a test, named `<rule>-<test>-<stage>` as the known-failures lists name it.
@@ -147,7 +180,7 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let p = e.path();
         if p.is_dir() {
             yaml_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "yaml") {
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
             out.push(p);
         }
     }
@@ -168,8 +201,9 @@ pub fn read_known_failures(path: &Path) -> std::collections::BTreeMap<String, St
         .collect()
 }
 
-/// Whether the logged rule ids meet a log expectation; the reason when they do not.
-pub fn check_log(log: &Log, ids: &[u32]) -> Result<(), String> {
+/// Whether the rules that logged meet a log expectation; the reason when they do not.
+pub fn check_log(log: &Log, logged: &[LoggedRule]) -> Result<(), String> {
+    let ids: Vec<u32> = logged.iter().map(|r| r.id).collect();
     let missing: Vec<u32> = log
         .expect_ids
         .iter()
@@ -190,6 +224,23 @@ pub fn check_log(log: &Log, ids: &[u32]) -> Result<(), String> {
     }
     if !unexpected.is_empty() {
         reason.push(format!("{unexpected:?} matched but must not"));
+    }
+    let text: Vec<String> = logged.iter().map(LoggedRule::log_line).collect();
+    let text = text.join("\n");
+    let found = |pattern: &str| {
+        regex::Regex::new(pattern)
+            .unwrap_or_else(|e| panic!("bad log regex {pattern:?}: {e}"))
+            .is_match(&text)
+    };
+    if let Some(pattern) = &log.match_regex {
+        if !found(pattern) {
+            reason.push(format!("the log does not match {pattern:?}"));
+        }
+    }
+    if let Some(pattern) = &log.no_match_regex {
+        if found(pattern) {
+            reason.push(format!("the log matches {pattern:?} but must not"));
+        }
     }
     if reason.is_empty() {
         Ok(())
@@ -287,19 +338,25 @@ pub fn build_request(input: &Input) -> Request {
         Some(v) => scalar(v).into_bytes(),
         None => Vec::new(),
     };
-    // go-ftw completes a body's Content-Type (form-urlencoded) and Content-Length unless
-    // told not to.
+    // go-ftw completes a body's Content-Type (form-urlencoded), and a Content-Length for a
+    // body or a method that permits one (its regex `^POST|PUT|PATCH|DELETE$`, precedence
+    // and all), unless told not to.
     let has = |hs: &[(Vec<u8>, Vec<u8>)], name: &[u8]| {
         hs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
     };
-    if input.autocomplete_headers != Some(false) && !body.is_empty() {
-        if !has(&headers, b"content-type") {
+    let method = input.method.as_deref().unwrap_or("GET");
+    let method_has_body = method.starts_with("POST")
+        || method.contains("PUT")
+        || method.contains("PATCH")
+        || method.ends_with("DELETE");
+    if input.autocomplete_headers != Some(false) {
+        if !body.is_empty() && !has(&headers, b"content-type") {
             headers.push((
                 b"Content-Type".to_vec(),
                 b"application/x-www-form-urlencoded".to_vec(),
             ));
         }
-        if !has(&headers, b"content-length") {
+        if (!body.is_empty() || method_has_body) && !has(&headers, b"content-length") {
             headers.push((
                 b"Content-Length".to_vec(),
                 body.len().to_string().into_bytes(),
