@@ -3,12 +3,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use rustc_hash::FxHashMap;
+
 use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, SetVarOp};
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{json, multipart, urlencoded, xml, Pair};
 use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
+use crate::prefilter::PhaseScan;
 use crate::rule::{Rule, RuleOperator};
 use crate::ruleset::{RuleSet, Step};
 use crate::store::Store;
@@ -121,9 +124,13 @@ struct Data {
 #[derive(Debug, Default)]
 struct Scratch {
     cache: TransformCache,
-    /// Prefilter group state: candidate bits, and the `phase_gen` they were computed in.
-    group_bits: Vec<u64>,
-    group_gen: Vec<u32>,
+    /// Prefilter unit state: candidate bits, and the `phase_gen` they were computed in.
+    unit_bits: Vec<u64>,
+    unit_gen: Vec<u32>,
+    /// The phase automaton's bits for each distinct value scanned this phase, keyed by
+    /// (slot, `u32::MAX`) for an untransformed value, (`u32::MAX`, i) for stored value i.
+    value_bits: Vec<u64>,
+    value_index: FxHashMap<(u32, u32), u32>,
 }
 
 thread_local! {
@@ -137,10 +144,11 @@ impl Scratch {
             .ok()
             .flatten()
             .unwrap_or_default();
-        s.group_bits.clear();
-        s.group_bits.resize(rs.prefilter.words, 0);
-        s.group_gen.clear();
-        s.group_gen.resize(rs.prefilter.groups.len(), 0);
+        let units = rs.prefilter.units.len();
+        s.unit_bits.clear();
+        s.unit_bits.resize(units * rs.prefilter.words, 0);
+        s.unit_gen.clear();
+        s.unit_gen.resize(units, 0);
         s
     }
 
@@ -182,6 +190,8 @@ pub struct Transaction {
     intervention: Option<Intervention>,
     matched: Vec<MatchedRule>,
     phases_done: u8,
+    /// The phase running, and a number that changes with every phase run.
+    phase: u8,
     phase_gen: u32,
 }
 
@@ -210,6 +220,7 @@ impl RuleSet {
             intervention: None,
             matched: Vec::new(),
             phases_done: 0,
+            phase: 0,
             phase_gen: 0,
         }
     }
@@ -524,8 +535,11 @@ impl Transaction {
             return None;
         }
         let rs = Arc::clone(&self.rs);
-        // Group prefilter results hold for one phase (the body parser adds values).
+        // Prefilter results hold for one phase (the body parser adds values).
         self.phase_gen += 1;
+        self.phase = phase;
+        self.scratch.value_bits.clear();
+        self.scratch.value_index.clear();
         let steps = &rs.phases[phase as usize];
         let mut i = 0;
         let mut skip = 0u32;
@@ -615,30 +629,67 @@ impl Transaction {
         None
     }
 
-    /// Whether member `m` of prefilter group `g` can match this phase: the group's
-    /// automaton runs over each of its transformed values once per phase.
+    /// Whether member `m` of prefilter group `g` can match this phase: whether one of the
+    /// group's units has its bit.
     fn group_may_match(&mut self, rs: &RuleSet, g: usize, m: usize) -> bool {
         let pf = &rs.prefilter;
         let group = &pf.groups[g];
+        let bit = group.bit + m;
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        group
+            .units
+            .iter()
+            .any(|&u| self.unit_bits(rs, u as usize)[word] & mask != 0)
+    }
+
+    /// The phase candidate bits of unit `u`, computed on first use in the phase: each
+    /// distinct transformed value is scanned once per phase, whichever units share it.
+    fn unit_bits(&mut self, rs: &RuleSet, u: usize) -> &[u64] {
+        let pf = &rs.prefilter;
+        let w = pf.words;
         let sc = &mut self.scratch;
-        let bits = &mut sc.group_bits[pf.offsets[g]..pf.offsets[g] + group.words()];
-        if sc.group_gen[g] != self.phase_gen {
-            sc.group_gen[g] = self.phase_gen;
+        if sc.unit_gen[u] != self.phase_gen {
+            sc.unit_gen[u] = self.phase_gen;
+            let Some(scan) = pf.phases[self.phase as usize].as_ref() else {
+                // Not reached: groups exist only in phases with an automaton.
+                sc.unit_bits[u * w..(u + 1) * w].fill(!0);
+                return &sc.unit_bits[u * w..(u + 1) * w];
+            };
+            let unit = &pf.units[u];
+            let Scratch {
+                cache,
+                unit_bits,
+                value_bits,
+                value_index,
+                ..
+            } = sc;
+            let bits = &mut unit_bits[u * w..(u + 1) * w];
             bits.fill(0);
-            let cache = &mut sc.cache;
-            let mut full = false;
-            for t in &group.targets {
-                visit(&self.data, t, &mut |_, _, raw, slot| {
-                    for &c in &group.chains {
-                        if full {
-                            return;
-                        }
-                        full = group.scan(cache.get(&rs.chains, slot, raw, c), bits);
+            visit(&self.data, &unit.target, &mut |_, _, raw, slot| {
+                let (Some(s), Some(c)) = (slot, unit.chain) else {
+                    if let Some(s) = slot {
+                        or_scanned(scan, value_index, value_bits, (s, u32::MAX), raw, bits);
+                    } else {
+                        scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
                     }
-                });
-            }
+                    return;
+                };
+                let v = cache.cached(&rs.chains, s, raw, c);
+                let key = match v {
+                    Val::Raw => (s, u32::MAX),
+                    Val::Stored(i) => (u32::MAX, i),
+                };
+                or_scanned(
+                    scan,
+                    value_index,
+                    value_bits,
+                    key,
+                    cache.bytes(v, raw),
+                    bits,
+                );
+            });
         }
-        bits[m / 64] & (1 << (m % 64)) != 0
+        &sc.unit_bits[u * w..(u + 1) * w]
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
@@ -1369,6 +1420,28 @@ fn store(s: &Store, t: &Target, f: &mut Visitor<'_>) {
             }
         }
         sel => s.each(&|k| sel.selects(k), &mut |k, v| f(t.var, k, v, None)),
+    }
+}
+
+/// OR into `bits` the phase automaton's bits for `value` (known as `key`), scanning it only
+/// the first time it is seen this phase.
+fn or_scanned(
+    scan: &PhaseScan,
+    index: &mut FxHashMap<(u32, u32), u32>,
+    arena: &mut Vec<u64>,
+    key: (u32, u32),
+    value: &[u8],
+    bits: &mut [u64],
+) {
+    let w = bits.len();
+    let at = *index.entry(key).or_insert_with(|| {
+        let at = arena.len();
+        arena.resize(at + w, 0);
+        scan.scan(value, &mut arena[at..]);
+        at as u32
+    }) as usize;
+    for (b, v) in bits.iter_mut().zip(&arena[at..at + w]) {
+        *b |= v;
     }
 }
 
