@@ -3,15 +3,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rustc_hash::FxHashMap;
-
 use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, SetVarOp};
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{json, multipart, urlencoded, xml, Pair};
 use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
-use crate::prefilter::PhaseScan;
 use crate::rule::{Rule, RuleOperator};
 use crate::ruleset::{RuleSet, Step};
 use crate::store::Store;
@@ -53,6 +50,22 @@ pub struct MatchedRule {
     pub disruptive: Disruptive,
     /// Whether the rule logs (`log`, the default, vs `nolog`).
     pub log: bool,
+}
+
+/// A match as recorded while rules run; [`MatchedRule`]s are built from these when asked
+/// for, so that the many `nolog` bookkeeping matches of a request cost no allocations.
+#[derive(Debug)]
+struct Matched {
+    /// Index in `RuleSet::rules`.
+    rule: u32,
+    phase: u8,
+    disruptive: Disruptive,
+    /// `msg` and `logdata` expanded at match time, when they hold macros.
+    msg: Option<String>,
+    logdata: Option<String>,
+    /// MATCHED_VAR_NAME and MATCHED_VAR at match time, in `Scratch::match_bytes`.
+    var_name: std::ops::Range<u32>,
+    var: std::ops::Range<u32>,
 }
 
 /// CRS anomaly scores as the rules left them in TX.
@@ -127,10 +140,16 @@ struct Scratch {
     /// Prefilter unit state: candidate bits, and the `phase_gen` they were computed in.
     unit_bits: Vec<u64>,
     unit_gen: Vec<u32>,
-    /// The phase automaton's bits for each distinct value scanned this phase, keyed by
-    /// (slot, `u32::MAX`) for an untransformed value, (`u32::MAX`, i) for stored value i.
+    /// The phase automaton's bits for each distinct value scanned this phase, and where
+    /// they are (offset + 1, 0 if not scanned) for each untransformed value (by cache row)
+    /// and each transformed one (by cache store index).
     value_bits: Vec<u64>,
-    value_index: FxHashMap<(u32, u32), u32>,
+    row_scan: Vec<u32>,
+    stored_scan: Vec<u32>,
+    /// Bytes of the matched variables that [`Matched`] records refer to.
+    match_bytes: Vec<u8>,
+    /// The TX collection, lent to the transaction.
+    tx: Store,
 }
 
 thread_local! {
@@ -144,6 +163,8 @@ impl Scratch {
             .ok()
             .flatten()
             .unwrap_or_default();
+        s.cache.clear(64 * 1024, rs.chains.nodes.len());
+        s.match_bytes.clear();
         let units = rs.prefilter.units.len();
         s.unit_bits.clear();
         s.unit_bits.resize(units * rs.prefilter.words, 0);
@@ -153,7 +174,10 @@ impl Scratch {
     }
 
     fn give_back(mut self) {
-        self.cache.clear(64 * 1024);
+        self.cache.clear(64 * 1024, 0);
+        if self.match_bytes.capacity() > 64 * 1024 {
+            self.match_bytes = Vec::new();
+        }
         // A few per thread cover nested or interleaved transactions.
         let _ = POOL.try_with(|p| {
             let mut p = p.borrow_mut();
@@ -166,6 +190,7 @@ impl Scratch {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
+        self.scratch.tx = std::mem::take(&mut self.data.tx);
         std::mem::take(&mut self.scratch).give_back();
     }
 }
@@ -188,7 +213,9 @@ pub struct Transaction {
     /// Phases up to and including this one are skipped (`allow`).
     allow_through: u8,
     intervention: Option<Intervention>,
-    matched: Vec<MatchedRule>,
+    matched: Vec<Matched>,
+    /// `matched` as [`MatchedRule`]s, built on first request after a match.
+    matched_view: std::cell::OnceCell<Vec<MatchedRule>>,
     phases_done: u8,
     /// The phase running, and a number that changes with every phase run.
     phase: u8,
@@ -198,6 +225,9 @@ pub struct Transaction {
 impl RuleSet {
     /// Start a transaction.
     pub fn transaction(self: &Arc<Self>, input: TxInput) -> Transaction {
+        let mut scratch = Scratch::take(self);
+        let mut tx = std::mem::take(&mut scratch.tx);
+        tx.reset(&self.tx_slots);
         Transaction {
             mode: self.config.engine,
             body_access: self.config.request_body_access,
@@ -205,10 +235,10 @@ impl RuleSet {
             rs: Arc::clone(self),
             data: Data {
                 input,
-                tx: Store::new(Arc::clone(&self.tx_slots)),
+                tx,
                 ..Data::default()
             },
-            scratch: Scratch::take(self),
+            scratch,
             start: Instant::now(),
             force_body_var: false,
             removed_ids: Vec::new(),
@@ -219,6 +249,7 @@ impl RuleSet {
             allow_through: 0,
             intervention: None,
             matched: Vec::new(),
+            matched_view: std::cell::OnceCell::new(),
             phases_done: 0,
             phase: 0,
             phase_gen: 0,
@@ -497,7 +528,36 @@ impl Transaction {
 
     /// All rules that matched so far, in order (logging and `nolog` ones).
     pub fn matched_rules(&self) -> &[MatchedRule] {
-        &self.matched
+        self.matched_view.get_or_init(|| {
+            let bytes = &self.scratch.match_bytes;
+            let text = |expanded: &Option<String>, written: &Option<Macro>| match expanded {
+                Some(t) => t.clone(),
+                None => written
+                    .as_ref()
+                    .and_then(Macro::as_literal)
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .unwrap_or_default(),
+            };
+            let slice = |r: &std::ops::Range<u32>| &bytes[r.start as usize..r.end as usize];
+            self.matched
+                .iter()
+                .map(|m| {
+                    let rule = &self.rs.rules[m.rule as usize];
+                    MatchedRule {
+                        id: rule.id,
+                        phase: m.phase,
+                        msg: text(&m.msg, &rule.actions.msg),
+                        logdata: text(&m.logdata, &rule.actions.logdata),
+                        tags: rule.actions.tags.clone(),
+                        severity: rule.actions.severity,
+                        matched_var_name: String::from_utf8_lossy(slice(&m.var_name)).into_owned(),
+                        matched_var: slice(&m.var).to_vec(),
+                        disruptive: m.disruptive,
+                        log: rule.log,
+                    }
+                })
+                .collect()
+        })
     }
 
     pub fn intervention(&self) -> Option<&Intervention> {
@@ -539,7 +599,8 @@ impl Transaction {
         self.phase_gen += 1;
         self.phase = phase;
         self.scratch.value_bits.clear();
-        self.scratch.value_index.clear();
+        self.scratch.row_scan.clear();
+        self.scratch.stored_scan.clear();
         let steps = &rs.phases[phase as usize];
         let mut i = 0;
         let mut skip = 0u32;
@@ -581,7 +642,7 @@ impl Transaction {
                     .unwrap_or(Disruptive::Pass),
                 d => d,
             };
-            self.on_match(rule, phase, disruptive);
+            self.on_match(ri, rule, phase, disruptive);
             if let Some(to) = skip_after {
                 i = to;
             } else if rule.actions.skip > 0 {
@@ -660,33 +721,39 @@ impl Transaction {
                 cache,
                 unit_bits,
                 value_bits,
-                value_index,
+                row_scan,
+                stored_scan,
                 ..
             } = sc;
             let bits = &mut unit_bits[u * w..(u + 1) * w];
             bits.fill(0);
             visit(&self.data, &unit.target, &mut |_, _, raw, slot| {
-                let (Some(s), Some(c)) = (slot, unit.chain) else {
-                    if let Some(s) = slot {
-                        or_scanned(scan, value_index, value_bits, (s, u32::MAX), raw, bits);
-                    } else {
-                        scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
-                    }
+                let Some(slot) = slot else {
+                    scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
                     return;
                 };
-                let v = cache.cached(&rs.chains, s, raw, c);
-                let key = match v {
-                    Val::Raw => (s, u32::MAX),
-                    Val::Stored(i) => (u32::MAX, i),
+                let row = cache.row(slot);
+                let v = match unit.chain {
+                    Some(c) => cache.in_row(&rs.chains, row, raw, c),
+                    None => Val::Raw,
                 };
-                or_scanned(
-                    scan,
-                    value_index,
-                    value_bits,
-                    key,
-                    cache.bytes(v, raw),
-                    bits,
-                );
+                let (index, i) = match v {
+                    Val::Raw => (&mut *row_scan, row as usize),
+                    Val::Stored(i) => (&mut *stored_scan, i as usize),
+                };
+                if index.len() <= i {
+                    index.resize(i + 1, 0);
+                }
+                if index[i] == 0 {
+                    let at = value_bits.len();
+                    value_bits.resize(at + w, 0);
+                    scan.scan(cache.bytes(v, raw), &mut value_bits[at..]);
+                    index[i] = at as u32 + 1;
+                }
+                let at = index[i] as usize - 1;
+                for (b, v) in bits.iter_mut().zip(&value_bits[at..at + w]) {
+                    *b |= v;
+                }
             });
         }
         &sc.unit_bits[u * w..(u + 1) * w]
@@ -847,34 +914,35 @@ impl Transaction {
         true
     }
 
-    fn on_match(&mut self, rule: &Rule, phase: u8, disruptive: Disruptive) {
+    fn on_match(&mut self, ri: usize, rule: &Rule, phase: u8, disruptive: Disruptive) {
         if let Some(s) = rule.actions.severity {
             self.data.highest_severity = Some(self.data.highest_severity.map_or(s, |h| h.min(s)));
         }
-        let msg = rule
-            .actions
-            .msg
-            .as_ref()
-            .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
-            .unwrap_or_default();
-        let logdata = rule
-            .actions
-            .logdata
-            .as_ref()
-            .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
-            .unwrap_or_default();
-        self.matched.push(MatchedRule {
-            id: rule.id,
+        // Only text with macros is expanded now; literal text is read when shown.
+        let expanded = |m: &Option<Macro>| {
+            m.as_ref()
+                .filter(|m| m.as_literal().is_none())
+                .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
+        };
+        let msg = expanded(&rule.actions.msg);
+        let logdata = expanded(&rule.actions.logdata);
+        let bytes = &mut self.scratch.match_bytes;
+        let mut keep = |b: &[u8]| {
+            bytes.extend_from_slice(b);
+            (bytes.len() - b.len()) as u32..bytes.len() as u32
+        };
+        let var_name = keep(&self.data.matched_var.0);
+        let var = keep(&self.data.matched_var.1);
+        self.matched.push(Matched {
+            rule: ri as u32,
             phase,
+            disruptive,
             msg,
             logdata,
-            tags: rule.actions.tags.clone(),
-            severity: rule.actions.severity,
-            matched_var_name: String::from_utf8_lossy(&self.data.matched_var.0).into_owned(),
-            matched_var: self.data.matched_var.1.clone(),
-            disruptive,
-            log: rule.log,
+            var_name,
+            var,
         });
+        self.matched_view.take();
     }
 
     fn exec(&mut self, e: &Exec) {
@@ -1420,28 +1488,6 @@ fn store(s: &Store, t: &Target, f: &mut Visitor<'_>) {
             }
         }
         sel => s.each(&|k| sel.selects(k), &mut |k, v| f(t.var, k, v, None)),
-    }
-}
-
-/// OR into `bits` the phase automaton's bits for `value` (known as `key`), scanning it only
-/// the first time it is seen this phase.
-fn or_scanned(
-    scan: &PhaseScan,
-    index: &mut FxHashMap<(u32, u32), u32>,
-    arena: &mut Vec<u64>,
-    key: (u32, u32),
-    value: &[u8],
-    bits: &mut [u64],
-) {
-    let w = bits.len();
-    let at = *index.entry(key).or_insert_with(|| {
-        let at = arena.len();
-        arena.resize(at + w, 0);
-        scan.scan(value, &mut arena[at..]);
-        at as u32
-    }) as usize;
-    for (b, v) in bits.iter_mut().zip(&arena[at..at + w]) {
-        *b |= v;
     }
 }
 

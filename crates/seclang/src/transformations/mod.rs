@@ -39,52 +39,66 @@ mod utf8_to_unicode;
 /// A transformation function: `out` receives the transformed `input`.
 pub type TransformFn = fn(input: &[u8], out: &mut Vec<u8>);
 
+/// A cheap test that is true only when a transformation would return `input` as it is:
+/// most values in most requests have nothing to decode, and this spares the copy.
+/// (False means "maybe changed"; the fuzz target checks that true is never wrong.)
+pub type UnchangedFn = fn(input: &[u8]) -> bool;
+
 /// Index of a transformation in [`TABLE`].
 pub type TransformId = u8;
 
-/// All transformations by SecLang name (lookup is case-insensitive, as ModSecurity's).
-pub const TABLE: &[(&str, TransformFn)] = &[
-    ("base64Decode", base64_decode::apply),
-    ("base64DecodeExt", base64_decode_ext::apply),
-    ("base64Encode", base64_encode::apply),
-    ("cmdLine", cmd_line::apply),
-    ("compressWhitespace", compress_whitespace::apply),
-    ("cssDecode", css_decode::apply),
-    ("escapeSeqDecode", escape_seq_decode::apply),
-    ("hexDecode", hex_decode::apply),
-    ("hexEncode", hex_encode::apply),
-    ("htmlEntityDecode", html_entity_decode::apply),
-    ("jsDecode", js_decode::apply),
-    ("length", length::apply),
-    ("lowercase", lowercase::apply),
-    ("md5", md5::apply),
-    ("normalisePath", normalise_path::apply),
-    ("normalizePath", normalise_path::apply),
-    ("normalisePathWin", normalise_path_win::apply),
-    ("normalizePathWin", normalise_path_win::apply),
-    ("removeComments", remove_comments::apply),
-    ("removeCommentsChar", remove_comments_char::apply),
-    ("removeNulls", remove_nulls::apply),
-    ("removeWhitespace", remove_whitespace::apply),
-    ("replaceComments", replace_comments::apply),
-    ("replaceNulls", replace_nulls::apply),
-    ("sha1", sha1::apply),
-    ("sqlHexDecode", sql_hex_decode::apply),
-    ("trim", trim::apply),
-    ("trimLeft", trim_left::apply),
-    ("trimRight", trim_right::apply),
-    ("uppercase", uppercase::apply),
-    ("urlDecode", url_decode::apply),
-    ("urlDecodeUni", url_decode_uni::apply),
-    ("urlEncode", url_encode::apply),
-    ("utf8toUnicode", utf8_to_unicode::apply),
+/// All transformations by SecLang name (lookup is case-insensitive, as ModSecurity's), with
+/// their unchanged-value test.
+pub const TABLE: &[(&str, TransformFn, UnchangedFn)] = &[
+    ("base64Decode", base64_decode::apply, never),
+    ("base64DecodeExt", base64_decode_ext::apply, never),
+    ("base64Encode", base64_encode::apply, never),
+    ("cmdLine", cmd_line::apply, cmd_line_unchanged),
+    ("compressWhitespace", compress_whitespace::apply, compressed),
+    ("cssDecode", css_decode::apply, no_backslash),
+    ("escapeSeqDecode", escape_seq_decode::apply, no_backslash),
+    ("hexDecode", hex_decode::apply, never),
+    ("hexEncode", hex_encode::apply, never),
+    ("htmlEntityDecode", html_entity_decode::apply, no_ampersand),
+    ("jsDecode", js_decode::apply, no_backslash),
+    ("length", length::apply, never),
+    ("lowercase", lowercase::apply, no_upper),
+    ("md5", md5::apply, never),
+    ("normalisePath", normalise_path::apply, normal_path),
+    ("normalizePath", normalise_path::apply, normal_path),
+    (
+        "normalisePathWin",
+        normalise_path_win::apply,
+        normal_path_win,
+    ),
+    (
+        "normalizePathWin",
+        normalise_path_win::apply,
+        normal_path_win,
+    ),
+    ("removeComments", remove_comments::apply, no_comment_marks),
+    ("removeCommentsChar", remove_comments_char::apply, never),
+    ("removeNulls", remove_nulls::apply, no_nul),
+    ("removeWhitespace", remove_whitespace::apply, no_space),
+    ("replaceComments", replace_comments::apply, no_comment_start),
+    ("replaceNulls", replace_nulls::apply, no_nul),
+    ("sha1", sha1::apply, never),
+    ("sqlHexDecode", sql_hex_decode::apply, never),
+    ("trim", trim::apply, trimmed),
+    ("trimLeft", trim_left::apply, trimmed_left),
+    ("trimRight", trim_right::apply, trimmed_right),
+    ("uppercase", uppercase::apply, no_lower),
+    ("urlDecode", url_decode::apply, no_percent_or_plus),
+    ("urlDecodeUni", url_decode_uni::apply, no_percent_or_plus),
+    ("urlEncode", url_encode::apply, never),
+    ("utf8toUnicode", utf8_to_unicode::apply, ascii),
 ];
 
 /// Find a transformation by name.
 pub fn lookup(name: &str) -> Option<TransformId> {
     TABLE
         .iter()
-        .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        .position(|(n, _, _)| n.eq_ignore_ascii_case(name))
         .map(|i| i as TransformId)
 }
 
@@ -94,65 +108,100 @@ pub fn apply(id: TransformId, input: &[u8], out: &mut Vec<u8>) {
     (TABLE[id as usize].1)(input, out)
 }
 
-/// A cheap test that is true only when transformation `id` would return `input` as it is:
-/// most values in most requests have nothing to decode, and this spares the copy.
-/// (False means "maybe changed"; the fuzz target checks that true is never wrong.)
+/// Whether transformation `id` certainly returns `input` as it is (see [`UnchangedFn`]).
 pub fn unchanged(id: TransformId, input: &[u8]) -> bool {
-    let none_of = |set: &[u8]| !input.iter().any(|c| set.contains(c));
-    let first_last_not_space = |first: bool, last: bool| {
-        (!first || !input.first().is_some_and(|&c| is_space(c)))
-            && (!last || !input.last().is_some_and(|&c| is_space(c)))
-    };
-    match TABLE[id as usize].0 {
-        "urlDecode" | "urlDecodeUni" => none_of(b"%+"),
-        "htmlEntityDecode" => memchr::memchr(b'&', input).is_none(),
-        "jsDecode" | "cssDecode" | "escapeSeqDecode" => memchr::memchr(b'\\', input).is_none(),
-        "removeNulls" | "replaceNulls" => memchr::memchr(0, input).is_none(),
-        "lowercase" => !input.iter().any(u8::is_ascii_uppercase),
-        "uppercase" => !input.iter().any(u8::is_ascii_lowercase),
-        // Only multi-byte UTF-8 sequences are rewritten.
-        "utf8toUnicode" => input.is_ascii(),
-        "removeWhitespace" => !input.iter().any(|&c| is_space(c)),
-        "compressWhitespace" => {
-            let mut prev_space = false;
-            input.iter().all(|&c| {
-                let sp = is_space(c);
-                let ok = !sp || (c == b' ' && !prev_space);
-                prev_space = sp;
-                ok
-            })
-        }
-        "cmdLine" => input.iter().enumerate().all(|(i, &c)| match c {
-            b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => false,
-            b'A'..=b'Z' => false,
-            // A space survives unless another space, `/` or `(` follows it.
-            b' ' => !matches!(input.get(i + 1), Some(b' ' | b'/' | b'(')),
-            _ => true,
-        }),
-        "replaceComments" => memchr::memmem::find(input, b"/*").is_none(),
-        "removeComments" => {
-            memchr::memchr(b'#', input).is_none()
-                && memchr::memmem::find(input, b"/*").is_none()
-                && memchr::memmem::find(input, b"--").is_none()
-                && memchr::memmem::find(input, b"<!").is_none()
-        }
-        // No empty, `.` or `..` segment (they start the value or follow a slash).
-        "normalisePath" | "normalizePath" => {
-            !input.starts_with(b".")
-                && memchr::memmem::find(input, b"//").is_none()
-                && memchr::memmem::find(input, b"/.").is_none()
-        }
-        "normalisePathWin" | "normalizePathWin" => {
-            memchr::memchr(b'\\', input).is_none()
-                && !input.starts_with(b".")
-                && memchr::memmem::find(input, b"//").is_none()
-                && memchr::memmem::find(input, b"/.").is_none()
-        }
-        "trim" => first_last_not_space(true, true),
-        "trimLeft" => first_last_not_space(true, false),
-        "trimRight" => first_last_not_space(false, true),
-        _ => false,
-    }
+    (TABLE[id as usize].2)(input)
+}
+
+fn never(_: &[u8]) -> bool {
+    false
+}
+
+fn no_percent_or_plus(input: &[u8]) -> bool {
+    memchr::memchr2(b'%', b'+', input).is_none()
+}
+
+fn no_ampersand(input: &[u8]) -> bool {
+    memchr::memchr(b'&', input).is_none()
+}
+
+fn no_backslash(input: &[u8]) -> bool {
+    memchr::memchr(b'\\', input).is_none()
+}
+
+fn no_nul(input: &[u8]) -> bool {
+    memchr::memchr(0, input).is_none()
+}
+
+fn no_upper(input: &[u8]) -> bool {
+    !input.iter().any(u8::is_ascii_uppercase)
+}
+
+fn no_lower(input: &[u8]) -> bool {
+    !input.iter().any(u8::is_ascii_lowercase)
+}
+
+/// Only multi-byte UTF-8 sequences are rewritten.
+fn ascii(input: &[u8]) -> bool {
+    input.is_ascii()
+}
+
+fn no_space(input: &[u8]) -> bool {
+    !input.iter().any(|&c| is_space(c))
+}
+
+fn compressed(input: &[u8]) -> bool {
+    let mut prev_space = false;
+    input.iter().all(|&c| {
+        let sp = is_space(c);
+        let ok = !sp || (c == b' ' && !prev_space);
+        prev_space = sp;
+        ok
+    })
+}
+
+fn cmd_line_unchanged(input: &[u8]) -> bool {
+    input.iter().enumerate().all(|(i, &c)| match c {
+        b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => false,
+        b'A'..=b'Z' => false,
+        // A space survives unless another space, `/` or `(` follows it.
+        b' ' => !matches!(input.get(i + 1), Some(b' ' | b'/' | b'(')),
+        _ => true,
+    })
+}
+
+fn no_comment_start(input: &[u8]) -> bool {
+    memchr::memmem::find(input, b"/*").is_none()
+}
+
+fn no_comment_marks(input: &[u8]) -> bool {
+    memchr::memchr(b'#', input).is_none()
+        && memchr::memmem::find(input, b"/*").is_none()
+        && memchr::memmem::find(input, b"--").is_none()
+        && memchr::memmem::find(input, b"<!").is_none()
+}
+
+/// No empty, `.` or `..` segment (they start the value or follow a slash).
+fn normal_path(input: &[u8]) -> bool {
+    !input.starts_with(b".")
+        && memchr::memmem::find(input, b"//").is_none()
+        && memchr::memmem::find(input, b"/.").is_none()
+}
+
+fn normal_path_win(input: &[u8]) -> bool {
+    memchr::memchr(b'\\', input).is_none() && normal_path(input)
+}
+
+fn trimmed_left(input: &[u8]) -> bool {
+    !input.first().is_some_and(|&c| is_space(c))
+}
+
+fn trimmed_right(input: &[u8]) -> bool {
+    !input.last().is_some_and(|&c| is_space(c))
+}
+
+fn trimmed(input: &[u8]) -> bool {
+    trimmed_left(input) && trimmed_right(input)
 }
 
 /// Value of an ASCII hex digit.
@@ -227,7 +276,7 @@ mod tests {
             b"sel/*x*/ect -- #c <!-- x -->",
             b"cmd \"a\" 'b' ^c , d ; e",
         ];
-        for (id, (name, _)) in TABLE.iter().enumerate() {
+        for (id, (name, _, _)) in TABLE.iter().enumerate() {
             for s in samples {
                 if unchanged(id as TransformId, s) {
                     let mut out = Vec::new();
@@ -248,7 +297,7 @@ mod tests {
         assert_eq!(lookup("URLDECODEUNI"), lookup("urlDecodeUni"));
         assert!(lookup("base64decode").is_some());
         assert!(lookup("nonsense").is_none());
-        for (name, _) in TABLE {
+        for (name, _, _) in TABLE {
             assert!(lookup(name).is_some(), "{name}");
         }
     }
