@@ -75,8 +75,15 @@ pub struct AnomalyScores {
     pub outbound: i64,
 }
 
-/// A matched value: variable name, transformed value, capture groups.
-type Hit = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
+/// A matched value: variable, key, transformed value, capture groups.
+#[derive(Debug)]
+struct Hit {
+    var: Var,
+    /// Key and (transformed) value, in `Scratch::hit_bytes`.
+    key: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+    groups: Vec<Vec<u8>>,
+}
 
 #[derive(Debug, Default)]
 struct Request {
@@ -126,9 +133,14 @@ struct Data {
     persistent: [Store; 5],
     env: Store,
     matched_var: (Vec<u8>, Vec<u8>),
+    /// MATCHED_VARS: the first `matched_vars_len` entries (the others are buffers kept for
+    /// reuse).
     matched_vars: Vec<Pair>,
+    matched_vars_len: usize,
     highest_severity: Option<u8>,
+    /// The rule running: id, and index in `RuleSet::rules` (for `%{RULE.*}`).
     rule_id: u32,
+    rule_idx: usize,
 }
 
 /// Per-transaction working memory that outlives the transaction: returned to a
@@ -148,6 +160,9 @@ struct Scratch {
     stored_scan: Vec<u32>,
     /// Bytes of the matched variables that [`Matched`] records refer to.
     match_bytes: Vec<u8>,
+    /// The values a rule link matched while it runs.
+    hits: Vec<Hit>,
+    hit_bytes: Vec<u8>,
     /// The TX collection, lent to the transaction.
     tx: Store,
 }
@@ -625,8 +640,9 @@ impl Transaction {
             if let Some((g, m)) = rs.prefilter.member[ri] {
                 if !self.group_may_match(&rs, g as usize, m as usize) {
                     // What evaluating the chain would have done before failing.
-                    self.data.matched_vars.clear();
+                    self.data.matched_vars_len = 0;
                     self.data.rule_id = rule.id;
+                    self.data.rule_idx = ri;
                     continue;
                 }
             }
@@ -772,8 +788,9 @@ impl Transaction {
     }
 
     fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule) -> bool {
-        self.data.matched_vars.clear();
+        self.data.matched_vars_len = 0;
         self.data.rule_id = rule.id;
+        self.data.rule_idx = idx;
         let mut link = rule;
         let mut first = true;
         loop {
@@ -838,28 +855,39 @@ impl Transaction {
         let chain = link.chain_id();
         let multi = link.actions.multi_match;
         let use_prefilter = first && matches!(link.operator, RuleOperator::Static(_));
-        let mut hits: Vec<Hit> = Vec::new();
+        let Scratch {
+            cache,
+            hits,
+            hit_bytes,
+            ..
+        } = &mut self.scratch;
+        hits.clear();
+        hit_bytes.clear();
         let mut caps = Captures {
             wanted: link.actions.capture,
             groups: Vec::new(),
         };
-        let cache = &mut self.scratch.cache;
         let data = &self.data;
         for t in &link.targets {
             visit(data, t, &mut |var, key, raw, slot| {
                 if t.exclusions.iter().any(|s| s.selects(key)) {
                     return;
                 }
-                let check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<_>| {
+                let mut check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<Hit>| {
                     if use_prefilter && !link.negated && !rs.prefilter.may_match(idx, v) {
                         return false;
                     }
                     if op.matches(v, caps) != link.negated {
-                        hits.push((
-                            var_name(var, key),
-                            v.to_vec(),
-                            std::mem::take(&mut caps.groups),
-                        ));
+                        let mut keep = |b: &[u8]| {
+                            hit_bytes.extend_from_slice(b);
+                            hit_bytes.len() - b.len()..hit_bytes.len()
+                        };
+                        hits.push(Hit {
+                            var,
+                            key: keep(key),
+                            value: keep(v),
+                            groups: std::mem::take(&mut caps.groups),
+                        });
                         return true;
                     }
                     false
@@ -869,49 +897,62 @@ impl Transaction {
                     // changed it: an unchanged value cannot give a different answer.
                     let Some(slot) = slot else {
                         cache.each_changed(&rs.chains, raw, &link.chain_ids, &mut |v| {
-                            check(v, &mut caps, &mut hits)
+                            check(v, &mut caps, hits)
                         });
                         return;
                     };
-                    if check(raw, &mut caps, &mut hits) {
+                    if check(raw, &mut caps, hits) {
                         return;
                     }
                     let mut prev = Val::Raw;
                     for &c in &link.chain_ids {
                         let v = cache.cached(&rs.chains, slot, raw, c);
-                        if v != prev && check(cache.bytes(v, raw), &mut caps, &mut hits) {
+                        if v != prev && check(cache.bytes(v, raw), &mut caps, hits) {
                             return;
                         }
                         prev = v;
                     }
                 } else {
                     let v = cache.get(&rs.chains, slot, raw, chain);
-                    check(v, &mut caps, &mut hits);
+                    check(v, &mut caps, hits);
                 }
             });
         }
+        let mut hits = std::mem::take(&mut self.scratch.hits);
+        let bytes = std::mem::take(&mut self.scratch.hit_bytes);
         // Runtime target removals (ctl:ruleRemoveTarget*) apply to the starter's id and tags.
         if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
-            hits.retain(|(name, _, _)| {
-                let (var, key) = split_var_name(name);
-                !self.target_removed(starter, var, key)
-            });
+            hits.retain(|h| !self.target_removed(starter, h.var, &bytes[h.key.clone()]));
         }
-        let Some(last) = hits.last() else {
-            return false;
-        };
-        self.data.matched_var = (last.0.clone(), last.1.clone());
-        if link.actions.capture {
-            if let Some((_, _, groups)) = hits.iter().rev().find(|h| !h.2.is_empty()) {
-                for (i, g) in groups.iter().enumerate() {
-                    self.data.tx.set(&[b'0' + i as u8], None, g);
+        let matched = !hits.is_empty();
+        if let Some(last) = hits.last() {
+            let d = &mut self.data;
+            write_var_name(&mut d.matched_var.0, last.var, &bytes[last.key.clone()]);
+            d.matched_var.1.clear();
+            d.matched_var
+                .1
+                .extend_from_slice(&bytes[last.value.clone()]);
+            if link.actions.capture {
+                if let Some(h) = hits.iter().rev().find(|h| !h.groups.is_empty()) {
+                    for (i, g) in h.groups.iter().enumerate() {
+                        d.tx.set(&[b'0' + i as u8], None, g);
+                    }
                 }
             }
+            for h in &hits {
+                if d.matched_vars_len == d.matched_vars.len() {
+                    d.matched_vars.push(Default::default());
+                }
+                let (n, v) = &mut d.matched_vars[d.matched_vars_len];
+                write_var_name(n, h.var, &bytes[h.key.clone()]);
+                v.clear();
+                v.extend_from_slice(&bytes[h.value.clone()]);
+                d.matched_vars_len += 1;
+            }
         }
-        for (n, v, _) in hits {
-            self.data.matched_vars.push((n, v));
-        }
-        true
+        self.scratch.hits = hits;
+        self.scratch.hit_bytes = bytes;
+        matched
     }
 
     fn on_match(&mut self, ri: usize, rule: &Rule, phase: u8, disruptive: Disruptive) {
@@ -1034,7 +1075,7 @@ impl Transaction {
         let elapsed = self.start.elapsed().as_micros() as u64;
         m.expand(&mut |var, key, out| {
             if var == Var::Rule {
-                let rule = rs.rules.iter().find(|r| r.id == data.rule_id);
+                let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
                 match (key, rule) {
                     (Some(b"id"), _) => out.extend_from_slice(data.rule_id.to_string().as_bytes()),
                     (Some(b"msg"), Some(r)) => {
@@ -1100,23 +1141,14 @@ impl Transaction {
     }
 }
 
-/// `VAR:key` (or `VAR` for scalars) as MATCHED_VAR_NAME shows it.
-fn var_name(var: Var, key: &[u8]) -> Vec<u8> {
-    let mut n = var.name().as_bytes().to_vec();
+/// Write `VAR:key` (or `VAR` for scalars) into `out`, as MATCHED_VAR_NAME shows it.
+fn write_var_name(out: &mut Vec<u8>, var: Var, key: &[u8]) {
+    out.clear();
+    out.extend_from_slice(var.name().as_bytes());
     if !key.is_empty() {
-        n.push(b':');
-        n.extend_from_slice(key);
+        out.push(b':');
+        out.extend_from_slice(key);
     }
-    n
-}
-
-fn split_var_name(n: &[u8]) -> (Var, &[u8]) {
-    let (name, key) = match memchr::memchr(b':', n) {
-        Some(i) => (&n[..i], &n[i + 1..]),
-        None => (n, &b""[..]),
-    };
-    let var = Var::from_name(&String::from_utf8_lossy(name)).map_or(Var::Tx, |(v, _)| v);
-    (var, key)
 }
 
 /// Cache slot for value `i` of `var`: only request/response data that never changes once
@@ -1131,18 +1163,16 @@ type Visitor<'v> = dyn FnMut(Var, &[u8], &[u8], Option<u32>) + 'v;
 /// count for `&` targets).
 fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
     if t.count {
-        let mut n = 0usize;
-        visit(
-            d,
-            &Target {
-                count: false,
-                ..t.clone()
-            },
-            &mut |_, _, _, _| n += 1,
-        );
-        f(t.var, b"", n.to_string().as_bytes(), None);
+        let mut n = 0i64;
+        values(d, t, &mut |_, _, _, _| n += 1);
+        f(t.var, b"", format_i64(n, &mut [0; 20]), None);
         return;
     }
+    values(d, t, f)
+}
+
+/// [`visit`] for the values themselves (`t.count` ignored).
+fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
     let sel = &t.selector;
     let pairs =
         |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut Visitor<'_>| {
@@ -1430,7 +1460,7 @@ fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
         Var::MatchedVar => scalar(f, &d.matched_var.1, false),
         Var::MatchedVarName => scalar(f, &d.matched_var.0, false),
         Var::MatchedVars | Var::MatchedVarsNames => {
-            for (n, v) in &d.matched_vars {
+            for (n, v) in &d.matched_vars[..d.matched_vars_len] {
                 let key = n.splitn(2, |&c| c == b':').nth(1).unwrap_or(b"");
                 if sel.selects(key) || sel.selects(n) {
                     f(
