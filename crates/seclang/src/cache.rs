@@ -33,6 +33,11 @@ pub struct TransformCache {
     /// `rows × chains` entries, indexed directly: the chain prefix tree is walked without
     /// hashing.
     table: Vec<u32>,
+    /// Per row: the transformations whose unchanged-value test has run on the raw value,
+    /// and those among them that may change it. A chain of transformations that all leave
+    /// the raw value as it is yields the raw value, without walking the chain.
+    tested: Vec<u64>,
+    changing: Vec<u64>,
     chains: usize,
     store: Vec<Vec<u8>>,
     /// Buffers whose result turned out unchanged, reused for the next transformation.
@@ -48,6 +53,8 @@ impl TransformCache {
     pub fn clear(&mut self, max_keep: usize, chains: usize) {
         self.rows.clear();
         self.table.clear();
+        self.tested.clear();
+        self.changing.clear();
         self.chains = chains;
         for mut b in self.store.drain(..) {
             if b.capacity() <= max_keep {
@@ -69,6 +76,8 @@ impl TransformCache {
         let r = *self.rows.entry(slot).or_insert(next);
         if r == next {
             self.table.resize(self.table.len() + self.chains, UNKNOWN);
+            self.tested.push(0);
+            self.changing.push(0);
         }
         r
     }
@@ -108,7 +117,21 @@ impl TransformCache {
 
     /// [`TransformCache::cached`] for a value whose row is known.
     pub fn in_row(&mut self, chains: &ChainTable, row: Row, raw: &[u8], chain: ChainId) -> Val {
-        let at = row as usize * self.chains + chain as usize;
+        let r = row as usize;
+        let used = chains.masks[chain as usize];
+        let mut untested = used & !self.tested[r];
+        while untested != 0 {
+            let t = untested.trailing_zeros();
+            untested &= untested - 1;
+            if !transformations::unchanged(t as transformations::TransformId, raw) {
+                self.changing[r] |= 1 << t;
+            }
+        }
+        self.tested[r] |= used;
+        if self.changing[r] & used == 0 {
+            return Val::Raw;
+        }
+        let at = r * self.chains + chain as usize;
         match self.table[at] {
             UNKNOWN => {}
             RAW => return Val::Raw,

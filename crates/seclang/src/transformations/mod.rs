@@ -94,6 +94,9 @@ pub const TABLE: &[(&str, TransformFn, UnchangedFn)] = &[
     ("utf8toUnicode", utf8_to_unicode::apply, ascii),
 ];
 
+// Chains keep their set of transformations in a `u64`.
+const _: () = assert!(TABLE.len() <= 64);
+
 /// Find a transformation by name.
 pub fn lookup(name: &str) -> Option<TransformId> {
     TABLE
