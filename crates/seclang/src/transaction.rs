@@ -149,9 +149,11 @@ struct Data {
 #[derive(Debug, Default)]
 struct Scratch {
     cache: TransformCache,
-    /// Prefilter unit state: candidate bits, and the `phase_gen` they were computed in.
+    /// Prefilter unit state: candidate bits, and the generation they were computed in.
     unit_bits: Vec<u64>,
     unit_gen: Vec<u32>,
+    /// Changes with every phase run (of any transaction using this scratch).
+    gen: u32,
     /// The phase automaton's bits for each distinct value scanned this phase, and where
     /// they are (offset + 1, 0 if not scanned) for each untransformed value (by cache row)
     /// and each transformed one (by cache store index).
@@ -180,10 +182,11 @@ impl Scratch {
             .unwrap_or_default();
         s.cache.clear(64 * 1024, rs.chains.nodes.len());
         s.match_bytes.clear();
+        // Unit bits are valid only for the generation they were computed in, and
+        // generations keep counting across the transactions that reuse this scratch: no
+        // clearing needed.
         let units = rs.prefilter.units.len();
-        s.unit_bits.clear();
         s.unit_bits.resize(units * rs.prefilter.words, 0);
-        s.unit_gen.clear();
         s.unit_gen.resize(units, 0);
         s
     }
@@ -232,9 +235,8 @@ pub struct Transaction {
     /// `matched` as [`MatchedRule`]s, built on first request after a match.
     matched_view: std::cell::OnceCell<Vec<MatchedRule>>,
     phases_done: u8,
-    /// The phase running, and a number that changes with every phase run.
+    /// The phase running.
     phase: u8,
-    phase_gen: u32,
 }
 
 impl RuleSet {
@@ -267,7 +269,6 @@ impl RuleSet {
             matched_view: std::cell::OnceCell::new(),
             phases_done: 0,
             phase: 0,
-            phase_gen: 0,
         }
     }
 }
@@ -611,7 +612,12 @@ impl Transaction {
         }
         let rs = Arc::clone(&self.rs);
         // Prefilter results hold for one phase (the body parser adds values).
-        self.phase_gen += 1;
+        let sc = &mut self.scratch;
+        sc.gen = sc.gen.wrapping_add(1);
+        if sc.gen == 0 {
+            sc.unit_gen.fill(0);
+            sc.gen = 1;
+        }
         self.phase = phase;
         self.scratch.value_bits.clear();
         self.scratch.row_scan.clear();
@@ -725,8 +731,8 @@ impl Transaction {
         let pf = &rs.prefilter;
         let w = pf.words;
         let sc = &mut self.scratch;
-        if sc.unit_gen[u] != self.phase_gen {
-            sc.unit_gen[u] = self.phase_gen;
+        if sc.unit_gen[u] != sc.gen {
+            sc.unit_gen[u] = sc.gen;
             let Some(scan) = pf.phases[self.phase as usize].as_ref() else {
                 // Not reached: groups exist only in phases with an automaton.
                 sc.unit_bits[u * w..(u + 1) * w].fill(!0);
@@ -1392,6 +1398,8 @@ fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
         Var::InboundDataError => scalar(f, flag(r.body_truncated), false),
         Var::OutboundDataError => scalar(f, flag(d.resp.body_truncated), false),
         Var::UrlencodedError => scalar(f, flag(r.urlencoded_error), false),
+        // No XML body: nothing to select (and no selector to inspect).
+        Var::Xml if r.xml_attrs.is_empty() && r.xml_texts.is_empty() => {}
         Var::Xml => match &t.selector {
             Selector::XPath(p) if p.contains('@') => {
                 for (i, a) in r.xml_attrs.iter().enumerate() {
