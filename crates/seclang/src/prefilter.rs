@@ -247,11 +247,8 @@ fn automaton(lits: &[Vec<u8>], kind: MatchKind) -> Option<AhoCorasick> {
         .ok()
 }
 
-/// The literals a rule's own operator requires, if it is eligible for prefiltering.
+/// The literals a rule's own operator requires (negated or not), if it has them.
 fn rule_literals(r: &Rule) -> Option<Vec<Vec<u8>>> {
-    if r.negated {
-        return None;
-    }
     let RuleOperator::Static(op) = &r.operator else {
         return None;
     };
@@ -290,6 +287,14 @@ fn phase_stable(v: Var) -> bool {
             | Var::ResponseHeaders
             | Var::ResponseHeadersNames
             | Var::ResponseBody
+    )
+}
+
+/// Variables that hold a whole body.
+fn is_body(v: Var) -> bool {
+    matches!(
+        v,
+        Var::RequestBody | Var::ResponseBody | Var::FilesTmpContent
     )
 }
 
@@ -335,30 +340,45 @@ pub struct Unit {
     pub chain: Option<ChainId>,
 }
 
-/// Longest literal prefix the phase automata look for. A DFA over the thousands of whole
-/// CRS literals takes tens of megabytes (a NFA is several times slower per byte); over
-/// 6-byte prefixes it takes a few megabytes and lets through barely more (callgrind:
-/// 1.009 M instructions per benign request with whole literals, 1.014 M with 6 bytes,
-/// 1.026 M with 4).
+/// Longest literal prefix the phase automata look for; the rest of a longer literal is
+/// compared where its prefix ends. A DFA over the thousands of whole CRS literals takes
+/// tens of megabytes (a NFA is several times slower per byte); over 6-byte prefixes it
+/// takes a few.
 const SCAN_PREFIX: usize = 6;
+
+/// Values at least this long are scanned for whole literals, shorter ones for prefixes.
+const EXACT_FROM: usize = 256;
 
 /// One automaton over the literals of every group member of a phase: a (transformed)
 /// value is scanned once and yields, for every member of every group at once, whether one
-/// of its literals (or rather its first [`SCAN_PREFIX`] bytes) occurs.
+/// of its literals occurs.
 #[derive(Debug)]
 pub struct PhaseScan {
     dfa: dfa::DFA,
     /// Automaton pattern → member bit.
     owner: Vec<u32>,
+    /// Automaton pattern → the rest of its literal after the prefix (offset and length in
+    /// `rest_bytes`).
+    rest: Vec<(u32, u32)>,
+    rest_bytes: Vec<u8>,
     /// Candidate bits of the phase, in 64-bit words.
     pub words: usize,
 }
 
 impl PhaseScan {
-    /// Set in `bits` the bit of every member one of whose literals occurs in `value`.
+    /// Set in `bits` the bit of every member one of whose literals occurs in `value` (or,
+    /// in a short value, one of whose literals' prefixes does).
     pub fn scan(&self, value: &[u8], bits: &mut [u64]) {
-        // A plain walk of the automaton: the iterator API costs more than the scan on the
-        // short values requests carry. Match states hold every pattern ending there.
+        // Comparing the rest of the literals costs on every prefix match; it pays where a
+        // member let through for nothing then searches a long value (a response body).
+        if value.len() < EXACT_FROM {
+            self.scan_prefixes(value, bits);
+        } else {
+            self.scan_literals(value, bits);
+        }
+    }
+
+    fn scan_prefixes(&self, value: &[u8], bits: &mut [u64]) {
         let dfa = &self.dfa;
         let Ok(mut sid) = dfa.start_state(Anchored::No) else {
             return;
@@ -369,6 +389,39 @@ impl PhaseScan {
                 for k in 0..dfa.match_len(sid) {
                     let i = self.owner[dfa.match_pattern(sid, k).as_usize()] as usize;
                     bits[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+    }
+
+    fn scan_literals(&self, value: &[u8], bits: &mut [u64]) {
+        // A plain walk of the automaton: the iterator API costs more than the scan on the
+        // short values requests carry. Match states hold every pattern ending there.
+        let dfa = &self.dfa;
+        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+            return;
+        };
+        for (at, &b) in value.iter().enumerate() {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_match(sid) {
+                for k in 0..dfa.match_len(sid) {
+                    let p = dfa.match_pattern(sid, k).as_usize();
+                    let i = self.owner[p] as usize;
+                    let (word, bit) = (i / 64, 1 << (i % 64));
+                    if bits[word] & bit != 0 {
+                        continue;
+                    }
+                    let (start, len) = self.rest[p];
+                    if len > 0 {
+                        let rest = &self.rest_bytes[start as usize..(start + len) as usize];
+                        let after = &value[at + 1..];
+                        if after.len() < rest.len()
+                            || !after[..rest.len()].eq_ignore_ascii_case(rest)
+                        {
+                            continue;
+                        }
+                    }
+                    bits[word] |= bit;
                 }
             }
         }
@@ -400,10 +453,14 @@ struct Building {
 impl Prefilter {
     pub fn build(rules: &[Rule], phases: &[Vec<Step>; 6]) -> Prefilter {
         let lits: Vec<Option<Vec<Vec<u8>>>> = rules.iter().map(rule_literals).collect();
+        // Negated rules are group members (their bit unset means the operator fails on
+        // every value, so the negation holds) but have no per-value prefilter.
         let by_rule = lits
             .iter()
-            .map(|l| {
+            .zip(rules)
+            .map(|(l, r)| {
                 l.as_ref()
+                    .filter(|_| !r.negated)
                     .and_then(|l| automaton(l, MatchKind::LeftmostFirst))
             })
             .collect();
@@ -421,6 +478,9 @@ impl Prefilter {
                 if lits[ri].is_none()
                     || r.targets.is_empty()
                     || r.targets.iter().any(|t| t.count || !phase_stable(t.var))
+                    // A negated rule runs anyway; knowing its operator fails only pays where
+                    // the operator would search a body.
+                    || (r.negated && !r.targets.iter().all(|t| is_body(t.var)))
                 {
                     continue;
                 }
@@ -477,20 +537,21 @@ impl Prefilter {
         for (phase, &nbits) in next_bit.iter().enumerate() {
             let mut pats = Vec::new();
             let mut owner = Vec::new();
+            let mut rest = Vec::new();
+            let mut rest_bytes = Vec::new();
             for (b, g) in building.iter().zip(&groups) {
                 if b.phase != phase {
                     continue;
                 }
                 for (mi, &ri) in b.members.iter().enumerate() {
                     for l in lits[ri].iter().flatten() {
-                        pats.push(l.clone());
+                        let cut = l.len().min(SCAN_PREFIX);
+                        pats.push(l[..cut].to_vec());
                         owner.push((g.bit + mi) as u32);
+                        rest.push((rest_bytes.len() as u32, (l.len() - cut) as u32));
+                        rest_bytes.extend_from_slice(&l[cut..]);
                     }
                 }
-            }
-            // A value holding a literal holds its prefix: prefixes keep the DFA small.
-            for p in &mut pats {
-                p.truncate(SCAN_PREFIX);
             }
             let dfa = if pats.is_empty() {
                 None
@@ -518,6 +579,8 @@ impl Prefilter {
             scans.push(dfa.map(|dfa| PhaseScan {
                 dfa,
                 owner,
+                rest,
+                rest_bytes,
                 words: nbits.div_ceil(64),
             }));
         }
@@ -587,5 +650,63 @@ mod tests {
                 assert!(ac.is_match(i.as_bytes()), "{p} {i}");
             }
         }
+    }
+
+    #[test]
+    fn long_values_are_scanned_for_whole_literals() {
+        let rs = crate::RuleSet::from_text(
+            "SecRule RESPONSE_BODY \"@pm internalservererror\" \"id:1,phase:4,pass\"\n\
+             SecRule RESPONSE_BODY \"!@pm stacktrace\" \"id:2,phase:4,pass\"\n",
+            "t",
+        )
+        .unwrap();
+        let pf = &rs.prefilter;
+        assert_eq!(pf.member[0], Some((0, 0)));
+        assert_eq!(pf.member[1], Some((0, 1)));
+        let scan = pf.phases[4].as_ref().unwrap();
+        let padding = b"x".repeat(EXACT_FROM);
+        let mut bits = vec![0; pf.words];
+        // The literals' prefixes occur, the literals do not.
+        scan.scan(
+            &[&padding[..], b"InternalServer stacktr"].concat(),
+            &mut bits,
+        );
+        assert_eq!(bits[0], 0);
+        // Short values are scanned for prefixes only.
+        scan.scan(b"InternalServer stacktr", &mut bits);
+        assert_eq!(bits[0], 0b11);
+        let mut bits = vec![0; pf.words];
+        scan.scan(
+            &[&padding[..], b"Internal InternalServerError"].concat(),
+            &mut bits,
+        );
+        assert_eq!(bits[0], 0b01);
+    }
+
+    #[test]
+    fn negated_body_rules_hold_without_their_literals() {
+        let rs = std::sync::Arc::new(
+            crate::RuleSet::from_text(
+                "SecRuleEngine On\nSecResponseBodyAccess On\n\
+                 SecRule RESPONSE_BODY \"!@pm marker\" \"id:1,phase:4,deny,status:502\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let respond = |body: &[u8]| {
+            let mut tx = rs.transaction(crate::TxInput::default());
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            assert!(tx.process_request_body().is_none());
+            tx.set_response_status(200, b"HTTP/1.1");
+            tx.add_response_header(b"Content-Type", b"text/html");
+            assert!(tx.process_response_headers().is_none());
+            tx.append_response_body(body);
+            tx.process_response_body().map(|i| i.status)
+        };
+        let padding = b"x".repeat(EXACT_FROM);
+        assert_eq!(respond(&[&padding[..], b"no mark"].concat()), Some(502));
+        assert_eq!(respond(&[&padding[..], b"a MARKER"].concat()), None);
+        assert_eq!(respond(b"short"), Some(502));
     }
 }

@@ -643,16 +643,23 @@ impl Transaction {
             if self.is_removed(rule) {
                 continue;
             }
+            // Whether the prefilter shows that the first link's operator matches no value.
+            let mut op_fails = false;
             if let Some((g, m)) = rs.prefilter.member[ri] {
                 if !self.group_may_match(&rs, g as usize, m as usize) {
-                    // What evaluating the chain would have done before failing.
-                    self.data.matched_vars_len = 0;
-                    self.data.rule_id = rule.id;
-                    self.data.rule_idx = ri;
-                    continue;
+                    if !rule.negated {
+                        // What evaluating the chain would have done before failing.
+                        self.data.matched_vars_len = 0;
+                        self.data.rule_id = rule.id;
+                        self.data.rule_idx = ri;
+                        continue;
+                    }
+                    // A negated operator then holds for every value: the rule still runs,
+                    // without the operator.
+                    op_fails = true;
                 }
             }
-            if !self.eval_chain(&rs, ri, rule) {
+            if !self.eval_chain(&rs, ri, rule, op_fails) {
                 continue;
             }
             let disruptive = match rule.disruptive {
@@ -793,14 +800,15 @@ impl Transaction {
                     .is_some_and(|m| self.removed_msgs.iter().any(|x| x.as_bytes() == m)))
     }
 
-    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule) -> bool {
+    /// Evaluate a chain; `op_fails`: the first link's operator is known to match no value.
+    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule, op_fails: bool) -> bool {
         self.data.matched_vars_len = 0;
         self.data.rule_id = rule.id;
         self.data.rule_idx = idx;
         let mut link = rule;
         let mut first = true;
         loop {
-            if !self.eval_link(rs, idx, rule, link, first) {
+            if !self.eval_link(rs, idx, rule, link, first, first && op_fails) {
                 return false;
             }
             // ModSecurity runs a link's non-disruptive actions as soon as that link matches,
@@ -833,6 +841,7 @@ impl Transaction {
         starter: &Rule,
         link: &Rule,
         first: bool,
+        op_fails: bool,
     ) -> bool {
         let built;
         let op: &dyn Operator = match &link.operator {
@@ -883,7 +892,7 @@ impl Transaction {
                     if use_prefilter && !link.negated && !rs.prefilter.may_match(idx, v) {
                         return false;
                     }
-                    if op.matches(v, caps) != link.negated {
+                    if (!op_fails && op.matches(v, caps)) != link.negated {
                         let mut keep = |b: &[u8]| {
                             hit_bytes.extend_from_slice(b);
                             hit_bytes.len() - b.len()..hit_bytes.len()
