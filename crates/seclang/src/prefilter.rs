@@ -337,6 +337,8 @@ pub struct Group {
 #[derive(Debug)]
 pub struct Unit {
     pub target: Target,
+    /// Number shared by the units of the same target.
+    pub target_id: u32,
     pub chain: Option<ChainId>,
 }
 
@@ -437,6 +439,8 @@ pub struct Prefilter {
     pub member: Vec<Option<(u32, u16)>>,
     pub groups: Vec<Group>,
     pub units: Vec<Unit>,
+    /// Number of distinct unit targets.
+    pub targets: usize,
     /// Indexed by phase.
     pub phases: Vec<Option<PhaseScan>>,
     /// The widest phase's candidate bits, in words.
@@ -467,6 +471,7 @@ impl Prefilter {
         let mut member = vec![None; rules.len()];
         let mut keyed: FxHashMap<String, usize> = FxHashMap::default();
         let mut unit_ids: FxHashMap<String, u32> = FxHashMap::default();
+        let mut target_ids: FxHashMap<String, u32> = FxHashMap::default();
         let mut units: Vec<Unit> = Vec::new();
         let mut building: Vec<Building> = Vec::new();
         for (phase, steps) in phases.iter().enumerate() {
@@ -493,12 +498,18 @@ impl Prefilter {
                 };
                 let mut group_units = Vec::new();
                 for t in &r.targets {
+                    let next_target = target_ids.len() as u32;
+                    let target_id = *target_ids.entry(target_key(t)).or_insert(next_target);
                     for &c in &chains {
                         let key = format!("{}/{c:?}", target_key(t));
                         let u = *unit_ids.entry(key).or_insert_with(|| {
                             let mut target = t.clone();
                             target.exclusions.clear();
-                            units.push(Unit { target, chain: c });
+                            units.push(Unit {
+                                target,
+                                target_id,
+                                chain: c,
+                            });
                             units.len() as u32 - 1
                         });
                         group_units.push(u);
@@ -589,6 +600,7 @@ impl Prefilter {
             by_rule,
             member,
             groups,
+            targets: target_ids.len(),
             units,
             phases: scans,
             words,

@@ -12,7 +12,7 @@ use crate::operators::{parse_int, BuildContext, Captures, Operator};
 use crate::rule::{Rule, RuleOperator};
 use crate::ruleset::{RuleSet, Step};
 use crate::store::Store;
-use crate::variables::{Selector, Target, Var, VarRef};
+use crate::variables::{Selector, Target, Var, VarRef, VARS};
 
 /// Connection facts the server knows before the request line.
 #[derive(Debug, Clone, Default)]
@@ -160,6 +160,12 @@ struct Scratch {
     value_bits: Vec<u64>,
     row_scan: Vec<u32>,
     stored_scan: Vec<u32>,
+    /// Per unit target: the phase generation its list was made in, and the list (offset
+    /// and length in `target_values`, length `u32::MAX` if it cannot be listed).
+    target_gen: Vec<u32>,
+    target_list: Vec<(u32, u32)>,
+    /// (slot, cache row) of the values of listed targets, this phase.
+    target_values: Vec<(u32, u32)>,
     /// Bytes of the matched variables that [`Matched`] records refer to.
     match_bytes: Vec<u8>,
     /// The values a rule link matched while it runs.
@@ -188,6 +194,8 @@ impl Scratch {
         let units = rs.prefilter.units.len();
         s.unit_bits.resize(units * rs.prefilter.words, 0);
         s.unit_gen.resize(units, 0);
+        s.target_gen.resize(rs.prefilter.targets, 0);
+        s.target_list.resize(rs.prefilter.targets, (0, 0));
         s
     }
 
@@ -616,12 +624,14 @@ impl Transaction {
         sc.gen = sc.gen.wrapping_add(1);
         if sc.gen == 0 {
             sc.unit_gen.fill(0);
+            sc.target_gen.fill(0);
             sc.gen = 1;
         }
         self.phase = phase;
         self.scratch.value_bits.clear();
         self.scratch.row_scan.clear();
         self.scratch.stored_scan.clear();
+        self.scratch.target_values.clear();
         let steps = &rs.phases[phase as usize];
         let mut i = 0;
         let mut skip = 0u32;
@@ -746,22 +756,46 @@ impl Transaction {
                 return &sc.unit_bits[u * w..(u + 1) * w];
             };
             let unit = &pf.units[u];
+            let t = unit.target_id as usize;
+            // The target's values (slot and cache row) are listed on its first unit of the
+            // phase; its other units read the list instead of visiting it again. Targets
+            // with values that have no slot (bodies) are visited every time.
+            if sc.target_gen[t] != sc.gen {
+                sc.target_gen[t] = sc.gen;
+                let start = sc.target_values.len();
+                let mut listed = true;
+                let Scratch {
+                    cache,
+                    target_values,
+                    ..
+                } = sc;
+                visit(&self.data, &unit.target, &mut |_, _, _, slot| match slot {
+                    Some(s) => target_values.push((s, cache.row(s))),
+                    None => listed = false,
+                });
+                sc.target_list[t] = if listed {
+                    (start as u32, (sc.target_values.len() - start) as u32)
+                } else {
+                    (0, u32::MAX)
+                };
+            }
             let Scratch {
                 cache,
                 unit_bits,
                 value_bits,
                 row_scan,
                 stored_scan,
+                target_values,
+                target_list,
                 ..
             } = sc;
             let bits = &mut unit_bits[u * w..(u + 1) * w];
             bits.fill(0);
-            visit(&self.data, &unit.target, &mut |_, _, raw, slot| {
-                let Some(slot) = slot else {
+            let mut add = |cache: &mut TransformCache, raw: &[u8], row: Option<u32>| {
+                let Some(row) = row else {
                     scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
                     return;
                 };
-                let row = cache.row(slot);
                 let v = match unit.chain {
                     Some(c) => cache.in_row(&rs.chains, row, raw, c),
                     None => Val::Raw,
@@ -783,7 +817,18 @@ impl Transaction {
                 for (b, v) in bits.iter_mut().zip(&value_bits[at..at + w]) {
                     *b |= v;
                 }
-            });
+            };
+            match target_list[t] {
+                (start, len) if len != u32::MAX => {
+                    for &(slot, row) in &target_values[start as usize..(start + len) as usize] {
+                        add(cache, slot_value(&self.data, slot), Some(row));
+                    }
+                }
+                _ => visit(&self.data, &unit.target, &mut |_, _, raw, slot| {
+                    let row = slot.map(|s| cache.row(s));
+                    add(cache, raw, row)
+                }),
+            }
         }
         &sc.unit_bits[u * w..(u + 1) * w]
     }
@@ -1172,6 +1217,42 @@ fn slot(var: Var, i: usize) -> Option<u32> {
     Some(((var as u32) << 24) | (i as u32 & 0xff_ffff))
 }
 
+/// The value in cache slot `slot`, as [`visit`] passes it (the inverse of [`slot`]).
+fn slot_value(d: &Data, slot: u32) -> &[u8] {
+    fn pair(ps: &[Pair], i: usize, names: bool) -> &[u8] {
+        ps.get(i).map_or(b"", |(k, v)| if names { k } else { v })
+    }
+    let i = (slot & 0xff_ffff) as usize;
+    let (r, resp) = (&d.req, &d.resp);
+    match VARS[(slot >> 24) as usize].1 {
+        Var::ArgsGet => pair(&r.args_get, i, false),
+        Var::ArgsPost => pair(&r.args_post, i, false),
+        Var::ArgsGetNames => pair(&r.args_get, i, true),
+        Var::ArgsPostNames => pair(&r.args_post, i, true),
+        Var::RequestHeaders => pair(&r.headers, i, false),
+        Var::RequestHeadersNames => pair(&r.headers, i, true),
+        Var::RequestCookies => pair(&r.cookies, i, false),
+        Var::RequestCookiesNames => pair(&r.cookies, i, true),
+        Var::MultipartPartHeaders => pair(&r.part_headers, i, false),
+        Var::ResponseHeaders => pair(&resp.headers, i, false),
+        Var::ResponseHeadersNames => pair(&resp.headers, i, true),
+        Var::RequestUri => &r.uri,
+        Var::RequestUriRaw => &r.uri_raw,
+        Var::RequestFilename => &r.filename,
+        Var::RequestBasename => &r.basename,
+        Var::RequestLine => &r.line,
+        Var::RequestMethod => &r.method,
+        Var::RequestProtocol => &r.protocol,
+        Var::QueryString => &r.query,
+        Var::Files => r.files.get(i).map_or(b"", |f| &f.filename),
+        Var::FilesNames => r.files.get(i).map_or(b"", |f| &f.field),
+        Var::FilesTmpContent => r.files.get(i).map_or(b"", |f| &f.content),
+        Var::Xml if i == 0 => &r.xml_texts,
+        Var::Xml => r.xml_attrs.get(i - 1).map_or(b"", Vec::as_slice),
+        _ => b"",
+    }
+}
+
 type Visitor<'v> = dyn FnMut(Var, &[u8], &[u8], Option<u32>) + 'v;
 
 /// Call `f(var, key, value, cache slot)` for every value `t` selects (or once with the
@@ -1555,4 +1636,47 @@ fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
         buf[i] = b'-';
     }
     &buf[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::variables::parse_targets;
+
+    /// Every value `visit` gives with a cache slot is what `slot_value` reads back.
+    #[test]
+    fn slot_values_are_the_visited_values() {
+        let rs = Arc::new(RuleSet::from_text("SecRuleEngine DetectionOnly\n", "t").unwrap());
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"POST", b"/a/b.php?x=1&Yy=%41", b"HTTP/1.1");
+        tx.add_request_header(b"Host", b"example.com");
+        tx.add_request_header(b"Cookie", b"s=1; t=two");
+        tx.add_request_header(b"Content-Type", b"multipart/form-data; boundary=XyZ");
+        assert!(tx.process_request_headers().is_none());
+        tx.append_request_body(
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\
+              Content-Type: text/plain\r\n\r\nfile body\r\n--XyZ\r\n\
+              Content-Disposition: form-data; name=\"p\"\r\n\r\npost value\r\n--XyZ--\r\n",
+        );
+        assert!(tx.process_request_body().is_none());
+        tx.set_response_status(200, b"HTTP/1.1");
+        tx.add_response_header(b"Content-Type", b"text/html");
+        let targets = parse_targets(
+            "ARGS|ARGS_NAMES|ARGS_GET|ARGS_POST|ARGS_GET_NAMES|ARGS_POST_NAMES|REQUEST_HEADERS|\
+             REQUEST_HEADERS_NAMES|REQUEST_COOKIES|REQUEST_COOKIES_NAMES|REQUEST_URI|\
+             REQUEST_URI_RAW|REQUEST_FILENAME|REQUEST_BASENAME|REQUEST_LINE|REQUEST_METHOD|\
+             REQUEST_PROTOCOL|QUERY_STRING|FILES|FILES_NAMES|FILES_TMP_CONTENT|\
+             MULTIPART_PART_HEADERS|RESPONSE_HEADERS|RESPONSE_HEADERS_NAMES",
+        )
+        .unwrap();
+        for t in &targets {
+            let mut seen = 0;
+            visit(&tx.data, t, &mut |var, _, raw, slot| {
+                let slot = slot.unwrap_or_else(|| panic!("{} has no slot", var.name()));
+                assert_eq!(slot_value(&tx.data, slot), raw, "{}", var.name());
+                seen += 1;
+            });
+            assert!(seen > 0, "{} has no value in this request", t.var.name());
+        }
+    }
 }
