@@ -736,10 +736,17 @@ impl Transaction {
         let group = &pf.groups[g];
         let bit = group.bit + m;
         let (word, mask) = (bit / 64, 1u64 << (bit % 64));
-        group
-            .units
-            .iter()
-            .any(|&u| self.unit_bits(rs, u as usize)[word] & mask != 0)
+        let w = pf.words;
+        group.units.iter().any(|&u| {
+            let u = u as usize;
+            let sc = &self.scratch;
+            let computed = sc.unit_gen[u] == sc.gen;
+            if computed {
+                sc.unit_bits[u * w + word] & mask != 0
+            } else {
+                self.unit_bits(rs, u)[word] & mask != 0
+            }
+        })
     }
 
     /// The phase candidate bits of unit `u`, computed on first use in the phase: each
