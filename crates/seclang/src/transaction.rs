@@ -919,6 +919,9 @@ impl Transaction {
                 }
             }
         };
+        if let Some(matched) = self.eval_tx_key(link, op, op_fails) {
+            return matched;
+        }
         let chain = link.chain_id();
         let multi = link.actions.multi_match;
         let use_prefilter = first && matches!(link.operator, RuleOperator::Static(_));
@@ -1020,6 +1023,59 @@ impl Transaction {
         self.scratch.hits = hits;
         self.scratch.hit_bytes = bytes;
         matched
+    }
+
+    /// [`Transaction::eval_link`] for the commonest link in CRS, one untransformed
+    /// `TX:key` or `&TX:key` target (paranoia-level checks, setup and scoring rules), with
+    /// the same outcome and without visiting; `None` for any other link.
+    fn eval_tx_key(&mut self, link: &Rule, op: &dyn Operator, op_fails: bool) -> Option<bool> {
+        let [t] = link.targets.as_slice() else {
+            return None;
+        };
+        let (Var::Tx, Selector::Key(key), Some(slot)) = (t.var, &t.selector, t.slot) else {
+            return None;
+        };
+        if !t.exclusions.is_empty()
+            || !link.chain_ids.is_empty()
+            || link.actions.multi_match
+            || link.actions.capture
+            || !self.removed_targets_by_id.is_empty()
+            || !self.removed_targets_by_tag.is_empty()
+        {
+            return None;
+        }
+        let Data {
+            tx,
+            matched_var,
+            matched_vars,
+            matched_vars_len,
+            ..
+        } = &mut self.data;
+        let found = tx.get_slot(slot);
+        let mut digits = [0u8; 20];
+        let (key, value): (&[u8], &[u8]) = match (t.count, found) {
+            (true, found) => (b"", format_i64(found.is_some() as i64, &mut digits)),
+            (false, Some(v)) => (key, v),
+            (false, None) => return Some(false),
+        };
+        let mut caps = Captures {
+            wanted: false,
+            groups: Vec::new(),
+        };
+        if (!op_fails && op.matches(value, &mut caps)) == link.negated {
+            return Some(false);
+        }
+        write_var_name(&mut matched_var.0, Var::Tx, key);
+        matched_var.1.clear();
+        matched_var.1.extend_from_slice(value);
+        if *matched_vars_len == matched_vars.len() {
+            matched_vars.push(Default::default());
+        }
+        let (n, v) = &mut matched_vars[*matched_vars_len];
+        n.clone_from(&matched_var.0);
+        v.clone_from(&matched_var.1);
+        *matched_vars_len += 1;
+        Some(true)
     }
 
     fn on_match(&mut self, ri: usize, rule: &Rule, phase: u8, disruptive: Disruptive) {
