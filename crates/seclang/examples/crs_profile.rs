@@ -1,4 +1,5 @@
-//! Runs the bench's benign or attack GET many times, for instruction-count profiling:
+//! Runs the bench's benign or attack GET (phases 1-2), or the benign GET with its HTML
+//! response (`response`: phases 1-4), many times, for instruction-count profiling:
 //!
 //! ```text
 //! cargo build --release -p honeytrap-seclang --example crs_profile
@@ -27,6 +28,15 @@ const HEADERS: [(&str, &str); 5] = [
     ("Accept-Encoding", "gzip, deflate, br"),
 ];
 
+/// The response to the benign GET: five headers and a 3.4 KB HTML page.
+const RESPONSE_HEADERS: [(&str, &str); 4] = [
+    ("Content-Type", "text/html; charset=utf-8"),
+    ("Server", "nginx"),
+    ("Cache-Control", "no-cache"),
+    ("Date", "Sat, 28 Nov 2026 23:00:00 GMT"),
+];
+const PAGE: &[u8] = include_bytes!("../benches/page.html");
+
 const BENIGN: &[u8] = b"/products/list.php?category=books&page=2&sort=price&q=rust+programming";
 const ATTACK: &[u8] = b"/products/list.php?category=books&page=2&sort=price&q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
 
@@ -34,7 +44,7 @@ fn load() -> Arc<RuleSet> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs/v4.28.0");
     let mut b = RuleSetBuilder::default();
     b.add_text(
-        "SecRuleEngine On\nSecRequestBodyAccess On\n",
+        "SecRuleEngine On\nSecRequestBodyAccess On\nSecResponseBodyAccess On\n",
         "bench",
         Path::new("."),
     )
@@ -68,11 +78,45 @@ fn one(rs: &Arc<RuleSet>, uri: &[u8]) -> bool {
     tx.process_request_headers().is_some() || tx.process_request_body().is_some()
 }
 
+/// The benign GET, then its response through phases 3 and 4.
+fn with_response(rs: &Arc<RuleSet>, uri: &[u8]) -> bool {
+    let mut tx = rs.transaction(TxInput {
+        remote_addr: "192.0.2.10".into(),
+        remote_port: 51000,
+        server_addr: "192.0.2.1".into(),
+        server_port: 80,
+        server_name: "www.example.com".into(),
+        unique_id: "bench".into(),
+    });
+    tx.set_request_line(b"GET", uri, b"HTTP/1.1");
+    for (n, v) in HEADERS {
+        tx.add_request_header(n.as_bytes(), v.as_bytes());
+    }
+    if tx.process_request_headers().is_some() || tx.process_request_body().is_some() {
+        return true;
+    }
+    tx.set_response_status(200, b"HTTP/1.1");
+    for (n, v) in RESPONSE_HEADERS {
+        tx.add_response_header(n.as_bytes(), v.as_bytes());
+    }
+    tx.add_response_header(b"Content-Length", PAGE.len().to_string().as_bytes());
+    if tx.process_response_headers().is_some() {
+        return true;
+    }
+    tx.append_response_body(PAGE);
+    tx.process_response_body().is_some()
+}
+
 /// The only function callgrind counts (`--toggle-collect`).
 #[inline(never)]
-fn counted(rs: &Arc<RuleSet>, uri: &[u8], n: usize) {
+fn counted(rs: &Arc<RuleSet>, uri: &[u8], n: usize, response: bool) {
     for _ in 0..n {
-        std::hint::black_box(one(rs, std::hint::black_box(uri)));
+        let uri = std::hint::black_box(uri);
+        std::hint::black_box(if response {
+            with_response(rs, uri)
+        } else {
+            one(rs, uri)
+        });
     }
 }
 
@@ -81,11 +125,16 @@ fn main() {
     let which = args.next().unwrap_or_else(|| "benign".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let uri = if which == "attack" { ATTACK } else { BENIGN };
+    let response = which == "response";
     let rs = load();
     // One uncounted run first: the regex engines fill their lazy caches on first use.
-    let blocked = one(&rs, uri);
+    let blocked = if response {
+        with_response(&rs, uri)
+    } else {
+        one(&rs, uri)
+    };
     let t = std::time::Instant::now();
-    counted(&rs, uri, n);
+    counted(&rs, uri, n, response);
     let el = t.elapsed();
     println!(
         "{which}: blocked={blocked} {:.2} µs/tx over {n}",

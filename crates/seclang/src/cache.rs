@@ -17,9 +17,28 @@ pub enum Val {
     Stored(u32),
 }
 
+/// A cached value's row in the table: one entry per transformation chain.
+pub type Row = u32;
+
+/// Table entry: not computed yet.
+const UNKNOWN: u32 = 0;
+/// Table entry: [`Val::Raw`]; larger entries are `Val::Stored(entry - STORED)`.
+const RAW: u32 = 1;
+const STORED: u32 = 2;
+
 #[derive(Debug, Default)]
 pub struct TransformCache {
-    index: FxHashMap<(u32, ChainId), Val>,
+    /// Slot → row.
+    rows: FxHashMap<u32, Row>,
+    /// `rows × chains` entries, indexed directly: the chain prefix tree is walked without
+    /// hashing.
+    table: Vec<u32>,
+    /// Per row: the transformations whose unchanged-value test has run on the raw value,
+    /// and those among them that may change it. A chain of transformations that all leave
+    /// the raw value as it is yields the raw value, without walking the chain.
+    tested: Vec<u64>,
+    changing: Vec<u64>,
+    chains: usize,
     store: Vec<Vec<u8>>,
     /// Buffers whose result turned out unchanged, reused for the next transformation.
     spare: Vec<Vec<u8>>,
@@ -30,8 +49,13 @@ pub struct TransformCache {
 impl TransformCache {
     /// Forget every value but keep the buffers, for the next transaction (buffers grown
     /// past `max_keep` bytes are freed, so one huge request does not pin its memory).
-    pub fn clear(&mut self, max_keep: usize) {
-        self.index.clear();
+    /// `chains` is the number of chains of the rule set it will serve.
+    pub fn clear(&mut self, max_keep: usize, chains: usize) {
+        self.rows.clear();
+        self.table.clear();
+        self.tested.clear();
+        self.changing.clear();
+        self.chains = chains;
         for mut b in self.store.drain(..) {
             if b.capacity() <= max_keep {
                 b.clear();
@@ -44,6 +68,18 @@ impl TransformCache {
                 *b = Vec::new();
             }
         }
+    }
+
+    /// The row of the value in `slot` (an immutable value), numbering it if new.
+    pub fn row(&mut self, slot: u32) -> Row {
+        let next = self.rows.len() as Row;
+        let r = *self.rows.entry(slot).or_insert(next);
+        if r == next {
+            self.table.resize(self.table.len() + self.chains, UNKNOWN);
+            self.tested.push(0);
+            self.changing.push(0);
+        }
+        r
     }
 
     /// `raw` through `chain`; `slot` identifies an immutable value (cached) or `None`.
@@ -75,28 +111,54 @@ impl TransformCache {
     /// Slot `slot` (whose untransformed value is `raw`) through `chain`, computed at most
     /// once per transaction.
     pub fn cached(&mut self, chains: &ChainTable, slot: u32, raw: &[u8], chain: ChainId) -> Val {
-        if let Some(&v) = self.index.get(&(slot, chain)) {
-            return v;
+        let row = self.row(slot);
+        self.in_row(chains, row, raw, chain)
+    }
+
+    /// [`TransformCache::cached`] for a value whose row is known.
+    pub fn in_row(&mut self, chains: &ChainTable, row: Row, raw: &[u8], chain: ChainId) -> Val {
+        let r = row as usize;
+        let used = chains.masks[chain as usize];
+        let mut untested = used & !self.tested[r];
+        while untested != 0 {
+            let t = untested.trailing_zeros();
+            untested &= untested - 1;
+            if !transformations::unchanged(t as transformations::TransformId, raw) {
+                self.changing[r] |= 1 << t;
+            }
+        }
+        self.tested[r] |= used;
+        if self.changing[r] & used == 0 {
+            return Val::Raw;
+        }
+        let at = r * self.chains + chain as usize;
+        match self.table[at] {
+            UNKNOWN => {}
+            RAW => return Val::Raw,
+            e => return Val::Stored(e - STORED),
         }
         let (parent, t) = chains.nodes[chain as usize];
         let input = match parent {
-            Some(p) => self.cached(chains, slot, raw, p),
+            Some(p) => self.in_row(chains, row, raw, p),
             None => Val::Raw,
         };
-        if transformations::unchanged(t, self.bytes(input, raw)) {
-            self.index.insert((slot, chain), input);
-            return input;
-        }
-        let mut out = self.spare.pop().unwrap_or_default();
-        transformations::apply(t, self.bytes(input, raw), &mut out);
-        let v = if out == self.bytes(input, raw) {
-            self.spare.push(out);
+        let v = if transformations::unchanged(t, self.bytes(input, raw)) {
             input
         } else {
-            self.store.push(out);
-            Val::Stored(self.store.len() as u32 - 1)
+            let mut out = self.spare.pop().unwrap_or_default();
+            transformations::apply(t, self.bytes(input, raw), &mut out);
+            if out == self.bytes(input, raw) {
+                self.spare.push(out);
+                input
+            } else {
+                self.store.push(out);
+                Val::Stored(self.store.len() as u32 - 1)
+            }
         };
-        self.index.insert((slot, chain), v);
+        self.table[at] = match v {
+            Val::Raw => RAW,
+            Val::Stored(i) => i + STORED,
+        };
         v
     }
 
@@ -172,6 +234,7 @@ mod tests {
         let url = transformations::lookup("urlDecode").unwrap();
         let ids = chains.intern(&[url, lower]);
         let mut c = TransformCache::default();
+        c.clear(0, chains.nodes.len());
         assert_eq!(c.get(&chains, Some(1), b"A%42", Some(ids[1])), b"ab");
         assert_eq!(c.store.len(), 2); // prefix result kept too
         assert_eq!(
@@ -190,6 +253,7 @@ mod tests {
         let url = transformations::lookup("urlDecode").unwrap();
         let ids = chains.intern(&[url, lower]);
         let mut c = TransformCache::default();
+        c.clear(0, chains.nodes.len());
         assert_eq!(c.cached(&chains, 7, b"abc", ids[1]), Val::Raw);
         assert_eq!(c.cached(&chains, 8, b"a%41", ids[0]), Val::Stored(0));
         assert_eq!(c.cached(&chains, 8, b"a%41", ids[1]), Val::Stored(1));

@@ -4,13 +4,14 @@
 //!
 //! Two levels, both computed at load time:
 //! - per rule: one Aho-Corasick automaton, asked before the operator runs on a value;
-//! - per group of rules that share phase, target set and transformation chain: one
-//!   automaton over all their literals, run once per transformed value for the whole group,
-//!   which yields the set of rules that can match at all this phase. The others are skipped
-//!   without visiting their targets.
+//! - per phase: one automaton over the literals of every rule that looks only at values
+//!   fixed for the phase. Each distinct transformed value is scanned once, which yields the
+//!   set of rules that can match it; a rule none of whose (target, transformation chain)
+//!   values can match is skipped without visiting its targets. Rules that share phase,
+//!   targets and chain form a group that shares that work.
 
 use aho_corasick::automaton::Automaton;
-use aho_corasick::dfa::{self, DFA};
+use aho_corasick::dfa;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, MatchKind, StartKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 use rustc_hash::FxHashMap;
@@ -246,11 +247,8 @@ fn automaton(lits: &[Vec<u8>], kind: MatchKind) -> Option<AhoCorasick> {
         .ok()
 }
 
-/// The literals a rule's own operator requires, if it is eligible for prefiltering.
+/// The literals a rule's own operator requires (negated or not), if it has them.
 fn rule_literals(r: &Rule) -> Option<Vec<Vec<u8>>> {
-    if r.negated {
-        return None;
-    }
     let RuleOperator::Static(op) = &r.operator else {
         return None;
     };
@@ -292,6 +290,14 @@ fn phase_stable(v: Var) -> bool {
     )
 }
 
+/// Variables that hold a whole body.
+fn is_body(v: Var) -> bool {
+    matches!(
+        v,
+        Var::RequestBody | Var::ResponseBody | Var::FilesTmpContent
+    )
+}
+
 /// A target as a group key: exclusions are left out (the group looks at a superset of the
 /// values each member looks at, which can only add candidates).
 fn target_key(t: &Target) -> String {
@@ -314,34 +320,70 @@ fn target_key(t: &Target) -> String {
     out
 }
 
-/// The prefilterable rules of one phase with the same targets (up to exclusions) whose
-/// operator sees the same transformation chain(s), with one automaton over all their
-/// literals: each value is scanned once per phase for the whole group, and a rule none of
-/// whose literals occurs in any of them cannot match. (Merging groups with different
-/// targets was tried: transforming values no member looks at costs more than it saves.)
+/// The prefilterable rules of one phase with the same targets (up to exclusions and order)
+/// whose operator sees the same transformation chain(s). Whether a member can match this
+/// phase is read from the bits of the group's units.
 #[derive(Debug)]
 pub struct Group {
-    /// The members' targets (without exclusions).
-    pub targets: Vec<Target>,
-    /// Transformation chains whose results the operator sees: the final one, or for
-    /// `multiMatch` the raw value (`None`) and every prefix.
-    pub chains: Vec<Option<ChainId>>,
-    dfa: DFA,
-    /// Automaton pattern → member index.
-    owner: Vec<u16>,
-    /// Number of members.
-    members: usize,
+    /// (target, chain) units whose values the members' operators see.
+    pub units: Vec<u32>,
+    /// Bit of the first member in its phase's candidate bits.
+    pub bit: usize,
 }
 
-impl Group {
-    /// Mark in `bits` the members one of whose literals occurs in `value`; returns true
-    /// once every member is marked.
-    pub fn scan(&self, value: &[u8], bits: &mut [u64]) -> bool {
-        // A plain walk of the DFA: the iterator API costs more than the scan on the short
-        // values requests carry. Match states hold every pattern ending there.
+/// One target (without exclusions) through one transformation chain (`None`: raw). Its bits
+/// for a phase are the union of the phase automaton's matches over every value the target
+/// selects, transformed: computed at most once per phase however many groups share it.
+#[derive(Debug)]
+pub struct Unit {
+    pub target: Target,
+    /// Number shared by the units of the same target.
+    pub target_id: u32,
+    pub chain: Option<ChainId>,
+}
+
+/// Longest literal prefix the phase automata look for; the rest of a longer literal is
+/// compared where its prefix ends. A DFA over the thousands of whole CRS literals takes
+/// tens of megabytes (a NFA is several times slower per byte); over 6-byte prefixes it
+/// takes a few.
+const SCAN_PREFIX: usize = 6;
+
+/// Values at least this long are scanned for whole literals, shorter ones for prefixes.
+const EXACT_FROM: usize = 256;
+
+/// One automaton over the literals of every group member of a phase: a (transformed)
+/// value is scanned once and yields, for every member of every group at once, whether one
+/// of its literals occurs.
+#[derive(Debug)]
+pub struct PhaseScan {
+    dfa: dfa::DFA,
+    /// Automaton pattern → member bit.
+    owner: Vec<u32>,
+    /// Automaton pattern → the rest of its literal after the prefix (offset and length in
+    /// `rest_bytes`).
+    rest: Vec<(u32, u32)>,
+    rest_bytes: Vec<u8>,
+    /// Candidate bits of the phase, in 64-bit words.
+    pub words: usize,
+}
+
+impl PhaseScan {
+    /// Set in `bits` the bit of every member one of whose literals occurs in `value` (or,
+    /// in a short value, one of whose literals' prefixes does).
+    pub fn scan(&self, value: &[u8], bits: &mut [u64]) {
+        // Comparing the rest of the literals costs on every prefix match; it pays where a
+        // member let through for nothing then searches a long value (a response body).
+        if value.len() < EXACT_FROM {
+            self.scan_prefixes(value, bits);
+        } else {
+            self.scan_literals(value, bits);
+        }
+    }
+
+    fn scan_prefixes(&self, value: &[u8], bits: &mut [u64]) {
         let dfa = &self.dfa;
         let Ok(mut sid) = dfa.start_state(Anchored::No) else {
-            return false;
+            return;
         };
         for &b in value {
             sid = dfa.next_state(Anchored::No, sid, b);
@@ -352,11 +394,39 @@ impl Group {
                 }
             }
         }
-        bits.iter().map(|w| w.count_ones() as usize).sum::<usize>() == self.members
     }
 
-    pub fn words(&self) -> usize {
-        self.members.div_ceil(64)
+    fn scan_literals(&self, value: &[u8], bits: &mut [u64]) {
+        // A plain walk of the automaton: the iterator API costs more than the scan on the
+        // short values requests carry. Match states hold every pattern ending there.
+        let dfa = &self.dfa;
+        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+            return;
+        };
+        for (at, &b) in value.iter().enumerate() {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_match(sid) {
+                for k in 0..dfa.match_len(sid) {
+                    let p = dfa.match_pattern(sid, k).as_usize();
+                    let i = self.owner[p] as usize;
+                    let (word, bit) = (i / 64, 1 << (i % 64));
+                    if bits[word] & bit != 0 {
+                        continue;
+                    }
+                    let (start, len) = self.rest[p];
+                    if len > 0 {
+                        let rest = &self.rest_bytes[start as usize..(start + len) as usize];
+                        let after = &value[at + 1..];
+                        if after.len() < rest.len()
+                            || !after[..rest.len()].eq_ignore_ascii_case(rest)
+                        {
+                            continue;
+                        }
+                    }
+                    bits[word] |= bit;
+                }
+            }
+        }
     }
 }
 
@@ -368,30 +438,41 @@ pub struct Prefilter {
     /// Indexed like `RuleSet::rules`: (group, member index).
     pub member: Vec<Option<(u32, u16)>>,
     pub groups: Vec<Group>,
-    /// Offset of each group's bits in a transaction's bit vector.
-    pub offsets: Vec<usize>,
+    pub units: Vec<Unit>,
+    /// Number of distinct unit targets.
+    pub targets: usize,
+    /// Indexed by phase.
+    pub phases: Vec<Option<PhaseScan>>,
+    /// The widest phase's candidate bits, in words.
     pub words: usize,
 }
 
 /// A group while it is being built.
 struct Building {
-    targets: Vec<Target>,
-    chains: Vec<Option<ChainId>>,
+    phase: usize,
+    units: Vec<u32>,
     members: Vec<usize>,
 }
 
 impl Prefilter {
     pub fn build(rules: &[Rule], phases: &[Vec<Step>; 6]) -> Prefilter {
         let lits: Vec<Option<Vec<Vec<u8>>>> = rules.iter().map(rule_literals).collect();
+        // Negated rules are group members (their bit unset means the operator fails on
+        // every value, so the negation holds) but have no per-value prefilter.
         let by_rule = lits
             .iter()
-            .map(|l| {
+            .zip(rules)
+            .map(|(l, r)| {
                 l.as_ref()
+                    .filter(|_| !r.negated)
                     .and_then(|l| automaton(l, MatchKind::LeftmostFirst))
             })
             .collect();
         let mut member = vec![None; rules.len()];
         let mut keyed: FxHashMap<String, usize> = FxHashMap::default();
+        let mut unit_ids: FxHashMap<String, u32> = FxHashMap::default();
+        let mut target_ids: FxHashMap<String, u32> = FxHashMap::default();
+        let mut units: Vec<Unit> = Vec::new();
         let mut building: Vec<Building> = Vec::new();
         for (phase, steps) in phases.iter().enumerate() {
             for s in steps {
@@ -402,6 +483,9 @@ impl Prefilter {
                 if lits[ri].is_none()
                     || r.targets.is_empty()
                     || r.targets.iter().any(|t| t.count || !phase_stable(t.var))
+                    // A negated rule runs anyway; knowing its operator fails only pays where
+                    // the operator would search a body.
+                    || (r.negated && !r.targets.iter().all(|t| is_body(t.var)))
                 {
                     continue;
                 }
@@ -412,23 +496,32 @@ impl Prefilter {
                 } else {
                     vec![r.chain_id()]
                 };
-                let mut key = format!("{phase}/{chains:?}");
+                let mut group_units = Vec::new();
                 for t in &r.targets {
-                    key.push('|');
-                    key.push_str(&target_key(t));
+                    let next_target = target_ids.len() as u32;
+                    let target_id = *target_ids.entry(target_key(t)).or_insert(next_target);
+                    for &c in &chains {
+                        let key = format!("{}/{c:?}", target_key(t));
+                        let u = *unit_ids.entry(key).or_insert_with(|| {
+                            let mut target = t.clone();
+                            target.exclusions.clear();
+                            units.push(Unit {
+                                target,
+                                target_id,
+                                chain: c,
+                            });
+                            units.len() as u32 - 1
+                        });
+                        group_units.push(u);
+                    }
                 }
+                group_units.sort_unstable();
+                group_units.dedup();
+                let key = format!("{phase}/{group_units:?}");
                 let g = *keyed.entry(key).or_insert_with(|| {
                     building.push(Building {
-                        targets: r
-                            .targets
-                            .iter()
-                            .map(|t| {
-                                let mut t = t.clone();
-                                t.exclusions.clear();
-                                t
-                            })
-                            .collect(),
-                        chains,
+                        phase,
+                        units: group_units,
                         members: Vec::new(),
                     });
                     building.len() - 1
@@ -441,49 +534,75 @@ impl Prefilter {
                 b.members.push(ri);
             }
         }
-        let mut groups = Vec::new();
-        for b in building {
+        // Number member bits phase by phase, group after group.
+        let mut groups = Vec::with_capacity(building.len());
+        let mut next_bit = [0usize; 6];
+        for b in &building {
+            groups.push(Group {
+                units: b.units.clone(),
+                bit: next_bit[b.phase],
+            });
+            next_bit[b.phase] += b.members.len();
+        }
+        let mut scans = Vec::with_capacity(6);
+        for (phase, &nbits) in next_bit.iter().enumerate() {
             let mut pats = Vec::new();
             let mut owner = Vec::new();
-            for (mi, &ri) in b.members.iter().enumerate() {
-                for l in lits[ri].iter().flatten() {
-                    pats.push(l.clone());
-                    owner.push(mi as u16);
+            let mut rest = Vec::new();
+            let mut rest_bytes = Vec::new();
+            for (b, g) in building.iter().zip(&groups) {
+                if b.phase != phase {
+                    continue;
+                }
+                for (mi, &ri) in b.members.iter().enumerate() {
+                    for l in lits[ri].iter().flatten() {
+                        let cut = l.len().min(SCAN_PREFIX);
+                        pats.push(l[..cut].to_vec());
+                        owner.push((g.bit + mi) as u32);
+                        rest.push((rest_bytes.len() as u32, (l.len() - cut) as u32));
+                        rest_bytes.extend_from_slice(&l[cut..]);
+                    }
                 }
             }
-            let dfa = dfa::Builder::new()
-                .match_kind(MatchKind::Standard)
-                .ascii_case_insensitive(true)
-                .prefilter(false)
-                .start_kind(StartKind::Unanchored)
-                .build(&pats)
-                .ok();
+            let dfa = if pats.is_empty() {
+                None
+            } else {
+                dfa::Builder::new()
+                    .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(true)
+                    .prefilter(false)
+                    .start_kind(StartKind::Unanchored)
+                    .build(&pats)
+                    .ok()
+            };
             if dfa.is_none() {
-                for &ri in &b.members {
-                    member[ri] = None;
+                // No automaton: the phase's members are always evaluated.
+                for (b, _) in building
+                    .iter()
+                    .zip(&groups)
+                    .filter(|(b, _)| b.phase == phase)
+                {
+                    for &ri in &b.members {
+                        member[ri] = None;
+                    }
                 }
             }
-            groups.push(Group {
-                targets: b.targets,
-                chains: b.chains,
-                members: if dfa.is_some() { b.members.len() } else { 0 },
-                dfa: dfa.unwrap_or_else(|| {
-                    dfa::DFA::new(std::iter::empty::<&[u8]>()).expect("empty automaton")
-                }),
+            scans.push(dfa.map(|dfa| PhaseScan {
+                dfa,
                 owner,
-            });
+                rest,
+                rest_bytes,
+                words: nbits.div_ceil(64),
+            }));
         }
-        let mut offsets = Vec::with_capacity(groups.len());
-        let mut words = 0;
-        for g in &groups {
-            offsets.push(words);
-            words += g.words();
-        }
+        let words = scans.iter().flatten().map(|s| s.words).max().unwrap_or(0);
         Prefilter {
             by_rule,
             member,
             groups,
-            offsets,
+            targets: target_ids.len(),
+            units,
+            phases: scans,
             words,
         }
     }
@@ -543,5 +662,63 @@ mod tests {
                 assert!(ac.is_match(i.as_bytes()), "{p} {i}");
             }
         }
+    }
+
+    #[test]
+    fn long_values_are_scanned_for_whole_literals() {
+        let rs = crate::RuleSet::from_text(
+            "SecRule RESPONSE_BODY \"@pm internalservererror\" \"id:1,phase:4,pass\"\n\
+             SecRule RESPONSE_BODY \"!@pm stacktrace\" \"id:2,phase:4,pass\"\n",
+            "t",
+        )
+        .unwrap();
+        let pf = &rs.prefilter;
+        assert_eq!(pf.member[0], Some((0, 0)));
+        assert_eq!(pf.member[1], Some((0, 1)));
+        let scan = pf.phases[4].as_ref().unwrap();
+        let padding = b"x".repeat(EXACT_FROM);
+        let mut bits = vec![0; pf.words];
+        // The literals' prefixes occur, the literals do not.
+        scan.scan(
+            &[&padding[..], b"InternalServer stacktr"].concat(),
+            &mut bits,
+        );
+        assert_eq!(bits[0], 0);
+        // Short values are scanned for prefixes only.
+        scan.scan(b"InternalServer stacktr", &mut bits);
+        assert_eq!(bits[0], 0b11);
+        let mut bits = vec![0; pf.words];
+        scan.scan(
+            &[&padding[..], b"Internal InternalServerError"].concat(),
+            &mut bits,
+        );
+        assert_eq!(bits[0], 0b01);
+    }
+
+    #[test]
+    fn negated_body_rules_hold_without_their_literals() {
+        let rs = std::sync::Arc::new(
+            crate::RuleSet::from_text(
+                "SecRuleEngine On\nSecResponseBodyAccess On\n\
+                 SecRule RESPONSE_BODY \"!@pm marker\" \"id:1,phase:4,deny,status:502\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let respond = |body: &[u8]| {
+            let mut tx = rs.transaction(crate::TxInput::default());
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            assert!(tx.process_request_body().is_none());
+            tx.set_response_status(200, b"HTTP/1.1");
+            tx.add_response_header(b"Content-Type", b"text/html");
+            assert!(tx.process_response_headers().is_none());
+            tx.append_response_body(body);
+            tx.process_response_body().map(|i| i.status)
+        };
+        let padding = b"x".repeat(EXACT_FROM);
+        assert_eq!(respond(&[&padding[..], b"no mark"].concat()), Some(502));
+        assert_eq!(respond(&[&padding[..], b"a MARKER"].concat()), None);
+        assert_eq!(respond(b"short"), Some(502));
     }
 }

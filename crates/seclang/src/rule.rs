@@ -17,6 +17,8 @@ pub type ChainId = u32;
 #[derive(Debug, Default)]
 pub struct ChainTable {
     pub nodes: Vec<(Option<ChainId>, TransformId)>,
+    /// Per chain: the set of its transformations (bit `1 << id`).
+    pub masks: Vec<u64>,
     index: rustc_hash::FxHashMap<(Option<ChainId>, TransformId), ChainId>,
 }
 
@@ -29,6 +31,8 @@ impl ChainTable {
             let next = self.nodes.len() as ChainId;
             let id = *self.index.entry((cur, t)).or_insert_with(|| {
                 self.nodes.push((cur, t));
+                let parent = cur.map_or(0, |p| self.masks[p as usize]);
+                self.masks.push(parent | 1 << t);
                 next
             });
             ids.push(id);
@@ -166,6 +170,8 @@ mod tests {
         assert_eq!(a[..2], b[..2]);
         assert_ne!(a[2], b[2]);
         assert_eq!(c.nodes.len(), 4);
+        assert_eq!(c.masks[a[2] as usize], 0b1110);
+        assert_eq!(c.masks[b[2] as usize], 0b10110);
         assert!(c.intern(&[]).is_empty());
     }
 

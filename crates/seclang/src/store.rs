@@ -40,20 +40,41 @@ impl SlotTable {
 }
 
 /// One collection's variables.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Store {
     table: Arc<SlotTable>,
-    slots: Vec<Option<Vec<u8>>>,
+    /// Per slot: whether it is set, and its value. Buffers of unset slots are kept, so a
+    /// store reused by the next transaction ([`Store::reset`]) does not allocate again.
+    set: Vec<bool>,
+    values: Vec<Vec<u8>>,
     extra: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        static EMPTY: std::sync::OnceLock<Arc<SlotTable>> = std::sync::OnceLock::new();
+        Store::new(Arc::clone(EMPTY.get_or_init(Default::default)))
+    }
 }
 
 impl Store {
     pub fn new(table: Arc<SlotTable>) -> Store {
         Store {
-            slots: vec![None; table.len()],
+            set: vec![false; table.len()],
+            values: vec![Vec::new(); table.len()],
             table,
             extra: BTreeMap::new(),
         }
+    }
+
+    /// Empty the store for slots numbered by `table`, keeping its buffers.
+    pub fn reset(&mut self, table: &Arc<SlotTable>) {
+        if !Arc::ptr_eq(&self.table, table) {
+            *self = Store::new(Arc::clone(table));
+            return;
+        }
+        self.set.fill(false);
+        self.extra.clear();
     }
 
     pub fn slot(&self, key: &[u8]) -> Option<u32> {
@@ -68,20 +89,20 @@ impl Store {
     }
 
     pub fn get_slot(&self, s: u32) -> Option<&[u8]> {
-        self.slots.get(s as usize)?.as_deref()
+        let s = s as usize;
+        (*self.set.get(s)?).then(|| self.values[s].as_slice())
     }
 
     /// Set `key` (or `slot`, when the caller resolved it) to `value`, reusing the old
     /// value's buffer.
     pub fn set(&mut self, key: &[u8], slot: Option<u32>, value: &[u8]) {
         match slot.or_else(|| self.slot(key)) {
-            Some(s) => match &mut self.slots[s as usize] {
-                Some(v) => {
-                    v.clear();
-                    v.extend_from_slice(value);
-                }
-                none => *none = Some(value.to_vec()),
-            },
+            Some(s) => {
+                let v = &mut self.values[s as usize];
+                v.clear();
+                v.extend_from_slice(value);
+                self.set[s as usize] = true;
+            }
             None => match self.extra.get_mut(key) {
                 Some(v) => {
                     v.clear();
@@ -96,7 +117,7 @@ impl Store {
 
     pub fn remove(&mut self, key: &[u8], slot: Option<u32>) {
         match slot.or_else(|| self.slot(key)) {
-            Some(s) => self.slots[s as usize] = None,
+            Some(s) => self.set[s as usize] = false,
             None => {
                 self.extra.remove(key);
             }
@@ -105,7 +126,7 @@ impl Store {
 
     /// Every variable whose key `keep` accepts, in key order.
     pub fn each(&self, keep: &dyn Fn(&[u8]) -> bool, f: &mut dyn FnMut(&[u8], &[u8])) {
-        if self.slots.iter().all(Option::is_none) {
+        if !self.set.contains(&true) {
             for (k, v) in &self.extra {
                 if keep(k) {
                     f(k, v);
@@ -115,10 +136,11 @@ impl Store {
         }
         // Filter before sorting: selectors usually keep few keys, if any.
         let mut all: Vec<(&[u8], &[u8])> = self
-            .slots
+            .set
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| Some((self.table.keys[i].as_slice(), v.as_deref()?)))
+            .filter(|(_, &set)| set)
+            .map(|(i, _)| (self.table.keys[i].as_slice(), self.values[i].as_slice()))
             .chain(self.extra.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
             .filter(|(k, _)| keep(k))
             .collect();
@@ -156,5 +178,11 @@ mod tests {
         assert_eq!(s.get(b"b"), None);
         assert_eq!(s.get(b"a"), None);
         assert_eq!(s.get(b"zz"), None);
+        let table = Arc::clone(&s.table);
+        s.reset(&table);
+        assert_eq!(s.get(b"d"), None);
+        assert_eq!(s.get(b"c"), None);
+        s.set(b"d", None, b"5");
+        assert_eq!(s.get(b"d"), Some(&b"5"[..]));
     }
 }

@@ -12,7 +12,7 @@ use crate::operators::{parse_int, BuildContext, Captures, Operator};
 use crate::rule::{Rule, RuleOperator};
 use crate::ruleset::{RuleSet, Step};
 use crate::store::Store;
-use crate::variables::{Selector, Target, Var, VarRef};
+use crate::variables::{Selector, Target, Var, VarRef, VARS};
 
 /// Connection facts the server knows before the request line.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +52,22 @@ pub struct MatchedRule {
     pub log: bool,
 }
 
+/// A match as recorded while rules run; [`MatchedRule`]s are built from these when asked
+/// for, so that the many `nolog` bookkeeping matches of a request cost no allocations.
+#[derive(Debug)]
+struct Matched {
+    /// Index in `RuleSet::rules`.
+    rule: u32,
+    phase: u8,
+    disruptive: Disruptive,
+    /// `msg` and `logdata` expanded at match time, when they hold macros.
+    msg: Option<String>,
+    logdata: Option<String>,
+    /// MATCHED_VAR_NAME and MATCHED_VAR at match time, in `Scratch::match_bytes`.
+    var_name: std::ops::Range<u32>,
+    var: std::ops::Range<u32>,
+}
+
 /// CRS anomaly scores as the rules left them in TX.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AnomalyScores {
@@ -59,8 +75,15 @@ pub struct AnomalyScores {
     pub outbound: i64,
 }
 
-/// A matched value: variable name, transformed value, capture groups.
-type Hit = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
+/// A matched value: variable, key, transformed value, capture groups.
+#[derive(Debug)]
+struct Hit {
+    var: Var,
+    /// Key and (transformed) value, in `Scratch::hit_bytes`.
+    key: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+    groups: Vec<Vec<u8>>,
+}
 
 #[derive(Debug, Default)]
 struct Request {
@@ -110,9 +133,14 @@ struct Data {
     persistent: [Store; 5],
     env: Store,
     matched_var: (Vec<u8>, Vec<u8>),
+    /// MATCHED_VARS: the first `matched_vars_len` entries (the others are buffers kept for
+    /// reuse).
     matched_vars: Vec<Pair>,
+    matched_vars_len: usize,
     highest_severity: Option<u8>,
+    /// The rule running: id, and index in `RuleSet::rules` (for `%{RULE.*}`).
     rule_id: u32,
+    rule_idx: usize,
 }
 
 /// Per-transaction working memory that outlives the transaction: returned to a
@@ -121,9 +149,30 @@ struct Data {
 #[derive(Debug, Default)]
 struct Scratch {
     cache: TransformCache,
-    /// Prefilter group state: candidate bits, and the `phase_gen` they were computed in.
-    group_bits: Vec<u64>,
-    group_gen: Vec<u32>,
+    /// Prefilter unit state: candidate bits, and the generation they were computed in.
+    unit_bits: Vec<u64>,
+    unit_gen: Vec<u32>,
+    /// Changes with every phase run (of any transaction using this scratch).
+    gen: u32,
+    /// The phase automaton's bits for each distinct value scanned this phase, and where
+    /// they are (offset + 1, 0 if not scanned) for each untransformed value (by cache row)
+    /// and each transformed one (by cache store index).
+    value_bits: Vec<u64>,
+    row_scan: Vec<u32>,
+    stored_scan: Vec<u32>,
+    /// Per unit target: the phase generation its list was made in, and the list (offset
+    /// and length in `target_values`, length `u32::MAX` if it cannot be listed).
+    target_gen: Vec<u32>,
+    target_list: Vec<(u32, u32)>,
+    /// (slot, cache row) of the values of listed targets, this phase.
+    target_values: Vec<(u32, u32)>,
+    /// Bytes of the matched variables that [`Matched`] records refer to.
+    match_bytes: Vec<u8>,
+    /// The values a rule link matched while it runs.
+    hits: Vec<Hit>,
+    hit_bytes: Vec<u8>,
+    /// The TX collection, lent to the transaction.
+    tx: Store,
 }
 
 thread_local! {
@@ -137,15 +186,24 @@ impl Scratch {
             .ok()
             .flatten()
             .unwrap_or_default();
-        s.group_bits.clear();
-        s.group_bits.resize(rs.prefilter.words, 0);
-        s.group_gen.clear();
-        s.group_gen.resize(rs.prefilter.groups.len(), 0);
+        s.cache.clear(64 * 1024, rs.chains.nodes.len());
+        s.match_bytes.clear();
+        // Unit bits are valid only for the generation they were computed in, and
+        // generations keep counting across the transactions that reuse this scratch: no
+        // clearing needed.
+        let units = rs.prefilter.units.len();
+        s.unit_bits.resize(units * rs.prefilter.words, 0);
+        s.unit_gen.resize(units, 0);
+        s.target_gen.resize(rs.prefilter.targets, 0);
+        s.target_list.resize(rs.prefilter.targets, (0, 0));
         s
     }
 
     fn give_back(mut self) {
-        self.cache.clear(64 * 1024);
+        self.cache.clear(64 * 1024, 0);
+        if self.match_bytes.capacity() > 64 * 1024 {
+            self.match_bytes = Vec::new();
+        }
         // A few per thread cover nested or interleaved transactions.
         let _ = POOL.try_with(|p| {
             let mut p = p.borrow_mut();
@@ -158,6 +216,7 @@ impl Scratch {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
+        self.scratch.tx = std::mem::take(&mut self.data.tx);
         std::mem::take(&mut self.scratch).give_back();
     }
 }
@@ -180,14 +239,20 @@ pub struct Transaction {
     /// Phases up to and including this one are skipped (`allow`).
     allow_through: u8,
     intervention: Option<Intervention>,
-    matched: Vec<MatchedRule>,
+    matched: Vec<Matched>,
+    /// `matched` as [`MatchedRule`]s, built on first request after a match.
+    matched_view: std::cell::OnceCell<Vec<MatchedRule>>,
     phases_done: u8,
-    phase_gen: u32,
+    /// The phase running.
+    phase: u8,
 }
 
 impl RuleSet {
     /// Start a transaction.
     pub fn transaction(self: &Arc<Self>, input: TxInput) -> Transaction {
+        let mut scratch = Scratch::take(self);
+        let mut tx = std::mem::take(&mut scratch.tx);
+        tx.reset(&self.tx_slots);
         Transaction {
             mode: self.config.engine,
             body_access: self.config.request_body_access,
@@ -195,10 +260,10 @@ impl RuleSet {
             rs: Arc::clone(self),
             data: Data {
                 input,
-                tx: Store::new(Arc::clone(&self.tx_slots)),
+                tx,
                 ..Data::default()
             },
-            scratch: Scratch::take(self),
+            scratch,
             start: Instant::now(),
             force_body_var: false,
             removed_ids: Vec::new(),
@@ -209,8 +274,9 @@ impl RuleSet {
             allow_through: 0,
             intervention: None,
             matched: Vec::new(),
+            matched_view: std::cell::OnceCell::new(),
             phases_done: 0,
-            phase_gen: 0,
+            phase: 0,
         }
     }
 }
@@ -491,7 +557,36 @@ impl Transaction {
 
     /// All rules that matched so far, in order (logging and `nolog` ones).
     pub fn matched_rules(&self) -> &[MatchedRule] {
-        &self.matched
+        self.matched_view.get_or_init(|| {
+            let bytes = &self.scratch.match_bytes;
+            let text = |expanded: &Option<String>, written: &Option<Macro>| match expanded {
+                Some(t) => t.clone(),
+                None => written
+                    .as_ref()
+                    .and_then(Macro::as_literal)
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .unwrap_or_default(),
+            };
+            let slice = |r: &std::ops::Range<u32>| &bytes[r.start as usize..r.end as usize];
+            self.matched
+                .iter()
+                .map(|m| {
+                    let rule = &self.rs.rules[m.rule as usize];
+                    MatchedRule {
+                        id: rule.id,
+                        phase: m.phase,
+                        msg: text(&m.msg, &rule.actions.msg),
+                        logdata: text(&m.logdata, &rule.actions.logdata),
+                        tags: rule.actions.tags.clone(),
+                        severity: rule.actions.severity,
+                        matched_var_name: String::from_utf8_lossy(slice(&m.var_name)).into_owned(),
+                        matched_var: slice(&m.var).to_vec(),
+                        disruptive: m.disruptive,
+                        log: rule.log,
+                    }
+                })
+                .collect()
+        })
     }
 
     pub fn intervention(&self) -> Option<&Intervention> {
@@ -536,8 +631,19 @@ impl Transaction {
             return None;
         }
         let rs = Arc::clone(&self.rs);
-        // Group prefilter results hold for one phase (the body parser adds values).
-        self.phase_gen += 1;
+        // Prefilter results hold for one phase (the body parser adds values).
+        let sc = &mut self.scratch;
+        sc.gen = sc.gen.wrapping_add(1);
+        if sc.gen == 0 {
+            sc.unit_gen.fill(0);
+            sc.target_gen.fill(0);
+            sc.gen = 1;
+        }
+        self.phase = phase;
+        self.scratch.value_bits.clear();
+        self.scratch.row_scan.clear();
+        self.scratch.stored_scan.clear();
+        self.scratch.target_values.clear();
         let steps = &rs.phases[phase as usize];
         let mut i = 0;
         let mut skip = 0u32;
@@ -559,15 +665,23 @@ impl Transaction {
             if self.is_removed(rule) {
                 continue;
             }
+            // Whether the prefilter shows that the first link's operator matches no value.
+            let mut op_fails = false;
             if let Some((g, m)) = rs.prefilter.member[ri] {
                 if !self.group_may_match(&rs, g as usize, m as usize) {
-                    // What evaluating the chain would have done before failing.
-                    self.data.matched_vars.clear();
-                    self.data.rule_id = rule.id;
-                    continue;
+                    if !rule.negated {
+                        // What evaluating the chain would have done before failing.
+                        self.data.matched_vars_len = 0;
+                        self.data.rule_id = rule.id;
+                        self.data.rule_idx = ri;
+                        continue;
+                    }
+                    // A negated operator then holds for every value: the rule still runs,
+                    // without the operator.
+                    op_fails = true;
                 }
             }
-            if !self.eval_chain(&rs, ri, rule) {
+            if !self.eval_chain(&rs, ri, rule, op_fails) {
                 continue;
             }
             let disruptive = match rule.disruptive {
@@ -579,7 +693,7 @@ impl Transaction {
                     .unwrap_or(Disruptive::Pass),
                 d => d,
             };
-            self.on_match(rule, phase, disruptive);
+            self.on_match(ri, rule, phase, disruptive);
             if let Some(to) = skip_after {
                 i = to;
             } else if rule.actions.skip > 0 {
@@ -627,30 +741,115 @@ impl Transaction {
         None
     }
 
-    /// Whether member `m` of prefilter group `g` can match this phase: the group's
-    /// automaton runs over each of its transformed values once per phase.
+    /// Whether member `m` of prefilter group `g` can match this phase: whether one of the
+    /// group's units has its bit.
     fn group_may_match(&mut self, rs: &RuleSet, g: usize, m: usize) -> bool {
         let pf = &rs.prefilter;
         let group = &pf.groups[g];
+        let bit = group.bit + m;
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        let w = pf.words;
+        group.units.iter().any(|&u| {
+            let u = u as usize;
+            let sc = &self.scratch;
+            let computed = sc.unit_gen[u] == sc.gen;
+            if computed {
+                sc.unit_bits[u * w + word] & mask != 0
+            } else {
+                self.unit_bits(rs, u)[word] & mask != 0
+            }
+        })
+    }
+
+    /// The phase candidate bits of unit `u`, computed on first use in the phase: each
+    /// distinct transformed value is scanned once per phase, whichever units share it.
+    fn unit_bits(&mut self, rs: &RuleSet, u: usize) -> &[u64] {
+        let pf = &rs.prefilter;
+        let w = pf.words;
         let sc = &mut self.scratch;
-        let bits = &mut sc.group_bits[pf.offsets[g]..pf.offsets[g] + group.words()];
-        if sc.group_gen[g] != self.phase_gen {
-            sc.group_gen[g] = self.phase_gen;
-            bits.fill(0);
-            let cache = &mut sc.cache;
-            let mut full = false;
-            for t in &group.targets {
-                visit(&self.data, t, &mut |_, _, raw, slot| {
-                    for &c in &group.chains {
-                        if full {
-                            return;
-                        }
-                        full = group.scan(cache.get(&rs.chains, slot, raw, c), bits);
-                    }
+        if sc.unit_gen[u] != sc.gen {
+            sc.unit_gen[u] = sc.gen;
+            let Some(scan) = pf.phases[self.phase as usize].as_ref() else {
+                // Not reached: groups exist only in phases with an automaton.
+                sc.unit_bits[u * w..(u + 1) * w].fill(!0);
+                return &sc.unit_bits[u * w..(u + 1) * w];
+            };
+            let unit = &pf.units[u];
+            let t = unit.target_id as usize;
+            // The target's values (slot and cache row) are listed on its first unit of the
+            // phase; its other units read the list instead of visiting it again. Targets
+            // with values that have no slot (bodies) are visited every time.
+            if sc.target_gen[t] != sc.gen {
+                sc.target_gen[t] = sc.gen;
+                let start = sc.target_values.len();
+                let mut listed = true;
+                let Scratch {
+                    cache,
+                    target_values,
+                    ..
+                } = sc;
+                visit(&self.data, &unit.target, &mut |_, _, _, slot| match slot {
+                    Some(s) => target_values.push((s, cache.row(s))),
+                    None => listed = false,
                 });
+                sc.target_list[t] = if listed {
+                    (start as u32, (sc.target_values.len() - start) as u32)
+                } else {
+                    (0, u32::MAX)
+                };
+            }
+            let Scratch {
+                cache,
+                unit_bits,
+                value_bits,
+                row_scan,
+                stored_scan,
+                target_values,
+                target_list,
+                ..
+            } = sc;
+            let bits = &mut unit_bits[u * w..(u + 1) * w];
+            bits.fill(0);
+            let mut add = |cache: &mut TransformCache, raw: &[u8], row: Option<u32>| {
+                let Some(row) = row else {
+                    scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
+                    return;
+                };
+                let v = match unit.chain {
+                    Some(c) => cache.in_row(&rs.chains, row, raw, c),
+                    None => Val::Raw,
+                };
+                let (index, i) = match v {
+                    Val::Raw => (&mut *row_scan, row as usize),
+                    Val::Stored(i) => (&mut *stored_scan, i as usize),
+                };
+                if index.len() <= i {
+                    index.resize(i + 1, 0);
+                }
+                if index[i] == 0 {
+                    let at = value_bits.len();
+                    value_bits.resize(at + w, 0);
+                    scan.scan(cache.bytes(v, raw), &mut value_bits[at..]);
+                    index[i] = at as u32 + 1;
+                }
+                let at = index[i] as usize - 1;
+                for (b, v) in bits.iter_mut().zip(&value_bits[at..at + w]) {
+                    *b |= v;
+                }
+            };
+            match target_list[t] {
+                (start, len) if len != u32::MAX => {
+                    for &(slot, row) in &target_values[start as usize..(start + len) as usize] {
+                        add(cache, slot_value(&self.data, slot), Some(row));
+                    }
+                }
+                _ => visit(&self.data, &unit.target, &mut |_, _, raw, slot| {
+                    let row = slot.map(|s| cache.row(s));
+                    add(cache, raw, row)
+                }),
             }
         }
-        bits[m / 64] & (1 << (m % 64)) != 0
+        &sc.unit_bits[u * w..(u + 1) * w]
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
@@ -665,13 +864,15 @@ impl Transaction {
                     .is_some_and(|m| self.removed_msgs.iter().any(|x| x.as_bytes() == m)))
     }
 
-    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule) -> bool {
-        self.data.matched_vars.clear();
+    /// Evaluate a chain; `op_fails`: the first link's operator is known to match no value.
+    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule, op_fails: bool) -> bool {
+        self.data.matched_vars_len = 0;
         self.data.rule_id = rule.id;
+        self.data.rule_idx = idx;
         let mut link = rule;
         let mut first = true;
         loop {
-            if !self.eval_link(rs, idx, rule, link, first) {
+            if !self.eval_link(rs, idx, rule, link, first, first && op_fails) {
                 return false;
             }
             // ModSecurity runs a link's non-disruptive actions as soon as that link matches,
@@ -704,6 +905,7 @@ impl Transaction {
         starter: &Rule,
         link: &Rule,
         first: bool,
+        op_fails: bool,
     ) -> bool {
         let built;
         let op: &dyn Operator = match &link.operator {
@@ -729,31 +931,45 @@ impl Transaction {
                 }
             }
         };
+        if let Some(matched) = self.eval_tx_key(link, op, op_fails) {
+            return matched;
+        }
         let chain = link.chain_id();
         let multi = link.actions.multi_match;
         let use_prefilter = first && matches!(link.operator, RuleOperator::Static(_));
-        let mut hits: Vec<Hit> = Vec::new();
+        let Scratch {
+            cache,
+            hits,
+            hit_bytes,
+            ..
+        } = &mut self.scratch;
+        hits.clear();
+        hit_bytes.clear();
         let mut caps = Captures {
             wanted: link.actions.capture,
             groups: Vec::new(),
         };
-        let cache = &mut self.scratch.cache;
         let data = &self.data;
         for t in &link.targets {
             visit(data, t, &mut |var, key, raw, slot| {
                 if t.exclusions.iter().any(|s| s.selects(key)) {
                     return;
                 }
-                let check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<_>| {
+                let mut check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<Hit>| {
                     if use_prefilter && !link.negated && !rs.prefilter.may_match(idx, v) {
                         return false;
                     }
-                    if op.matches(v, caps) != link.negated {
-                        hits.push((
-                            var_name(var, key),
-                            v.to_vec(),
-                            std::mem::take(&mut caps.groups),
-                        ));
+                    if (!op_fails && op.matches(v, caps)) != link.negated {
+                        let mut keep = |b: &[u8]| {
+                            hit_bytes.extend_from_slice(b);
+                            hit_bytes.len() - b.len()..hit_bytes.len()
+                        };
+                        hits.push(Hit {
+                            var,
+                            key: keep(key),
+                            value: keep(v),
+                            groups: std::mem::take(&mut caps.groups),
+                        });
                         return true;
                     }
                     false
@@ -763,79 +979,146 @@ impl Transaction {
                     // changed it: an unchanged value cannot give a different answer.
                     let Some(slot) = slot else {
                         cache.each_changed(&rs.chains, raw, &link.chain_ids, &mut |v| {
-                            check(v, &mut caps, &mut hits)
+                            check(v, &mut caps, hits)
                         });
                         return;
                     };
-                    if check(raw, &mut caps, &mut hits) {
+                    if check(raw, &mut caps, hits) {
                         return;
                     }
                     let mut prev = Val::Raw;
                     for &c in &link.chain_ids {
                         let v = cache.cached(&rs.chains, slot, raw, c);
-                        if v != prev && check(cache.bytes(v, raw), &mut caps, &mut hits) {
+                        if v != prev && check(cache.bytes(v, raw), &mut caps, hits) {
                             return;
                         }
                         prev = v;
                     }
                 } else {
                     let v = cache.get(&rs.chains, slot, raw, chain);
-                    check(v, &mut caps, &mut hits);
+                    check(v, &mut caps, hits);
                 }
             });
         }
+        let mut hits = std::mem::take(&mut self.scratch.hits);
+        let bytes = std::mem::take(&mut self.scratch.hit_bytes);
         // Runtime target removals (ctl:ruleRemoveTarget*) apply to the starter's id and tags.
         if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
-            hits.retain(|(name, _, _)| {
-                let (var, key) = split_var_name(name);
-                !self.target_removed(starter, var, key)
-            });
+            hits.retain(|h| !self.target_removed(starter, h.var, &bytes[h.key.clone()]));
         }
-        let Some(last) = hits.last() else {
-            return false;
-        };
-        self.data.matched_var = (last.0.clone(), last.1.clone());
-        if link.actions.capture {
-            if let Some((_, _, groups)) = hits.iter().rev().find(|h| !h.2.is_empty()) {
-                for (i, g) in groups.iter().enumerate() {
-                    self.data.tx.set(&[b'0' + i as u8], None, g);
+        let matched = !hits.is_empty();
+        if let Some(last) = hits.last() {
+            let d = &mut self.data;
+            write_var_name(&mut d.matched_var.0, last.var, &bytes[last.key.clone()]);
+            d.matched_var.1.clear();
+            d.matched_var
+                .1
+                .extend_from_slice(&bytes[last.value.clone()]);
+            if link.actions.capture {
+                if let Some(h) = hits.iter().rev().find(|h| !h.groups.is_empty()) {
+                    for (i, g) in h.groups.iter().enumerate() {
+                        d.tx.set(&[b'0' + i as u8], None, g);
+                    }
                 }
             }
+            for h in &hits {
+                if d.matched_vars_len == d.matched_vars.len() {
+                    d.matched_vars.push(Default::default());
+                }
+                let (n, v) = &mut d.matched_vars[d.matched_vars_len];
+                write_var_name(n, h.var, &bytes[h.key.clone()]);
+                v.clear();
+                v.extend_from_slice(&bytes[h.value.clone()]);
+                d.matched_vars_len += 1;
+            }
         }
-        for (n, v, _) in hits {
-            self.data.matched_vars.push((n, v));
-        }
-        true
+        self.scratch.hits = hits;
+        self.scratch.hit_bytes = bytes;
+        matched
     }
 
-    fn on_match(&mut self, rule: &Rule, phase: u8, disruptive: Disruptive) {
+    /// [`Transaction::eval_link`] for the commonest link in CRS, one untransformed
+    /// `TX:key` or `&TX:key` target (paranoia-level checks, setup and scoring rules), with
+    /// the same outcome and without visiting; `None` for any other link.
+    fn eval_tx_key(&mut self, link: &Rule, op: &dyn Operator, op_fails: bool) -> Option<bool> {
+        let [t] = link.targets.as_slice() else {
+            return None;
+        };
+        let (Var::Tx, Selector::Key(key), Some(slot)) = (t.var, &t.selector, t.slot) else {
+            return None;
+        };
+        if !t.exclusions.is_empty()
+            || !link.chain_ids.is_empty()
+            || link.actions.multi_match
+            || link.actions.capture
+            || !self.removed_targets_by_id.is_empty()
+            || !self.removed_targets_by_tag.is_empty()
+        {
+            return None;
+        }
+        let Data {
+            tx,
+            matched_var,
+            matched_vars,
+            matched_vars_len,
+            ..
+        } = &mut self.data;
+        let found = tx.get_slot(slot);
+        let mut digits = [0u8; 20];
+        let (key, value): (&[u8], &[u8]) = match (t.count, found) {
+            (true, found) => (b"", format_i64(found.is_some() as i64, &mut digits)),
+            (false, Some(v)) => (key, v),
+            (false, None) => return Some(false),
+        };
+        let mut caps = Captures {
+            wanted: false,
+            groups: Vec::new(),
+        };
+        if (!op_fails && op.matches(value, &mut caps)) == link.negated {
+            return Some(false);
+        }
+        write_var_name(&mut matched_var.0, Var::Tx, key);
+        matched_var.1.clear();
+        matched_var.1.extend_from_slice(value);
+        if *matched_vars_len == matched_vars.len() {
+            matched_vars.push(Default::default());
+        }
+        let (n, v) = &mut matched_vars[*matched_vars_len];
+        n.clone_from(&matched_var.0);
+        v.clone_from(&matched_var.1);
+        *matched_vars_len += 1;
+        Some(true)
+    }
+
+    fn on_match(&mut self, ri: usize, rule: &Rule, phase: u8, disruptive: Disruptive) {
         if let Some(s) = rule.actions.severity {
             self.data.highest_severity = Some(self.data.highest_severity.map_or(s, |h| h.min(s)));
         }
-        let msg = rule
-            .actions
-            .msg
-            .as_ref()
-            .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
-            .unwrap_or_default();
-        let logdata = rule
-            .actions
-            .logdata
-            .as_ref()
-            .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
-            .unwrap_or_default();
-        self.matched.push(MatchedRule {
-            id: rule.id,
+        // Only text with macros is expanded now; literal text is read when shown.
+        let expanded = |m: &Option<Macro>| {
+            m.as_ref()
+                .filter(|m| m.as_literal().is_none())
+                .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
+        };
+        let msg = expanded(&rule.actions.msg);
+        let logdata = expanded(&rule.actions.logdata);
+        let bytes = &mut self.scratch.match_bytes;
+        let mut keep = |b: &[u8]| {
+            bytes.extend_from_slice(b);
+            (bytes.len() - b.len()) as u32..bytes.len() as u32
+        };
+        let var_name = keep(&self.data.matched_var.0);
+        let var = keep(&self.data.matched_var.1);
+        self.matched.push(Matched {
+            rule: ri as u32,
             phase,
+            disruptive,
             msg,
             logdata,
-            tags: rule.actions.tags.clone(),
-            severity: rule.actions.severity,
-            matched_var_name: String::from_utf8_lossy(&self.data.matched_var.0).into_owned(),
-            matched_var: self.data.matched_var.1.clone(),
-            disruptive,
-            log: rule.log,
+            var_name,
+            var,
         });
+        self.matched_view.take();
     }
 
     fn exec(&mut self, e: &Exec) {
@@ -927,7 +1210,7 @@ impl Transaction {
         let elapsed = self.start.elapsed().as_micros() as u64;
         m.expand(&mut |var, key, out| {
             if var == Var::Rule {
-                let rule = rs.rules.iter().find(|r| r.id == data.rule_id);
+                let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
                 match (key, rule) {
                     (Some(b"id"), _) => out.extend_from_slice(data.rule_id.to_string().as_bytes()),
                     (Some(b"msg"), Some(r)) => {
@@ -993,23 +1276,14 @@ impl Transaction {
     }
 }
 
-/// `VAR:key` (or `VAR` for scalars) as MATCHED_VAR_NAME shows it.
-fn var_name(var: Var, key: &[u8]) -> Vec<u8> {
-    let mut n = var.name().as_bytes().to_vec();
+/// Write `VAR:key` (or `VAR` for scalars) into `out`, as MATCHED_VAR_NAME shows it.
+fn write_var_name(out: &mut Vec<u8>, var: Var, key: &[u8]) {
+    out.clear();
+    out.extend_from_slice(var.name().as_bytes());
     if !key.is_empty() {
-        n.push(b':');
-        n.extend_from_slice(key);
+        out.push(b':');
+        out.extend_from_slice(key);
     }
-    n
-}
-
-fn split_var_name(n: &[u8]) -> (Var, &[u8]) {
-    let (name, key) = match memchr::memchr(b':', n) {
-        Some(i) => (&n[..i], &n[i + 1..]),
-        None => (n, &b""[..]),
-    };
-    let var = Var::from_name(&String::from_utf8_lossy(name)).map_or(Var::Tx, |(v, _)| v);
-    (var, key)
 }
 
 /// Cache slot for value `i` of `var`: only request/response data that never changes once
@@ -1018,24 +1292,58 @@ fn slot(var: Var, i: usize) -> Option<u32> {
     Some(((var as u32) << 24) | (i as u32 & 0xff_ffff))
 }
 
+/// The value in cache slot `slot`, as [`visit`] passes it (the inverse of [`slot`]).
+fn slot_value(d: &Data, slot: u32) -> &[u8] {
+    fn pair(ps: &[Pair], i: usize, names: bool) -> &[u8] {
+        ps.get(i).map_or(b"", |(k, v)| if names { k } else { v })
+    }
+    let i = (slot & 0xff_ffff) as usize;
+    let (r, resp) = (&d.req, &d.resp);
+    match VARS[(slot >> 24) as usize].1 {
+        Var::ArgsGet => pair(&r.args_get, i, false),
+        Var::ArgsPost => pair(&r.args_post, i, false),
+        Var::ArgsGetNames => pair(&r.args_get, i, true),
+        Var::ArgsPostNames => pair(&r.args_post, i, true),
+        Var::RequestHeaders => pair(&r.headers, i, false),
+        Var::RequestHeadersNames => pair(&r.headers, i, true),
+        Var::RequestCookies => pair(&r.cookies, i, false),
+        Var::RequestCookiesNames => pair(&r.cookies, i, true),
+        Var::MultipartPartHeaders => pair(&r.part_headers, i, false),
+        Var::ResponseHeaders => pair(&resp.headers, i, false),
+        Var::ResponseHeadersNames => pair(&resp.headers, i, true),
+        Var::RequestUri => &r.uri,
+        Var::RequestUriRaw => &r.uri_raw,
+        Var::RequestFilename => &r.filename,
+        Var::RequestBasename => &r.basename,
+        Var::RequestLine => &r.line,
+        Var::RequestMethod => &r.method,
+        Var::RequestProtocol => &r.protocol,
+        Var::QueryString => &r.query,
+        Var::Files => r.files.get(i).map_or(b"", |f| &f.filename),
+        Var::FilesNames => r.files.get(i).map_or(b"", |f| &f.field),
+        Var::FilesTmpContent => r.files.get(i).map_or(b"", |f| &f.content),
+        Var::Xml if i == 0 => &r.xml_texts,
+        Var::Xml => r.xml_attrs.get(i - 1).map_or(b"", Vec::as_slice),
+        _ => b"",
+    }
+}
+
 type Visitor<'v> = dyn FnMut(Var, &[u8], &[u8], Option<u32>) + 'v;
 
 /// Call `f(var, key, value, cache slot)` for every value `t` selects (or once with the
 /// count for `&` targets).
 fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
     if t.count {
-        let mut n = 0usize;
-        visit(
-            d,
-            &Target {
-                count: false,
-                ..t.clone()
-            },
-            &mut |_, _, _, _| n += 1,
-        );
-        f(t.var, b"", n.to_string().as_bytes(), None);
+        let mut n = 0i64;
+        values(d, t, &mut |_, _, _, _| n += 1);
+        f(t.var, b"", format_i64(n, &mut [0; 20]), None);
         return;
     }
+    values(d, t, f)
+}
+
+/// [`visit`] for the values themselves (`t.count` ignored).
+fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
     let sel = &t.selector;
     let pairs =
         |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut Visitor<'_>| {
@@ -1255,6 +1563,8 @@ fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
         Var::InboundDataError => scalar(f, flag(r.body_truncated), false),
         Var::OutboundDataError => scalar(f, flag(d.resp.body_truncated), false),
         Var::UrlencodedError => scalar(f, flag(r.urlencoded_error), false),
+        // No XML body: nothing to select (and no selector to inspect).
+        Var::Xml if r.xml_attrs.is_empty() && r.xml_texts.is_empty() => {}
         Var::Xml => match &t.selector {
             Selector::XPath(p) if p.contains('@') => {
                 for (i, a) in r.xml_attrs.iter().enumerate() {
@@ -1323,7 +1633,7 @@ fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
         Var::MatchedVar => scalar(f, &d.matched_var.1, false),
         Var::MatchedVarName => scalar(f, &d.matched_var.0, false),
         Var::MatchedVars | Var::MatchedVarsNames => {
-            for (n, v) in &d.matched_vars {
+            for (n, v) in &d.matched_vars[..d.matched_vars_len] {
                 let key = n.splitn(2, |&c| c == b':').nth(1).unwrap_or(b"");
                 if sel.selects(key) || sel.selects(n) {
                     f(
@@ -1401,4 +1711,47 @@ fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
         buf[i] = b'-';
     }
     &buf[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::variables::parse_targets;
+
+    /// Every value `visit` gives with a cache slot is what `slot_value` reads back.
+    #[test]
+    fn slot_values_are_the_visited_values() {
+        let rs = Arc::new(RuleSet::from_text("SecRuleEngine DetectionOnly\n", "t").unwrap());
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"POST", b"/a/b.php?x=1&Yy=%41", b"HTTP/1.1");
+        tx.add_request_header(b"Host", b"example.com");
+        tx.add_request_header(b"Cookie", b"s=1; t=two");
+        tx.add_request_header(b"Content-Type", b"multipart/form-data; boundary=XyZ");
+        assert!(tx.process_request_headers().is_none());
+        tx.append_request_body(
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\
+              Content-Type: text/plain\r\n\r\nfile body\r\n--XyZ\r\n\
+              Content-Disposition: form-data; name=\"p\"\r\n\r\npost value\r\n--XyZ--\r\n",
+        );
+        assert!(tx.process_request_body().is_none());
+        tx.set_response_status(200, b"HTTP/1.1");
+        tx.add_response_header(b"Content-Type", b"text/html");
+        let targets = parse_targets(
+            "ARGS|ARGS_NAMES|ARGS_GET|ARGS_POST|ARGS_GET_NAMES|ARGS_POST_NAMES|REQUEST_HEADERS|\
+             REQUEST_HEADERS_NAMES|REQUEST_COOKIES|REQUEST_COOKIES_NAMES|REQUEST_URI|\
+             REQUEST_URI_RAW|REQUEST_FILENAME|REQUEST_BASENAME|REQUEST_LINE|REQUEST_METHOD|\
+             REQUEST_PROTOCOL|QUERY_STRING|FILES|FILES_NAMES|FILES_TMP_CONTENT|\
+             MULTIPART_PART_HEADERS|RESPONSE_HEADERS|RESPONSE_HEADERS_NAMES",
+        )
+        .unwrap();
+        for t in &targets {
+            let mut seen = 0;
+            visit(&tx.data, t, &mut |var, _, raw, slot| {
+                let slot = slot.unwrap_or_else(|| panic!("{} has no slot", var.name()));
+                assert_eq!(slot_value(&tx.data, slot), raw, "{}", var.name());
+                seen += 1;
+            });
+            assert!(seen > 0, "{} has no value in this request", t.var.name());
+        }
+    }
 }

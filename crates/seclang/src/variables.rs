@@ -123,9 +123,8 @@ impl Var {
 
     /// The canonical upper-case name.
     pub fn name(self) -> &'static str {
-        VARS.iter()
-            .find(|(_, v, _)| *v == self)
-            .map_or("?", |(n, _, _)| n)
+        // `VARS` lists the variants in declaration order.
+        VARS[self as usize].0
     }
 }
 
@@ -313,6 +312,14 @@ mod tests {
         assert!(t[2].count);
         assert!(matches!(&t[2].selector, Selector::Key(k) if k == b"foo"));
         assert!(matches!(&t[3].selector, Selector::XPath(p) if p == "/*"));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for (name, var, _) in VARS {
+            assert_eq!(var.name(), *name);
+            assert_eq!(Var::from_name(name).map(|(v, _)| v), Some(*var));
+        }
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl Operator for Rx {
             },
             Engine::Rust(re) => re.is_match(input),
             // A PCRE2 error (match limit hit) counts as no match, as in ModSecurity.
+            Engine::Pcre(re) if caps.wanted && !re.is_match(input).unwrap_or(false) => false,
             Engine::Pcre(re) if caps.wanted => match re.captures(input) {
                 Ok(Some(c)) => {
                     caps.groups.clear();

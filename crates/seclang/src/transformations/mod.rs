@@ -39,6 +39,11 @@ mod utf8_to_unicode;
 /// A transformation function: `out` receives the transformed `input`.
 pub type TransformFn = fn(input: &[u8], out: &mut Vec<u8>);
 
+/// A cheap test that is true only when a transformation would return `input` as it is:
+/// most values in most requests have nothing to decode, and this spares the copy.
+/// (False means "maybe changed"; the fuzz target checks that true is never wrong.)
+pub type UnchangedFn = fn(input: &[u8]) -> bool;
+
 /// Index of a transformation in [`TABLE`].
 pub type TransformId = u8;
 
@@ -80,6 +85,47 @@ pub const TABLE: &[(&str, TransformFn)] = &[
     ("utf8toUnicode", utf8_to_unicode::apply),
 ];
 
+/// Each transformation's unchanged-value test, in [`TABLE`] order.
+const UNCHANGED: &[(&str, UnchangedFn)] = &[
+    ("base64Decode", never),
+    ("base64DecodeExt", never),
+    ("base64Encode", never),
+    ("cmdLine", cmd_line_unchanged),
+    ("compressWhitespace", compressed),
+    ("cssDecode", no_backslash),
+    ("escapeSeqDecode", no_backslash),
+    ("hexDecode", never),
+    ("hexEncode", never),
+    ("htmlEntityDecode", no_ampersand),
+    ("jsDecode", no_backslash),
+    ("length", never),
+    ("lowercase", no_upper),
+    ("md5", never),
+    ("normalisePath", normal_path),
+    ("normalizePath", normal_path),
+    ("normalisePathWin", normal_path_win),
+    ("normalizePathWin", normal_path_win),
+    ("removeComments", no_comment_marks),
+    ("removeCommentsChar", never),
+    ("removeNulls", no_nul),
+    ("removeWhitespace", no_space),
+    ("replaceComments", no_comment_start),
+    ("replaceNulls", no_nul),
+    ("sha1", never),
+    ("sqlHexDecode", never),
+    ("trim", trimmed),
+    ("trimLeft", trimmed_left),
+    ("trimRight", trimmed_right),
+    ("uppercase", no_lower),
+    ("urlDecode", no_percent_or_plus),
+    ("urlDecodeUni", no_percent_or_plus),
+    ("urlEncode", never),
+    ("utf8toUnicode", ascii),
+];
+
+// Chains keep their set of transformations in a `u64`.
+const _: () = assert!(TABLE.len() <= 64 && UNCHANGED.len() == TABLE.len());
+
 /// Find a transformation by name.
 pub fn lookup(name: &str) -> Option<TransformId> {
     TABLE
@@ -94,65 +140,100 @@ pub fn apply(id: TransformId, input: &[u8], out: &mut Vec<u8>) {
     (TABLE[id as usize].1)(input, out)
 }
 
-/// A cheap test that is true only when transformation `id` would return `input` as it is:
-/// most values in most requests have nothing to decode, and this spares the copy.
-/// (False means "maybe changed"; the fuzz target checks that true is never wrong.)
+/// Whether transformation `id` certainly returns `input` as it is (see [`UnchangedFn`]).
 pub fn unchanged(id: TransformId, input: &[u8]) -> bool {
-    let none_of = |set: &[u8]| !input.iter().any(|c| set.contains(c));
-    let first_last_not_space = |first: bool, last: bool| {
-        (!first || !input.first().is_some_and(|&c| is_space(c)))
-            && (!last || !input.last().is_some_and(|&c| is_space(c)))
-    };
-    match TABLE[id as usize].0 {
-        "urlDecode" | "urlDecodeUni" => none_of(b"%+"),
-        "htmlEntityDecode" => memchr::memchr(b'&', input).is_none(),
-        "jsDecode" | "cssDecode" | "escapeSeqDecode" => memchr::memchr(b'\\', input).is_none(),
-        "removeNulls" | "replaceNulls" => memchr::memchr(0, input).is_none(),
-        "lowercase" => !input.iter().any(u8::is_ascii_uppercase),
-        "uppercase" => !input.iter().any(u8::is_ascii_lowercase),
-        // Only multi-byte UTF-8 sequences are rewritten.
-        "utf8toUnicode" => input.is_ascii(),
-        "removeWhitespace" => !input.iter().any(|&c| is_space(c)),
-        "compressWhitespace" => {
-            let mut prev_space = false;
-            input.iter().all(|&c| {
-                let sp = is_space(c);
-                let ok = !sp || (c == b' ' && !prev_space);
-                prev_space = sp;
-                ok
-            })
-        }
-        "cmdLine" => input.iter().enumerate().all(|(i, &c)| match c {
-            b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => false,
-            b'A'..=b'Z' => false,
-            // A space survives unless another space, `/` or `(` follows it.
-            b' ' => !matches!(input.get(i + 1), Some(b' ' | b'/' | b'(')),
-            _ => true,
-        }),
-        "replaceComments" => memchr::memmem::find(input, b"/*").is_none(),
-        "removeComments" => {
-            memchr::memchr(b'#', input).is_none()
-                && memchr::memmem::find(input, b"/*").is_none()
-                && memchr::memmem::find(input, b"--").is_none()
-                && memchr::memmem::find(input, b"<!").is_none()
-        }
-        // No empty, `.` or `..` segment (they start the value or follow a slash).
-        "normalisePath" | "normalizePath" => {
-            !input.starts_with(b".")
-                && memchr::memmem::find(input, b"//").is_none()
-                && memchr::memmem::find(input, b"/.").is_none()
-        }
-        "normalisePathWin" | "normalizePathWin" => {
-            memchr::memchr(b'\\', input).is_none()
-                && !input.starts_with(b".")
-                && memchr::memmem::find(input, b"//").is_none()
-                && memchr::memmem::find(input, b"/.").is_none()
-        }
-        "trim" => first_last_not_space(true, true),
-        "trimLeft" => first_last_not_space(true, false),
-        "trimRight" => first_last_not_space(false, true),
-        _ => false,
-    }
+    (UNCHANGED[id as usize].1)(input)
+}
+
+fn never(_: &[u8]) -> bool {
+    false
+}
+
+fn no_percent_or_plus(input: &[u8]) -> bool {
+    memchr::memchr2(b'%', b'+', input).is_none()
+}
+
+fn no_ampersand(input: &[u8]) -> bool {
+    memchr::memchr(b'&', input).is_none()
+}
+
+fn no_backslash(input: &[u8]) -> bool {
+    memchr::memchr(b'\\', input).is_none()
+}
+
+fn no_nul(input: &[u8]) -> bool {
+    memchr::memchr(0, input).is_none()
+}
+
+fn no_upper(input: &[u8]) -> bool {
+    !input.iter().any(u8::is_ascii_uppercase)
+}
+
+fn no_lower(input: &[u8]) -> bool {
+    !input.iter().any(u8::is_ascii_lowercase)
+}
+
+/// Only multi-byte UTF-8 sequences are rewritten.
+fn ascii(input: &[u8]) -> bool {
+    input.is_ascii()
+}
+
+fn no_space(input: &[u8]) -> bool {
+    !input.iter().any(|&c| is_space(c))
+}
+
+fn compressed(input: &[u8]) -> bool {
+    let mut prev_space = false;
+    input.iter().all(|&c| {
+        let sp = is_space(c);
+        let ok = !sp || (c == b' ' && !prev_space);
+        prev_space = sp;
+        ok
+    })
+}
+
+fn cmd_line_unchanged(input: &[u8]) -> bool {
+    input.iter().enumerate().all(|(i, &c)| match c {
+        b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => false,
+        b'A'..=b'Z' => false,
+        // A space survives unless another space, `/` or `(` follows it.
+        b' ' => !matches!(input.get(i + 1), Some(b' ' | b'/' | b'(')),
+        _ => true,
+    })
+}
+
+fn no_comment_start(input: &[u8]) -> bool {
+    memchr::memmem::find(input, b"/*").is_none()
+}
+
+fn no_comment_marks(input: &[u8]) -> bool {
+    memchr::memchr(b'#', input).is_none()
+        && memchr::memmem::find(input, b"/*").is_none()
+        && memchr::memmem::find(input, b"--").is_none()
+        && memchr::memmem::find(input, b"<!").is_none()
+}
+
+/// No empty, `.` or `..` segment (they start the value or follow a slash).
+fn normal_path(input: &[u8]) -> bool {
+    !input.starts_with(b".")
+        && memchr::memmem::find(input, b"//").is_none()
+        && memchr::memmem::find(input, b"/.").is_none()
+}
+
+fn normal_path_win(input: &[u8]) -> bool {
+    memchr::memchr(b'\\', input).is_none() && normal_path(input)
+}
+
+fn trimmed_left(input: &[u8]) -> bool {
+    !input.first().is_some_and(|&c| is_space(c))
+}
+
+fn trimmed_right(input: &[u8]) -> bool {
+    !input.last().is_some_and(|&c| is_space(c))
+}
+
+fn trimmed(input: &[u8]) -> bool {
+    trimmed_left(input) && trimmed_right(input)
 }
 
 /// Value of an ASCII hex digit.
@@ -251,5 +332,8 @@ mod tests {
         for (name, _) in TABLE {
             assert!(lookup(name).is_some(), "{name}");
         }
+        let table: Vec<&str> = TABLE.iter().map(|(n, _)| *n).collect();
+        let unchanged: Vec<&str> = UNCHANGED.iter().map(|(n, _)| *n).collect();
+        assert_eq!(table, unchanged);
     }
 }
