@@ -337,8 +337,13 @@ pub(crate) fn finish(
             tags: m.tags.clone(),
             severity: m.severity,
             matched_var: (!m.matched_var_name.is_empty()).then(|| m.matched_var_name.clone()),
-            matched_data: (!m.matched_var.is_empty())
-                .then(|| String::from_utf8_lossy(&m.matched_var).into_owned()),
+            // The rule's expanded `logdata` (what ModSecurity logs as `data`), else the value.
+            matched_data: if m.logdata.is_empty() {
+                (!m.matched_var.is_empty())
+                    .then(|| String::from_utf8_lossy(&m.matched_var).into_owned())
+            } else {
+                Some(m.logdata.clone())
+            },
         });
         let severity = m.severity.unwrap_or(u8::MAX);
         if worst.is_none_or(|(s, _)| severity < s) {
