@@ -1,7 +1,7 @@
 //! `@pm`: any of the space-separated phrases occurs in the input (ASCII case-insensitive),
 //! one Aho-Corasick pass.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::{BuildContext, Captures, Operator};
 
@@ -20,6 +20,9 @@ impl Pm {
             return Err("no phrases".into());
         }
         let ac = AhoCorasickBuilder::new()
+            // Phrase lists run thousands of words (`@pmFromFile`): a DFA of them costs
+            // megabytes per list, a contiguous NFA a fraction.
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)
             .build(&phrases)
