@@ -9,7 +9,7 @@ use honeytrap_core::bait::{HtmlRewriter, RobotsScanner, Span};
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_alloc_chain_link, ngx_buf_t, ngx_chain_t, ngx_http_request_t, ngx_http_weak_etag,
-    ngx_int_t, ngx_pcalloc, ngx_str_t, ngx_table_elt_t, off_t, NGX_HTTP_HEAD,
+    ngx_int_t, ngx_pcalloc, ngx_pnalloc, ngx_str_t, ngx_table_elt_t, off_t, NGX_HTTP_HEAD,
 };
 use ngx::http::HttpModule;
 
@@ -264,15 +264,27 @@ fn rewrite_html(
         } else {
             body.rewriter.feed_spans(chunk, emit);
         }
-        for &(start, end) in &pieces {
-            let Some(nb) = new_buf(r, body) else {
-                failed = true;
-                break;
-            };
-            nb.set_memory(1);
-            nb.pos = start;
-            nb.last = end;
+        let coalesced = if b.last_buf() != 0 && pieces.len() > 1 {
+            coalesce(r, body, &pieces)
+        } else {
+            None
+        };
+        let copied = coalesced.is_some();
+        if let Some(nb) = coalesced {
+            // Copied: the input buffer is free again now.
+            b.pos = b.last;
             last = nb;
+        } else {
+            for &(start, end) in &pieces {
+                let Some(nb) = new_buf(r, body) else {
+                    failed = true;
+                    break;
+                };
+                nb.set_memory(1);
+                nb.pos = start;
+                nb.last = end;
+                last = nb;
+            }
         }
         body.pieces = pieces;
         if failed {
@@ -293,9 +305,53 @@ fn rewrite_html(
         last.set_last_in_chain(b.last_in_chain());
         last.set_flush(b.flush());
         last.set_recycled(b.recycled());
-        last.shadow = b;
+        if !copied {
+            last.shadow = b;
+        }
     }
     output(r, body, next)
+}
+
+/// Most bytes of a last buffer copied into one piece of output rather than sent as pieces.
+const COALESCE_MAX: usize = 64 * 1024;
+
+/// The pieces of a response's last buffer (a whole small page, typically) copied into one
+/// buffer from the request pool: one buffer to chunk and one iovec to write instead of one
+/// per piece. Once per response, so the pool grows by one copy of at most `COALESCE_MAX`.
+fn coalesce(
+    r: &mut ngx_http_request_t,
+    body: &mut HtmlBody,
+    pieces: &[(*mut u8, *mut u8)],
+) -> Option<&'static mut ngx_buf_t> {
+    // SAFETY: every piece is a live range, start <= end, of the input buffer or the rewriter.
+    let lens = pieces
+        .iter()
+        .map(|&(start, end)| unsafe { end.offset_from(start) } as usize);
+    let total: usize = lens.clone().sum();
+    if total > COALESCE_MAX {
+        return None;
+    }
+    // SAFETY: the request pool outlives the response; ngx_pnalloc returns null on failure.
+    let copy = unsafe { ngx_pnalloc(r.pool, total) }.cast::<u8>();
+    if copy.is_null() {
+        return None;
+    }
+    let mut at = copy;
+    for (&(start, _), len) in pieces.iter().zip(lens) {
+        // SAFETY: `len` bytes from a live piece into the fresh allocation, which has room
+        // for all pieces; the two never overlap.
+        unsafe {
+            ptr::copy_nonoverlapping(start, at, len);
+            at = at.add(len);
+        }
+    }
+    let nb = new_buf(r, body)?;
+    nb.set_temporary(1);
+    nb.start = copy;
+    nb.pos = copy;
+    nb.last = at;
+    nb.end = at;
+    Some(nb)
 }
 
 /// A buffer (recycled from our free list when possible) appended to the output chain.
