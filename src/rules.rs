@@ -320,6 +320,10 @@ pub(crate) fn finish(
     denied: Option<&Intervention>,
 ) -> Option<Event> {
     tx.process_logging();
+    // Most transactions match only `nolog` bookkeeping rules: no event, nothing to build.
+    if !tx.any_logging_match() {
+        return None;
+    }
     let logged: Vec<_> = tx
         .matched_rules()
         .iter()

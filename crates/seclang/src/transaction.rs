@@ -555,6 +555,15 @@ impl Transaction {
 
     // ----- results -----
 
+    /// Whether a logging rule with an id matched so far: what decides an audit record,
+    /// without building [`Transaction::matched_rules`].
+    pub fn any_logging_match(&self) -> bool {
+        self.matched.iter().any(|m| {
+            let rule = &self.rs.rules[m.rule as usize];
+            rule.log && rule.id != 0
+        })
+    }
+
     /// All rules that matched so far, in order (logging and `nolog` ones).
     pub fn matched_rules(&self) -> &[MatchedRule] {
         self.matched_view.get_or_init(|| {
