@@ -1,114 +1,17 @@
-//! Engine cost per transaction with the full CRS v4.28.0 at PL1 (no nginx): one benign GET
-//! (5 headers, 4 args) and one attack GET, phases 1-2; and the benign GET with its response
-//! (5 headers, a 3.4 KB HTML page), phases 1-4, response body inspection on.
+//! Engine cost per transaction with the full CRS v4.28.0 at PL1 (no nginx), on the workload
+//! of `workload.rs`: a benign and an attack GET, phases 1-2; the benign GET with its
+//! response, phases 1-4.
 //!
 //! Run: `cargo bench -p honeytrap-seclang --bench crs` (needs ../shared/crs).
 
-use std::path::Path;
-use std::sync::Arc;
-
 use criterion::{criterion_group, criterion_main, Criterion};
-use honeytrap_seclang::{RuleSet, RuleSetBuilder, TxInput};
 
-const HEADERS: [(&str, &str); 5] = [
-    ("Host", "www.example.com"),
-    (
-        "User-Agent",
-        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-    ),
-    (
-        "Accept",
-        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-    ),
-    ("Accept-Language", "en-US,en;q=0.5"),
-    ("Accept-Encoding", "gzip, deflate, br"),
-];
-
-/// The response to the benign GET: five headers and a 3.4 KB HTML page.
-const RESPONSE_HEADERS: [(&str, &str); 4] = [
-    ("Content-Type", "text/html; charset=utf-8"),
-    ("Server", "nginx"),
-    ("Cache-Control", "no-cache"),
-    ("Date", "Sat, 28 Nov 2026 23:00:00 GMT"),
-];
-const PAGE: &[u8] = include_bytes!("page.html");
-
-fn load() -> Option<Arc<RuleSet>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs/v4.28.0");
-    if !root.is_dir() {
-        eprintln!("SKIPPED: CRS v4.28.0 not found at {}", root.display());
-        return None;
-    }
-    let mut b = RuleSetBuilder::default();
-    // Blocking mode at the default paranoia level 1 (crs-setup.conf.example defaults).
-    b.add_text(
-        "SecRuleEngine On\nSecRequestBodyAccess On\nSecResponseBodyAccess On\n",
-        "bench",
-        Path::new("."),
-    )
-    .unwrap();
-    b.add_file(&root.join("crs-setup.conf.example")).unwrap();
-    let mut rules: Vec<_> = std::fs::read_dir(root.join("rules"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-        .collect();
-    rules.sort();
-    for r in rules {
-        b.add_file(&r).unwrap();
-    }
-    Some(Arc::new(b.build().unwrap()))
-}
-
-fn one(rs: &Arc<RuleSet>, uri: &[u8]) -> bool {
-    let mut tx = rs.transaction(TxInput {
-        remote_addr: "192.0.2.10".into(),
-        remote_port: 51000,
-        server_addr: "192.0.2.1".into(),
-        server_port: 80,
-        server_name: "www.example.com".into(),
-        unique_id: "bench".into(),
-    });
-    tx.set_request_line(b"GET", uri, b"HTTP/1.1");
-    for (n, v) in HEADERS {
-        tx.add_request_header(n.as_bytes(), v.as_bytes());
-    }
-    tx.process_request_headers().is_some() || tx.process_request_body().is_some()
-}
-
-/// The benign GET, then its response through phases 3 and 4.
-fn with_response(rs: &Arc<RuleSet>, uri: &[u8]) -> bool {
-    let mut tx = rs.transaction(TxInput {
-        remote_addr: "192.0.2.10".into(),
-        remote_port: 51000,
-        server_addr: "192.0.2.1".into(),
-        server_port: 80,
-        server_name: "www.example.com".into(),
-        unique_id: "bench".into(),
-    });
-    tx.set_request_line(b"GET", uri, b"HTTP/1.1");
-    for (n, v) in HEADERS {
-        tx.add_request_header(n.as_bytes(), v.as_bytes());
-    }
-    if tx.process_request_headers().is_some() || tx.process_request_body().is_some() {
-        return true;
-    }
-    tx.set_response_status(200, b"HTTP/1.1");
-    for (n, v) in RESPONSE_HEADERS {
-        tx.add_response_header(n.as_bytes(), v.as_bytes());
-    }
-    tx.add_response_header(b"Content-Length", PAGE.len().to_string().as_bytes());
-    if tx.process_response_headers().is_some() {
-        return true;
-    }
-    tx.append_response_body(PAGE);
-    tx.process_response_body().is_some()
-}
+mod workload;
+use workload::{load, one, with_response, ATTACK, BENIGN};
 
 fn bench(c: &mut Criterion) {
     let Some(rs) = load() else { return };
-    let benign: &[u8] = b"/products/list.php?category=books&page=2&sort=price&q=rust+programming";
-    let attack: &[u8] = b"/products/list.php?category=books&page=2&sort=price&q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
+    let (benign, attack) = (BENIGN, ATTACK);
     assert!(!one(&rs, benign), "benign request blocked");
     assert!(one(&rs, attack), "attack request not blocked");
     assert!(!with_response(&rs, benign), "benign response blocked");
