@@ -320,15 +320,8 @@ pub(crate) fn finish(
     denied: Option<&Intervention>,
 ) -> Option<Event> {
     tx.process_logging();
-    // Most transactions match only `nolog` bookkeeping rules: no event, nothing to build.
-    if !tx.any_logging_match() {
-        return None;
-    }
-    let logged: Vec<_> = tx
-        .matched_rules()
-        .iter()
-        .filter(|m| m.log && m.id != 0)
-        .collect();
+    // Most transactions match only `nolog` bookkeeping rules: no event, nothing built.
+    let logged = tx.logged_rules();
     if logged.is_empty() {
         return None;
     }

@@ -555,47 +555,49 @@ impl Transaction {
 
     // ----- results -----
 
-    /// Whether a logging rule with an id matched so far: what decides an audit record,
-    /// without building [`Transaction::matched_rules`].
-    pub fn any_logging_match(&self) -> bool {
-        self.matched.iter().any(|m| {
-            let rule = &self.rs.rules[m.rule as usize];
-            rule.log && rule.id != 0
-        })
-    }
-
     /// All rules that matched so far, in order (logging and `nolog` ones).
     pub fn matched_rules(&self) -> &[MatchedRule] {
-        self.matched_view.get_or_init(|| {
-            let bytes = &self.scratch.match_bytes;
-            let text = |expanded: &Option<String>, written: &Option<Macro>| match expanded {
-                Some(t) => t.clone(),
-                None => written
-                    .as_ref()
-                    .and_then(Macro::as_literal)
-                    .map(|l| String::from_utf8_lossy(l).into_owned())
-                    .unwrap_or_default(),
-            };
-            let slice = |r: &std::ops::Range<u32>| &bytes[r.start as usize..r.end as usize];
-            self.matched
-                .iter()
-                .map(|m| {
-                    let rule = &self.rs.rules[m.rule as usize];
-                    MatchedRule {
-                        id: rule.id,
-                        phase: m.phase,
-                        msg: text(&m.msg, &rule.actions.msg),
-                        logdata: text(&m.logdata, &rule.actions.logdata),
-                        tags: rule.actions.tags.clone(),
-                        severity: rule.actions.severity,
-                        matched_var_name: String::from_utf8_lossy(slice(&m.var_name)).into_owned(),
-                        matched_var: slice(&m.var).to_vec(),
-                        disruptive: m.disruptive,
-                        log: rule.log,
-                    }
-                })
-                .collect()
-        })
+        self.matched_view
+            .get_or_init(|| self.matched.iter().map(|m| self.matched_rule(m)).collect())
+    }
+
+    /// The logging rules with an id that matched so far, in order: what an audit record
+    /// holds, without building the `nolog` bookkeeping matches (most of them, in the CRS).
+    pub fn logged_rules(&self) -> Vec<MatchedRule> {
+        self.matched
+            .iter()
+            .filter(|m| {
+                let rule = &self.rs.rules[m.rule as usize];
+                rule.log && rule.id != 0
+            })
+            .map(|m| self.matched_rule(m))
+            .collect()
+    }
+
+    fn matched_rule(&self, m: &Matched) -> MatchedRule {
+        let bytes = &self.scratch.match_bytes;
+        let text = |expanded: &Option<String>, written: &Option<Macro>| match expanded {
+            Some(t) => t.clone(),
+            None => written
+                .as_ref()
+                .and_then(Macro::as_literal)
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .unwrap_or_default(),
+        };
+        let slice = |r: &std::ops::Range<u32>| &bytes[r.start as usize..r.end as usize];
+        let rule = &self.rs.rules[m.rule as usize];
+        MatchedRule {
+            id: rule.id,
+            phase: m.phase,
+            msg: text(&m.msg, &rule.actions.msg),
+            logdata: text(&m.logdata, &rule.actions.logdata),
+            tags: rule.actions.tags.clone(),
+            severity: rule.actions.severity,
+            matched_var_name: String::from_utf8_lossy(slice(&m.var_name)).into_owned(),
+            matched_var: slice(&m.var).to_vec(),
+            disruptive: m.disruptive,
+            log: rule.log,
+        }
     }
 
     pub fn intervention(&self) -> Option<&Intervention> {
