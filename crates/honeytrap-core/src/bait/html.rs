@@ -173,6 +173,44 @@ pub struct HtmlRewriter {
     comment: Option<Arc<[u8]>>,
     field: Option<Arc<[u8]>>,
     report: Report,
+    /// What the tag being read is to us, known once its name ends.
+    kind: TagKind,
+}
+
+/// The tags the rewriter acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TagKind {
+    Form,
+    Body,
+    HeadEnd,
+    Plaintext,
+    RawText,
+    Other,
+}
+
+impl TagKind {
+    fn of(name: &[u8], end_tag: bool) -> TagKind {
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        if end_tag {
+            return if is(b"head") {
+                TagKind::HeadEnd
+            } else {
+                TagKind::Other
+            };
+        }
+        // By length first: most tags are ruled out without comparing a byte.
+        match name.len() {
+            4 if is(b"form") => TagKind::Form,
+            4 if is(b"body") => TagKind::Body,
+            9 if is(b"plaintext") => TagKind::Plaintext,
+            3 if is(b"xmp") => TagKind::RawText,
+            5 if is(b"style") || is(b"title") => TagKind::RawText,
+            6 if is(b"script") || is(b"iframe") => TagKind::RawText,
+            7 if is(b"noembed") => TagKind::RawText,
+            8 if is(b"textarea") || is(b"noframes") => TagKind::RawText,
+            _ => TagKind::Other,
+        }
+    }
 }
 
 impl HtmlRewriter {
@@ -192,6 +230,7 @@ impl HtmlRewriter {
             comment,
             field,
             report: Report::default(),
+            kind: TagKind::Other,
         }
     }
 
@@ -240,8 +279,13 @@ impl HtmlRewriter {
             let starts = |name: &[u8]| {
                 rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name)
             };
-            (want_field && starts(b"<form"))
-                || (want_comment && (starts(b"</head") || starts(b"<body")))
+            // The byte after `<` rules out most tags before any longer comparison.
+            match rest.get(1).map(u8::to_ascii_lowercase) {
+                Some(b'f') => want_field && starts(b"<form"),
+                Some(b'/') => want_comment && starts(b"</head"),
+                Some(b'b') => want_comment && starts(b"<body"),
+                _ => false,
+            }
         };
         if let Some(at) = memchr::memrchr_iter(b'<', chunk).find(|&at| triggers(&chunk[at..])) {
             return Some(at);
@@ -354,7 +398,26 @@ impl HtmlRewriter {
                 // skipped with a table lookup each: most of a page's bytes are in tags.
                 State::TagName => {
                     let end = skip_until(chunk, i, TAG_NAME_END);
-                    self.push_name(&chunk[i..end]);
+                    if end == chunk.len() {
+                        // The name goes on in the next chunk.
+                        self.push_name(&chunk[i..end]);
+                        return None;
+                    }
+                    self.kind = if self.name_len == 0 && !self.name_long {
+                        // The whole name is here: judged in place, copied only for raw text.
+                        let kind = TagKind::of(&chunk[i..end], self.end_tag);
+                        if kind == TagKind::RawText {
+                            self.push_name(&chunk[i..end]);
+                        }
+                        kind
+                    } else {
+                        self.push_name(&chunk[i..end]);
+                        if self.name_long {
+                            TagKind::Other
+                        } else {
+                            TagKind::of(&self.name[..self.name_len], self.end_tag)
+                        }
+                    };
                     i = end;
                     match chunk.get(i) {
                         None => return None,
@@ -533,33 +596,24 @@ impl HtmlRewriter {
     /// A tag just closed with `>`: what follows, and what to insert after it.
     fn tag_end(&mut self) -> Option<Insert> {
         self.state = State::Text;
-        if self.name_long {
-            return None;
-        }
-        let name = &self.name[..self.name_len];
-        if self.end_tag {
-            let head = name == b"head";
-            return if head { self.comment_once() } else { None };
-        }
-        match name {
-            b"form" => {
+        match self.kind {
+            TagKind::Form => {
                 if self.field.is_some() {
                     self.report.fields += 1;
                 }
                 Some(Insert::Field)
             }
-            b"body" => self.comment_once(),
-            b"plaintext" => {
+            TagKind::Body | TagKind::HeadEnd => self.comment_once(),
+            TagKind::Plaintext => {
                 self.state = State::Plaintext;
                 None
             }
-            b"script" | b"style" | b"textarea" | b"title" | b"xmp" | b"iframe" | b"noembed"
-            | b"noframes" => {
+            TagKind::RawText => {
                 self.raw_len = self.name_len;
                 self.state = State::RawText(0);
                 None
             }
-            _ => None,
+            TagKind::Other => None,
         }
     }
 
