@@ -3,11 +3,12 @@
 
 #[path = "../../honeytrap-core/tests/support/fake_es.rs"]
 mod fake_es;
+#[path = "support/run.rs"]
+mod run;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -15,15 +16,8 @@ use std::time::Duration;
 use base64::Engine;
 use fake_es::FakeEs;
 use honeytrap_core::sink::elasticsearch::index_template;
+use run::honeytrap;
 use serde_json::Value;
-
-fn honeytrap(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_honeytrap"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run honeytrap")
-}
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)

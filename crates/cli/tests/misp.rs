@@ -6,27 +6,22 @@
 mod events;
 #[path = "../../honeytrap-core/tests/support/fake_misp.rs"]
 mod fake_misp;
+#[path = "support/run.rs"]
+mod run;
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use fake_misp::{Behavior, FakeMisp, State};
 use honeytrap_core::sink::misp::{MispSettings, MispSink};
 use honeytrap_core::sink::{Record, Sink};
+use run::honeytrap;
 
 const KEY: &str = "Zq3xV8mN2bC5dF7gH9jK1lP4sT6wY0aE2rU4iO6p";
-
-fn honeytrap(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_honeytrap"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run honeytrap")
-}
 
 fn setup(n: u64) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();

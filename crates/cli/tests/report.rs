@@ -4,24 +4,19 @@
 
 #[path = "support/events.rs"]
 mod events;
+#[path = "support/run.rs"]
+mod run;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use honeytrap_core::event::{Kind, Observer};
-
-fn honeytrap(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_honeytrap"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run honeytrap")
-}
+use run::honeytrap;
 
 fn generate(path: &Path, n: u64, sources: u64, seed: u64) {
     let mut out = BufWriter::new(File::create(path).unwrap());

@@ -2,18 +2,13 @@
 //! ../shared/crs, read-only, never copied), Debian's CRS 3.3.4 when installed, files with
 //! mistakes, and requests built from the CRS regression suite.
 
+#[path = "support/run.rs"]
+mod run;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use run::honeytrap;
 use serde_json::Value;
-
-fn honeytrap(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_honeytrap"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run honeytrap")
-}
 
 fn text(o: &Output) -> (String, String) {
     (
