@@ -842,6 +842,23 @@ const fn main_directive(
     }
 }
 
+/// A directive kept in the location configuration, allowed where `contexts_and_args` says,
+/// with a handler of its own.
+const fn loc_directive(
+    name: ngx_str_t,
+    contexts_and_args: u32,
+    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: contexts_and_args as ngx_uint_t,
+        set: Some(set),
+        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
+        offset: 0,
+        post: ptr::null_mut(),
+    }
+}
+
 #[cfg(not(feature = "test-hooks"))]
 const COMMAND_COUNT: usize = 18;
 #[cfg(feature = "test-hooks")]
@@ -910,38 +927,26 @@ pub(crate) static mut COMMANDS: [ngx_command_t; COMMAND_COUNT] = [
         set_tripwires,
     ),
     main_directive(ngx_string!("honeytrap_zone"), NGX_CONF_TAKE12, set_zone),
-    ngx_command_t {
-        name: ngx_string!("honeytrap_rules_file"),
-        type_: (ANY_HTTP_BLOCK | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_rules_file),
-        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("honeytrap_rules"),
-        type_: (ANY_HTTP_BLOCK | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_rules),
-        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("honeytrap_baits"),
-        type_: (ANY_HTTP_BLOCK | NGX_CONF_1MORE) as ngx_uint_t,
-        set: Some(set_baits),
-        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("honeytrap_status"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
-        set: Some(set_status),
-        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
+    loc_directive(
+        ngx_string!("honeytrap_rules_file"),
+        ANY_HTTP_BLOCK | NGX_CONF_TAKE1,
+        set_rules_file,
+    ),
+    loc_directive(
+        ngx_string!("honeytrap_rules"),
+        ANY_HTTP_BLOCK | NGX_CONF_TAKE1,
+        set_rules,
+    ),
+    loc_directive(
+        ngx_string!("honeytrap_baits"),
+        ANY_HTTP_BLOCK | NGX_CONF_1MORE,
+        set_baits,
+    ),
+    loc_directive(
+        ngx_string!("honeytrap_status"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        set_status,
+    ),
     #[cfg(feature = "test-hooks")]
     crate::test_hooks::PANIC_COMMAND,
     ngx_command_t::empty(),
