@@ -9,6 +9,7 @@ mod run;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
+use std::process::Output;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -18,6 +19,21 @@ use fake_es::FakeEs;
 use honeytrap_core::sink::elasticsearch::index_template;
 use run::honeytrap;
 use serde_json::Value;
+
+/// `honeytrap es setup` against `url`, importing `objects` into the Kibana at `kibana`.
+fn setup_with_kibana(url: &str, kibana: &str, objects: &str, cwd: &Path) -> Output {
+    let args = [
+        "es",
+        "setup",
+        "--url",
+        url,
+        "--kibana-url",
+        kibana,
+        "--kibana-objects",
+        objects,
+    ];
+    honeytrap(&args, cwd)
+}
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -227,19 +243,7 @@ fn setup_reports_kibana_import_errors() {
         r#"{"success":false,"successCount":0,"errors":[{"id":"x","error":{"type":"missing_references"}}]}"#,
     );
     let url = es.url();
-    let o = honeytrap(
-        &[
-            "es",
-            "setup",
-            "--url",
-            &url,
-            "--kibana-url",
-            &kibana,
-            "--kibana-objects",
-            "objects.ndjson",
-        ],
-        dir.path(),
-    );
+    let o = setup_with_kibana(&url, &kibana, "objects.ndjson", dir.path());
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -261,19 +265,7 @@ fn setup_passes_the_stacks_own_saved_objects_through_unchanged() {
     let (kibana, got) = one_shot_kibana(r#"{"success":true,"successCount":10,"errors":[]}"#);
     let url = es.url();
     let path = objects.display().to_string();
-    let o = honeytrap(
-        &[
-            "es",
-            "setup",
-            "--url",
-            &url,
-            "--kibana-url",
-            &kibana,
-            "--kibana-objects",
-            &path,
-        ],
-        dir.path(),
-    );
+    let o = setup_with_kibana(&url, &kibana, &path, dir.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let req = got.recv_timeout(Duration::from_secs(10)).unwrap();
     let file = std::fs::read(&objects).unwrap();
