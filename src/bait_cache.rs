@@ -1,14 +1,18 @@
 //! Per-worker memory of recent bait tokens, so a busy page does not pay an HMAC per response:
 //! the hidden field's token and the decoy cookie set are reused for the same client within a
 //! short window (they still name that client and a time within the window), and a cookie
-//! header already verified untouched is not verified again within the window. Worker main
+//! header already verified untouched is not verified again within the window. HTML pages
+//! served whole in one buffer keep their insertion points (see [`PlanCache`]). Worker main
 //! thread only; bounded.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use honeytrap_core::bait::PlanCache;
 
 /// Seconds a token or a verification is reused.
 const WINDOW: u64 = 30;
@@ -44,6 +48,15 @@ thread_local! {
     static FIELDS: RefCell<PerClient<Arc<[u8]>>> = RefCell::new(PerClient::new());
     static SET_COOKIES: RefCell<PerClient<Arc<str>>> = RefCell::new(PerClient::new());
     static COOKIES: RefCell<HashMap<Vec<u8>, u64>> = RefCell::new(HashMap::new());
+    static PLANS: RefCell<PlanCache> = RefCell::new(PlanCache::default());
+}
+
+/// Runs `f` with this worker's page plans and the key of the page at `uri`.
+pub(crate) fn with_page_plans<R>(uri: &[u8], f: impl FnOnce(&mut PlanCache, u64) -> R) -> R {
+    let mut hasher = DefaultHasher::new();
+    uri.hash(&mut hasher);
+    let key = hasher.finish();
+    PLANS.with(|plans| f(&mut plans.borrow_mut(), key))
 }
 
 fn window(now: SystemTime) -> u64 {

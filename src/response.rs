@@ -260,7 +260,10 @@ fn rewrite_html(
             pieces.push((start, end));
         };
         if b.last_buf() != 0 {
-            body.rewriter.feed_last_spans(chunk, emit);
+            let rewriter = &mut body.rewriter;
+            bait_cache::with_page_plans(r.uri.as_bytes(), |plans, key| {
+                rewriter.feed_whole_spans(chunk, plans, key, emit)
+            });
         } else {
             body.rewriter.feed_spans(chunk, emit);
         }

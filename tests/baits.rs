@@ -132,6 +132,24 @@ fn html_baits_are_laid_in_static_proxied_and_chunked_pages_and_nothing_else_chan
     let etag = static_page.header("ETag").expect("etag");
     assert!(etag.starts_with("W/"), "ETag not weakened: {etag}");
 
+    // The worker keeps where a whole page takes its insertions; a page edited in place, even
+    // to the same length, is rewritten as it now is.
+    let file = nginx.prefix().join("html/login.html");
+    for edited in [
+        LOGIN_PAGE.replacen("<form action", "<xorm action", 1),
+        LOGIN_PAGE.replacen("</head>", "</head><form>", 1),
+    ] {
+        std::fs::write(&file, &edited).unwrap();
+        for _ in 0..2 {
+            let text = get(p0, "/login.html", "").text();
+            let rewritten = strip_baits(&text);
+            assert_eq!(rewritten.original, edited);
+            let forms = edited.matches("<form").count() + edited.matches("<FORM").count() - 1;
+            assert_eq!(rewritten.fields.len(), forms, "{text}");
+        }
+    }
+    std::fs::write(&file, LOGIN_PAGE).unwrap();
+
     // What the baits must not touch.
     let css = get(p0, "/style.css", "");
     assert_eq!(css.text(), "body { color: #222 }\n");

@@ -27,6 +27,9 @@ use std::sync::Arc;
 
 use memchr::memchr;
 
+mod plan;
+pub use plan::PlanCache;
+
 /// A piece of output: original bytes, or bytes the rewriter inserted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Piece<'a> {
@@ -175,6 +178,8 @@ pub struct HtmlRewriter {
     report: Report,
     /// What the tag being read is to us, known once its name ends.
     kind: TagKind,
+    /// Some input was fed: a later chunk is not a whole page.
+    fed: bool,
 }
 
 /// The tags the rewriter acts on.
@@ -231,6 +236,7 @@ impl HtmlRewriter {
             field,
             report: Report::default(),
             kind: TagKind::Other,
+            fed: false,
         }
     }
 
@@ -305,6 +311,7 @@ impl HtmlRewriter {
     /// Rewrites `chunk`; once an insertion lands past `stop` (none can follow), or when
     /// `stop` is `None`, the rest goes out unscanned.
     fn feed_until(&mut self, chunk: &[u8], stop: Option<usize>, mut emit: impl FnMut(Span<'_>)) {
+        self.fed |= !chunk.is_empty();
         let mut copied = 0;
         let mut i = 0;
         let Some(stop) = stop else {

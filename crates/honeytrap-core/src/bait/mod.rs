@@ -38,7 +38,7 @@ use crate::event::{Attribution, Bait, Event, Kind, Limits, MitreRef};
 pub use cookie::{Alteration, CookieCheck, DecoyCookie};
 pub use credentials::Captured;
 pub use form_field::{FieldCheck, FormField};
-pub use html::{HtmlRewriter, Piece, Report, Span};
+pub use html::{HtmlRewriter, Piece, PlanCache, Report, Span};
 pub use kind::BaitKind;
 pub use mitre::Touch;
 pub use paths::{DecoyHit, DecoyPaths, Flavor, Lure, PathError, DEFAULT_TRIPWIRES};
