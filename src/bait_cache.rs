@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -51,12 +50,9 @@ thread_local! {
     static PLANS: RefCell<PlanCache> = RefCell::new(PlanCache::default());
 }
 
-/// Runs `f` with this worker's page plans and the key of the page at `uri`.
-pub(crate) fn with_page_plans<R>(uri: &[u8], f: impl FnOnce(&mut PlanCache, u64) -> R) -> R {
-    let mut hasher = DefaultHasher::new();
-    uri.hash(&mut hasher);
-    let key = hasher.finish();
-    PLANS.with(|plans| f(&mut plans.borrow_mut(), key))
+/// Runs `f` with this worker's page plans.
+pub(crate) fn with_page_plans<R>(f: impl FnOnce(&mut PlanCache) -> R) -> R {
+    PLANS.with(|plans| f(&mut plans.borrow_mut()))
 }
 
 fn window(now: SystemTime) -> u64 {

@@ -260,10 +260,8 @@ fn rewrite_html(
             pieces.push((start, end));
         };
         if b.last_buf() != 0 {
-            let rewriter = &mut body.rewriter;
-            bait_cache::with_page_plans(r.uri.as_bytes(), |plans, key| {
-                rewriter.feed_whole_spans(chunk, plans, key, emit)
-            });
+            let (rewriter, uri) = (&mut body.rewriter, r.uri.as_bytes());
+            bait_cache::with_page_plans(|plans| rewriter.feed_whole_spans(chunk, plans, uri, emit));
         } else {
             body.rewriter.feed_spans(chunk, emit);
         }

@@ -4,7 +4,10 @@
 //! a tokenizer with both on, so it serves any configuration: the tokenizer's state never
 //! depends on what it inserts.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
+
+use rustc_hash::FxBuildHasher;
 
 use super::{HtmlRewriter, Insert, Span};
 
@@ -28,13 +31,14 @@ struct Entry {
 }
 
 impl PlanCache {
-    /// The insertion points of `page`, kept under `key` (a value likely to be the same for
-    /// the same page, such as a hash of its URI; the bytes decide, the key only narrows).
-    /// `None` when the page is too large to keep.
-    fn points(&mut self, key: u64, page: &[u8]) -> Option<&[(usize, Insert)]> {
+    /// The insertion points of `page`, kept under `name` (likely to be the same for the same
+    /// page, such as its URI: the bytes decide, the name only narrows). `None` when the page
+    /// is too large to keep.
+    fn points(&mut self, name: &[u8], page: &[u8]) -> Option<&[(usize, Insert)]> {
         if page.len() > MAX_PAGE {
             return None;
         }
+        let key = FxBuildHasher.hash_one(name);
         self.clock += 1;
         let slot = match self.entries.iter().position(|e| e.key == key) {
             Some(at) if *self.entries[at].page == *page => {
@@ -84,17 +88,17 @@ fn plan(page: &[u8]) -> Box<[(usize, Insert)]> {
 
 impl HtmlRewriter {
     /// [`HtmlRewriter::feed_last_spans`] for a body that is this one chunk, with its
-    /// insertion points from `plans` (found and kept there the first time). The same output;
-    /// a rewriter that was fed before, or a page too large to keep, is simply fed.
+    /// insertion points from `plans` (found and kept there under `name` the first time). The
+    /// same output; a rewriter that was fed before, or a page too large to keep, is simply fed.
     pub fn feed_whole_spans(
         &mut self,
         page: &[u8],
         plans: &mut PlanCache,
-        key: u64,
+        name: &[u8],
         mut emit: impl FnMut(Span<'_>),
     ) {
         let points = match self.fed {
-            false => plans.points(key, page),
+            false => plans.points(name, page),
             true => None,
         };
         let Some(points) = points else {
@@ -147,7 +151,7 @@ mod tests {
     /// Through the cache and straight through the tokenizer, with the report.
     fn both_ways(
         plans: &mut PlanCache,
-        key: u64,
+        name: &[u8],
         page: &[u8],
         comment: bool,
         field: bool,
@@ -157,7 +161,7 @@ mod tests {
     ) {
         let mut cached = rewriter(comment, field);
         let mut via_cache = Vec::new();
-        cached.feed_whole_spans(page, plans, key, |s| append(&mut via_cache, page, s));
+        cached.feed_whole_spans(page, plans, name, |s| append(&mut via_cache, page, s));
         let mut direct = rewriter(comment, field);
         let mut out = Vec::new();
         direct.feed_last(page, |piece| match piece {
@@ -176,7 +180,7 @@ mod tests {
         let mut plans = PlanCache::default();
         for round in 0..2 {
             for (comment, field) in [(true, true), (true, false), (false, true), (false, false)] {
-                let (cached, direct) = both_ways(&mut plans, 7, PAGE, comment, field);
+                let (cached, direct) = both_ways(&mut plans, b"/a", PAGE, comment, field);
                 assert_eq!(
                     cached, direct,
                     "round {round}, comment {comment}, field {field}"
@@ -184,7 +188,7 @@ mod tests {
             }
         }
         assert_eq!(plans.entries.len(), 1);
-        let (cached, _) = both_ways(&mut plans, 7, PAGE, true, true);
+        let (cached, _) = both_ways(&mut plans, b"/a", PAGE, true, true);
         assert_eq!(cached.1.fields, 2);
         assert!(cached.1.comment);
     }
@@ -192,13 +196,13 @@ mod tests {
     #[test]
     fn a_changed_page_under_the_same_key_is_planned_again() {
         let mut plans = PlanCache::default();
-        both_ways(&mut plans, 1, PAGE, true, true);
+        both_ways(&mut plans, b"/b", PAGE, true, true);
         // Same length, other bytes: the form tag is now text inside a comment.
         let mut changed = PAGE.to_vec();
         let at = changed.windows(5).position(|w| w == b"<form").unwrap();
         changed[at..at + 5].copy_from_slice(b"<!---");
         assert_eq!(changed.len(), PAGE.len());
-        let (cached, direct) = both_ways(&mut plans, 1, &changed, true, true);
+        let (cached, direct) = both_ways(&mut plans, b"/b", &changed, true, true);
         assert_eq!(cached, direct);
         assert_eq!(plans.entries.len(), 1);
     }
@@ -225,10 +229,10 @@ mod tests {
             let page: Vec<u8> = (0..rng.usize(0..12))
                 .flat_map(|_| parts[rng.usize(..parts.len())].iter().copied())
                 .collect();
-            // Few keys, so hits, replacements and evictions all happen.
-            let key = rng.u64(0..40);
+            // Few names, so hits, replacements and evictions all happen.
+            let name = [rng.u8(0..40)];
             let (comment, field) = (rng.bool(), rng.bool());
-            let (cached, direct) = both_ways(&mut plans, key, &page, comment, field);
+            let (cached, direct) = both_ways(&mut plans, &name, &page, comment, field);
             assert_eq!(cached, direct, "{:?}", String::from_utf8_lossy(&page));
         }
         assert_eq!(plans.entries.len(), ENTRIES);
@@ -239,7 +243,7 @@ mod tests {
         let mut plans = PlanCache::default();
         let mut big = PAGE.to_vec();
         big.resize(MAX_PAGE + 1, b' ');
-        let (cached, direct) = both_ways(&mut plans, 3, &big, true, true);
+        let (cached, direct) = both_ways(&mut plans, b"/c", &big, true, true);
         assert_eq!(cached, direct);
         assert!(plans.entries.is_empty());
 
@@ -247,7 +251,7 @@ mod tests {
         let mut fed = rewriter(true, true);
         fed.feed(b"<!-- ", |_| {});
         let mut out = Vec::new();
-        fed.feed_whole_spans(PAGE, &mut plans, 4, |s| append(&mut out, PAGE, s));
+        fed.feed_whole_spans(PAGE, &mut plans, b"/d", |s| append(&mut out, PAGE, s));
         assert_eq!(out, PAGE);
         assert!(plans.entries.is_empty());
         assert_eq!(fed.report().fields, 0, "the forms are inside the comment");
