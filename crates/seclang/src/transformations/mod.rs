@@ -255,7 +255,7 @@ pub(crate) fn hex_pair(s: &[u8]) -> Option<u8> {
 }
 
 /// Whitespace as ModSecurity's transformations see it (C `isspace` plus NBSP).
-pub(crate) fn is_space(c: u8) -> bool {
+pub(crate) const fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0)
 }
 
