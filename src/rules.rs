@@ -326,34 +326,33 @@ pub(crate) fn finish(
         return None;
     }
     let mut e = event(Kind::Rules);
-    let mut worst: Option<(u8, &honeytrap_seclang::MatchedRule)> = None;
-    for m in &logged {
+    // The most severe match names the event; the matches are then moved into it.
+    let worst = logged
+        .iter()
+        .enumerate()
+        .min_by_key(|(at, m)| (m.severity.unwrap_or(u8::MAX), *at))
+        .map(|(_, m)| RuleRef {
+            id: Some(m.id.to_string()),
+            name: (!m.msg.is_empty()).then(|| m.msg.clone()),
+            category: m.tags.iter().find(|t| t.starts_with("attack-")).cloned(),
+        });
+    for m in logged {
         e.add_rule(RuleMatch {
             id: m.id.to_string(),
-            msg: (!m.msg.is_empty()).then(|| m.msg.clone()),
-            tags: m.tags.clone(),
+            msg: (!m.msg.is_empty()).then_some(m.msg),
+            tags: m.tags,
             severity: m.severity,
-            matched_var: (!m.matched_var_name.is_empty()).then(|| m.matched_var_name.clone()),
+            matched_var: (!m.matched_var_name.is_empty()).then_some(m.matched_var_name),
             // The rule's expanded `logdata` (what ModSecurity logs as `data`), else the value.
             matched_data: if m.logdata.is_empty() {
                 (!m.matched_var.is_empty())
                     .then(|| String::from_utf8_lossy(&m.matched_var).into_owned())
             } else {
-                Some(m.logdata.clone())
+                Some(m.logdata)
             },
         });
-        let severity = m.severity.unwrap_or(u8::MAX);
-        if worst.is_none_or(|(s, _)| severity < s) {
-            worst = Some((severity, m));
-        }
     }
-    if let Some((_, m)) = worst {
-        e.rule = Some(RuleRef {
-            id: Some(m.id.to_string()),
-            name: (!m.msg.is_empty()).then(|| m.msg.clone()),
-            category: m.tags.iter().find(|t| t.starts_with("attack-")).cloned(),
-        });
-    }
+    e.rule = worst;
     let scores = tx.anomaly_scores();
     e.anomaly_score = Some(AnomalyScore {
         inbound: u32::try_from(scores.inbound.max(0)).unwrap_or(u32::MAX),
