@@ -1275,6 +1275,7 @@ impl Transaction {
                 count: false,
                 exclusions: Vec::new(),
                 slot: None,
+                selected_slots: None,
             };
             let mut done = false;
             visit(data, &target, &mut |_, _, v, _| {
@@ -1701,7 +1702,10 @@ fn store(s: &Store, t: &Target, f: &mut Visitor<'_>) {
                 f(t.var, k, v, None);
             }
         }
-        sel => s.each(&|k| sel.selects(k), &mut |k, v| f(t.var, k, v, None)),
+        sel => match &t.selected_slots {
+            Some(slots) => s.each_of(slots, &|k| sel.selects(k), &mut |k, v| f(t.var, k, v, None)),
+            None => s.each(&|k| sel.selects(k), &mut |k, v| f(t.var, k, v, None)),
+        },
     }
 }
 
