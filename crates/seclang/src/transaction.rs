@@ -9,6 +9,7 @@ use crate::body::{json, multipart, urlencoded, xml, Pair};
 use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
+use crate::prefilter::PhaseScan;
 use crate::rule::{Rule, RuleOperator};
 use crate::ruleset::{RuleSet, Step};
 use crate::store::Store;
@@ -154,12 +155,7 @@ struct Scratch {
     unit_gen: Vec<u32>,
     /// Changes with every phase run (of any transaction using this scratch).
     gen: u32,
-    /// The phase automaton's bits for each distinct value scanned this phase, and where
-    /// they are (offset + 1, 0 if not scanned) for each untransformed value (by cache row)
-    /// and each transformed one (by cache store index).
-    value_bits: Vec<u64>,
-    row_scan: Vec<u32>,
-    stored_scan: Vec<u32>,
+    scans: ValueScans,
     /// Per unit target: the phase generation its list was made in, and the list (offset
     /// and length in `target_values`, length `u32::MAX` if it cannot be listed).
     target_gen: Vec<u32>,
@@ -173,6 +169,55 @@ struct Scratch {
     hit_bytes: Vec<u8>,
     /// The TX collection, lent to the transaction.
     tx: Store,
+}
+
+/// The phase automaton's bits for each distinct value scanned this phase, and where they
+/// are (offset + 1, 0 if not scanned) for each untransformed value (by cache row) and each
+/// transformed one (by cache store index).
+#[derive(Debug, Default)]
+struct ValueScans {
+    bits: Vec<u64>,
+    by_row: Vec<u32>,
+    by_stored: Vec<u32>,
+}
+
+impl ValueScans {
+    fn clear(&mut self) {
+        self.bits.clear();
+        self.by_row.clear();
+        self.by_stored.clear();
+    }
+
+    /// Where in `bits` the scan of value `v` of cache row `row` is, if it was scanned.
+    fn scanned(&self, row: u32, v: Val) -> Option<usize> {
+        let (index, i) = match v {
+            Val::Raw => (&self.by_row, row as usize),
+            Val::Stored(i) => (&self.by_stored, i as usize),
+        };
+        index
+            .get(i)
+            .and_then(|&at| at.checked_sub(1))
+            .map(|at| at as usize)
+    }
+
+    /// Where in `bits` the `words` words of value `v` (cache row `row` through some chain,
+    /// whose bytes are `bytes`) are, scanning it on first use in the phase.
+    fn offset(&mut self, scan: &PhaseScan, words: usize, row: u32, v: Val, bytes: &[u8]) -> usize {
+        let (index, i) = match v {
+            Val::Raw => (&mut self.by_row, row as usize),
+            Val::Stored(i) => (&mut self.by_stored, i as usize),
+        };
+        if index.len() <= i {
+            index.resize(i + 1, 0);
+        }
+        if index[i] == 0 {
+            let at = self.bits.len();
+            self.bits.resize(at + words, 0);
+            scan.scan(bytes, &mut self.bits[at..]);
+            index[i] = at as u32 + 1;
+        }
+        index[i] as usize - 1
+    }
 }
 
 thread_local! {
@@ -651,9 +696,7 @@ impl Transaction {
             sc.gen = 1;
         }
         self.phase = phase;
-        self.scratch.value_bits.clear();
-        self.scratch.row_scan.clear();
-        self.scratch.stored_scan.clear();
+        self.scratch.scans.clear();
         self.scratch.target_values.clear();
         let steps = &rs.phases[phase as usize];
         let mut i = 0;
@@ -812,9 +855,7 @@ impl Transaction {
             let Scratch {
                 cache,
                 unit_bits,
-                value_bits,
-                row_scan,
-                stored_scan,
+                scans,
                 target_values,
                 target_list,
                 ..
@@ -830,21 +871,8 @@ impl Transaction {
                     Some(c) => cache.in_row(&rs.chains, row, raw, c),
                     None => Val::Raw,
                 };
-                let (index, i) = match v {
-                    Val::Raw => (&mut *row_scan, row as usize),
-                    Val::Stored(i) => (&mut *stored_scan, i as usize),
-                };
-                if index.len() <= i {
-                    index.resize(i + 1, 0);
-                }
-                if index[i] == 0 {
-                    let at = value_bits.len();
-                    value_bits.resize(at + w, 0);
-                    scan.scan(cache.bytes(v, raw), &mut value_bits[at..]);
-                    index[i] = at as u32 + 1;
-                }
-                let at = index[i] as usize - 1;
-                for (b, v) in bits.iter_mut().zip(&value_bits[at..at + w]) {
+                let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
+                for (b, v) in bits.iter_mut().zip(&scans.bits[at..at + w]) {
                     *b |= v;
                 }
             };
@@ -947,11 +975,23 @@ impl Transaction {
         }
         let chain = link.chain_id();
         let multi = link.actions.multi_match;
-        let use_prefilter = first && matches!(link.operator, RuleOperator::Static(_));
+        let use_prefilter =
+            first && !link.negated && matches!(link.operator, RuleOperator::Static(_));
+        // A group member's bit in the phase scan of a value: unset, the operator cannot
+        // match that value (the scan is shared with every rule looking at it).
+        let pf = &rs.prefilter;
+        let member_bit = match (pf.member[idx], &pf.phases[self.phase as usize]) {
+            (Some((g, m)), Some(_)) if use_prefilter => {
+                let bit = pf.groups[g as usize].bit + m as usize;
+                Some((bit / 64, 1u64 << (bit % 64)))
+            }
+            _ => None,
+        };
         let Scratch {
             cache,
             hits,
             hit_bytes,
+            scans,
             ..
         } = &mut self.scratch;
         hits.clear();
@@ -966,48 +1006,73 @@ impl Transaction {
                 if t.exclusions.iter().any(|s| s.selects(key)) {
                     return;
                 }
-                let mut check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<Hit>| {
-                    if use_prefilter && !link.negated && !rs.prefilter.may_match(idx, v) {
-                        return false;
-                    }
-                    if (!op_fails && op.matches(v, caps)) != link.negated {
-                        let mut keep = |b: &[u8]| {
-                            hit_bytes.extend_from_slice(b);
-                            hit_bytes.len() - b.len()..hit_bytes.len()
-                        };
-                        hits.push(Hit {
-                            var,
-                            key: keep(key),
-                            value: keep(v),
-                            groups: std::mem::take(&mut caps.groups),
-                        });
-                        return true;
-                    }
-                    false
-                };
+                // `at`: the value's cache row and transformed form, if it is cached.
+                let mut check =
+                    |v: &[u8], at: Option<(u32, Val)>, caps: &mut Captures, hits: &mut Vec<Hit>| {
+                        // Values no unit of the phase scanned are left to the rule's own
+                        // prefilter: scanning them costs more than it saves.
+                        if let (Some((word, mask)), Some((row, val))) = (member_bit, at) {
+                            if let Some(off) = scans.scanned(row, val) {
+                                if scans.bits[off + word] & mask == 0 {
+                                    return false;
+                                }
+                            }
+                        }
+                        if use_prefilter && !pf.may_match(idx, v) {
+                            return false;
+                        }
+                        if (!op_fails && op.matches(v, caps)) != link.negated {
+                            let mut keep = |b: &[u8]| {
+                                hit_bytes.extend_from_slice(b);
+                                hit_bytes.len() - b.len()..hit_bytes.len()
+                            };
+                            hits.push(Hit {
+                                var,
+                                key: keep(key),
+                                value: keep(v),
+                                groups: std::mem::take(&mut caps.groups),
+                            });
+                            return true;
+                        }
+                        false
+                    };
                 if multi {
                     // The operator runs on the raw value and after each transformation that
                     // changed it: an unchanged value cannot give a different answer.
                     let Some(slot) = slot else {
                         cache.each_changed(&rs.chains, raw, &link.chain_ids, &mut |v| {
-                            check(v, &mut caps, hits)
+                            check(v, None, &mut caps, hits)
                         });
                         return;
                     };
-                    if check(raw, &mut caps, hits) {
+                    let row = cache.row(slot);
+                    if check(raw, Some((row, Val::Raw)), &mut caps, hits) {
                         return;
                     }
                     let mut prev = Val::Raw;
                     for &c in &link.chain_ids {
-                        let v = cache.cached(&rs.chains, slot, raw, c);
-                        if v != prev && check(cache.bytes(v, raw), &mut caps, hits) {
+                        let v = cache.in_row(&rs.chains, row, raw, c);
+                        if v != prev && check(cache.bytes(v, raw), Some((row, v)), &mut caps, hits)
+                        {
                             return;
                         }
                         prev = v;
                     }
                 } else {
-                    let v = cache.get(&rs.chains, slot, raw, chain);
-                    check(v, &mut caps, hits);
+                    match slot {
+                        Some(slot) => {
+                            let row = cache.row(slot);
+                            let v = match chain {
+                                Some(c) => cache.in_row(&rs.chains, row, raw, c),
+                                None => Val::Raw,
+                            };
+                            check(cache.bytes(v, raw), Some((row, v)), &mut caps, hits);
+                        }
+                        None => {
+                            let v = cache.get(&rs.chains, None, raw, chain);
+                            check(v, None, &mut caps, hits);
+                        }
+                    }
                 }
             });
         }
