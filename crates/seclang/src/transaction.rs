@@ -970,7 +970,7 @@ impl Transaction {
                 }
             }
         };
-        if let Some(matched) = self.eval_tx_key(link, op, op_fails) {
+        if let Some(matched) = self.eval_tx_key(starter, link, op, op_fails) {
             return matched;
         }
         let chain = link.chain_id();
@@ -1116,7 +1116,13 @@ impl Transaction {
     /// [`Transaction::eval_link`] for the commonest link in CRS, one untransformed
     /// `TX:key` or `&TX:key` target (paranoia-level checks, setup and scoring rules), with
     /// the same outcome and without visiting; `None` for any other link.
-    fn eval_tx_key(&mut self, link: &Rule, op: &dyn Operator, op_fails: bool) -> Option<bool> {
+    fn eval_tx_key(
+        &mut self,
+        starter: &Rule,
+        link: &Rule,
+        op: &dyn Operator,
+        op_fails: bool,
+    ) -> Option<bool> {
         let [t] = link.targets.as_slice() else {
             return None;
         };
@@ -1127,10 +1133,15 @@ impl Transaction {
             || !link.chain_ids.is_empty()
             || link.actions.multi_match
             || link.actions.capture
-            || !self.removed_targets_by_id.is_empty()
-            || !self.removed_targets_by_tag.is_empty()
         {
             return None;
+        }
+        // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
+        let hit_key: &[u8] = if t.count { b"" } else { key };
+        if (!self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty())
+            && self.target_removed(starter, Var::Tx, hit_key)
+        {
+            return Some(false);
         }
         let Data {
             tx,
@@ -1833,5 +1844,27 @@ mod tests {
             });
             assert!(seen > 0, "{} has no value in this request", t.var.name());
         }
+    }
+
+    /// A TX key target removed at run time is removed from the rules it names, and only
+    /// from those, whether the rule reads its value or counts it.
+    #[test]
+    fn run_time_target_removal_applies_to_tx_keys() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine On\n\
+                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.foo=1,\
+                   ctl:ruleRemoveTargetById=2;TX:foo,ctl:ruleRemoveTargetByTag=t3;TX\"\n\
+                 SecRule TX:foo \"@eq 1\" \"id:2,phase:1,deny,status:401\"\n\
+                 SecRule &TX:foo \"@eq 1\" \"id:3,phase:1,deny,status:402,tag:t3\"\n\
+                 SecRule TX:foo \"@eq 1\" \"id:4,phase:1,deny,status:403\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+        let iv = tx.process_request_headers().unwrap();
+        assert_eq!((iv.rule_id, iv.status), (4, 403));
     }
 }
