@@ -961,7 +961,12 @@ impl Transaction {
                     base_dir,
                     notices: &mut notices,
                 };
-                match build(&String::from_utf8_lossy(&p), &mut ctx) {
+                // Validating UTF-8 costs less than the lossy conversion's chunking.
+                let text = match std::str::from_utf8(&p) {
+                    Ok(t) => std::borrow::Cow::Borrowed(t),
+                    Err(_) => String::from_utf8_lossy(&p),
+                };
+                match build(&text, &mut ctx) {
                     Ok(o) => {
                         built = o;
                         &*built
@@ -1294,7 +1299,6 @@ impl Transaction {
     fn expand(&self, m: &Macro) -> Vec<u8> {
         let rs = &self.rs;
         let data = &self.data;
-        let elapsed = self.start.elapsed().as_micros() as u64;
         m.expand(&mut |var, key, out| {
             if var == Var::Rule {
                 let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
@@ -1342,6 +1346,7 @@ impl Transaction {
                 }
             }
             if var == Var::Duration {
+                let elapsed = self.start.elapsed().as_micros() as u64;
                 out.extend_from_slice(elapsed.to_string().as_bytes());
                 return;
             }
