@@ -3,8 +3,6 @@
 //! intermediate results. A transformation that leaves its input unchanged stores no copy:
 //! its entry points at the input's, so callers can tell "unchanged" without comparing.
 
-use rustc_hash::FxHashMap;
-
 use crate::rule::{ChainId, ChainTable};
 use crate::transformations;
 
@@ -28,8 +26,10 @@ const STORED: u32 = 2;
 
 #[derive(Debug, Default)]
 pub struct TransformCache {
-    /// Slot → row.
-    rows: FxHashMap<u32, Row>,
+    /// Slot → row + 1 (0: not numbered yet), indexed by the slot's high byte (its
+    /// variable) and then by its low bits (the value's index), without hashing.
+    rows: Vec<Vec<Row>>,
+    row_count: Row,
     /// `rows × chains` entries, indexed directly: the chain prefix tree is walked without
     /// hashing.
     table: Vec<u32>,
@@ -51,7 +51,13 @@ impl TransformCache {
     /// past `max_keep` bytes are freed, so one huge request does not pin its memory).
     /// `chains` is the number of chains of the rule set it will serve.
     pub fn clear(&mut self, max_keep: usize, chains: usize) {
-        self.rows.clear();
+        for r in &mut self.rows {
+            if r.capacity() * std::mem::size_of::<Row>() > max_keep {
+                *r = Vec::new();
+            }
+            r.clear();
+        }
+        self.row_count = 0;
         self.table.clear();
         self.tested.clear();
         self.changing.clear();
@@ -72,14 +78,22 @@ impl TransformCache {
 
     /// The row of the value in `slot` (an immutable value), numbering it if new.
     pub fn row(&mut self, slot: u32) -> Row {
-        let next = self.rows.len() as Row;
-        let r = *self.rows.entry(slot).or_insert(next);
-        if r == next {
+        let (high, low) = ((slot >> 24) as usize, (slot & 0xff_ffff) as usize);
+        if self.rows.len() <= high {
+            self.rows.resize_with(high + 1, Vec::new);
+        }
+        let rows = &mut self.rows[high];
+        if rows.len() <= low {
+            rows.resize(low + 1, 0);
+        }
+        if rows[low] == 0 {
+            self.row_count += 1;
+            rows[low] = self.row_count;
             self.table.resize(self.table.len() + self.chains, UNKNOWN);
             self.tested.push(0);
             self.changing.push(0);
         }
-        r
+        rows[low] - 1
     }
 
     /// `raw` through `chain`; `slot` identifies an immutable value (cached) or `None`.
