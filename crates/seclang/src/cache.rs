@@ -2,6 +2,10 @@
 //! through a transformation chain is computed once, and chains sharing a prefix share the
 //! intermediate results. A transformation that leaves its input unchanged stores no copy:
 //! its entry points at the input's, so callers can tell "unchanged" without comparing.
+//! Chains that reach the same value by different paths (`urlDecode,lowercase` on a value
+//! without escapes, and `lowercase`) share the next result too.
+
+use rustc_hash::FxHashMap;
 
 use crate::rule::{ChainId, ChainTable};
 use crate::transformations;
@@ -24,6 +28,22 @@ const UNKNOWN: u32 = 0;
 const RAW: u32 = 1;
 const STORED: u32 = 2;
 
+/// A known value as a table entry.
+fn entry(v: Val) -> u32 {
+    match v {
+        Val::Raw => RAW,
+        Val::Stored(i) => i + STORED,
+    }
+}
+
+/// The value of a known table entry.
+fn value(e: u32) -> Val {
+    match e {
+        RAW => Val::Raw,
+        e => Val::Stored(e - STORED),
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct TransformCache {
     /// Slot → row + 1 (0: not numbered yet), indexed by the slot's high byte (its
@@ -39,6 +59,9 @@ pub struct TransformCache {
     tested: Vec<u64>,
     changing: Vec<u64>,
     chains: usize,
+    /// (row, table entry of the input, transformation) → table entry of the result, for
+    /// every transformation applied: a value reached by two chains is transformed once.
+    applied: FxHashMap<(Row, u32, transformations::TransformId), u32>,
     store: Vec<Vec<u8>>,
     /// Buffers whose result turned out unchanged, reused for the next transformation.
     spare: Vec<Vec<u8>>,
@@ -61,6 +84,7 @@ impl TransformCache {
         self.table.clear();
         self.tested.clear();
         self.changing.clear();
+        self.applied.clear();
         self.chains = chains;
         for mut b in self.store.drain(..) {
             if b.capacity() <= max_keep {
@@ -159,20 +183,25 @@ impl TransformCache {
         let v = if transformations::unchanged(t, self.bytes(input, raw)) {
             input
         } else {
-            let mut out = self.spare.pop().unwrap_or_default();
-            transformations::apply(t, self.bytes(input, raw), &mut out);
-            if out == self.bytes(input, raw) {
-                self.spare.push(out);
-                input
-            } else {
-                self.store.push(out);
-                Val::Stored(self.store.len() as u32 - 1)
+            let key = (row, entry(input), t);
+            match self.applied.get(&key) {
+                Some(&e) => value(e),
+                None => {
+                    let mut out = self.spare.pop().unwrap_or_default();
+                    transformations::apply(t, self.bytes(input, raw), &mut out);
+                    let v = if out == self.bytes(input, raw) {
+                        self.spare.push(out);
+                        input
+                    } else {
+                        self.store.push(out);
+                        Val::Stored(self.store.len() as u32 - 1)
+                    };
+                    self.applied.insert(key, entry(v));
+                    v
+                }
             }
         };
-        self.table[at] = match v {
-            Val::Raw => RAW,
-            Val::Stored(i) => i + STORED,
-        };
+        self.table[at] = entry(v);
         v
     }
 
@@ -285,5 +314,30 @@ mod tests {
             false
         });
         assert_eq!(seen, vec![b"abc".to_vec()]);
+    }
+
+    #[test]
+    fn chains_reaching_the_same_value_share_its_result() {
+        let mut chains = ChainTable::default();
+        let lower = transformations::lookup("lowercase").unwrap();
+        let url = transformations::lookup("urlDecode").unwrap();
+        let trim = transformations::lookup("trim").unwrap();
+        let decoded_lower = chains.intern(&[url, lower])[1];
+        let lower_only = chains.intern(&[lower])[0];
+        let trimmed_lower = chains.intern(&[trim, lower])[1];
+        let mut c = TransformCache::default();
+        c.clear(0, chains.nodes.len());
+        // Nothing to decode or trim: all three chains lower-case the raw value.
+        let v = c.cached(&chains, 1, b"ABC", decoded_lower);
+        assert_eq!(c.cached(&chains, 1, b"ABC", lower_only), v);
+        assert_eq!(c.cached(&chains, 1, b"ABC", trimmed_lower), v);
+        assert_eq!(c.store.len(), 1);
+        assert_eq!(c.bytes(v, b"ABC"), b"abc");
+        // Where decoding changes the value, the paths part.
+        let d = c.cached(&chains, 2, b"A%42", decoded_lower);
+        let l = c.cached(&chains, 2, b"A%42", lower_only);
+        assert_ne!(d, l);
+        assert_eq!(c.bytes(d, b"A%42"), b"ab");
+        assert_eq!(c.bytes(l, b"A%42"), b"a%42");
     }
 }
