@@ -2,6 +2,8 @@
 //! through a transformation chain is computed once, and chains sharing a prefix share the
 //! intermediate results. A transformation that leaves its input unchanged stores no copy:
 //! its entry points at the input's, so callers can tell "unchanged" without comparing.
+//! Chains that reach the same value by different paths (`urlDecode,lowercase` on a value
+//! without escapes, and `lowercase`) share the next result too.
 
 use rustc_hash::FxHashMap;
 
@@ -26,10 +28,28 @@ const UNKNOWN: u32 = 0;
 const RAW: u32 = 1;
 const STORED: u32 = 2;
 
+/// A known value as a table entry.
+fn entry(v: Val) -> u32 {
+    match v {
+        Val::Raw => RAW,
+        Val::Stored(i) => i + STORED,
+    }
+}
+
+/// The value of a known table entry.
+fn value(e: u32) -> Val {
+    match e {
+        RAW => Val::Raw,
+        e => Val::Stored(e - STORED),
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct TransformCache {
-    /// Slot → row.
-    rows: FxHashMap<u32, Row>,
+    /// Slot → row + 1 (0: not numbered yet), indexed by the slot's high byte (its
+    /// variable) and then by its low bits (the value's index), without hashing.
+    rows: Vec<Vec<Row>>,
+    row_count: Row,
     /// `rows × chains` entries, indexed directly: the chain prefix tree is walked without
     /// hashing.
     table: Vec<u32>,
@@ -39,6 +59,9 @@ pub struct TransformCache {
     tested: Vec<u64>,
     changing: Vec<u64>,
     chains: usize,
+    /// (row, table entry of the input, transformation) → table entry of the result, for
+    /// every transformation applied: a value reached by two chains is transformed once.
+    applied: FxHashMap<(Row, u32, transformations::TransformId), u32>,
     store: Vec<Vec<u8>>,
     /// Buffers whose result turned out unchanged, reused for the next transformation.
     spare: Vec<Vec<u8>>,
@@ -51,10 +74,17 @@ impl TransformCache {
     /// past `max_keep` bytes are freed, so one huge request does not pin its memory).
     /// `chains` is the number of chains of the rule set it will serve.
     pub fn clear(&mut self, max_keep: usize, chains: usize) {
-        self.rows.clear();
+        for r in &mut self.rows {
+            if r.capacity() * std::mem::size_of::<Row>() > max_keep {
+                *r = Vec::new();
+            }
+            r.clear();
+        }
+        self.row_count = 0;
         self.table.clear();
         self.tested.clear();
         self.changing.clear();
+        self.applied.clear();
         self.chains = chains;
         for mut b in self.store.drain(..) {
             if b.capacity() <= max_keep {
@@ -72,14 +102,22 @@ impl TransformCache {
 
     /// The row of the value in `slot` (an immutable value), numbering it if new.
     pub fn row(&mut self, slot: u32) -> Row {
-        let next = self.rows.len() as Row;
-        let r = *self.rows.entry(slot).or_insert(next);
-        if r == next {
+        let (high, low) = ((slot >> 24) as usize, (slot & 0xff_ffff) as usize);
+        if self.rows.len() <= high {
+            self.rows.resize_with(high + 1, Vec::new);
+        }
+        let rows = &mut self.rows[high];
+        if rows.len() <= low {
+            rows.resize(low + 1, 0);
+        }
+        if rows[low] == 0 {
+            self.row_count += 1;
+            rows[low] = self.row_count;
             self.table.resize(self.table.len() + self.chains, UNKNOWN);
             self.tested.push(0);
             self.changing.push(0);
         }
-        r
+        rows[low] - 1
     }
 
     /// `raw` through `chain`; `slot` identifies an immutable value (cached) or `None`.
@@ -145,20 +183,25 @@ impl TransformCache {
         let v = if transformations::unchanged(t, self.bytes(input, raw)) {
             input
         } else {
-            let mut out = self.spare.pop().unwrap_or_default();
-            transformations::apply(t, self.bytes(input, raw), &mut out);
-            if out == self.bytes(input, raw) {
-                self.spare.push(out);
-                input
-            } else {
-                self.store.push(out);
-                Val::Stored(self.store.len() as u32 - 1)
+            let key = (row, entry(input), t);
+            match self.applied.get(&key) {
+                Some(&e) => value(e),
+                None => {
+                    let mut out = self.spare.pop().unwrap_or_default();
+                    transformations::apply(t, self.bytes(input, raw), &mut out);
+                    let v = if out == self.bytes(input, raw) {
+                        self.spare.push(out);
+                        input
+                    } else {
+                        self.store.push(out);
+                        Val::Stored(self.store.len() as u32 - 1)
+                    };
+                    self.applied.insert(key, entry(v));
+                    v
+                }
             }
         };
-        self.table[at] = match v {
-            Val::Raw => RAW,
-            Val::Stored(i) => i + STORED,
-        };
+        self.table[at] = entry(v);
         v
     }
 
@@ -271,5 +314,30 @@ mod tests {
             false
         });
         assert_eq!(seen, vec![b"abc".to_vec()]);
+    }
+
+    #[test]
+    fn chains_reaching_the_same_value_share_its_result() {
+        let mut chains = ChainTable::default();
+        let lower = transformations::lookup("lowercase").unwrap();
+        let url = transformations::lookup("urlDecode").unwrap();
+        let trim = transformations::lookup("trim").unwrap();
+        let decoded_lower = chains.intern(&[url, lower])[1];
+        let lower_only = chains.intern(&[lower])[0];
+        let trimmed_lower = chains.intern(&[trim, lower])[1];
+        let mut c = TransformCache::default();
+        c.clear(0, chains.nodes.len());
+        // Nothing to decode or trim: all three chains lower-case the raw value.
+        let v = c.cached(&chains, 1, b"ABC", decoded_lower);
+        assert_eq!(c.cached(&chains, 1, b"ABC", lower_only), v);
+        assert_eq!(c.cached(&chains, 1, b"ABC", trimmed_lower), v);
+        assert_eq!(c.store.len(), 1);
+        assert_eq!(c.bytes(v, b"ABC"), b"abc");
+        // Where decoding changes the value, the paths part.
+        let d = c.cached(&chains, 2, b"A%42", decoded_lower);
+        let l = c.cached(&chains, 2, b"A%42", lower_only);
+        assert_ne!(d, l);
+        assert_eq!(c.bytes(d, b"A%42"), b"ab");
+        assert_eq!(c.bytes(l, b"A%42"), b"a%42");
     }
 }

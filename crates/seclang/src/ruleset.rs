@@ -620,8 +620,22 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
             walk(c, t);
         }
     }
-    for r in rules {
+    for r in rules.iter_mut() {
         walk(r, &mut t);
+    }
+    // Keys are all numbered now: a TX regex selector's choice among them is fixed.
+    fn select(r: &mut Rule, t: &SlotTable) {
+        for target in &mut r.targets {
+            if let (Var::Tx, Selector::Regex(re)) = (target.var, &target.selector) {
+                target.selected_slots = Some(t.selected_by(|k| re.is_match(k)));
+            }
+        }
+        if let Some(c) = r.chained.as_deref_mut() {
+            select(c, t);
+        }
+    }
+    for r in rules {
+        select(r, &t);
     }
     t
 }

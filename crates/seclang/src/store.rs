@@ -37,6 +37,15 @@ impl SlotTable {
     pub fn len(&self) -> usize {
         self.keys.len()
     }
+
+    /// The slots whose keys `keep` accepts, in key order.
+    pub fn selected_by(&self, keep: impl Fn(&[u8]) -> bool) -> Vec<u32> {
+        let mut slots: Vec<u32> = (0..self.keys.len() as u32)
+            .filter(|&s| keep(&self.keys[s as usize]))
+            .collect();
+        slots.sort_unstable_by(|&a, &b| self.keys[a as usize].cmp(&self.keys[b as usize]));
+        slots
+    }
 }
 
 /// One collection's variables.
@@ -151,6 +160,37 @@ impl Store {
     }
 }
 
+impl Store {
+    /// [`Store::each`] for a selection made in advance among the numbered keys (`slots`,
+    /// from [`SlotTable::selected_by`] with the same test as `keep`): `keep` is asked only
+    /// about keys made at run time.
+    pub fn each_of(
+        &self,
+        slots: &[u32],
+        keep: &dyn Fn(&[u8]) -> bool,
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) {
+        let mut numbered = slots
+            .iter()
+            .filter(|&&s| self.set[s as usize])
+            .map(|&s| {
+                let s = s as usize;
+                (self.table.keys[s].as_slice(), self.values[s].as_slice())
+            })
+            .peekable();
+        // Numbered and run-time keys are distinct: merge the two ordered runs.
+        for (k, v) in self.extra.iter().filter(|(k, _)| keep(k)) {
+            while let Some((nk, nv)) = numbered.next_if(|(nk, _)| *nk < k.as_slice()) {
+                f(nk, nv);
+            }
+            f(k, v);
+        }
+        for (k, v) in numbered {
+            f(k, v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +224,46 @@ mod tests {
         assert_eq!(s.get(b"c"), None);
         s.set(b"d", None, b"5");
         assert_eq!(s.get(b"d"), Some(&b"5"[..]));
+    }
+
+    #[test]
+    fn a_selection_made_in_advance_gives_what_each_gives() {
+        let mut t = SlotTable::default();
+        for k in [&b"score_pl1"[..], b"score_pl2", b"other", b"score_a"] {
+            t.intern(k);
+        }
+        let keep = |k: &[u8]| k.starts_with(b"score");
+        let slots = t.selected_by(keep);
+        let mut s = Store::new(Arc::new(t));
+        let listed = |s: &Store, advance: bool| {
+            let mut seen = Vec::new();
+            let mut f = |k: &[u8], v: &[u8]| seen.push((k.to_vec(), v.to_vec()));
+            if advance {
+                s.each_of(&slots, &keep, &mut f);
+            } else {
+                s.each(&keep, &mut f);
+            }
+            seen
+        };
+        assert!(listed(&s, true).is_empty());
+        s.set(b"score_pl2", None, b"2");
+        s.set(b"other", None, b"x");
+        s.set(b"score_b", None, b"run time");
+        s.set(b"score_0", None, b"run time, first");
+        s.set(b"score_zz", None, b"run time, last");
+        s.set(b"score_a", None, b"a");
+        let got = listed(&s, true);
+        assert_eq!(got, listed(&s, false));
+        let keys: Vec<&[u8]> = got.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(
+            keys,
+            [
+                &b"score_0"[..],
+                b"score_a",
+                b"score_b",
+                b"score_pl2",
+                b"score_zz"
+            ]
+        );
     }
 }

@@ -9,6 +9,7 @@ use crate::body::{json, multipart, urlencoded, xml, Pair};
 use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
+use crate::prefilter::PhaseScan;
 use crate::rule::{Rule, RuleOperator};
 use crate::ruleset::{RuleSet, Step};
 use crate::store::Store;
@@ -154,12 +155,7 @@ struct Scratch {
     unit_gen: Vec<u32>,
     /// Changes with every phase run (of any transaction using this scratch).
     gen: u32,
-    /// The phase automaton's bits for each distinct value scanned this phase, and where
-    /// they are (offset + 1, 0 if not scanned) for each untransformed value (by cache row)
-    /// and each transformed one (by cache store index).
-    value_bits: Vec<u64>,
-    row_scan: Vec<u32>,
-    stored_scan: Vec<u32>,
+    scans: ValueScans,
     /// Per unit target: the phase generation its list was made in, and the list (offset
     /// and length in `target_values`, length `u32::MAX` if it cannot be listed).
     target_gen: Vec<u32>,
@@ -173,6 +169,55 @@ struct Scratch {
     hit_bytes: Vec<u8>,
     /// The TX collection, lent to the transaction.
     tx: Store,
+}
+
+/// The phase automaton's bits for each distinct value scanned this phase, and where they
+/// are (offset + 1, 0 if not scanned) for each untransformed value (by cache row) and each
+/// transformed one (by cache store index).
+#[derive(Debug, Default)]
+struct ValueScans {
+    bits: Vec<u64>,
+    by_row: Vec<u32>,
+    by_stored: Vec<u32>,
+}
+
+impl ValueScans {
+    fn clear(&mut self) {
+        self.bits.clear();
+        self.by_row.clear();
+        self.by_stored.clear();
+    }
+
+    /// Where in `bits` the scan of value `v` of cache row `row` is, if it was scanned.
+    fn scanned(&self, row: u32, v: Val) -> Option<usize> {
+        let (index, i) = match v {
+            Val::Raw => (&self.by_row, row as usize),
+            Val::Stored(i) => (&self.by_stored, i as usize),
+        };
+        index
+            .get(i)
+            .and_then(|&at| at.checked_sub(1))
+            .map(|at| at as usize)
+    }
+
+    /// Where in `bits` the `words` words of value `v` (cache row `row` through some chain,
+    /// whose bytes are `bytes`) are, scanning it on first use in the phase.
+    fn offset(&mut self, scan: &PhaseScan, words: usize, row: u32, v: Val, bytes: &[u8]) -> usize {
+        let (index, i) = match v {
+            Val::Raw => (&mut self.by_row, row as usize),
+            Val::Stored(i) => (&mut self.by_stored, i as usize),
+        };
+        if index.len() <= i {
+            index.resize(i + 1, 0);
+        }
+        if index[i] == 0 {
+            let at = self.bits.len();
+            self.bits.resize(at + words, 0);
+            scan.scan(bytes, &mut self.bits[at..]);
+            index[i] = at as u32 + 1;
+        }
+        index[i] as usize - 1
+    }
 }
 
 thread_local! {
@@ -651,9 +696,7 @@ impl Transaction {
             sc.gen = 1;
         }
         self.phase = phase;
-        self.scratch.value_bits.clear();
-        self.scratch.row_scan.clear();
-        self.scratch.stored_scan.clear();
+        self.scratch.scans.clear();
         self.scratch.target_values.clear();
         let steps = &rs.phases[phase as usize];
         let mut i = 0;
@@ -812,9 +855,7 @@ impl Transaction {
             let Scratch {
                 cache,
                 unit_bits,
-                value_bits,
-                row_scan,
-                stored_scan,
+                scans,
                 target_values,
                 target_list,
                 ..
@@ -830,21 +871,8 @@ impl Transaction {
                     Some(c) => cache.in_row(&rs.chains, row, raw, c),
                     None => Val::Raw,
                 };
-                let (index, i) = match v {
-                    Val::Raw => (&mut *row_scan, row as usize),
-                    Val::Stored(i) => (&mut *stored_scan, i as usize),
-                };
-                if index.len() <= i {
-                    index.resize(i + 1, 0);
-                }
-                if index[i] == 0 {
-                    let at = value_bits.len();
-                    value_bits.resize(at + w, 0);
-                    scan.scan(cache.bytes(v, raw), &mut value_bits[at..]);
-                    index[i] = at as u32 + 1;
-                }
-                let at = index[i] as usize - 1;
-                for (b, v) in bits.iter_mut().zip(&value_bits[at..at + w]) {
+                let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
+                for (b, v) in bits.iter_mut().zip(&scans.bits[at..at + w]) {
                     *b |= v;
                 }
             };
@@ -933,7 +961,12 @@ impl Transaction {
                     base_dir,
                     notices: &mut notices,
                 };
-                match build(&String::from_utf8_lossy(&p), &mut ctx) {
+                // Validating UTF-8 costs less than the lossy conversion's chunking.
+                let text = match std::str::from_utf8(&p) {
+                    Ok(t) => std::borrow::Cow::Borrowed(t),
+                    Err(_) => String::from_utf8_lossy(&p),
+                };
+                match build(&text, &mut ctx) {
                     Ok(o) => {
                         built = o;
                         &*built
@@ -942,16 +975,28 @@ impl Transaction {
                 }
             }
         };
-        if let Some(matched) = self.eval_tx_key(link, op, op_fails) {
+        if let Some(matched) = self.eval_tx_key(starter, link, op, op_fails) {
             return matched;
         }
         let chain = link.chain_id();
         let multi = link.actions.multi_match;
-        let use_prefilter = first && matches!(link.operator, RuleOperator::Static(_));
+        let use_prefilter =
+            first && !link.negated && matches!(link.operator, RuleOperator::Static(_));
+        // A group member's bit in the phase scan of a value: unset, the operator cannot
+        // match that value (the scan is shared with every rule looking at it).
+        let pf = &rs.prefilter;
+        let member_bit = match (pf.member[idx], &pf.phases[self.phase as usize]) {
+            (Some((g, m)), Some(_)) if use_prefilter => {
+                let bit = pf.groups[g as usize].bit + m as usize;
+                Some((bit / 64, 1u64 << (bit % 64)))
+            }
+            _ => None,
+        };
         let Scratch {
             cache,
             hits,
             hit_bytes,
+            scans,
             ..
         } = &mut self.scratch;
         hits.clear();
@@ -966,48 +1011,73 @@ impl Transaction {
                 if t.exclusions.iter().any(|s| s.selects(key)) {
                     return;
                 }
-                let mut check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<Hit>| {
-                    if use_prefilter && !link.negated && !rs.prefilter.may_match(idx, v) {
-                        return false;
-                    }
-                    if (!op_fails && op.matches(v, caps)) != link.negated {
-                        let mut keep = |b: &[u8]| {
-                            hit_bytes.extend_from_slice(b);
-                            hit_bytes.len() - b.len()..hit_bytes.len()
-                        };
-                        hits.push(Hit {
-                            var,
-                            key: keep(key),
-                            value: keep(v),
-                            groups: std::mem::take(&mut caps.groups),
-                        });
-                        return true;
-                    }
-                    false
-                };
+                // `at`: the value's cache row and transformed form, if it is cached.
+                let mut check =
+                    |v: &[u8], at: Option<(u32, Val)>, caps: &mut Captures, hits: &mut Vec<Hit>| {
+                        // Values no unit of the phase scanned are left to the rule's own
+                        // prefilter: scanning them costs more than it saves.
+                        if let (Some((word, mask)), Some((row, val))) = (member_bit, at) {
+                            if let Some(off) = scans.scanned(row, val) {
+                                if scans.bits[off + word] & mask == 0 {
+                                    return false;
+                                }
+                            }
+                        }
+                        if use_prefilter && !pf.may_match(idx, v) {
+                            return false;
+                        }
+                        if (!op_fails && op.matches(v, caps)) != link.negated {
+                            let mut keep = |b: &[u8]| {
+                                hit_bytes.extend_from_slice(b);
+                                hit_bytes.len() - b.len()..hit_bytes.len()
+                            };
+                            hits.push(Hit {
+                                var,
+                                key: keep(key),
+                                value: keep(v),
+                                groups: std::mem::take(&mut caps.groups),
+                            });
+                            return true;
+                        }
+                        false
+                    };
                 if multi {
                     // The operator runs on the raw value and after each transformation that
                     // changed it: an unchanged value cannot give a different answer.
                     let Some(slot) = slot else {
                         cache.each_changed(&rs.chains, raw, &link.chain_ids, &mut |v| {
-                            check(v, &mut caps, hits)
+                            check(v, None, &mut caps, hits)
                         });
                         return;
                     };
-                    if check(raw, &mut caps, hits) {
+                    let row = cache.row(slot);
+                    if check(raw, Some((row, Val::Raw)), &mut caps, hits) {
                         return;
                     }
                     let mut prev = Val::Raw;
                     for &c in &link.chain_ids {
-                        let v = cache.cached(&rs.chains, slot, raw, c);
-                        if v != prev && check(cache.bytes(v, raw), &mut caps, hits) {
+                        let v = cache.in_row(&rs.chains, row, raw, c);
+                        if v != prev && check(cache.bytes(v, raw), Some((row, v)), &mut caps, hits)
+                        {
                             return;
                         }
                         prev = v;
                     }
                 } else {
-                    let v = cache.get(&rs.chains, slot, raw, chain);
-                    check(v, &mut caps, hits);
+                    match slot {
+                        Some(slot) => {
+                            let row = cache.row(slot);
+                            let v = match chain {
+                                Some(c) => cache.in_row(&rs.chains, row, raw, c),
+                                None => Val::Raw,
+                            };
+                            check(cache.bytes(v, raw), Some((row, v)), &mut caps, hits);
+                        }
+                        None => {
+                            let v = cache.get(&rs.chains, None, raw, chain);
+                            check(v, None, &mut caps, hits);
+                        }
+                    }
                 }
             });
         }
@@ -1051,7 +1121,13 @@ impl Transaction {
     /// [`Transaction::eval_link`] for the commonest link in CRS, one untransformed
     /// `TX:key` or `&TX:key` target (paranoia-level checks, setup and scoring rules), with
     /// the same outcome and without visiting; `None` for any other link.
-    fn eval_tx_key(&mut self, link: &Rule, op: &dyn Operator, op_fails: bool) -> Option<bool> {
+    fn eval_tx_key(
+        &mut self,
+        starter: &Rule,
+        link: &Rule,
+        op: &dyn Operator,
+        op_fails: bool,
+    ) -> Option<bool> {
         let [t] = link.targets.as_slice() else {
             return None;
         };
@@ -1062,10 +1138,15 @@ impl Transaction {
             || !link.chain_ids.is_empty()
             || link.actions.multi_match
             || link.actions.capture
-            || !self.removed_targets_by_id.is_empty()
-            || !self.removed_targets_by_tag.is_empty()
         {
             return None;
+        }
+        // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
+        let hit_key: &[u8] = if t.count { b"" } else { key };
+        if (!self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty())
+            && self.target_removed(starter, Var::Tx, hit_key)
+        {
+            return Some(false);
         }
         let Data {
             tx,
@@ -1218,7 +1299,6 @@ impl Transaction {
     fn expand(&self, m: &Macro) -> Vec<u8> {
         let rs = &self.rs;
         let data = &self.data;
-        let elapsed = self.start.elapsed().as_micros() as u64;
         m.expand(&mut |var, key, out| {
             if var == Var::Rule {
                 let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
@@ -1266,6 +1346,7 @@ impl Transaction {
                 }
             }
             if var == Var::Duration {
+                let elapsed = self.start.elapsed().as_micros() as u64;
                 out.extend_from_slice(elapsed.to_string().as_bytes());
                 return;
             }
@@ -1275,6 +1356,7 @@ impl Transaction {
                 count: false,
                 exclusions: Vec::new(),
                 slot: None,
+                selected_slots: None,
             };
             let mut done = false;
             visit(data, &target, &mut |_, _, v, _| {
@@ -1701,7 +1783,10 @@ fn store(s: &Store, t: &Target, f: &mut Visitor<'_>) {
                 f(t.var, k, v, None);
             }
         }
-        sel => s.each(&|k| sel.selects(k), &mut |k, v| f(t.var, k, v, None)),
+        sel => match &t.selected_slots {
+            Some(slots) => s.each_of(slots, &|k| sel.selects(k), &mut |k, v| f(t.var, k, v, None)),
+            None => s.each(&|k| sel.selects(k), &mut |k, v| f(t.var, k, v, None)),
+        },
     }
 }
 
@@ -1764,5 +1849,27 @@ mod tests {
             });
             assert!(seen > 0, "{} has no value in this request", t.var.name());
         }
+    }
+
+    /// A TX key target removed at run time is removed from the rules it names, and only
+    /// from those, whether the rule reads its value or counts it.
+    #[test]
+    fn run_time_target_removal_applies_to_tx_keys() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine On\n\
+                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.foo=1,\
+                   ctl:ruleRemoveTargetById=2;TX:foo,ctl:ruleRemoveTargetByTag=t3;TX\"\n\
+                 SecRule TX:foo \"@eq 1\" \"id:2,phase:1,deny,status:401\"\n\
+                 SecRule &TX:foo \"@eq 1\" \"id:3,phase:1,deny,status:402,tag:t3\"\n\
+                 SecRule TX:foo \"@eq 1\" \"id:4,phase:1,deny,status:403\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+        let iv = tx.process_request_headers().unwrap();
+        assert_eq!((iv.rule_id, iv.status), (4, 403));
     }
 }

@@ -160,6 +160,10 @@ pub struct Target {
     pub exclusions: Vec<Selector>,
     /// For `TX:key`: the key's slot, numbered when the rule set is built.
     pub slot: Option<u32>,
+    /// For `TX:/regex/`: the numbered keys the regex selects, in key order (set when the
+    /// rule set is built), so that a transaction tests the regex only on keys made at run
+    /// time.
+    pub selected_slots: Option<Vec<u32>>,
 }
 
 /// A `VAR[:selector]` reference without `&`/`!` (as in `ctl:ruleRemoveTargetById`).
@@ -270,6 +274,7 @@ pub fn parse_targets(s: &str) -> Result<Vec<Target>, String> {
                 count: true,
                 exclusions: Vec::new(),
                 slot: None,
+                selected_slots: None,
             });
         } else {
             let r = parse_var_ref(part)?;
@@ -279,6 +284,7 @@ pub fn parse_targets(s: &str) -> Result<Vec<Target>, String> {
                 count: false,
                 exclusions: Vec::new(),
                 slot: None,
+                selected_slots: None,
             });
         }
     }

@@ -1,6 +1,8 @@
 //! `@detectSQLi`: libinjection's SQL injection tokenizer and fingerprint list (through the
 //! pure-Rust `libinjectionrs` port); the fingerprint is captured as TX:0.
 
+use libinjectionrs::{SqliFlags, SqliState};
+
 use super::{BuildContext, Captures, Operator};
 
 #[derive(Debug)]
@@ -12,18 +14,16 @@ pub fn new(_: &str, _: &mut BuildContext<'_>) -> Result<Box<dyn Operator>, Strin
 
 impl Operator for DetectSqli {
     fn matches(&self, input: &[u8], caps: &mut Captures) -> bool {
-        let result = libinjectionrs::detect_sqli(input);
-        if !result.is_injection() {
+        // What `libinjectionrs::detect_sqli` does, except that it tokenizes the input a
+        // second time for the fingerprint, whatever the outcome: here only for a capture.
+        let mut state = SqliState::new(input, SqliFlags::FLAG_NONE);
+        if !state.detect() {
             return false;
         }
         if caps.wanted {
             caps.groups.clear();
-            caps.groups.push(
-                result
-                    .fingerprint
-                    .map(|f| f.to_string().into_bytes())
-                    .unwrap_or_default(),
-            );
+            caps.groups
+                .push(state.get_fingerprint().to_string().into_bytes());
         }
         true
     }
@@ -40,5 +40,49 @@ mod tests {
         assert!(test_match(&*op, b"1 UNION SELECT password FROM users--"));
         assert!(!test_match(&*op, b"hello world"));
         assert!(!test_match(&*op, b""));
+    }
+
+    /// Same outcome and captured fingerprint as the library's own entry point.
+    #[test]
+    fn agrees_with_libinjectionrs_detect_sqli() {
+        use crate::operators::Captures;
+        let op = build("detectSQLi", "");
+        let inputs: &[&[u8]] = &[
+            b"1' OR '1'='1",
+            b"1 UNION SELECT password FROM users--",
+            b"1' UNION SELECT password FROM users--",
+            b"admin'--",
+            b"1;DROP TABLE users",
+            b"\"' or 1=1 #",
+            b"1 AND SLEEP(5)",
+            b"-1' and 1=(select 1)--",
+            b"books",
+            b"rust programming",
+            b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            b"it's a test",
+            b"select",
+            b"1e3",
+            b"",
+            b"\0'\xff\xfe",
+        ];
+        let mut positives = 0;
+        for input in inputs {
+            let want = libinjectionrs::detect_sqli(input);
+            let mut caps = Captures {
+                wanted: true,
+                groups: Vec::new(),
+            };
+            let got = op.matches(input, &mut caps);
+            let shown = String::from_utf8_lossy(input);
+            assert_eq!(got, want.is_injection(), "{shown}");
+            if got {
+                positives += 1;
+                let fp = want.fingerprint.map(|f| f.to_string()).unwrap_or_default();
+                assert_eq!(caps.groups, vec![fp.into_bytes()], "{shown}");
+            } else {
+                assert!(caps.groups.is_empty(), "{shown}");
+            }
+        }
+        assert!(positives >= 5, "the corpus exercises the capture");
     }
 }
