@@ -1,0 +1,50 @@
+//! Memory the full CRS v4.28.0 (the bench's workload) costs once built, and what running
+//! transactions adds, as the kernel counts it (VmRSS, VmHWM):
+//!
+//! ```text
+//! cargo build --release -p honeytrap-seclang --example crs_memory
+//! target/release/examples/crs_memory benign 1000      # or attack, response
+//! valgrind --tool=dhat target/release/examples/crs_memory benign 50
+//! ```
+//!
+//! It exits without dropping the rule set, so under `valgrind --tool=dhat` the bytes live
+//! at exit ("t-end") are what the built rule set and the transactions left behind, each
+//! with its allocation stack; "t-gmax" is the heap's high-water mark, building included.
+
+#[path = "../benches/workload/mod.rs"]
+mod workload;
+use workload::{load, one, with_response, ATTACK, BENIGN};
+
+/// VmRSS and VmHWM of this process, in kB.
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "benign".into());
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let uri = if which == "attack" { ATTACK } else { BENIGN };
+    let Some(rs) = load() else { return };
+    let (built, built_peak) = rss();
+    println!("rule set built: VmRSS {built} kB, VmHWM {built_peak} kB");
+    for _ in 0..n {
+        std::hint::black_box(if which == "response" {
+            with_response(&rs, uri)
+        } else {
+            one(&rs, uri)
+        });
+    }
+    let (after, peak) = rss();
+    println!("after {which} x{n}: VmRSS {after} kB, VmHWM {peak} kB");
+    // Not dropped: what is live at exit is what a heap profiler should attribute.
+    std::process::exit(0);
+}
