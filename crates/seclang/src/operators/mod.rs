@@ -58,6 +58,12 @@ pub trait Operator: Send + Sync + std::fmt::Debug {
     fn literals(&self) -> Option<Vec<Vec<u8>>> {
         None
     }
+
+    /// Whether the operator matches exactly the inputs that contain one of `literals()`:
+    /// a per-value prefilter of them would repeat its whole work (and its memory).
+    fn is_literal_search(&self) -> bool {
+        false
+    }
 }
 
 /// What an operator may need from the loader.

@@ -58,6 +58,10 @@ impl Operator for Pm {
     fn literals(&self) -> Option<Vec<Vec<u8>>> {
         Some(self.phrases.clone())
     }
+
+    fn is_literal_search(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
