@@ -5,11 +5,172 @@
 //! (lookaround, backreferences, possessive quantifiers, ...) falls back to PCRE2 with JIT,
 //! whose built-in match limit bounds the work; each fallback is reported once as a notice.
 
+use std::panic::{RefUnwindSafe, UnwindSafe};
+
+use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
+use regex_automata::nfa::thompson::backtrack::{BoundedBacktracker, Cache as BacktrackCache};
+use regex_automata::nfa::thompson::pikevm::{Cache as PikeCache, PikeVM};
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::captures::Captures as Slots;
+use regex_automata::util::pool::Pool;
+use regex_automata::util::prefilter::Prefilter;
+use regex_automata::{Input, MatchKind};
+use regex_syntax::hir::Look;
+
 use super::{BuildContext, Captures, Operator};
+
+/// Largest compiled NFA and lazy DFA cache of one pattern.
+const SIZE_LIMIT: usize = 1 << 27;
+
+/// Largest literal prefilter kept inside a lazy DFA.
+const PREFILTER_LIMIT: usize = 4096;
+
+/// A pattern the regex crate's engines run: a forward lazy DFA answers whether it matches,
+/// a bounded backtracker (a PikeVM on long values) gives the capture groups of the
+/// leftmost-first match.
+///
+/// These are what `regex::bytes::Regex` would run for the same questions, less what it
+/// builds to report where a match starts cheaply (a reverse NFA and lazy DFA) and its own
+/// literal prefilters: the engine asks for match positions only with `capture`, after a
+/// match, and its literal prefilter has already skipped values without the regex's
+/// literals. Both built from the same NFA, so they agree on every answer.
+struct Lazy {
+    /// `None` when its cache could not fit the NFA's minimum; the PikeVM answers then.
+    dfa: Option<DFA>,
+    pikevm: PikeVM,
+    /// Captures on values short enough for its visited set: faster than the PikeVM.
+    backtrack: BoundedBacktracker,
+    scratch: Pool<Scratch, MakeScratch>,
+}
+
+type MakeScratch = Box<dyn Fn() -> Scratch + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+/// Per-thread search state, reused across searches.
+#[derive(Debug)]
+struct Scratch {
+    dfa: Option<DfaCache>,
+    pikevm: PikeCache,
+    backtrack: BacktrackCache,
+    slots: Slots,
+}
+
+impl std::fmt::Debug for Lazy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lazy")
+            .field("lazy_dfa", &self.dfa.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lazy {
+    /// Parsed and compiled as `regex::bytes::RegexBuilder` does with `unicode(false)`,
+    /// `dot_matches_new_line(true)` and our size limits.
+    fn build(pattern: &str) -> Result<Lazy, String> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .dot_matches_new_line(true)
+            .build()
+            .parse(pattern)
+            .map_err(|e| e.to_string())?;
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .shrink(false)
+                    .nfa_size_limit(Some(SIZE_LIMIT))
+                    .which_captures(WhichCaptures::All),
+            )
+            .build_from_hir(&hir)
+            .map_err(|e| e.to_string())?;
+        // Where a match may start anywhere, its prefix literals let the DFA skip to where
+        // one may start (long values: a response body).
+        let prefilter = if hir.properties().look_set_prefix().contains(Look::Start) {
+            None
+        } else {
+            Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir)
+                .filter(|p| p.memory_usage() <= PREFILTER_LIMIT)
+        };
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .specialize_start_states(prefilter.is_some())
+                    .prefilter(prefilter)
+                    .starts_for_each_pattern(true)
+                    .unicode_word_boundary(true)
+                    .cache_capacity(SIZE_LIMIT)
+                    .skip_cache_capacity_check(false)
+                    // A cache cleared this often for this little progress: the PikeVM
+                    // answers that search instead.
+                    .minimum_cache_clear_count(Some(3))
+                    .minimum_bytes_per_state(Some(10)),
+            )
+            .build_from_nfa(nfa.clone())
+            .ok();
+        let pikevm = PikeVM::new_from_nfa(nfa.clone()).map_err(|e| e.to_string())?;
+        let backtrack = BoundedBacktracker::new_from_nfa(nfa).map_err(|e| e.to_string())?;
+        let (for_dfa, for_pikevm, for_backtrack) = (dfa.clone(), pikevm.clone(), backtrack.clone());
+        let make: MakeScratch = Box::new(move || Scratch {
+            dfa: for_dfa.as_ref().map(DFA::create_cache),
+            pikevm: for_pikevm.create_cache(),
+            backtrack: for_backtrack.create_cache(),
+            slots: for_pikevm.create_captures(),
+        });
+        Ok(Lazy {
+            dfa,
+            pikevm,
+            backtrack,
+            scratch: Pool::new(make),
+        })
+    }
+
+    fn is_match(&self, input: &[u8]) -> bool {
+        let input = Input::new(input).earliest(true);
+        let mut scratch = self.scratch.get();
+        let Scratch { dfa, pikevm, .. } = &mut *scratch;
+        if let (Some(d), Some(cache)) = (&self.dfa, dfa) {
+            // An error is the DFA giving up (its cache thrashing): the PikeVM decides.
+            if let Ok(m) = d.try_search_fwd(cache, &input) {
+                return m.is_some();
+            }
+        }
+        self.pikevm.search_slots(pikevm, &input, &mut []).is_some()
+    }
+
+    /// The leftmost-first match's groups (at most 10), if it matches.
+    fn captures(&self, input: &[u8], groups: &mut Vec<Vec<u8>>) -> bool {
+        let mut scratch = self.scratch.get();
+        let Scratch {
+            pikevm,
+            backtrack,
+            slots,
+            ..
+        } = &mut *scratch;
+        let fits = input.len() <= self.backtrack.max_haystack_len();
+        if !fits
+            || self
+                .backtrack
+                .try_captures(backtrack, input, slots)
+                .is_err()
+        {
+            self.pikevm.captures(pikevm, input, slots);
+        }
+        if !slots.is_match() {
+            return false;
+        }
+        groups.clear();
+        groups.extend((0..slots.group_len().min(10)).map(|i| {
+            slots
+                .get_group(i)
+                .map_or(Vec::new(), |sp| input[sp.range()].to_vec())
+        }));
+        true
+    }
+}
 
 #[derive(Debug)]
 enum Engine {
-    Rust(regex::bytes::Regex),
+    Rust(Box<Lazy>),
     Pcre(pcre2::bytes::Regex),
 }
 
@@ -27,14 +188,8 @@ pub fn new(param: &str, ctx: &mut BuildContext<'_>) -> Result<Box<dyn Operator>,
 impl Rx {
     /// Compile `pattern`, falling back to PCRE2 (with a notice) when the regex crate cannot.
     pub fn compile(pattern: &str, notices: &mut Vec<String>) -> Result<Rx, String> {
-        let built = regex::bytes::RegexBuilder::new(pattern)
-            .unicode(false)
-            .dot_matches_new_line(true)
-            .size_limit(1 << 27)
-            .dfa_size_limit(1 << 27)
-            .build();
-        let engine = match built {
-            Ok(re) => Engine::Rust(re),
+        let engine = match Lazy::build(pattern) {
+            Ok(re) => Engine::Rust(Box::new(re)),
             Err(rust_err) => {
                 let re = pcre2::bytes::RegexBuilder::new()
                     .dotall(true)
@@ -66,19 +221,10 @@ impl Rx {
 impl Operator for Rx {
     fn matches(&self, input: &[u8], caps: &mut Captures) -> bool {
         match &self.engine {
-            // Captures allocate; most values do not match, so ask the cheap question first.
-            Engine::Rust(re) if caps.wanted && !re.is_match(input) => false,
-            Engine::Rust(re) if caps.wanted => match re.captures(input) {
-                Some(c) => {
-                    caps.groups.clear();
-                    caps.groups.extend(
-                        (0..c.len().min(10))
-                            .map(|i| c.get(i).map_or(Vec::new(), |m| m.as_bytes().to_vec())),
-                    );
-                    true
-                }
-                None => false,
-            },
+            // Captures cost more; most values do not match, so ask the cheap question first.
+            Engine::Rust(re) if caps.wanted => {
+                re.is_match(input) && re.captures(input, &mut caps.groups)
+            }
             Engine::Rust(re) => re.is_match(input),
             // A PCRE2 error (match limit hit) counts as no match, as in ModSecurity.
             Engine::Pcre(re) if caps.wanted && !re.is_match(input).unwrap_or(false) => false,
@@ -138,6 +284,53 @@ mod tests {
             caps.groups,
             vec![b"12-".to_vec(), b"12".to_vec(), Vec::new()]
         );
+    }
+
+    #[test]
+    fn answers_as_the_regex_crate() {
+        let long = [&b"x".repeat(5000)[..], b"<script>Alert(1)", &[0xff, b'\n']].concat();
+        let inputs: [&[u8]; 6] = [
+            b"",
+            b"abc",
+            b"ab\nc",
+            b"1 union  select 2",
+            b"\xffab",
+            &long,
+        ];
+        let patterns = [
+            r"(?i)<script[^>]*>\s*(al)(ert)?",
+            r"^a.c$",
+            r"(?i:union\s+select)|(\d+)",
+            r"\xff(a)",
+            r"[\n\xff]$",
+            r"x{3}<",
+            r"\bselect\b",
+        ];
+        for p in patterns {
+            let re = Rx::compile(p, &mut Vec::new()).unwrap();
+            assert!(!re.is_fallback());
+            let reference = regex::bytes::RegexBuilder::new(p)
+                .unicode(false)
+                .dot_matches_new_line(true)
+                .build()
+                .unwrap();
+            for i in inputs {
+                let mut caps = Captures {
+                    wanted: true,
+                    groups: Vec::new(),
+                };
+                let expected = reference.captures(i);
+                assert_eq!(re.matches(i, &mut Captures::default()), expected.is_some());
+                assert_eq!(re.matches(i, &mut caps), expected.is_some());
+                if let Some(c) = expected {
+                    let groups: Vec<Vec<u8>> = c
+                        .iter()
+                        .map(|g| g.map_or(Vec::new(), |m| m.as_bytes().to_vec()))
+                        .collect();
+                    assert_eq!(caps.groups, groups, "{p}");
+                }
+            }
+        }
     }
 
     #[test]
