@@ -49,6 +49,13 @@ type MakeScratch = Box<dyn Fn() -> Scratch + Send + Sync + UnwindSafe + RefUnwin
 #[derive(Debug)]
 struct Scratch {
     dfa: Option<DfaCache>,
+    /// Made on first use: most patterns are only ever asked whether they match, which
+    /// the DFA answers, and these are sized by the NFA.
+    slow: Option<SlowScratch>,
+}
+
+#[derive(Debug)]
+struct SlowScratch {
     pikevm: PikeCache,
     backtrack: BacktrackCache,
     slots: Slots,
@@ -109,12 +116,10 @@ impl Lazy {
             .ok();
         let pikevm = PikeVM::new_from_nfa(nfa.clone()).map_err(|e| e.to_string())?;
         let backtrack = BoundedBacktracker::new_from_nfa(nfa).map_err(|e| e.to_string())?;
-        let (for_dfa, for_pikevm, for_backtrack) = (dfa.clone(), pikevm.clone(), backtrack.clone());
+        let for_dfa = dfa.clone();
         let make: MakeScratch = Box::new(move || Scratch {
             dfa: for_dfa.as_ref().map(DFA::create_cache),
-            pikevm: for_pikevm.create_cache(),
-            backtrack: for_backtrack.create_cache(),
-            slots: for_pikevm.create_captures(),
+            slow: None,
         });
         Ok(Lazy {
             dfa,
@@ -127,25 +132,35 @@ impl Lazy {
     fn is_match(&self, input: &[u8]) -> bool {
         let input = Input::new(input).earliest(true);
         let mut scratch = self.scratch.get();
-        let Scratch { dfa, pikevm, .. } = &mut *scratch;
+        let Scratch { dfa, slow } = &mut *scratch;
         if let (Some(d), Some(cache)) = (&self.dfa, dfa) {
             // An error is the DFA giving up (its cache thrashing): the PikeVM decides.
             if let Ok(m) = d.try_search_fwd(cache, &input) {
                 return m.is_some();
             }
         }
-        self.pikevm.search_slots(pikevm, &input, &mut []).is_some()
+        let slow = slow.get_or_insert_with(|| self.slow_scratch());
+        self.pikevm
+            .search_slots(&mut slow.pikevm, &input, &mut [])
+            .is_some()
+    }
+
+    fn slow_scratch(&self) -> SlowScratch {
+        SlowScratch {
+            pikevm: self.pikevm.create_cache(),
+            backtrack: self.backtrack.create_cache(),
+            slots: self.pikevm.create_captures(),
+        }
     }
 
     /// The leftmost-first match's groups (at most 10), if it matches.
     fn captures(&self, input: &[u8], groups: &mut Vec<Vec<u8>>) -> bool {
         let mut scratch = self.scratch.get();
-        let Scratch {
+        let SlowScratch {
             pikevm,
             backtrack,
             slots,
-            ..
-        } = &mut *scratch;
+        } = scratch.slow.get_or_insert_with(|| self.slow_scratch());
         let fits = input.len() <= self.backtrack.max_haystack_len();
         if !fits
             || self
