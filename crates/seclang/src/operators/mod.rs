@@ -23,6 +23,7 @@ mod pm;
 mod pm_from_file;
 mod rbl;
 mod rx;
+mod shared;
 mod streq;
 mod unconditional_match;
 mod validate_byte_range;

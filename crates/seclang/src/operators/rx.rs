@@ -6,6 +6,7 @@
 //! whose built-in match limit bounds the work; each fallback is reported once as a notice.
 
 use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::Arc;
 
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
 use regex_automata::nfa::thompson::backtrack::{BoundedBacktracker, Cache as BacktrackCache};
@@ -17,6 +18,7 @@ use regex_automata::util::prefilter::Prefilter;
 use regex_automata::{Input, MatchKind};
 use regex_syntax::hir::Look;
 
+use super::shared::Interned;
 use super::{BuildContext, Captures, Operator};
 
 /// Largest compiled NFA and lazy DFA cache of one pattern.
@@ -35,6 +37,7 @@ const PREFILTER_LIMIT: usize = 4096;
 /// match, and its literal prefilter has already skipped values without the regex's
 /// literals. Both built from the same NFA, so they agree on every answer.
 struct Lazy {
+    pattern: String,
     /// `None` when its cache could not fit the NFA's minimum; the PikeVM answers then.
     dfa: Option<DFA>,
     pikevm: PikeVM,
@@ -64,6 +67,7 @@ struct SlowScratch {
 impl std::fmt::Debug for Lazy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lazy")
+            .field("pattern", &self.pattern)
             .field("lazy_dfa", &self.dfa.is_some())
             .finish_non_exhaustive()
     }
@@ -122,6 +126,7 @@ impl Lazy {
             slow: None,
         });
         Ok(Lazy {
+            pattern: pattern.to_string(),
             dfa,
             pikevm,
             backtrack,
@@ -185,15 +190,17 @@ impl Lazy {
 
 #[derive(Debug)]
 enum Engine {
-    Rust(Box<Lazy>),
+    Rust(Arc<Lazy>),
     Pcre(pcre2::bytes::Regex),
 }
+
+/// A pattern compiles once for every rule holding it (CRS repeats some) while one lives.
+static SHARED: Interned<Lazy> = Interned::new();
 
 /// A compiled `@rx` pattern.
 #[derive(Debug)]
 pub struct Rx {
     engine: Engine,
-    pattern: String,
 }
 
 pub fn new(param: &str, ctx: &mut BuildContext<'_>) -> Result<Box<dyn Operator>, String> {
@@ -203,8 +210,10 @@ pub fn new(param: &str, ctx: &mut BuildContext<'_>) -> Result<Box<dyn Operator>,
 impl Rx {
     /// Compile `pattern`, falling back to PCRE2 (with a notice) when the regex crate cannot.
     pub fn compile(pattern: &str, notices: &mut Vec<String>) -> Result<Rx, String> {
-        let engine = match Lazy::build(pattern) {
-            Ok(re) => Engine::Rust(Box::new(re)),
+        let built =
+            SHARED.get_or_build(pattern, |re| re.pattern == pattern, || Lazy::build(pattern));
+        let engine = match built {
+            Ok(re) => Engine::Rust(re),
             Err(rust_err) => {
                 let re = pcre2::bytes::RegexBuilder::new()
                     .dotall(true)
@@ -216,15 +225,15 @@ impl Rx {
                 Engine::Pcre(re)
             }
         };
-        Ok(Rx {
-            engine,
-            pattern: pattern.to_string(),
-        })
+        Ok(Rx { engine })
     }
 
     /// The source pattern.
     pub fn pattern(&self) -> &str {
-        &self.pattern
+        match &self.engine {
+            Engine::Rust(re) => &re.pattern,
+            Engine::Pcre(re) => re.as_str(),
+        }
     }
 
     /// Whether the pattern needed the PCRE2 fallback.
@@ -267,7 +276,7 @@ impl Operator for Rx {
         if self.is_fallback() {
             return None;
         }
-        crate::prefilter::required_literals(&self.pattern)
+        crate::prefilter::required_literals(self.pattern())
     }
 }
 
