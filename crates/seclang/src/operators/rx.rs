@@ -5,7 +5,6 @@
 //! (lookaround, backreferences, possessive quantifiers, ...) falls back to PCRE2 with JIT,
 //! whose built-in match limit bounds the work; each fallback is reported once as a notice.
 
-use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
@@ -43,17 +42,15 @@ struct Lazy {
     pikevm: PikeVM,
     /// Captures on values short enough for its visited set: faster than the PikeVM.
     backtrack: BoundedBacktracker,
-    scratch: Pool<Scratch, MakeScratch>,
+    scratch: Pool<Scratch>,
 }
 
-type MakeScratch = Box<dyn Fn() -> Scratch + Send + Sync + UnwindSafe + RefUnwindSafe>;
-
-/// Per-thread search state, reused across searches.
-#[derive(Debug)]
+/// Per-thread search state, reused across searches; each part made on first use (so the
+/// pool needs no engine to make one). Most patterns are only ever asked whether they
+/// match, which the DFA answers: the slow engines' parts are sized by the NFA.
+#[derive(Debug, Default)]
 struct Scratch {
     dfa: Option<DfaCache>,
-    /// Made on first use: most patterns are only ever asked whether they match, which
-    /// the DFA answers, and these are sized by the NFA.
     slow: Option<SlowScratch>,
 }
 
@@ -120,17 +117,12 @@ impl Lazy {
             .ok();
         let pikevm = PikeVM::new_from_nfa(nfa.clone()).map_err(|e| e.to_string())?;
         let backtrack = BoundedBacktracker::new_from_nfa(nfa).map_err(|e| e.to_string())?;
-        let for_dfa = dfa.clone();
-        let make: MakeScratch = Box::new(move || Scratch {
-            dfa: for_dfa.as_ref().map(DFA::create_cache),
-            slow: None,
-        });
         Ok(Lazy {
             pattern: pattern.to_string(),
             dfa,
             pikevm,
             backtrack,
-            scratch: Pool::new(make),
+            scratch: Pool::new(Scratch::default),
         })
     }
 
@@ -138,7 +130,8 @@ impl Lazy {
         let input = Input::new(input).earliest(true);
         let mut scratch = self.scratch.get();
         let Scratch { dfa, slow } = &mut *scratch;
-        if let (Some(d), Some(cache)) = (&self.dfa, dfa) {
+        if let Some(d) = &self.dfa {
+            let cache = dfa.get_or_insert_with(|| d.create_cache());
             // An error is the DFA giving up (its cache thrashing): the PikeVM decides.
             if let Ok(m) = d.try_search_fwd(cache, &input) {
                 return m.is_some();
