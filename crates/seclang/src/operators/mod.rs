@@ -23,6 +23,7 @@ mod pm;
 mod pm_from_file;
 mod rbl;
 mod rx;
+mod shared;
 mod streq;
 mod unconditional_match;
 mod validate_byte_range;
@@ -57,6 +58,12 @@ pub trait Operator: Send + Sync + std::fmt::Debug {
     /// contain none.
     fn literals(&self) -> Option<Vec<Vec<u8>>> {
         None
+    }
+
+    /// Whether the operator matches exactly the inputs that contain one of `literals()`:
+    /// a per-value prefilter of them would repeat its whole work (and its memory).
+    fn is_literal_search(&self) -> bool {
+        false
     }
 }
 

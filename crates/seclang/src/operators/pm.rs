@@ -3,14 +3,26 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
+use std::sync::Arc;
+
+use super::shared::Interned;
 use super::{BuildContext, Captures, Operator};
 
 #[derive(Debug)]
 pub struct Pm {
+    phrases: Arc<Phrases>,
+}
+
+#[derive(Debug)]
+struct Phrases {
     ac: AhoCorasick,
     /// Lower-cased, for the prefilter.
-    phrases: Vec<Vec<u8>>,
+    lower: Vec<Vec<u8>>,
 }
+
+/// Lists that match alike (the same phrases up to ASCII case, in the same order) share one
+/// automaton: CRS reads some phrase files for two rules.
+static SHARED: Interned<Phrases> = Interned::new();
 
 impl Pm {
     /// Build from phrases; an empty list is an error since it could never match.
@@ -19,16 +31,26 @@ impl Pm {
         if phrases.is_empty() {
             return Err("no phrases".into());
         }
-        let ac = AhoCorasickBuilder::new()
-            // Phrase lists run thousands of words (`@pmFromFile`): a DFA of them costs
-            // megabytes per list, a contiguous NFA a fraction.
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(&phrases)
-            .map_err(|e| e.to_string())?;
-        let phrases = phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
-        Ok(Pm { ac, phrases })
+        let lower: Vec<Vec<u8>> = phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
+        let phrases = SHARED.get_or_build(
+            &lower,
+            |built| built.lower == lower,
+            || {
+                let ac = AhoCorasickBuilder::new()
+                    // Phrase lists run thousands of words (`@pmFromFile`): a DFA of them
+                    // costs megabytes per list, a contiguous NFA a fraction.
+                    .kind(Some(AhoCorasickKind::ContiguousNFA))
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(&phrases)
+                    .map_err(|e| e.to_string())?;
+                Ok(Phrases {
+                    ac,
+                    lower: lower.clone(),
+                })
+            },
+        )?;
+        Ok(Pm { phrases })
     }
 }
 
@@ -43,7 +65,7 @@ pub fn new(param: &str, _: &mut BuildContext<'_>) -> Result<Box<dyn Operator>, S
 
 impl Operator for Pm {
     fn matches(&self, input: &[u8], caps: &mut Captures) -> bool {
-        match self.ac.find(input) {
+        match self.phrases.ac.find(input) {
             Some(m) => {
                 if caps.wanted {
                     caps.groups.clear();
@@ -56,7 +78,11 @@ impl Operator for Pm {
     }
 
     fn literals(&self) -> Option<Vec<Vec<u8>>> {
-        Some(self.phrases.clone())
+        Some(self.phrases.lower.clone())
+    }
+
+    fn is_literal_search(&self) -> bool {
+        true
     }
 }
 
