@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, SetVarOp};
 use crate::body::multipart::{FilePart, Flags};
-use crate::body::{json, multipart, urlencoded, xml, Pair};
+use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
@@ -96,10 +96,10 @@ struct Request {
     query: Vec<u8>,
     filename: Vec<u8>,
     basename: Vec<u8>,
-    headers: Vec<Pair>,
-    cookies: Vec<Pair>,
-    args_get: Vec<Pair>,
-    args_post: Vec<Pair>,
+    headers: Pairs,
+    cookies: Pairs,
+    args_get: Pairs,
+    args_post: Pairs,
     body: Vec<u8>,
     body_len: usize,
     body_truncated: bool,
@@ -119,7 +119,7 @@ struct Request {
 struct Response {
     status: u16,
     protocol: Vec<u8>,
-    headers: Vec<Pair>,
+    headers: Pairs,
     body: Vec<u8>,
     body_truncated: bool,
 }
@@ -134,14 +134,84 @@ struct Data {
     persistent: [Store; 5],
     env: Store,
     matched_var: (Vec<u8>, Vec<u8>),
-    /// MATCHED_VARS: the first `matched_vars_len` entries (the others are buffers kept for
-    /// reuse).
-    matched_vars: Vec<Pair>,
-    matched_vars_len: usize,
+    matched_vars: Pairs,
     highest_severity: Option<u8>,
     /// The rule running: id, and index in `RuleSet::rules` (for `%{RULE.*}`).
     rule_id: u32,
     rule_idx: usize,
+}
+
+/// What a pooled buffer may keep when its transaction ends: larger buffers are freed, so
+/// one huge request does not pin its memory.
+const MAX_KEPT_BYTES: usize = 64 * 1024;
+/// The most pairs a list keeps for reuse: more are freed when a transaction ends.
+const MAX_KEPT_PAIRS: usize = 256;
+
+/// `b` emptied, or a new buffer if it grew past `max_keep` bytes.
+fn recycled(mut b: Vec<u8>, max_keep: usize) -> Vec<u8> {
+    if b.capacity() > max_keep {
+        return Vec::new();
+    }
+    b.clear();
+    b
+}
+
+fn recycled_pairs(mut p: Pairs, max_keep: usize) -> Pairs {
+    p.clear(MAX_KEPT_PAIRS, max_keep);
+    p
+}
+
+// Recycling keeps only buffers, emptied: every field not named takes its default, so state
+// cannot leak from one transaction to the next.
+impl Request {
+    fn recycled(self, max_keep: usize) -> Request {
+        let b = |v| recycled(v, max_keep);
+        let p = |v| recycled_pairs(v, max_keep);
+        Request {
+            method: b(self.method),
+            uri_raw: b(self.uri_raw),
+            uri: b(self.uri),
+            protocol: b(self.protocol),
+            line: b(self.line),
+            query: b(self.query),
+            filename: b(self.filename),
+            basename: b(self.basename),
+            headers: p(self.headers),
+            cookies: p(self.cookies),
+            args_get: p(self.args_get),
+            args_post: p(self.args_post),
+            body: b(self.body),
+            xml_texts: b(self.xml_texts),
+            ..Request::default()
+        }
+    }
+}
+
+impl Response {
+    fn recycled(self, max_keep: usize) -> Response {
+        Response {
+            protocol: recycled(self.protocol, max_keep),
+            headers: recycled_pairs(self.headers, max_keep),
+            body: recycled(self.body, max_keep),
+            ..Response::default()
+        }
+    }
+}
+
+impl Data {
+    /// This data's buffers, emptied, for the next transaction (which resets the TX
+    /// collection for its rule set).
+    fn recycled(self, max_keep: usize) -> Data {
+        let (name, value) = self.matched_var;
+        Data {
+            req: self.req.recycled(max_keep),
+            resp: self.resp.recycled(max_keep),
+            tx: self.tx,
+            matched_var: (recycled(name, max_keep), recycled(value, max_keep)),
+            matched_vars: recycled_pairs(self.matched_vars, max_keep),
+            ..Data::default()
+        }
+    }
 }
 
 /// Per-transaction working memory that outlives the transaction: returned to a
@@ -167,8 +237,9 @@ struct Scratch {
     /// The values a rule link matched while it runs.
     hits: Vec<Hit>,
     hit_bytes: Vec<u8>,
-    /// The TX collection, lent to the transaction.
-    tx: Store,
+    /// Request data and match records, lent to the transaction.
+    data: Data,
+    matched: Vec<Matched>,
 }
 
 /// The phase automaton's bits for each distinct value scanned this phase, and where they
@@ -231,7 +302,7 @@ impl Scratch {
             .ok()
             .flatten()
             .unwrap_or_default();
-        s.cache.clear(64 * 1024, rs.chains.nodes.len());
+        s.cache.clear(MAX_KEPT_BYTES, rs.chains.nodes.len());
         s.match_bytes.clear();
         // Unit bits are valid only for the generation they were computed in, and
         // generations keep counting across the transactions that reuse this scratch: no
@@ -245,8 +316,8 @@ impl Scratch {
     }
 
     fn give_back(mut self) {
-        self.cache.clear(64 * 1024, 0);
-        if self.match_bytes.capacity() > 64 * 1024 {
+        self.cache.clear(MAX_KEPT_BYTES, 0);
+        if self.match_bytes.capacity() > MAX_KEPT_BYTES {
             self.match_bytes = Vec::new();
         }
         // A few per thread cover nested or interleaved transactions.
@@ -261,7 +332,9 @@ impl Scratch {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        self.scratch.tx = std::mem::take(&mut self.data.tx);
+        self.scratch.data = std::mem::take(&mut self.data).recycled(MAX_KEPT_BYTES);
+        self.scratch.matched = std::mem::take(&mut self.matched);
+        self.scratch.matched.clear();
         std::mem::take(&mut self.scratch).give_back();
     }
 }
@@ -296,18 +369,16 @@ impl RuleSet {
     /// Start a transaction.
     pub fn transaction(self: &Arc<Self>, input: TxInput) -> Transaction {
         let mut scratch = Scratch::take(self);
-        let mut tx = std::mem::take(&mut scratch.tx);
-        tx.reset(&self.tx_slots);
+        let mut data = std::mem::take(&mut scratch.data);
+        data.input = input;
+        data.tx.reset(&self.tx_slots);
+        let matched = std::mem::take(&mut scratch.matched);
         Transaction {
             mode: self.config.engine,
             body_access: self.config.request_body_access,
             response_body_access: self.config.response_body_access,
             rs: Arc::clone(self),
-            data: Data {
-                input,
-                tx,
-                ..Data::default()
-            },
+            data,
             scratch,
             start: Instant::now(),
             force_body_var: false,
@@ -318,7 +389,7 @@ impl RuleSet {
             removed_targets_by_tag: Vec::new(),
             allow_through: 0,
             intervention: None,
-            matched: Vec::new(),
+            matched,
             matched_view: std::cell::OnceCell::new(),
             phases_done: 0,
             phase: 0,
@@ -326,9 +397,9 @@ impl RuleSet {
     }
 }
 
-/// Percent-decode when every escape is valid; otherwise keep the raw bytes.
-fn path_decode(p: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(p.len());
+/// Percent-decode into `out` when every escape is valid; otherwise copy the raw bytes.
+fn path_decode(p: &[u8], out: &mut Vec<u8>) {
+    out.clear();
     let mut i = 0;
     while i < p.len() {
         if p[i] == b'%' {
@@ -338,13 +409,18 @@ fn path_decode(p: &[u8]) -> Vec<u8> {
                     i += 3;
                     continue;
                 }
-                None => return p.to_vec(),
+                None => return set_bytes(out, p),
             }
         }
         out.push(p[i]);
         i += 1;
     }
-    out
+}
+
+/// Make `buf` a copy of `b`, in its own allocation.
+fn set_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+    buf.clear();
+    buf.extend_from_slice(b);
 }
 
 fn header<'a>(headers: &'a [Pair], name: &[u8]) -> Option<&'a [u8]> {
@@ -368,10 +444,12 @@ impl Transaction {
     /// The request line as received: method, request target, protocol (`HTTP/1.1`).
     pub fn set_request_line(&mut self, method: &[u8], uri: &[u8], protocol: &[u8]) {
         let r = &mut self.data.req;
-        r.method = method.to_vec();
-        r.uri_raw = uri.to_vec();
-        r.protocol = protocol.to_vec();
-        r.line = [method, b" ", uri].concat();
+        set_bytes(&mut r.method, method);
+        set_bytes(&mut r.uri_raw, uri);
+        set_bytes(&mut r.protocol, protocol);
+        set_bytes(&mut r.line, method);
+        r.line.push(b' ');
+        r.line.extend_from_slice(uri);
         if !protocol.is_empty() {
             r.line.push(b' ');
             r.line.extend_from_slice(protocol);
@@ -387,26 +465,22 @@ impl Transaction {
                     .map_or(&b""[..], |i| &after[i..]);
             }
         }
-        r.uri = rel.to_vec();
+        set_bytes(&mut r.uri, rel);
         let (path, query) = match memchr::memchr(b'?', rel) {
             Some(q) => (&rel[..q], &rel[q + 1..]),
             None => (rel, &b""[..]),
         };
         let path = path.split(|&c| c == b'#').next().unwrap_or(b"");
-        r.query = query.to_vec();
-        r.filename = path_decode(path);
-        r.basename = r
-            .filename
-            .rsplit(|&c| c == b'/')
-            .next()
-            .unwrap_or(b"")
-            .to_vec();
-        r.args_get.clear();
+        set_bytes(&mut r.query, query);
+        path_decode(path, &mut r.filename);
+        let basename = r.filename.rsplit(|&c| c == b'/').next().unwrap_or(b"");
+        set_bytes(&mut r.basename, basename);
+        r.args_get.truncate(0);
         r.urlencoded_error |= urlencoded::parse(query, &mut r.args_get);
     }
 
     pub fn add_request_header(&mut self, name: &[u8], value: &[u8]) {
-        self.data.req.headers.push((name.to_vec(), value.to_vec()));
+        self.data.req.headers.push_copy(name, value);
     }
 
     /// Phase 1.
@@ -420,10 +494,8 @@ impl Transaction {
                         continue;
                     }
                     match memchr::memchr(b'=', c) {
-                        Some(eq) => r
-                            .cookies
-                            .push((c[..eq].trim_ascii().to_vec(), c[eq + 1..].to_vec())),
-                        None => r.cookies.push((c.to_vec(), Vec::new())),
+                        Some(eq) => r.cookies.push_copy(c[..eq].trim_ascii(), &c[eq + 1..]),
+                        None => r.cookies.push_copy(c, b""),
                     }
                 }
             }
@@ -514,7 +586,9 @@ impl Transaction {
             Some("MULTIPART") => {
                 let ct = header(&r.headers, b"content-type").unwrap_or(b"").to_vec();
                 let m = multipart::parse(&ct, &body, 100);
-                r.args_post.extend(m.args);
+                for a in m.args {
+                    r.args_post.push(a);
+                }
                 r.files = m.files;
                 r.part_headers = m.part_headers;
                 r.mp_flags = m.flags;
@@ -539,11 +613,11 @@ impl Transaction {
 
     pub fn set_response_status(&mut self, status: u16, protocol: &[u8]) {
         self.data.resp.status = status;
-        self.data.resp.protocol = protocol.to_vec();
+        set_bytes(&mut self.data.resp.protocol, protocol);
     }
 
     pub fn add_response_header(&mut self, name: &[u8], value: &[u8]) {
-        self.data.resp.headers.push((name.to_vec(), value.to_vec()));
+        self.data.resp.headers.push_copy(name, value);
     }
 
     /// Phase 3.
@@ -725,7 +799,7 @@ impl Transaction {
                 if !self.group_may_match(&rs, g as usize, m as usize) {
                     if !rule.negated {
                         // What evaluating the chain would have done before failing.
-                        self.data.matched_vars_len = 0;
+                        self.data.matched_vars.truncate(0);
                         self.data.rule_id = rule.id;
                         self.data.rule_idx = ri;
                         continue;
@@ -905,7 +979,7 @@ impl Transaction {
 
     /// Evaluate a chain; `op_fails`: the first link's operator is known to match no value.
     fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule, op_fails: bool) -> bool {
-        self.data.matched_vars_len = 0;
+        self.data.matched_vars.truncate(0);
         self.data.rule_id = rule.id;
         self.data.rule_idx = idx;
         let mut link = rule;
@@ -1103,14 +1177,9 @@ impl Transaction {
                 }
             }
             for h in &hits {
-                if d.matched_vars_len == d.matched_vars.len() {
-                    d.matched_vars.push(Default::default());
-                }
-                let (n, v) = &mut d.matched_vars[d.matched_vars_len];
+                let (n, v) = d.matched_vars.push_empty();
                 write_var_name(n, h.var, &bytes[h.key.clone()]);
-                v.clear();
                 v.extend_from_slice(&bytes[h.value.clone()]);
-                d.matched_vars_len += 1;
             }
         }
         self.scratch.hits = hits;
@@ -1152,7 +1221,6 @@ impl Transaction {
             tx,
             matched_var,
             matched_vars,
-            matched_vars_len,
             ..
         } = &mut self.data;
         let found = tx.get_slot(slot);
@@ -1172,13 +1240,9 @@ impl Transaction {
         write_var_name(&mut matched_var.0, Var::Tx, key);
         matched_var.1.clear();
         matched_var.1.extend_from_slice(value);
-        if *matched_vars_len == matched_vars.len() {
-            matched_vars.push(Default::default());
-        }
-        let (n, v) = &mut matched_vars[*matched_vars_len];
-        n.clone_from(&matched_var.0);
-        v.clone_from(&matched_var.1);
-        *matched_vars_len += 1;
+        let (n, v) = matched_vars.push_empty();
+        n.extend_from_slice(&matched_var.0);
+        v.extend_from_slice(&matched_var.1);
         Some(true)
     }
 
@@ -1726,7 +1790,7 @@ fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
         Var::MatchedVar => scalar(f, &d.matched_var.1, false),
         Var::MatchedVarName => scalar(f, &d.matched_var.0, false),
         Var::MatchedVars | Var::MatchedVarsNames => {
-            for (n, v) in &d.matched_vars[..d.matched_vars_len] {
+            for (n, v) in d.matched_vars.iter() {
                 let key = n.splitn(2, |&c| c == b':').nth(1).unwrap_or(b"");
                 if sel.selects(key) || sel.selects(n) {
                     f(
@@ -1849,6 +1913,74 @@ mod tests {
             });
             assert!(seen > 0, "{} has no value in this request", t.var.name());
         }
+    }
+
+    /// A transaction that reuses the buffers of the one before it (the per-thread pool)
+    /// sees none of that one's request, response, variables or matches.
+    #[test]
+    fn reused_buffers_carry_no_state_over() {
+        let checks = [
+            "&ARGS",
+            "&ARGS_POST",
+            "&REQUEST_HEADERS",
+            "&REQUEST_COOKIES",
+            "REQUEST_URI",
+            "REQUEST_URI_RAW",
+            "REQUEST_LINE",
+            "QUERY_STRING",
+            "REQUEST_FILENAME",
+            "REQUEST_BASENAME",
+            "REQUEST_METHOD",
+            "REQUEST_PROTOCOL",
+            "REQUEST_BODY",
+            "&TX:seen",
+            "&RESPONSE_HEADERS",
+            "RESPONSE_PROTOCOL",
+            "MATCHED_VAR",
+        ];
+        let mut rules = String::from(
+            "SecRuleEngine DetectionOnly\nSecRequestBodyAccess On\n\
+             SecRule REQUEST_METHOD \"@streq POST\" \"id:1,phase:1,pass,log,setvar:tx.seen=1\"\n",
+        );
+        for (i, target) in checks.iter().enumerate() {
+            let op = if target.starts_with('&') {
+                "@gt 0"
+            } else {
+                "@rx ."
+            };
+            rules.push_str(&format!(
+                "SecRule {target} \"{op}\" \"id:{},phase:3,pass,log\"\n",
+                100 + i
+            ));
+        }
+        let rs = Arc::new(RuleSet::from_text(&rules, "t").unwrap());
+        let run = |full: bool| {
+            let mut tx = rs.transaction(TxInput::default());
+            if full {
+                tx.set_request_line(b"POST", b"/a/b.php?x=1", b"HTTP/1.1");
+                tx.add_request_header(b"Cookie", b"s=1");
+                tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+                tx.append_request_body(b"p=2");
+            }
+            assert!(tx.process_request_headers().is_none());
+            assert!(tx.process_request_body().is_none());
+            if full {
+                tx.set_response_status(200, b"HTTP/1.1");
+                tx.add_response_header(b"Content-Type", b"text/html");
+            }
+            assert!(tx.process_response_headers().is_none());
+            let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+            ids
+        };
+        let all: Vec<u32> = std::iter::once(1)
+            .chain(100..100 + checks.len() as u32)
+            .collect();
+        assert_eq!(run(true), all, "the first transaction sees every value");
+        assert_eq!(
+            run(false),
+            Vec::<u32>::new(),
+            "the next one sees none of them"
+        );
     }
 
     /// A TX key target removed at run time is removed from the rules it names, and only
