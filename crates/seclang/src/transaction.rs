@@ -61,9 +61,10 @@ struct Matched {
     rule: u32,
     phase: u8,
     disruptive: Disruptive,
-    /// `msg` and `logdata` expanded at match time, when they hold macros.
-    msg: Option<String>,
-    logdata: Option<String>,
+    /// `msg` and `logdata` expanded at match time, when they hold macros, in
+    /// `Scratch::match_bytes`.
+    msg: Option<std::ops::Range<u32>>,
+    logdata: Option<std::ops::Range<u32>>,
     /// MATCHED_VAR_NAME and MATCHED_VAR at match time, in `Scratch::match_bytes`.
     var_name: std::ops::Range<u32>,
     var: std::ops::Range<u32>,
@@ -237,6 +238,9 @@ struct Scratch {
     /// The values a rule link matched while it runs.
     hits: Vec<Hit>,
     hit_bytes: Vec<u8>,
+    /// Buffers macros expand into, lent while a `setvar`, `setenv` or operator parameter
+    /// is expanded.
+    expansions: [Vec<u8>; 2],
     /// Request data and match records, lent to the transaction.
     data: Data,
     matched: Vec<Matched>,
@@ -317,8 +321,13 @@ impl Scratch {
 
     fn give_back(mut self) {
         self.cache.clear(MAX_KEPT_BYTES, 0);
-        if self.match_bytes.capacity() > MAX_KEPT_BYTES {
-            self.match_bytes = Vec::new();
+        for b in [&mut self.match_bytes, &mut self.hit_bytes]
+            .into_iter()
+            .chain(&mut self.expansions)
+        {
+            if b.capacity() > MAX_KEPT_BYTES {
+                *b = Vec::new();
+            }
         }
         // A few per thread cover nested or interleaved transactions.
         let _ = POOL.try_with(|p| {
@@ -695,15 +704,14 @@ impl Transaction {
 
     fn matched_rule(&self, m: &Matched) -> MatchedRule {
         let bytes = &self.scratch.match_bytes;
-        let text = |expanded: &Option<String>, written: &Option<Macro>| match expanded {
-            Some(t) => t.clone(),
-            None => written
-                .as_ref()
-                .and_then(Macro::as_literal)
-                .map(|l| String::from_utf8_lossy(l).into_owned())
-                .unwrap_or_default(),
-        };
         let slice = |r: &std::ops::Range<u32>| &bytes[r.start as usize..r.end as usize];
+        let text = |expanded: &Option<std::ops::Range<u32>>, written: &Option<Macro>| {
+            let t = match expanded {
+                Some(r) => slice(r),
+                None => written.as_ref().and_then(Macro::as_literal).unwrap_or(b""),
+            };
+            String::from_utf8_lossy(t).into_owned()
+        };
         let rule = &self.rs.rules[m.rule as usize];
         MatchedRule {
             id: rule.id,
@@ -841,11 +849,11 @@ impl Transaction {
                     if self.mode != EngineMode::On {
                         continue;
                     }
-                    let redirect = rule
-                        .actions
-                        .redirect
-                        .as_ref()
-                        .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned());
+                    let redirect = rule.actions.redirect.as_ref().map(|m| {
+                        let mut url = Vec::new();
+                        self.expand(m, &mut url);
+                        String::from_utf8_lossy(&url).into_owned()
+                    });
                     let status = match disruptive {
                         Disruptive::Redirect => rule
                             .status
@@ -1029,7 +1037,9 @@ impl Transaction {
                 param,
                 base_dir,
             } => {
-                let p = self.expand(param);
+                let mut p = std::mem::take(&mut self.scratch.expansions[0]);
+                p.clear();
+                self.expand(param, &mut p);
                 let mut notices = Vec::new();
                 let mut ctx = BuildContext {
                     base_dir,
@@ -1040,7 +1050,9 @@ impl Transaction {
                     Ok(t) => std::borrow::Cow::Borrowed(t),
                     Err(_) => String::from_utf8_lossy(&p),
                 };
-                match build(&text, &mut ctx) {
+                let op = build(&text, &mut ctx);
+                self.scratch.expansions[0] = p;
+                match op {
                     Ok(o) => {
                         built = o;
                         &*built
@@ -1250,21 +1262,23 @@ impl Transaction {
         if let Some(s) = rule.actions.severity {
             self.data.highest_severity = Some(self.data.highest_severity.map_or(s, |h| h.min(s)));
         }
+        let mut bytes = std::mem::take(&mut self.scratch.match_bytes);
         // Only text with macros is expanded now; literal text is read when shown.
-        let expanded = |m: &Option<Macro>| {
-            m.as_ref()
-                .filter(|m| m.as_literal().is_none())
-                .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
+        let mut expanded = |m: &Option<Macro>| {
+            let m = m.as_ref().filter(|m| m.as_literal().is_none())?;
+            let start = bytes.len() as u32;
+            self.expand(m, &mut bytes);
+            Some(start..bytes.len() as u32)
         };
         let msg = expanded(&rule.actions.msg);
         let logdata = expanded(&rule.actions.logdata);
-        let bytes = &mut self.scratch.match_bytes;
         let mut keep = |b: &[u8]| {
             bytes.extend_from_slice(b);
             (bytes.len() - b.len()) as u32..bytes.len() as u32
         };
         let var_name = keep(&self.data.matched_var.0);
         let var = keep(&self.data.matched_var.1);
+        self.scratch.match_bytes = bytes;
         self.matched.push(Matched {
             rule: ri as u32,
             phase,
@@ -1281,21 +1295,23 @@ impl Transaction {
         match e {
             Exec::SetVar(sv) => {
                 // Literal names and values (most of them) are used as they are.
-                let name_buf;
+                let [mut name_buf, mut value_buf] = std::mem::take(&mut self.scratch.expansions);
                 let (name, slot): (&[u8], Option<u32>) = match sv.name.as_literal() {
                     Some(l) => (l, sv.slot),
                     None => {
-                        name_buf = self.expand(&sv.name).to_ascii_lowercase();
+                        name_buf.clear();
+                        self.expand(&sv.name, &mut name_buf);
+                        name_buf.make_ascii_lowercase();
                         (&name_buf, None)
                     }
                 };
-                let value_buf;
                 let value: &[u8] = match &sv.op {
                     SetVarOp::Set(m) | SetVarOp::Add(m) | SetVarOp::Sub(m) => {
                         match m.as_literal() {
                             Some(l) => l,
                             None => {
-                                value_buf = self.expand(m);
+                                value_buf.clear();
+                                self.expand(m, &mut value_buf);
                                 &value_buf
                             }
                         }
@@ -1322,6 +1338,7 @@ impl Transaction {
                         store.set(name, slot, format_i64(n, &mut digits));
                     }
                 }
+                self.scratch.expansions = [name_buf, value_buf];
             }
             Exec::Ctl(c) => match c {
                 Ctl::RuleEngine(m) => self.mode = *m,
@@ -1341,9 +1358,14 @@ impl Transaction {
                 Ctl::ForceRequestBodyVariable(b) => self.force_body_var = *b,
             },
             Exec::SetEnv(n, v) => {
-                let n = self.expand(n).to_ascii_lowercase();
-                let v = self.expand(v);
-                self.data.env.set(&n, None, &v);
+                let [mut name, mut value] = std::mem::take(&mut self.scratch.expansions);
+                name.clear();
+                self.expand(n, &mut name);
+                name.make_ascii_lowercase();
+                value.clear();
+                self.expand(v, &mut value);
+                self.data.env.set(&name, None, &value);
+                self.scratch.expansions = [name, value];
             }
             Exec::Noop => {}
         }
@@ -1360,76 +1382,82 @@ impl Transaction {
         }
     }
 
-    fn expand(&self, m: &Macro) -> Vec<u8> {
+    /// Append the expansion of `m` to `out`.
+    fn expand(&self, m: &Macro, out: &mut Vec<u8>) {
         let rs = &self.rs;
         let data = &self.data;
-        m.expand(&mut |var, key, out| {
-            if var == Var::Rule {
-                let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
-                match (key, rule) {
-                    (Some(b"id"), _) => out.extend_from_slice(data.rule_id.to_string().as_bytes()),
-                    (Some(b"msg"), Some(r)) => {
-                        if let Some(l) = r.actions.msg.as_ref().and_then(|m| m.as_literal()) {
-                            out.extend_from_slice(l)
+        m.expand(
+            &mut |var, key, out| {
+                if var == Var::Rule {
+                    let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
+                    match (key, rule) {
+                        (Some(b"id"), _) => {
+                            out.extend_from_slice(data.rule_id.to_string().as_bytes())
                         }
-                    }
-                    (Some(b"severity"), Some(r)) => out.extend_from_slice(
-                        r.actions
-                            .severity
-                            .map(|s| s.to_string())
-                            .unwrap_or_default()
-                            .as_bytes(),
-                    ),
-                    (Some(b"ver"), Some(r)) => {
-                        out.extend_from_slice(r.actions.ver.clone().unwrap_or_default().as_bytes())
-                    }
-                    (Some(b"phase"), Some(r)) => {
-                        out.extend_from_slice(r.phase.to_string().as_bytes())
-                    }
-                    _ => {}
-                }
-                return;
-            }
-            // Collection keys: straight to the store (what visiting `VAR:key` would find).
-            if let Some(k) = key {
-                let store = match var {
-                    Var::Tx => Some(&data.tx),
-                    Var::Ip => Some(&data.persistent[0]),
-                    Var::Global => Some(&data.persistent[1]),
-                    Var::Session => Some(&data.persistent[2]),
-                    Var::User => Some(&data.persistent[3]),
-                    Var::Resource => Some(&data.persistent[4]),
-                    Var::Env => Some(&data.env),
-                    _ => None,
-                };
-                if let Some(s) = store {
-                    if let Some(v) = s.get(k) {
-                        out.extend_from_slice(v);
+                        (Some(b"msg"), Some(r)) => {
+                            if let Some(l) = r.actions.msg.as_ref().and_then(|m| m.as_literal()) {
+                                out.extend_from_slice(l)
+                            }
+                        }
+                        (Some(b"severity"), Some(r)) => out.extend_from_slice(
+                            r.actions
+                                .severity
+                                .map(|s| s.to_string())
+                                .unwrap_or_default()
+                                .as_bytes(),
+                        ),
+                        (Some(b"ver"), Some(r)) => out.extend_from_slice(
+                            r.actions.ver.clone().unwrap_or_default().as_bytes(),
+                        ),
+                        (Some(b"phase"), Some(r)) => {
+                            out.extend_from_slice(r.phase.to_string().as_bytes())
+                        }
+                        _ => {}
                     }
                     return;
                 }
-            }
-            if var == Var::Duration {
-                let elapsed = self.start.elapsed().as_micros() as u64;
-                out.extend_from_slice(elapsed.to_string().as_bytes());
-                return;
-            }
-            let target = Target {
-                var,
-                selector: key.map_or(Selector::All, |k| Selector::Key(k.to_vec())),
-                count: false,
-                exclusions: Vec::new(),
-                slot: None,
-                selected_slots: None,
-            };
-            let mut done = false;
-            visit(data, &target, &mut |_, _, v, _| {
-                if !done {
-                    out.extend_from_slice(v);
-                    done = true;
+                // Collection keys: straight to the store (what visiting `VAR:key` would find).
+                if let Some(k) = key {
+                    let store = match var {
+                        Var::Tx => Some(&data.tx),
+                        Var::Ip => Some(&data.persistent[0]),
+                        Var::Global => Some(&data.persistent[1]),
+                        Var::Session => Some(&data.persistent[2]),
+                        Var::User => Some(&data.persistent[3]),
+                        Var::Resource => Some(&data.persistent[4]),
+                        Var::Env => Some(&data.env),
+                        _ => None,
+                    };
+                    if let Some(s) = store {
+                        if let Some(v) = s.get(k) {
+                            out.extend_from_slice(v);
+                        }
+                        return;
+                    }
                 }
-            });
-        })
+                if var == Var::Duration {
+                    let elapsed = self.start.elapsed().as_micros() as u64;
+                    out.extend_from_slice(elapsed.to_string().as_bytes());
+                    return;
+                }
+                let target = Target {
+                    var,
+                    selector: key.map_or(Selector::All, |k| Selector::Key(k.to_vec())),
+                    count: false,
+                    exclusions: Vec::new(),
+                    slot: None,
+                    selected_slots: None,
+                };
+                let mut done = false;
+                visit(data, &target, &mut |_, _, v, _| {
+                    if !done {
+                        out.extend_from_slice(v);
+                        done = true;
+                    }
+                });
+            },
+            out,
+        )
     }
 }
 
@@ -1981,6 +2009,32 @@ mod tests {
             Vec::<u32>::new(),
             "the next one sees none of them"
         );
+    }
+
+    /// `msg` and `logdata` with macros show what they expanded to when their rule matched.
+    #[test]
+    fn expanded_texts_are_kept_per_match() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS:a \"@rx .\" \"id:1,phase:1,pass,msg:'in %{MATCHED_VAR_NAME}',\
+                   logdata:'saw %{MATCHED_VAR}'\"\n\
+                 SecRule ARGS:b \"@rx .\" \"id:2,phase:1,pass,msg:'in %{MATCHED_VAR_NAME}',\
+                   logdata:'saw %{MATCHED_VAR}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/?a=first&b=second", b"HTTP/1.1");
+        assert!(tx.process_request_headers().is_none());
+        let texts: Vec<(String, String)> = tx
+            .matched_rules()
+            .iter()
+            .map(|m| (m.msg.clone(), m.logdata.clone()))
+            .collect();
+        let want = [("in ARGS:a", "saw first"), ("in ARGS:b", "saw second")];
+        assert_eq!(texts, want.map(|(m, l)| (m.to_string(), l.to_string())));
     }
 
     /// A TX key target removed at run time is removed from the rules it names, and only
