@@ -148,70 +148,114 @@ const MAX_KEPT_BYTES: usize = 64 * 1024;
 /// The most pairs a list keeps for reuse: more are freed when a transaction ends.
 const MAX_KEPT_PAIRS: usize = 256;
 
-/// `b` emptied, or a new buffer if it grew past `max_keep` bytes.
-fn recycled(mut b: Vec<u8>, max_keep: usize) -> Vec<u8> {
+/// Empty `b`, or free it if it grew past `max_keep` bytes.
+fn recycle(b: &mut Vec<u8>, max_keep: usize) {
     if b.capacity() > max_keep {
-        return Vec::new();
+        *b = Vec::new();
+    } else {
+        b.clear();
     }
-    b.clear();
-    b
 }
 
-fn recycled_pairs(mut p: Pairs, max_keep: usize) -> Pairs {
-    p.clear(MAX_KEPT_PAIRS, max_keep);
-    p
-}
-
-// Recycling keeps only buffers, emptied: every field not named takes its default, so state
-// cannot leak from one transaction to the next.
+// Recycling empties every field in place, keeping only buffers. The patterns name every
+// field, so a field added later does not compile until it is handled here: no state leaks
+// from one transaction to the next.
 impl Request {
-    fn recycled(self, max_keep: usize) -> Request {
-        let b = |v| recycled(v, max_keep);
-        let p = |v| recycled_pairs(v, max_keep);
-        Request {
-            method: b(self.method),
-            uri_raw: b(self.uri_raw),
-            uri: b(self.uri),
-            protocol: b(self.protocol),
-            line: b(self.line),
-            query: b(self.query),
-            filename: b(self.filename),
-            basename: b(self.basename),
-            headers: p(self.headers),
-            cookies: p(self.cookies),
-            args_get: p(self.args_get),
-            args_post: p(self.args_post),
-            body: b(self.body),
-            xml_texts: b(self.xml_texts),
-            ..Request::default()
+    fn recycle(&mut self, max_keep: usize) {
+        let Request {
+            method,
+            uri_raw,
+            uri,
+            protocol,
+            line,
+            query,
+            filename,
+            basename,
+            headers,
+            cookies,
+            args_get,
+            args_post,
+            body,
+            body_len,
+            body_truncated,
+            files,
+            part_headers,
+            mp_flags,
+            mp_seen,
+            reqbody_error,
+            body_hidden,
+            processor,
+            urlencoded_error,
+            xml_texts,
+            xml_attrs,
+        } = self;
+        for b in [
+            method, uri_raw, uri, protocol, line, query, filename, basename, body, xml_texts,
+        ] {
+            recycle(b, max_keep);
         }
+        for p in [headers, cookies, args_get, args_post] {
+            p.clear(MAX_KEPT_PAIRS, max_keep);
+        }
+        *body_len = 0;
+        *body_truncated = false;
+        *files = Vec::new();
+        *part_headers = Vec::new();
+        *mp_flags = Flags::default();
+        *mp_seen = false;
+        *reqbody_error = None;
+        *body_hidden = false;
+        *processor = None;
+        *urlencoded_error = false;
+        *xml_attrs = Vec::new();
     }
 }
 
 impl Response {
-    fn recycled(self, max_keep: usize) -> Response {
-        Response {
-            protocol: recycled(self.protocol, max_keep),
-            headers: recycled_pairs(self.headers, max_keep),
-            body: recycled(self.body, max_keep),
-            ..Response::default()
-        }
+    fn recycle(&mut self, max_keep: usize) {
+        let Response {
+            status,
+            protocol,
+            headers,
+            body,
+            body_truncated,
+        } = self;
+        *status = 0;
+        recycle(protocol, max_keep);
+        headers.clear(MAX_KEPT_PAIRS, max_keep);
+        recycle(body, max_keep);
+        *body_truncated = false;
     }
 }
 
 impl Data {
-    /// This data's buffers, emptied, for the next transaction (which resets the TX
-    /// collection for its rule set).
-    fn recycled(self, max_keep: usize) -> Data {
-        let (name, value) = self.matched_var;
-        Data {
-            req: self.req.recycled(max_keep),
-            resp: self.resp.recycled(max_keep),
-            tx: self.tx,
-            matched_var: (recycled(name, max_keep), recycled(value, max_keep)),
-            matched_vars: recycled_pairs(self.matched_vars, max_keep),
-            ..Data::default()
+    /// Empty for the next transaction (which resets TX for its rule set).
+    fn recycle(&mut self, max_keep: usize) {
+        let Data {
+            input,
+            req,
+            resp,
+            tx,
+            persistent,
+            env,
+            matched_var,
+            matched_vars,
+            highest_severity,
+            rule_id,
+            rule_idx,
+        } = self;
+        *input = TxInput::default();
+        req.recycle(max_keep);
+        resp.recycle(max_keep);
+        for s in persistent.iter_mut().chain([tx, env]) {
+            s.clear();
         }
+        recycle(&mut matched_var.0, max_keep);
+        recycle(&mut matched_var.1, max_keep);
+        matched_vars.clear(MAX_KEPT_PAIRS, max_keep);
+        *highest_severity = None;
+        *rule_id = 0;
+        *rule_idx = 0;
     }
 }
 
@@ -341,9 +385,12 @@ impl Scratch {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        self.scratch.data = std::mem::take(&mut self.data).recycled(MAX_KEPT_BYTES);
-        self.scratch.matched = std::mem::take(&mut self.matched);
-        self.scratch.matched.clear();
+        // The scratch takes the emptied buffers; the transaction keeps the empty ones
+        // the scratch held meanwhile.
+        self.data.recycle(MAX_KEPT_BYTES);
+        std::mem::swap(&mut self.data, &mut self.scratch.data);
+        self.matched.clear();
+        std::mem::swap(&mut self.matched, &mut self.scratch.matched);
         std::mem::take(&mut self.scratch).give_back();
     }
 }
