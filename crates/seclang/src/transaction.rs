@@ -145,8 +145,10 @@ struct Data {
 /// What a pooled buffer may keep when its transaction ends: larger buffers are freed, so
 /// one huge request does not pin its memory.
 const MAX_KEPT_BYTES: usize = 64 * 1024;
-/// The most pairs a list keeps for reuse: more are freed when a transaction ends.
-const MAX_KEPT_PAIRS: usize = 256;
+/// The most pairs a list keeps for reuse, and the largest name or value buffer it keeps:
+/// the rest are freed when a transaction ends, so a pooled list pins at most 512 KB.
+const MAX_KEPT_PAIRS: usize = 64;
+const MAX_KEPT_PAIR_BYTES: usize = 4 * 1024;
 
 /// Empty `b`, or free it if it grew past `max_keep` bytes.
 fn recycle(b: &mut Vec<u8>, max_keep: usize) {
@@ -195,7 +197,7 @@ impl Request {
             recycle(b, max_keep);
         }
         for p in [headers, cookies, args_get, args_post] {
-            p.clear(MAX_KEPT_PAIRS, max_keep);
+            p.clear(MAX_KEPT_PAIRS, MAX_KEPT_PAIR_BYTES);
         }
         *body_len = 0;
         *body_truncated = false;
@@ -222,7 +224,7 @@ impl Response {
         } = self;
         *status = 0;
         recycle(protocol, max_keep);
-        headers.clear(MAX_KEPT_PAIRS, max_keep);
+        headers.clear(MAX_KEPT_PAIRS, MAX_KEPT_PAIR_BYTES);
         recycle(body, max_keep);
         *body_truncated = false;
     }
@@ -252,7 +254,7 @@ impl Data {
         }
         recycle(&mut matched_var.0, max_keep);
         recycle(&mut matched_var.1, max_keep);
-        matched_vars.clear(MAX_KEPT_PAIRS, max_keep);
+        matched_vars.clear(MAX_KEPT_PAIRS, MAX_KEPT_PAIR_BYTES);
         *highest_severity = None;
         *rule_id = 0;
         *rule_idx = 0;
