@@ -1579,10 +1579,12 @@ fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
 /// [`visit`] for the values themselves (`t.count` ignored).
 fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
     let sel = &t.selector;
+    // Most targets take the whole collection: no key test per member.
+    let every = matches!(sel, Selector::All);
     let pairs =
         |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut Visitor<'_>| {
             for (i, (k, v)) in ps.iter().enumerate() {
-                if sel.selects(k) {
+                if every || sel.selects(k) {
                     if names {
                         f(var, k, k, slot(slot_var, base + i));
                     } else {
