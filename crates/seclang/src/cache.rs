@@ -101,7 +101,18 @@ impl TransformCache {
     }
 
     /// The row of the value in `slot` (an immutable value), numbering it if new.
+    #[inline]
     pub fn row(&mut self, slot: u32) -> Row {
+        let (high, low) = ((slot >> 24) as usize, (slot & 0xff_ffff) as usize);
+        match self.rows.get(high).and_then(|rows| rows.get(low)) {
+            Some(&r) if r != 0 => r - 1,
+            _ => self.number(slot),
+        }
+    }
+
+    /// [`TransformCache::row`] for a value without a row yet.
+    #[inline(never)]
+    fn number(&mut self, slot: u32) -> Row {
         let (high, low) = ((slot >> 24) as usize, (slot & 0xff_ffff) as usize);
         if self.rows.len() <= high {
             self.rows.resize_with(high + 1, Vec::new);
@@ -154,7 +165,28 @@ impl TransformCache {
     }
 
     /// [`TransformCache::cached`] for a value whose row is known.
+    #[inline]
     pub fn in_row(&mut self, chains: &ChainTable, row: Row, raw: &[u8], chain: ChainId) -> Val {
+        // Most calls find the value known: answered without the computing path's frame.
+        let r = row as usize;
+        let used = chains.masks[chain as usize];
+        if self.tested[r] & used == used {
+            if self.changing[r] & used == 0 {
+                return Val::Raw;
+            }
+            match self.table[r * self.chains + chain as usize] {
+                UNKNOWN => {}
+                RAW => return Val::Raw,
+                e => return Val::Stored(e - STORED),
+            }
+        }
+        self.compute(chains, row, raw, chain)
+    }
+
+    /// [`TransformCache::in_row`] for a value not known yet (or whose transformations'
+    /// unchanged-value tests have not all run).
+    #[inline(never)]
+    fn compute(&mut self, chains: &ChainTable, row: Row, raw: &[u8], chain: ChainId) -> Val {
         let r = row as usize;
         let used = chains.masks[chain as usize];
         let mut untested = used & !self.tested[r];

@@ -63,16 +63,15 @@ impl Macro {
         }
     }
 
-    /// Expand with `lookup` resolving each variable reference (first value).
-    pub fn expand(&self, lookup: &mut Resolver<'_>) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// Append the expansion to `out`, `lookup` resolving each variable reference (first
+    /// value): callers pass a buffer they reuse.
+    pub fn expand(&self, lookup: &mut Resolver<'_>, out: &mut Vec<u8>) {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
-                Part::Var(v, k) => lookup(*v, k.as_deref(), &mut out),
+                Part::Var(v, k) => lookup(*v, k.as_deref(), out),
             }
         }
-        out
     }
 }
 
@@ -94,16 +93,23 @@ mod tests {
             ]
         );
         assert_eq!(Macro::parse("plain").as_literal(), Some(&b"plain"[..]));
-        let out = m.expand(&mut |v, k, out| {
-            out.extend_from_slice(
-                format!(
-                    "<{}:{}>",
-                    v.name(),
-                    String::from_utf8_lossy(k.unwrap_or(b""))
+        let mut out = b"kept ".to_vec();
+        m.expand(
+            &mut |v, k, out| {
+                out.extend_from_slice(
+                    format!(
+                        "<{}:{}>",
+                        v.name(),
+                        String::from_utf8_lossy(k.unwrap_or(b""))
+                    )
+                    .as_bytes(),
                 )
-                .as_bytes(),
-            )
-        });
-        assert_eq!(out, b"score <TX:critical_score>+<MATCHED_VAR:> %{bogus} %{");
+            },
+            &mut out,
+        );
+        assert_eq!(
+            out, b"kept score <TX:critical_score>+<MATCHED_VAR:> %{bogus} %{",
+            "appended to what the buffer held"
+        );
     }
 }

@@ -82,6 +82,11 @@ impl Store {
             *self = Store::new(Arc::clone(table));
             return;
         }
+        self.clear();
+    }
+
+    /// Empty the store, keeping its slot numbering and buffers.
+    pub fn clear(&mut self) {
         self.set.fill(false);
         self.extra.clear();
     }

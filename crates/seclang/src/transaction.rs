@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, SetVarOp};
 use crate::body::multipart::{FilePart, Flags};
-use crate::body::{json, multipart, urlencoded, xml, Pair};
+use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
@@ -61,9 +61,10 @@ struct Matched {
     rule: u32,
     phase: u8,
     disruptive: Disruptive,
-    /// `msg` and `logdata` expanded at match time, when they hold macros.
-    msg: Option<String>,
-    logdata: Option<String>,
+    /// `msg` and `logdata` expanded at match time, when they hold macros, in
+    /// `Scratch::match_bytes`.
+    msg: Option<std::ops::Range<u32>>,
+    logdata: Option<std::ops::Range<u32>>,
     /// MATCHED_VAR_NAME and MATCHED_VAR at match time, in `Scratch::match_bytes`.
     var_name: std::ops::Range<u32>,
     var: std::ops::Range<u32>,
@@ -96,10 +97,10 @@ struct Request {
     query: Vec<u8>,
     filename: Vec<u8>,
     basename: Vec<u8>,
-    headers: Vec<Pair>,
-    cookies: Vec<Pair>,
-    args_get: Vec<Pair>,
-    args_post: Vec<Pair>,
+    headers: Pairs,
+    cookies: Pairs,
+    args_get: Pairs,
+    args_post: Pairs,
     body: Vec<u8>,
     body_len: usize,
     body_truncated: bool,
@@ -119,7 +120,7 @@ struct Request {
 struct Response {
     status: u16,
     protocol: Vec<u8>,
-    headers: Vec<Pair>,
+    headers: Pairs,
     body: Vec<u8>,
     body_truncated: bool,
 }
@@ -134,14 +135,134 @@ struct Data {
     persistent: [Store; 5],
     env: Store,
     matched_var: (Vec<u8>, Vec<u8>),
-    /// MATCHED_VARS: the first `matched_vars_len` entries (the others are buffers kept for
-    /// reuse).
-    matched_vars: Vec<Pair>,
-    matched_vars_len: usize,
+    matched_vars: Pairs,
     highest_severity: Option<u8>,
     /// The rule running: id, and index in `RuleSet::rules` (for `%{RULE.*}`).
     rule_id: u32,
     rule_idx: usize,
+}
+
+/// Values at least this long have their literals compared whole by the phase scan
+/// (`prefilter::PhaseScan::scan`).
+const LONG_VALUE: usize = 256;
+
+/// What a pooled buffer may keep when its transaction ends: larger buffers are freed, so
+/// one huge request does not pin its memory.
+const MAX_KEPT_BYTES: usize = 64 * 1024;
+/// The most pairs a list keeps for reuse, and the largest name or value buffer it keeps:
+/// the rest are freed when a transaction ends, so a pooled list pins at most 512 KB.
+const MAX_KEPT_PAIRS: usize = 64;
+const MAX_KEPT_PAIR_BYTES: usize = 4 * 1024;
+
+/// Empty `b`, or free it if it grew past `max_keep` bytes.
+fn recycle(b: &mut Vec<u8>, max_keep: usize) {
+    if b.capacity() > max_keep {
+        *b = Vec::new();
+    } else {
+        b.clear();
+    }
+}
+
+// Recycling empties every field in place, keeping only buffers. The patterns name every
+// field, so a field added later does not compile until it is handled here: no state leaks
+// from one transaction to the next.
+impl Request {
+    fn recycle(&mut self, max_keep: usize) {
+        let Request {
+            method,
+            uri_raw,
+            uri,
+            protocol,
+            line,
+            query,
+            filename,
+            basename,
+            headers,
+            cookies,
+            args_get,
+            args_post,
+            body,
+            body_len,
+            body_truncated,
+            files,
+            part_headers,
+            mp_flags,
+            mp_seen,
+            reqbody_error,
+            body_hidden,
+            processor,
+            urlencoded_error,
+            xml_texts,
+            xml_attrs,
+        } = self;
+        for b in [
+            method, uri_raw, uri, protocol, line, query, filename, basename, body, xml_texts,
+        ] {
+            recycle(b, max_keep);
+        }
+        for p in [headers, cookies, args_get, args_post] {
+            p.clear(MAX_KEPT_PAIRS, MAX_KEPT_PAIR_BYTES);
+        }
+        *body_len = 0;
+        *body_truncated = false;
+        *files = Vec::new();
+        *part_headers = Vec::new();
+        *mp_flags = Flags::default();
+        *mp_seen = false;
+        *reqbody_error = None;
+        *body_hidden = false;
+        *processor = None;
+        *urlencoded_error = false;
+        *xml_attrs = Vec::new();
+    }
+}
+
+impl Response {
+    fn recycle(&mut self, max_keep: usize) {
+        let Response {
+            status,
+            protocol,
+            headers,
+            body,
+            body_truncated,
+        } = self;
+        *status = 0;
+        recycle(protocol, max_keep);
+        headers.clear(MAX_KEPT_PAIRS, MAX_KEPT_PAIR_BYTES);
+        recycle(body, max_keep);
+        *body_truncated = false;
+    }
+}
+
+impl Data {
+    /// Empty for the next transaction (which resets TX for its rule set).
+    fn recycle(&mut self, max_keep: usize) {
+        let Data {
+            input,
+            req,
+            resp,
+            tx,
+            persistent,
+            env,
+            matched_var,
+            matched_vars,
+            highest_severity,
+            rule_id,
+            rule_idx,
+        } = self;
+        *input = TxInput::default();
+        req.recycle(max_keep);
+        resp.recycle(max_keep);
+        for s in persistent.iter_mut().chain([tx, env]) {
+            s.clear();
+        }
+        recycle(&mut matched_var.0, max_keep);
+        recycle(&mut matched_var.1, max_keep);
+        matched_vars.clear(MAX_KEPT_PAIRS, MAX_KEPT_PAIR_BYTES);
+        *highest_severity = None;
+        *rule_id = 0;
+        *rule_idx = 0;
+    }
 }
 
 /// Per-transaction working memory that outlives the transaction: returned to a
@@ -167,8 +288,12 @@ struct Scratch {
     /// The values a rule link matched while it runs.
     hits: Vec<Hit>,
     hit_bytes: Vec<u8>,
-    /// The TX collection, lent to the transaction.
-    tx: Store,
+    /// Buffers macros expand into, lent while a `setvar`, `setenv` or operator parameter
+    /// is expanded.
+    expansions: [Vec<u8>; 2],
+    /// Request data and match records, lent to the transaction.
+    data: Data,
+    matched: Vec<Matched>,
 }
 
 /// The phase automaton's bits for each distinct value scanned this phase, and where they
@@ -231,7 +356,7 @@ impl Scratch {
             .ok()
             .flatten()
             .unwrap_or_default();
-        s.cache.clear(64 * 1024, rs.chains.nodes.len());
+        s.cache.clear(MAX_KEPT_BYTES, rs.chains.nodes.len());
         s.match_bytes.clear();
         // Unit bits are valid only for the generation they were computed in, and
         // generations keep counting across the transactions that reuse this scratch: no
@@ -245,9 +370,14 @@ impl Scratch {
     }
 
     fn give_back(mut self) {
-        self.cache.clear(64 * 1024, 0);
-        if self.match_bytes.capacity() > 64 * 1024 {
-            self.match_bytes = Vec::new();
+        self.cache.clear(MAX_KEPT_BYTES, 0);
+        for b in [&mut self.match_bytes, &mut self.hit_bytes]
+            .into_iter()
+            .chain(&mut self.expansions)
+        {
+            if b.capacity() > MAX_KEPT_BYTES {
+                *b = Vec::new();
+            }
         }
         // A few per thread cover nested or interleaved transactions.
         let _ = POOL.try_with(|p| {
@@ -261,7 +391,12 @@ impl Scratch {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        self.scratch.tx = std::mem::take(&mut self.data.tx);
+        // The scratch takes the emptied buffers; the transaction keeps the empty ones
+        // the scratch held meanwhile.
+        self.data.recycle(MAX_KEPT_BYTES);
+        std::mem::swap(&mut self.data, &mut self.scratch.data);
+        self.matched.clear();
+        std::mem::swap(&mut self.matched, &mut self.scratch.matched);
         std::mem::take(&mut self.scratch).give_back();
     }
 }
@@ -296,18 +431,16 @@ impl RuleSet {
     /// Start a transaction.
     pub fn transaction(self: &Arc<Self>, input: TxInput) -> Transaction {
         let mut scratch = Scratch::take(self);
-        let mut tx = std::mem::take(&mut scratch.tx);
-        tx.reset(&self.tx_slots);
+        let mut data = std::mem::take(&mut scratch.data);
+        data.input = input;
+        data.tx.reset(&self.tx_slots);
+        let matched = std::mem::take(&mut scratch.matched);
         Transaction {
             mode: self.config.engine,
             body_access: self.config.request_body_access,
             response_body_access: self.config.response_body_access,
             rs: Arc::clone(self),
-            data: Data {
-                input,
-                tx,
-                ..Data::default()
-            },
+            data,
             scratch,
             start: Instant::now(),
             force_body_var: false,
@@ -318,7 +451,7 @@ impl RuleSet {
             removed_targets_by_tag: Vec::new(),
             allow_through: 0,
             intervention: None,
-            matched: Vec::new(),
+            matched,
             matched_view: std::cell::OnceCell::new(),
             phases_done: 0,
             phase: 0,
@@ -326,9 +459,9 @@ impl RuleSet {
     }
 }
 
-/// Percent-decode when every escape is valid; otherwise keep the raw bytes.
-fn path_decode(p: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(p.len());
+/// Percent-decode into `out` when every escape is valid; otherwise copy the raw bytes.
+fn path_decode(p: &[u8], out: &mut Vec<u8>) {
+    out.clear();
     let mut i = 0;
     while i < p.len() {
         if p[i] == b'%' {
@@ -338,13 +471,18 @@ fn path_decode(p: &[u8]) -> Vec<u8> {
                     i += 3;
                     continue;
                 }
-                None => return p.to_vec(),
+                None => return set_bytes(out, p),
             }
         }
         out.push(p[i]);
         i += 1;
     }
-    out
+}
+
+/// Make `buf` a copy of `b`, in its own allocation.
+fn set_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+    buf.clear();
+    buf.extend_from_slice(b);
 }
 
 fn header<'a>(headers: &'a [Pair], name: &[u8]) -> Option<&'a [u8]> {
@@ -368,10 +506,12 @@ impl Transaction {
     /// The request line as received: method, request target, protocol (`HTTP/1.1`).
     pub fn set_request_line(&mut self, method: &[u8], uri: &[u8], protocol: &[u8]) {
         let r = &mut self.data.req;
-        r.method = method.to_vec();
-        r.uri_raw = uri.to_vec();
-        r.protocol = protocol.to_vec();
-        r.line = [method, b" ", uri].concat();
+        set_bytes(&mut r.method, method);
+        set_bytes(&mut r.uri_raw, uri);
+        set_bytes(&mut r.protocol, protocol);
+        set_bytes(&mut r.line, method);
+        r.line.push(b' ');
+        r.line.extend_from_slice(uri);
         if !protocol.is_empty() {
             r.line.push(b' ');
             r.line.extend_from_slice(protocol);
@@ -387,26 +527,22 @@ impl Transaction {
                     .map_or(&b""[..], |i| &after[i..]);
             }
         }
-        r.uri = rel.to_vec();
+        set_bytes(&mut r.uri, rel);
         let (path, query) = match memchr::memchr(b'?', rel) {
             Some(q) => (&rel[..q], &rel[q + 1..]),
             None => (rel, &b""[..]),
         };
         let path = path.split(|&c| c == b'#').next().unwrap_or(b"");
-        r.query = query.to_vec();
-        r.filename = path_decode(path);
-        r.basename = r
-            .filename
-            .rsplit(|&c| c == b'/')
-            .next()
-            .unwrap_or(b"")
-            .to_vec();
-        r.args_get.clear();
+        set_bytes(&mut r.query, query);
+        path_decode(path, &mut r.filename);
+        let basename = r.filename.rsplit(|&c| c == b'/').next().unwrap_or(b"");
+        set_bytes(&mut r.basename, basename);
+        r.args_get.truncate(0);
         r.urlencoded_error |= urlencoded::parse(query, &mut r.args_get);
     }
 
     pub fn add_request_header(&mut self, name: &[u8], value: &[u8]) {
-        self.data.req.headers.push((name.to_vec(), value.to_vec()));
+        self.data.req.headers.push_copy(name, value);
     }
 
     /// Phase 1.
@@ -420,10 +556,8 @@ impl Transaction {
                         continue;
                     }
                     match memchr::memchr(b'=', c) {
-                        Some(eq) => r
-                            .cookies
-                            .push((c[..eq].trim_ascii().to_vec(), c[eq + 1..].to_vec())),
-                        None => r.cookies.push((c.to_vec(), Vec::new())),
+                        Some(eq) => r.cookies.push_copy(c[..eq].trim_ascii(), &c[eq + 1..]),
+                        None => r.cookies.push_copy(c, b""),
                     }
                 }
             }
@@ -514,7 +648,9 @@ impl Transaction {
             Some("MULTIPART") => {
                 let ct = header(&r.headers, b"content-type").unwrap_or(b"").to_vec();
                 let m = multipart::parse(&ct, &body, 100);
-                r.args_post.extend(m.args);
+                for a in m.args {
+                    r.args_post.push(a);
+                }
                 r.files = m.files;
                 r.part_headers = m.part_headers;
                 r.mp_flags = m.flags;
@@ -539,11 +675,11 @@ impl Transaction {
 
     pub fn set_response_status(&mut self, status: u16, protocol: &[u8]) {
         self.data.resp.status = status;
-        self.data.resp.protocol = protocol.to_vec();
+        set_bytes(&mut self.data.resp.protocol, protocol);
     }
 
     pub fn add_response_header(&mut self, name: &[u8], value: &[u8]) {
-        self.data.resp.headers.push((name.to_vec(), value.to_vec()));
+        self.data.resp.headers.push_copy(name, value);
     }
 
     /// Phase 3.
@@ -621,15 +757,14 @@ impl Transaction {
 
     fn matched_rule(&self, m: &Matched) -> MatchedRule {
         let bytes = &self.scratch.match_bytes;
-        let text = |expanded: &Option<String>, written: &Option<Macro>| match expanded {
-            Some(t) => t.clone(),
-            None => written
-                .as_ref()
-                .and_then(Macro::as_literal)
-                .map(|l| String::from_utf8_lossy(l).into_owned())
-                .unwrap_or_default(),
-        };
         let slice = |r: &std::ops::Range<u32>| &bytes[r.start as usize..r.end as usize];
+        let text = |expanded: &Option<std::ops::Range<u32>>, written: &Option<Macro>| {
+            let t = match expanded {
+                Some(r) => slice(r),
+                None => written.as_ref().and_then(Macro::as_literal).unwrap_or(b""),
+            };
+            String::from_utf8_lossy(t).into_owned()
+        };
         let rule = &self.rs.rules[m.rule as usize];
         MatchedRule {
             id: rule.id,
@@ -725,7 +860,7 @@ impl Transaction {
                 if !self.group_may_match(&rs, g as usize, m as usize) {
                     if !rule.negated {
                         // What evaluating the chain would have done before failing.
-                        self.data.matched_vars_len = 0;
+                        self.data.matched_vars.truncate(0);
                         self.data.rule_id = rule.id;
                         self.data.rule_idx = ri;
                         continue;
@@ -767,11 +902,11 @@ impl Transaction {
                     if self.mode != EngineMode::On {
                         continue;
                     }
-                    let redirect = rule
-                        .actions
-                        .redirect
-                        .as_ref()
-                        .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned());
+                    let redirect = rule.actions.redirect.as_ref().map(|m| {
+                        let mut url = Vec::new();
+                        self.expand(m, &mut url);
+                        String::from_utf8_lossy(&url).into_owned()
+                    });
                     let status = match disruptive {
                         Disruptive::Redirect => rule
                             .status
@@ -905,7 +1040,7 @@ impl Transaction {
 
     /// Evaluate a chain; `op_fails`: the first link's operator is known to match no value.
     fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule, op_fails: bool) -> bool {
-        self.data.matched_vars_len = 0;
+        self.data.matched_vars.truncate(0);
         self.data.rule_id = rule.id;
         self.data.rule_idx = idx;
         let mut link = rule;
@@ -955,7 +1090,9 @@ impl Transaction {
                 param,
                 base_dir,
             } => {
-                let p = self.expand(param);
+                let mut p = std::mem::take(&mut self.scratch.expansions[0]);
+                p.clear();
+                self.expand(param, &mut p);
                 let mut notices = Vec::new();
                 let mut ctx = BuildContext {
                     base_dir,
@@ -966,7 +1103,9 @@ impl Transaction {
                     Ok(t) => std::borrow::Cow::Borrowed(t),
                     Err(_) => String::from_utf8_lossy(&p),
                 };
-                match build(&text, &mut ctx) {
+                let op = build(&text, &mut ctx);
+                self.scratch.expansions[0] = p;
+                match op {
                     Ok(o) => {
                         built = o;
                         &*built
@@ -1023,7 +1162,20 @@ impl Transaction {
                                 }
                             }
                         }
-                        if use_prefilter && !pf.may_match(idx, v) {
+                        // The phase scan compares a long value's literals whole, so a member
+                        // bit it set says what the rule's own prefilter would search the
+                        // value for again: the bit of this value, or (values without a cache
+                        // row, such as bodies, are scanned by every unit) the one the rule's
+                        // group check found. A cost choice only: a prefilter lets values
+                        // through, the operator decides.
+                        let scanned_whole = || {
+                            member_bit.is_some()
+                                && at.is_none_or(|(row, val)| scans.scanned(row, val).is_some())
+                        };
+                        if use_prefilter
+                            && (v.len() < LONG_VALUE || !scanned_whole())
+                            && !pf.may_match(idx, v)
+                        {
                             return false;
                         }
                         if (!op_fails && op.matches(v, caps)) != link.negated {
@@ -1103,14 +1255,9 @@ impl Transaction {
                 }
             }
             for h in &hits {
-                if d.matched_vars_len == d.matched_vars.len() {
-                    d.matched_vars.push(Default::default());
-                }
-                let (n, v) = &mut d.matched_vars[d.matched_vars_len];
+                let (n, v) = d.matched_vars.push_empty();
                 write_var_name(n, h.var, &bytes[h.key.clone()]);
-                v.clear();
                 v.extend_from_slice(&bytes[h.value.clone()]);
-                d.matched_vars_len += 1;
             }
         }
         self.scratch.hits = hits;
@@ -1152,7 +1299,6 @@ impl Transaction {
             tx,
             matched_var,
             matched_vars,
-            matched_vars_len,
             ..
         } = &mut self.data;
         let found = tx.get_slot(slot);
@@ -1172,13 +1318,9 @@ impl Transaction {
         write_var_name(&mut matched_var.0, Var::Tx, key);
         matched_var.1.clear();
         matched_var.1.extend_from_slice(value);
-        if *matched_vars_len == matched_vars.len() {
-            matched_vars.push(Default::default());
-        }
-        let (n, v) = &mut matched_vars[*matched_vars_len];
-        n.clone_from(&matched_var.0);
-        v.clone_from(&matched_var.1);
-        *matched_vars_len += 1;
+        let (n, v) = matched_vars.push_empty();
+        n.extend_from_slice(&matched_var.0);
+        v.extend_from_slice(&matched_var.1);
         Some(true)
     }
 
@@ -1186,21 +1328,23 @@ impl Transaction {
         if let Some(s) = rule.actions.severity {
             self.data.highest_severity = Some(self.data.highest_severity.map_or(s, |h| h.min(s)));
         }
+        let mut bytes = std::mem::take(&mut self.scratch.match_bytes);
         // Only text with macros is expanded now; literal text is read when shown.
-        let expanded = |m: &Option<Macro>| {
-            m.as_ref()
-                .filter(|m| m.as_literal().is_none())
-                .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
+        let mut expanded = |m: &Option<Macro>| {
+            let m = m.as_ref().filter(|m| m.as_literal().is_none())?;
+            let start = bytes.len() as u32;
+            self.expand(m, &mut bytes);
+            Some(start..bytes.len() as u32)
         };
         let msg = expanded(&rule.actions.msg);
         let logdata = expanded(&rule.actions.logdata);
-        let bytes = &mut self.scratch.match_bytes;
         let mut keep = |b: &[u8]| {
             bytes.extend_from_slice(b);
             (bytes.len() - b.len()) as u32..bytes.len() as u32
         };
         let var_name = keep(&self.data.matched_var.0);
         let var = keep(&self.data.matched_var.1);
+        self.scratch.match_bytes = bytes;
         self.matched.push(Matched {
             rule: ri as u32,
             phase,
@@ -1217,21 +1361,23 @@ impl Transaction {
         match e {
             Exec::SetVar(sv) => {
                 // Literal names and values (most of them) are used as they are.
-                let name_buf;
+                let [mut name_buf, mut value_buf] = std::mem::take(&mut self.scratch.expansions);
                 let (name, slot): (&[u8], Option<u32>) = match sv.name.as_literal() {
                     Some(l) => (l, sv.slot),
                     None => {
-                        name_buf = self.expand(&sv.name).to_ascii_lowercase();
+                        name_buf.clear();
+                        self.expand(&sv.name, &mut name_buf);
+                        name_buf.make_ascii_lowercase();
                         (&name_buf, None)
                     }
                 };
-                let value_buf;
                 let value: &[u8] = match &sv.op {
                     SetVarOp::Set(m) | SetVarOp::Add(m) | SetVarOp::Sub(m) => {
                         match m.as_literal() {
                             Some(l) => l,
                             None => {
-                                value_buf = self.expand(m);
+                                value_buf.clear();
+                                self.expand(m, &mut value_buf);
                                 &value_buf
                             }
                         }
@@ -1258,6 +1404,7 @@ impl Transaction {
                         store.set(name, slot, format_i64(n, &mut digits));
                     }
                 }
+                self.scratch.expansions = [name_buf, value_buf];
             }
             Exec::Ctl(c) => match c {
                 Ctl::RuleEngine(m) => self.mode = *m,
@@ -1277,9 +1424,14 @@ impl Transaction {
                 Ctl::ForceRequestBodyVariable(b) => self.force_body_var = *b,
             },
             Exec::SetEnv(n, v) => {
-                let n = self.expand(n).to_ascii_lowercase();
-                let v = self.expand(v);
-                self.data.env.set(&n, None, &v);
+                let [mut name, mut value] = std::mem::take(&mut self.scratch.expansions);
+                name.clear();
+                self.expand(n, &mut name);
+                name.make_ascii_lowercase();
+                value.clear();
+                self.expand(v, &mut value);
+                self.data.env.set(&name, None, &value);
+                self.scratch.expansions = [name, value];
             }
             Exec::Noop => {}
         }
@@ -1296,76 +1448,82 @@ impl Transaction {
         }
     }
 
-    fn expand(&self, m: &Macro) -> Vec<u8> {
+    /// Append the expansion of `m` to `out`.
+    fn expand(&self, m: &Macro, out: &mut Vec<u8>) {
         let rs = &self.rs;
         let data = &self.data;
-        m.expand(&mut |var, key, out| {
-            if var == Var::Rule {
-                let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
-                match (key, rule) {
-                    (Some(b"id"), _) => out.extend_from_slice(data.rule_id.to_string().as_bytes()),
-                    (Some(b"msg"), Some(r)) => {
-                        if let Some(l) = r.actions.msg.as_ref().and_then(|m| m.as_literal()) {
-                            out.extend_from_slice(l)
+        m.expand(
+            &mut |var, key, out| {
+                if var == Var::Rule {
+                    let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
+                    match (key, rule) {
+                        (Some(b"id"), _) => {
+                            out.extend_from_slice(data.rule_id.to_string().as_bytes())
                         }
-                    }
-                    (Some(b"severity"), Some(r)) => out.extend_from_slice(
-                        r.actions
-                            .severity
-                            .map(|s| s.to_string())
-                            .unwrap_or_default()
-                            .as_bytes(),
-                    ),
-                    (Some(b"ver"), Some(r)) => {
-                        out.extend_from_slice(r.actions.ver.clone().unwrap_or_default().as_bytes())
-                    }
-                    (Some(b"phase"), Some(r)) => {
-                        out.extend_from_slice(r.phase.to_string().as_bytes())
-                    }
-                    _ => {}
-                }
-                return;
-            }
-            // Collection keys: straight to the store (what visiting `VAR:key` would find).
-            if let Some(k) = key {
-                let store = match var {
-                    Var::Tx => Some(&data.tx),
-                    Var::Ip => Some(&data.persistent[0]),
-                    Var::Global => Some(&data.persistent[1]),
-                    Var::Session => Some(&data.persistent[2]),
-                    Var::User => Some(&data.persistent[3]),
-                    Var::Resource => Some(&data.persistent[4]),
-                    Var::Env => Some(&data.env),
-                    _ => None,
-                };
-                if let Some(s) = store {
-                    if let Some(v) = s.get(k) {
-                        out.extend_from_slice(v);
+                        (Some(b"msg"), Some(r)) => {
+                            if let Some(l) = r.actions.msg.as_ref().and_then(|m| m.as_literal()) {
+                                out.extend_from_slice(l)
+                            }
+                        }
+                        (Some(b"severity"), Some(r)) => out.extend_from_slice(
+                            r.actions
+                                .severity
+                                .map(|s| s.to_string())
+                                .unwrap_or_default()
+                                .as_bytes(),
+                        ),
+                        (Some(b"ver"), Some(r)) => out.extend_from_slice(
+                            r.actions.ver.clone().unwrap_or_default().as_bytes(),
+                        ),
+                        (Some(b"phase"), Some(r)) => {
+                            out.extend_from_slice(r.phase.to_string().as_bytes())
+                        }
+                        _ => {}
                     }
                     return;
                 }
-            }
-            if var == Var::Duration {
-                let elapsed = self.start.elapsed().as_micros() as u64;
-                out.extend_from_slice(elapsed.to_string().as_bytes());
-                return;
-            }
-            let target = Target {
-                var,
-                selector: key.map_or(Selector::All, |k| Selector::Key(k.to_vec())),
-                count: false,
-                exclusions: Vec::new(),
-                slot: None,
-                selected_slots: None,
-            };
-            let mut done = false;
-            visit(data, &target, &mut |_, _, v, _| {
-                if !done {
-                    out.extend_from_slice(v);
-                    done = true;
+                // Collection keys: straight to the store (what visiting `VAR:key` would find).
+                if let Some(k) = key {
+                    let store = match var {
+                        Var::Tx => Some(&data.tx),
+                        Var::Ip => Some(&data.persistent[0]),
+                        Var::Global => Some(&data.persistent[1]),
+                        Var::Session => Some(&data.persistent[2]),
+                        Var::User => Some(&data.persistent[3]),
+                        Var::Resource => Some(&data.persistent[4]),
+                        Var::Env => Some(&data.env),
+                        _ => None,
+                    };
+                    if let Some(s) = store {
+                        if let Some(v) = s.get(k) {
+                            out.extend_from_slice(v);
+                        }
+                        return;
+                    }
                 }
-            });
-        })
+                if var == Var::Duration {
+                    let elapsed = self.start.elapsed().as_micros() as u64;
+                    out.extend_from_slice(elapsed.to_string().as_bytes());
+                    return;
+                }
+                let target = Target {
+                    var,
+                    selector: key.map_or(Selector::All, |k| Selector::Key(k.to_vec())),
+                    count: false,
+                    exclusions: Vec::new(),
+                    slot: None,
+                    selected_slots: None,
+                };
+                let mut done = false;
+                visit(data, &target, &mut |_, _, v, _| {
+                    if !done {
+                        out.extend_from_slice(v);
+                        done = true;
+                    }
+                });
+            },
+            out,
+        )
     }
 }
 
@@ -1438,10 +1596,12 @@ fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
 /// [`visit`] for the values themselves (`t.count` ignored).
 fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
     let sel = &t.selector;
+    // Most targets take the whole collection: no key test per member.
+    let every = matches!(sel, Selector::All);
     let pairs =
         |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut Visitor<'_>| {
             for (i, (k, v)) in ps.iter().enumerate() {
-                if sel.selects(k) {
+                if every || sel.selects(k) {
                     if names {
                         f(var, k, k, slot(slot_var, base + i));
                     } else {
@@ -1726,7 +1886,7 @@ fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
         Var::MatchedVar => scalar(f, &d.matched_var.1, false),
         Var::MatchedVarName => scalar(f, &d.matched_var.0, false),
         Var::MatchedVars | Var::MatchedVarsNames => {
-            for (n, v) in &d.matched_vars[..d.matched_vars_len] {
+            for (n, v) in d.matched_vars.iter() {
                 let key = n.splitn(2, |&c| c == b':').nth(1).unwrap_or(b"");
                 if sel.selects(key) || sel.selects(n) {
                     f(
@@ -1849,6 +2009,100 @@ mod tests {
             });
             assert!(seen > 0, "{} has no value in this request", t.var.name());
         }
+    }
+
+    /// A transaction that reuses the buffers of the one before it (the per-thread pool)
+    /// sees none of that one's request, response, variables or matches.
+    #[test]
+    fn reused_buffers_carry_no_state_over() {
+        let checks = [
+            "&ARGS",
+            "&ARGS_POST",
+            "&REQUEST_HEADERS",
+            "&REQUEST_COOKIES",
+            "REQUEST_URI",
+            "REQUEST_URI_RAW",
+            "REQUEST_LINE",
+            "QUERY_STRING",
+            "REQUEST_FILENAME",
+            "REQUEST_BASENAME",
+            "REQUEST_METHOD",
+            "REQUEST_PROTOCOL",
+            "REQUEST_BODY",
+            "&TX:seen",
+            "&RESPONSE_HEADERS",
+            "RESPONSE_PROTOCOL",
+            "MATCHED_VAR",
+        ];
+        let mut rules = String::from(
+            "SecRuleEngine DetectionOnly\nSecRequestBodyAccess On\n\
+             SecRule REQUEST_METHOD \"@streq POST\" \"id:1,phase:1,pass,log,setvar:tx.seen=1\"\n",
+        );
+        for (i, target) in checks.iter().enumerate() {
+            let op = if target.starts_with('&') {
+                "@gt 0"
+            } else {
+                "@rx ."
+            };
+            rules.push_str(&format!(
+                "SecRule {target} \"{op}\" \"id:{},phase:3,pass,log\"\n",
+                100 + i
+            ));
+        }
+        let rs = Arc::new(RuleSet::from_text(&rules, "t").unwrap());
+        let run = |full: bool| {
+            let mut tx = rs.transaction(TxInput::default());
+            if full {
+                tx.set_request_line(b"POST", b"/a/b.php?x=1", b"HTTP/1.1");
+                tx.add_request_header(b"Cookie", b"s=1");
+                tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+                tx.append_request_body(b"p=2");
+            }
+            assert!(tx.process_request_headers().is_none());
+            assert!(tx.process_request_body().is_none());
+            if full {
+                tx.set_response_status(200, b"HTTP/1.1");
+                tx.add_response_header(b"Content-Type", b"text/html");
+            }
+            assert!(tx.process_response_headers().is_none());
+            let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+            ids
+        };
+        let all: Vec<u32> = std::iter::once(1)
+            .chain(100..100 + checks.len() as u32)
+            .collect();
+        assert_eq!(run(true), all, "the first transaction sees every value");
+        assert_eq!(
+            run(false),
+            Vec::<u32>::new(),
+            "the next one sees none of them"
+        );
+    }
+
+    /// `msg` and `logdata` with macros show what they expanded to when their rule matched.
+    #[test]
+    fn expanded_texts_are_kept_per_match() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS:a \"@rx .\" \"id:1,phase:1,pass,msg:'in %{MATCHED_VAR_NAME}',\
+                   logdata:'saw %{MATCHED_VAR}'\"\n\
+                 SecRule ARGS:b \"@rx .\" \"id:2,phase:1,pass,msg:'in %{MATCHED_VAR_NAME}',\
+                   logdata:'saw %{MATCHED_VAR}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/?a=first&b=second", b"HTTP/1.1");
+        assert!(tx.process_request_headers().is_none());
+        let texts: Vec<(String, String)> = tx
+            .matched_rules()
+            .iter()
+            .map(|m| (m.msg.clone(), m.logdata.clone()))
+            .collect();
+        let want = [("in ARGS:a", "saw first"), ("in ARGS:b", "saw second")];
+        assert_eq!(texts, want.map(|(m, l)| (m.to_string(), l.to_string())));
     }
 
     /// A TX key target removed at run time is removed from the rules it names, and only

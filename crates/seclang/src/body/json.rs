@@ -3,17 +3,17 @@
 
 use serde_json::Value;
 
-use super::Pair;
+use super::Pairs;
 
 const MAX_DEPTH: usize = 64;
 
 /// Parse `data` into arguments, or say why it is not acceptable JSON.
-pub fn parse(data: &[u8], out: &mut Vec<Pair>) -> Result<(), String> {
+pub fn parse(data: &[u8], out: &mut Pairs) -> Result<(), String> {
     let v: Value = serde_json::from_slice(data).map_err(|e| format!("JSON parsing error: {e}"))?;
     walk(&v, b"json".to_vec(), 0, out)
 }
 
-fn walk(v: &Value, name: Vec<u8>, depth: usize, out: &mut Vec<Pair>) -> Result<(), String> {
+fn walk(v: &Value, name: Vec<u8>, depth: usize, out: &mut Pairs) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err("JSON nesting too deep".into());
     }
@@ -48,7 +48,7 @@ mod tests {
 
     #[test]
     fn flattens() {
-        let mut v = Vec::new();
+        let mut v = Pairs::default();
         parse(
             br#"{"a":{"b":"x"},"l":[1,true,null],"s":"<script>"}"#,
             &mut v,
@@ -67,9 +67,9 @@ mod tests {
 
     #[test]
     fn rejects_broken_and_deep() {
-        assert!(parse(b"{\"a\":", &mut Vec::new()).is_err());
-        assert!(parse(b"", &mut Vec::new()).is_err());
+        assert!(parse(b"{\"a\":", &mut Pairs::default()).is_err());
+        assert!(parse(b"", &mut Pairs::default()).is_err());
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-        assert!(parse(deep.as_bytes(), &mut Vec::new()).is_err());
+        assert!(parse(deep.as_bytes(), &mut Pairs::default()).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! `application/x-www-form-urlencoded` (and query strings): `&`-separated `name=value`,
 //! both `+`/`%`-decoded; a parameter without `=` has an empty value.
 
-use super::Pair;
+use super::Pairs;
 use crate::transformations::hex_pair;
 
 /// Decode `%HH` and `+`; returns whether an invalid `%` sequence was seen.
@@ -29,20 +29,16 @@ pub fn decode(s: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 /// Parse into `out`; returns whether any invalid encoding was seen.
-pub fn parse(data: &[u8], out: &mut Vec<Pair>) -> bool {
+pub fn parse(data: &[u8], out: &mut Pairs) -> bool {
     let mut invalid = false;
     for part in data.split(|c| *c == b'&').filter(|p| !p.is_empty()) {
         let (name, value) = match memchr::memchr(b'=', part) {
             Some(eq) => (&part[..eq], &part[eq + 1..]),
             None => (part, &b""[..]),
         };
-        let (mut n, mut v) = (
-            Vec::with_capacity(name.len()),
-            Vec::with_capacity(value.len()),
-        );
-        invalid |= decode(name, &mut n);
-        invalid |= decode(value, &mut v);
-        out.push((n, v));
+        let (n, v) = out.push_empty();
+        invalid |= decode(name, n);
+        invalid |= decode(value, v);
     }
     invalid
 }
@@ -50,10 +46,11 @@ pub fn parse(data: &[u8], out: &mut Vec<Pair>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::Pair;
 
     #[test]
     fn parses_pairs() {
-        let mut v = Vec::new();
+        let mut v = Pairs::default();
         assert!(!parse(b"a=1&b=x+y%21&&c&d=&a=2", &mut v));
         let want: Vec<Pair> = vec![
             (b"a".to_vec(), b"1".to_vec()),
@@ -62,11 +59,11 @@ mod tests {
             (b"d".to_vec(), b"".to_vec()),
             (b"a".to_vec(), b"2".to_vec()),
         ];
-        assert_eq!(v, want);
-        let mut v = Vec::new();
+        assert_eq!(&v[..], &want[..]);
+        let mut v = Pairs::default();
         assert!(parse(b"x=%zz&%=1", &mut v));
         assert_eq!(v[0].1, b"%zz");
-        let mut v = Vec::new();
+        let mut v = Pairs::default();
         parse(b"", &mut v);
         assert!(v.is_empty());
     }
