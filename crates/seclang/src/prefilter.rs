@@ -10,13 +10,13 @@
 //!   values can match is skipped without visiting its targets. Rules that share phase,
 //!   targets and chain form a group that shares that work.
 
-use aho_corasick::automaton::Automaton;
+use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa;
 use aho_corasick::{
     AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, MatchKind, StartKind,
 };
 use regex_syntax::hir::{Class, Hir, HirKind};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::rule::{ChainId, Rule, RuleOperator};
 use crate::ruleset::Step;
@@ -367,17 +367,197 @@ const EXACT_FROM: usize = 256;
 #[derive(Debug)]
 pub struct PhaseScan {
     dfa: dfa::DFA,
-    /// Automaton pattern → member bit.
-    owner: Vec<u32>,
-    /// Automaton pattern → the rest of its literal after the prefix (offset and length in
-    /// `rest_bytes`).
-    rest: Vec<(u32, u32)>,
+    /// The automaton's state ids are opaque but all multiples of one power of two (its
+    /// stride); shifted right by this much they index `slot` densely.
+    shift: u32,
+    /// Dense state index → its entry in `states` (read for match states only).
+    slot: Vec<u32>,
+    /// What a match state sets, shared by states that set the same.
+    states: Vec<StateBits>,
+    masks: Vec<Mask>,
+    checks: Vec<Check>,
+    /// The rests of the literals past their prefix, each distinct rest once.
     rest_bytes: Vec<u8>,
     /// Candidate bits of the phase, in 64-bit words.
     pub words: usize,
 }
 
+/// What one match state sets, precomputed so that a match costs one lookup and a few ORs
+/// instead of a walk over every pattern ending there (many of which share a member).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct StateBits {
+    /// `masks[masks_at..][..prefix_len]`: the members of every pattern ending here.
+    masks_at: u32,
+    prefix_len: u16,
+    /// `masks[whole_at..][..whole_len]`: the members of the patterns that are a whole
+    /// literal.
+    whole_at: u32,
+    whole_len: u16,
+    /// `checks[checks_at..][..checks_len]`: the members whose literal goes on past the
+    /// prefix (and that no whole literal ending here already sets).
+    checks_at: u32,
+    checks_len: u32,
+}
+
+/// Member bits of one candidate word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Mask {
+    word: u32,
+    bits: u64,
+}
+
+/// A member whose literal counts only if its rest follows where the prefix ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Check {
+    member: u32,
+    rest_at: u32,
+    rest_len: u32,
+}
+
+/// One phase literal cut to the scanned prefix.
+struct PhasePattern {
+    member: u32,
+    rest: Vec<u8>,
+}
+
+/// A state table index over ids `sids`: the largest shift that keeps them distinct (all
+/// are multiples of `1 << shift`), or `None` if the dense table would be mostly holes.
+fn dense_shift(sids: &[u32]) -> Option<u32> {
+    let shift = sids
+        .iter()
+        .fold(0, |acc, s| acc | s)
+        .trailing_zeros()
+        .min(31);
+    let len = (sids.iter().max()? >> shift) as usize + 1;
+    (len <= 2 * sids.len() + 16).then_some(shift)
+}
+
+/// Member bits `members` (sorted, deduplicated) as word masks.
+fn masks_of(members: &[u32]) -> Vec<Mask> {
+    let mut out: Vec<Mask> = Vec::new();
+    for &m in members {
+        let (word, bit) = (m / 64, 1u64 << (m % 64));
+        match out.last_mut() {
+            Some(last) if last.word == word => last.bits |= bit,
+            _ => out.push(Mask { word, bits: bit }),
+        }
+    }
+    out
+}
+
+/// Appends `items` to `store` unless the same run is there already; returns its start.
+fn intern<T: Clone + Eq + std::hash::Hash>(
+    store: &mut Vec<T>,
+    seen: &mut FxHashMap<Vec<T>, u32>,
+    items: Vec<T>,
+) -> u32 {
+    if items.is_empty() {
+        return 0;
+    }
+    *seen.entry(items).or_insert_with_key(|items| {
+        store.extend_from_slice(items);
+        (store.len() - items.len()) as u32
+    })
+}
+
 impl PhaseScan {
+    /// Builds the scan over `pats` (already cut to prefixes, with the member and rest of
+    /// each); `None` if the automaton or its state table cannot be built.
+    fn build(prefixes: &[Vec<u8>], pats: &[PhasePattern], words: usize) -> Option<PhaseScan> {
+        let dfa = dfa::Builder::new()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .prefilter(false)
+            .start_kind(StartKind::Unanchored)
+            .build(prefixes)
+            .ok()?;
+        // Every state a scan can be in is reachable from the unanchored start.
+        let start = dfa.start_state(Anchored::No).ok()?;
+        let mut seen: FxHashSet<StateID> = FxHashSet::default();
+        seen.insert(start);
+        let mut reached = vec![start];
+        let mut todo = 0;
+        while let Some(&sid) = reached.get(todo) {
+            todo += 1;
+            for b in 0..=255u8 {
+                let next = dfa.next_state(Anchored::No, sid, b);
+                if seen.insert(next) {
+                    reached.push(next);
+                }
+            }
+        }
+        let sids: Vec<u32> = reached.iter().map(StateID::as_u32).collect();
+        let shift = dense_shift(&sids)?;
+        let mut slot = vec![0u32; (sids.iter().max()? >> shift) as usize + 1];
+        let mut states = Vec::new();
+        let mut state_ids: FxHashMap<StateBits, u32> = FxHashMap::default();
+        let (mut masks, mut checks, mut rest_bytes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut mask_runs = FxHashMap::default();
+        let mut check_runs = FxHashMap::default();
+        let mut rests: FxHashMap<Vec<u8>, u32> = FxHashMap::default();
+        for &sid in &reached {
+            if !dfa.is_match(sid) {
+                continue;
+            }
+            let (mut every, mut whole, mut rested) = (Vec::new(), Vec::new(), Vec::new());
+            for k in 0..dfa.match_len(sid) {
+                let p = &pats[dfa.match_pattern(sid, k).as_usize()];
+                every.push(p.member);
+                if p.rest.is_empty() {
+                    whole.push(p.member);
+                } else {
+                    rested.push(p);
+                }
+            }
+            for v in [&mut every, &mut whole] {
+                v.sort_unstable();
+                v.dedup();
+            }
+            let mut state_checks: Vec<Check> = rested
+                .into_iter()
+                .filter(|p| whole.binary_search(&p.member).is_err())
+                .map(|p| {
+                    let rest_at = *rests.entry(p.rest.clone()).or_insert_with(|| {
+                        rest_bytes.extend_from_slice(&p.rest);
+                        (rest_bytes.len() - p.rest.len()) as u32
+                    });
+                    Check {
+                        member: p.member,
+                        rest_at,
+                        rest_len: p.rest.len() as u32,
+                    }
+                })
+                .collect();
+            state_checks.sort_unstable_by_key(|c| (c.member, c.rest_at, c.rest_len));
+            state_checks.dedup();
+            let (every, whole) = (masks_of(&every), masks_of(&whole));
+            let bits = StateBits {
+                prefix_len: u16::try_from(every.len()).ok()?,
+                whole_len: u16::try_from(whole.len()).ok()?,
+                checks_len: state_checks.len() as u32,
+                masks_at: intern(&mut masks, &mut mask_runs, every),
+                whole_at: intern(&mut masks, &mut mask_runs, whole),
+                checks_at: intern(&mut checks, &mut check_runs, state_checks),
+            };
+            let next = states.len() as u32;
+            let id = *state_ids.entry(bits).or_insert(next);
+            if id == next {
+                states.push(bits);
+            }
+            slot[sid.as_usize() >> shift] = id;
+        }
+        Some(PhaseScan {
+            dfa,
+            shift,
+            slot,
+            states,
+            masks,
+            checks,
+            rest_bytes,
+            words,
+        })
+    }
+
     /// Set in `bits` the bit of every member one of whose literals occurs in `value` (or,
     /// in a short value, one of whose literals' prefixes does).
     pub fn scan(&self, value: &[u8], bits: &mut [u64]) {
@@ -390,7 +570,19 @@ impl PhaseScan {
         }
     }
 
+    fn state_bits(&self, sid: StateID) -> &StateBits {
+        &self.states[self.slot[sid.as_usize() >> self.shift] as usize]
+    }
+
+    fn or_masks(&self, at: u32, len: u16, bits: &mut [u64]) {
+        for m in &self.masks[at as usize..][..len as usize] {
+            bits[m.word as usize] |= m.bits;
+        }
+    }
+
     fn scan_prefixes(&self, value: &[u8], bits: &mut [u64]) {
+        // A plain walk of the automaton: the iterator API costs more than the scan on the
+        // short values requests carry.
         let dfa = &self.dfa;
         let Ok(mut sid) = dfa.start_state(Anchored::No) else {
             return;
@@ -398,41 +590,32 @@ impl PhaseScan {
         for &b in value {
             sid = dfa.next_state(Anchored::No, sid, b);
             if dfa.is_match(sid) {
-                for k in 0..dfa.match_len(sid) {
-                    let i = self.owner[dfa.match_pattern(sid, k).as_usize()] as usize;
-                    bits[i / 64] |= 1 << (i % 64);
-                }
+                let s = self.state_bits(sid);
+                self.or_masks(s.masks_at, s.prefix_len, bits);
             }
         }
     }
 
     fn scan_literals(&self, value: &[u8], bits: &mut [u64]) {
-        // A plain walk of the automaton: the iterator API costs more than the scan on the
-        // short values requests carry. Match states hold every pattern ending there.
         let dfa = &self.dfa;
         let Ok(mut sid) = dfa.start_state(Anchored::No) else {
             return;
         };
         for (at, &b) in value.iter().enumerate() {
             sid = dfa.next_state(Anchored::No, sid, b);
-            if dfa.is_match(sid) {
-                for k in 0..dfa.match_len(sid) {
-                    let p = dfa.match_pattern(sid, k).as_usize();
-                    let i = self.owner[p] as usize;
-                    let (word, bit) = (i / 64, 1 << (i % 64));
-                    if bits[word] & bit != 0 {
-                        continue;
-                    }
-                    let (start, len) = self.rest[p];
-                    if len > 0 {
-                        let rest = &self.rest_bytes[start as usize..(start + len) as usize];
-                        let after = &value[at + 1..];
-                        if after.len() < rest.len()
-                            || !after[..rest.len()].eq_ignore_ascii_case(rest)
-                        {
-                            continue;
-                        }
-                    }
+            if !dfa.is_match(sid) {
+                continue;
+            }
+            let s = self.state_bits(sid);
+            self.or_masks(s.whole_at, s.whole_len, bits);
+            let after = &value[at + 1..];
+            for c in &self.checks[s.checks_at as usize..][..s.checks_len as usize] {
+                let (word, bit) = ((c.member / 64) as usize, 1 << (c.member % 64));
+                if bits[word] & bit != 0 {
+                    continue;
+                }
+                let rest = &self.rest_bytes[c.rest_at as usize..][..c.rest_len as usize];
+                if after.len() >= rest.len() && after[..rest.len()].eq_ignore_ascii_case(rest) {
                     bits[word] |= bit;
                 }
             }
@@ -565,10 +748,8 @@ impl Prefilter {
         }
         let mut scans = Vec::with_capacity(6);
         for (phase, &nbits) in next_bit.iter().enumerate() {
+            let mut prefixes = Vec::new();
             let mut pats = Vec::new();
-            let mut owner = Vec::new();
-            let mut rest = Vec::new();
-            let mut rest_bytes = Vec::new();
             for (b, g) in building.iter().zip(&groups) {
                 if b.phase != phase {
                     continue;
@@ -576,25 +757,20 @@ impl Prefilter {
                 for (mi, &ri) in b.members.iter().enumerate() {
                     for l in lits[ri].iter().flatten() {
                         let cut = l.len().min(SCAN_PREFIX);
-                        pats.push(l[..cut].to_vec());
-                        owner.push((g.bit + mi) as u32);
-                        rest.push((rest_bytes.len() as u32, (l.len() - cut) as u32));
-                        rest_bytes.extend_from_slice(&l[cut..]);
+                        prefixes.push(l[..cut].to_vec());
+                        pats.push(PhasePattern {
+                            member: (g.bit + mi) as u32,
+                            rest: l[cut..].to_ascii_lowercase(),
+                        });
                     }
                 }
             }
-            let dfa = if pats.is_empty() {
+            let scan = if pats.is_empty() {
                 None
             } else {
-                dfa::Builder::new()
-                    .match_kind(MatchKind::Standard)
-                    .ascii_case_insensitive(true)
-                    .prefilter(false)
-                    .start_kind(StartKind::Unanchored)
-                    .build(&pats)
-                    .ok()
+                PhaseScan::build(&prefixes, &pats, nbits.div_ceil(64))
             };
-            if dfa.is_none() {
+            if scan.is_none() {
                 // No automaton: the phase's members are always evaluated.
                 for (b, _) in building
                     .iter()
@@ -606,13 +782,7 @@ impl Prefilter {
                     }
                 }
             }
-            scans.push(dfa.map(|dfa| PhaseScan {
-                dfa,
-                owner,
-                rest,
-                rest_bytes,
-                words: nbits.div_ceil(64),
-            }));
+            scans.push(scan);
         }
         let words = scans.iter().flatten().map(|s| s.words).max().unwrap_or(0);
         Prefilter {
@@ -729,6 +899,76 @@ mod tests {
             &mut bits,
         );
         assert_eq!(bits[0], 0b01);
+    }
+
+    /// The phase scan's precomputed state table sets exactly the bits a plain search of
+    /// every member's literals (their prefixes, in short values) would: with many
+    /// overlapping literals, members past the first word, and mixed case.
+    #[test]
+    fn phase_scan_matches_a_plain_literal_search() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let alphabet = b"abcAB-";
+        let mut word = |max: u64| -> Vec<u8> {
+            let len = 1 + next(max) as usize;
+            (0..len).map(|_| alphabet[next(6) as usize]).collect()
+        };
+        let mut text = String::new();
+        for id in 1..=150 {
+            let phrases: Vec<String> = (0..1 + id % 3)
+                .map(|_| String::from_utf8(word(9)).unwrap())
+                .collect();
+            text.push_str(&format!(
+                "SecRule ARGS \"@pm {}\" \"id:{id},phase:2,pass\"\n",
+                phrases.join(" ")
+            ));
+        }
+        let rs = crate::RuleSet::from_text(&text, "t").unwrap();
+        let pf = &rs.prefilter;
+        let scan = pf.phases[2].as_ref().unwrap();
+        assert!(scan.words > 1);
+        let contains = |value: &[u8], lit: &[u8]| {
+            value
+                .windows(lit.len())
+                .any(|w| w.eq_ignore_ascii_case(lit))
+        };
+        let mut checked = 0;
+        for round in 0..400 {
+            let long = round % 4 == 0;
+            let mut value = if long {
+                b"z".repeat(EXACT_FROM)
+            } else {
+                Vec::new()
+            };
+            for _ in 0..1 + round % 5 {
+                value.extend(word(12));
+                value.push(b' ');
+            }
+            let mut bits = vec![0; pf.words];
+            scan.scan(&value, &mut bits);
+            for (ri, r) in rs.rules.iter().enumerate() {
+                let (g, mi) = pf.member[ri].unwrap();
+                let bit = pf.groups[g as usize].bit + mi as usize;
+                let expected = rule_literals(r).unwrap().iter().any(|l| {
+                    let cut = if long {
+                        l.len()
+                    } else {
+                        l.len().min(SCAN_PREFIX)
+                    };
+                    contains(&value, &l[..cut])
+                });
+                let got = bits[bit / 64] & (1 << (bit % 64)) != 0;
+                assert_eq!(got, expected, "rule {} on {:?}", r.id, value);
+                checked += usize::from(expected);
+            }
+        }
+        // The values do hit literals, not only miss them.
+        assert!(checked > 1000, "{checked}");
     }
 
     #[test]
