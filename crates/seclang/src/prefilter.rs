@@ -386,7 +386,9 @@ pub struct PhaseScan {
 /// instead of a walk over every pattern ending there (many of which share a member).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct StateBits {
-    /// `masks[masks_at..][..prefix_len]`: the members of every pattern ending here.
+    /// The members of every pattern ending here: the first word inline (most match
+    /// states set bits of one word only), then `masks[masks_at..][..prefix_len]`.
+    first: Mask,
     masks_at: u32,
     prefix_len: u16,
     /// `masks[whole_at..][..whole_len]`: the members of the patterns that are a whole
@@ -530,8 +532,10 @@ impl PhaseScan {
                 .collect();
             state_checks.sort_unstable_by_key(|c| (c.member, c.rest_at, c.rest_len));
             state_checks.dedup();
-            let (every, whole) = (masks_of(&every), masks_of(&whole));
+            let (mut every, whole) = (masks_of(&every), masks_of(&whole));
+            let first = (!every.is_empty()).then(|| every.remove(0))?;
             let bits = StateBits {
+                first,
                 prefix_len: u16::try_from(every.len()).ok()?,
                 whole_len: u16::try_from(whole.len()).ok()?,
                 checks_len: state_checks.len() as u32,
@@ -591,7 +595,10 @@ impl PhaseScan {
             sid = dfa.next_state(Anchored::No, sid, b);
             if dfa.is_match(sid) {
                 let s = self.state_bits(sid);
-                self.or_masks(s.masks_at, s.prefix_len, bits);
+                bits[s.first.word as usize] |= s.first.bits;
+                if s.prefix_len > 0 {
+                    self.or_masks(s.masks_at, s.prefix_len, bits);
+                }
             }
         }
     }
