@@ -352,10 +352,11 @@ pub struct Unit {
 }
 
 /// Longest literal prefix the phase automata look for; the rest of a longer literal is
-/// compared where its prefix ends. A DFA over the thousands of whole CRS literals takes
-/// tens of megabytes (a NFA is several times slower per byte). Over CRS v4.28.0 at 6 bytes
-/// the three phase DFAs take 7.8 MB, at 5 bytes 5.4 MB for -0.2 % to +1.3 % instructions
-/// per transaction (more prefix matches), at 4 bytes 3.5 MB for up to +5 %.
+/// compared where its prefix ends. An automaton over the thousands of whole CRS literals
+/// takes tens of megabytes (a NFA is several times slower per byte). Over CRS v4.28.0 at 5
+/// bytes the three phase tables take 1.4 MB of transitions (the Aho-Corasick DFAs they are
+/// built from, 5.4 MB; at 6 bytes 7.8 MB, for -0.2 % to +1.3 % instructions per
+/// transaction; at 4 bytes 3.5 MB for up to +5 %).
 const SCAN_PREFIX: usize = 5;
 
 /// Values at least this long are scanned for whole literals, shorter ones for prefixes.
@@ -366,12 +367,18 @@ const EXACT_FROM: usize = 256;
 /// of its literals occurs.
 #[derive(Debug)]
 pub struct PhaseScan {
-    dfa: dfa::DFA,
-    /// The automaton's state ids are opaque but all multiples of one power of two (its
-    /// stride); shifted right by this much they index `slot` densely.
-    shift: u32,
-    /// Dense state index → its entry in `states` (read for match states only).
-    slot: Vec<u32>,
+    /// Byte → its class: bytes that no state tells apart share one.
+    classes: [u8; 256],
+    class_count: usize,
+    /// (state × `class_count` + class) → next state. The states are those of an
+    /// Aho-Corasick DFA reachable from its unanchored start, renumbered densely with the
+    /// match states last: 16-bit entries and no padding of rows to a power of two take a
+    /// fraction of the DFA's own table.
+    trans: Vec<u16>,
+    start: u16,
+    first_match: u16,
+    /// Match state (counted from `first_match`) → its entry in `states`.
+    state_bits: Vec<u16>,
     /// What a match state sets, shared by states that set the same.
     states: Vec<StateBits>,
     masks: Vec<Mask>,
@@ -420,18 +427,6 @@ struct Check {
 struct PhasePattern {
     member: u32,
     rest: Vec<u8>,
-}
-
-/// A state table index over ids `sids`: the largest shift that keeps them distinct (all
-/// are multiples of `1 << shift`), or `None` if the dense table would be mostly holes.
-fn dense_shift(sids: &[u32]) -> Option<u32> {
-    let shift = sids
-        .iter()
-        .fold(0, |acc, s| acc | s)
-        .trailing_zeros()
-        .min(31);
-    let len = (sids.iter().max()? >> shift) as usize + 1;
-    (len <= 2 * sids.len() + 16).then_some(shift)
 }
 
 /// Member bits `members` (sorted, deduplicated) as word masks.
@@ -488,19 +483,54 @@ impl PhaseScan {
                 }
             }
         }
-        let sids: Vec<u32> = reached.iter().map(StateID::as_u32).collect();
-        let shift = dense_shift(&sids)?;
-        let mut slot = vec![0u32; (sids.iter().max()? >> shift) as usize + 1];
+        if reached.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        // Match states last, so that one comparison tells them.
+        reached.sort_by_key(|&sid| dfa.is_match(sid));
+        let number: FxHashMap<StateID, u16> = reached
+            .iter()
+            .enumerate()
+            .map(|(i, &sid)| (sid, i as u16))
+            .collect();
+        let first_match = reached
+            .iter()
+            .position(|&sid| dfa.is_match(sid))
+            .unwrap_or(reached.len()) as u16;
+        // Bytes whose transitions agree in every state form one class: split the classes
+        // state by state (no more than 256 can come out).
+        let mut classes = [0u8; 256];
+        let mut split: FxHashMap<(u8, StateID), u8> = FxHashMap::default();
+        for &sid in &reached {
+            split.clear();
+            for b in 0..=255u8 {
+                let key = (
+                    classes[usize::from(b)],
+                    dfa.next_state(Anchored::No, sid, b),
+                );
+                let next_class = split.len() as u8;
+                classes[usize::from(b)] = *split.entry(key).or_insert(next_class);
+            }
+        }
+        let class_count = usize::from(classes.iter().copied().max().unwrap_or(0)) + 1;
+        let mut example = [0u8; 256];
+        for b in (0..=255u8).rev() {
+            example[usize::from(classes[usize::from(b)])] = b;
+        }
+        let mut trans = Vec::with_capacity(reached.len() * class_count);
+        for &sid in &reached {
+            for &b in &example[..class_count] {
+                trans.push(number[&dfa.next_state(Anchored::No, sid, b)]);
+            }
+        }
+        let mut state_bits = Vec::with_capacity(reached.len() - usize::from(first_match));
         let mut states = Vec::new();
-        let mut state_ids: FxHashMap<StateBits, u32> = FxHashMap::default();
+        let mut state_ids: FxHashMap<StateBits, u16> = FxHashMap::default();
         let (mut masks, mut checks, mut rest_bytes) = (Vec::new(), Vec::new(), Vec::new());
         let mut mask_runs = FxHashMap::default();
         let mut check_runs = FxHashMap::default();
         let mut rests: FxHashMap<Vec<u8>, u32> = FxHashMap::default();
-        for &sid in &reached {
-            if !dfa.is_match(sid) {
-                continue;
-            }
+        for &sid in &reached[usize::from(first_match)..] {
             let (mut every, mut whole, mut rested) = (Vec::new(), Vec::new(), Vec::new());
             for k in 0..dfa.match_len(sid) {
                 let p = &pats[dfa.match_pattern(sid, k).as_usize()];
@@ -543,17 +573,20 @@ impl PhaseScan {
                 whole_at: intern(&mut masks, &mut mask_runs, whole),
                 checks_at: intern(&mut checks, &mut check_runs, state_checks),
             };
-            let next = states.len() as u32;
+            let next = states.len() as u16;
             let id = *state_ids.entry(bits).or_insert(next);
             if id == next {
                 states.push(bits);
             }
-            slot[sid.as_usize() >> shift] = id;
+            state_bits.push(id);
         }
         Some(PhaseScan {
-            dfa,
-            shift,
-            slot,
+            classes,
+            class_count,
+            trans,
+            start: number[&start],
+            first_match,
+            state_bits,
             states,
             masks,
             checks,
@@ -574,27 +607,29 @@ impl PhaseScan {
         }
     }
 
-    fn state_bits(&self, sid: StateID) -> &StateBits {
-        &self.states[self.slot[sid.as_usize() >> self.shift] as usize]
+    fn next(&self, state: usize, byte: u8) -> usize {
+        usize::from(
+            self.trans[state * self.class_count + usize::from(self.classes[usize::from(byte)])],
+        )
+    }
+
+    /// What match state `state` sets (`None`: not a match state).
+    fn state_bits(&self, state: usize) -> Option<&StateBits> {
+        let m = state.checked_sub(usize::from(self.first_match))?;
+        Some(&self.states[usize::from(self.state_bits[m])])
     }
 
     fn or_masks(&self, at: u32, len: u16, bits: &mut [u64]) {
-        for m in &self.masks[at as usize..][..len as usize] {
+        for m in &self.masks[at as usize..][..usize::from(len)] {
             bits[m.word as usize] |= m.bits;
         }
     }
 
     fn scan_prefixes(&self, value: &[u8], bits: &mut [u64]) {
-        // A plain walk of the automaton: the iterator API costs more than the scan on the
-        // short values requests carry.
-        let dfa = &self.dfa;
-        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
-            return;
-        };
+        let mut state = usize::from(self.start);
         for &b in value {
-            sid = dfa.next_state(Anchored::No, sid, b);
-            if dfa.is_match(sid) {
-                let s = self.state_bits(sid);
+            state = self.next(state, b);
+            if let Some(s) = self.state_bits(state) {
                 bits[s.first.word as usize] |= s.first.bits;
                 if s.prefix_len > 0 {
                     self.or_masks(s.masks_at, s.prefix_len, bits);
@@ -604,16 +639,12 @@ impl PhaseScan {
     }
 
     fn scan_literals(&self, value: &[u8], bits: &mut [u64]) {
-        let dfa = &self.dfa;
-        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
-            return;
-        };
+        let mut state = usize::from(self.start);
         for (at, &b) in value.iter().enumerate() {
-            sid = dfa.next_state(Anchored::No, sid, b);
-            if !dfa.is_match(sid) {
+            state = self.next(state, b);
+            let Some(s) = self.state_bits(state) else {
                 continue;
-            }
-            let s = self.state_bits(sid);
+            };
             self.or_masks(s.whole_at, s.whole_len, bits);
             let after = &value[at + 1..];
             for c in &self.checks[s.checks_at as usize..][..s.checks_len as usize] {
