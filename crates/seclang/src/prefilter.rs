@@ -638,15 +638,17 @@ impl PhaseScan {
         }
     }
 
+    #[inline(never)]
     fn scan_literals(&self, value: &[u8], bits: &mut [u64]) {
         let mut state = usize::from(self.start);
-        for (at, &b) in value.iter().enumerate() {
-            state = self.next(state, b);
+        let mut at = 0;
+        while let Some(len) = self.to_match(&mut state, &value[at..]) {
+            at += len;
             let Some(s) = self.state_bits(state) else {
                 continue;
             };
             self.or_masks(s.whole_at, s.whole_len, bits);
-            let after = &value[at + 1..];
+            let after = &value[at..];
             for c in &self.checks[s.checks_at as usize..][..s.checks_len as usize] {
                 let (word, bit) = ((c.member / 64) as usize, 1 << (c.member % 64));
                 if bits[word] & bit != 0 {
@@ -658,6 +660,22 @@ impl PhaseScan {
                 }
             }
         }
+    }
+
+    /// Walks `value` from `state` up to the first match state; how many bytes that took.
+    /// Kept apart so that the walk over the long stretches between matches of a body keeps
+    /// its few variables in registers.
+    #[inline(never)]
+    fn to_match(&self, state: &mut usize, value: &[u8]) -> Option<usize> {
+        let (trans, classes) = (&self.trans[..], &self.classes);
+        let (class_count, first_match) = (self.class_count, usize::from(self.first_match));
+        let mut s = *state;
+        let found = value.iter().position(|&b| {
+            s = usize::from(trans[s * class_count + usize::from(classes[usize::from(b)])]);
+            s >= first_match
+        });
+        *state = s;
+        found.map(|i| i + 1)
     }
 }
 
