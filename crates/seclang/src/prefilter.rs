@@ -468,19 +468,42 @@ impl PhaseScan {
             .start_kind(StartKind::Unanchored)
             .build(prefixes)
             .ok()?;
-        // Every state a scan can be in is reachable from the unanchored start.
+        // Walk every state reachable from the unanchored start (those a scan can be in),
+        // splitting the bytes into classes on the way: bytes whose transitions agree in
+        // every state share one (no more than 256 can come out). In each state the first
+        // byte seen of a class decides; only bytes that part from it need the map.
         let start = dfa.start_state(Anchored::No).ok()?;
         let mut seen: FxHashSet<StateID> = FxHashSet::default();
         seen.insert(start);
         let mut reached = vec![start];
+        let mut classes = [0u8; 256];
+        let mut split: FxHashMap<(u8, StateID), u8> = FxHashMap::default();
         let mut todo = 0;
         while let Some(&sid) = reached.get(todo) {
             todo += 1;
+            split.clear();
+            // Per class so far: the next state of its first byte here, and its new class.
+            let mut first: [Option<(StateID, u8)>; 256] = [None; 256];
+            let mut count = 0usize;
             for b in 0..=255u8 {
+                let old = classes[usize::from(b)];
                 let next = dfa.next_state(Anchored::No, sid, b);
-                if seen.insert(next) {
-                    reached.push(next);
-                }
+                let mut new_class = || {
+                    if seen.insert(next) {
+                        reached.push(next);
+                    }
+                    count += 1;
+                    (count - 1) as u8
+                };
+                classes[usize::from(b)] = match first[usize::from(old)] {
+                    Some((n, class)) if n == next => class,
+                    Some(_) => *split.entry((old, next)).or_insert_with(new_class),
+                    None => {
+                        let class = new_class();
+                        first[usize::from(old)] = Some((next, class));
+                        class
+                    }
+                };
             }
         }
         if reached.len() > usize::from(u16::MAX) {
@@ -497,21 +520,6 @@ impl PhaseScan {
             .iter()
             .position(|&sid| dfa.is_match(sid))
             .unwrap_or(reached.len()) as u16;
-        // Bytes whose transitions agree in every state form one class: split the classes
-        // state by state (no more than 256 can come out).
-        let mut classes = [0u8; 256];
-        let mut split: FxHashMap<(u8, StateID), u8> = FxHashMap::default();
-        for &sid in &reached {
-            split.clear();
-            for b in 0..=255u8 {
-                let key = (
-                    classes[usize::from(b)],
-                    dfa.next_state(Anchored::No, sid, b),
-                );
-                let next_class = split.len() as u8;
-                classes[usize::from(b)] = *split.entry(key).or_insert(next_class);
-            }
-        }
         let class_count = usize::from(classes.iter().copied().max().unwrap_or(0)) + 1;
         let mut example = [0u8; 256];
         for b in (0..=255u8).rev() {
