@@ -3,7 +3,8 @@
 //! value containing none of them cannot match, so the operator need not run.
 //!
 //! Two levels, both computed at load time:
-//! - per rule: one Aho-Corasick automaton, asked before the operator runs on a value;
+//! - per rule outside the phase groups below: one Aho-Corasick automaton, asked before the
+//!   operator runs on a value;
 //! - per phase: one automaton over the literals of every rule that looks only at values
 //!   fixed for the phase. Each distinct transformed value is scanned once, which yields the
 //!   set of rules that can match it; a rule none of whose (target, transformation chain)
@@ -714,26 +715,6 @@ struct Building {
 impl Prefilter {
     pub fn build(rules: &[Rule], phases: &[Vec<Step>; 6]) -> Prefilter {
         let lits: Vec<Option<Vec<Vec<u8>>>> = rules.iter().map(rule_literals).collect();
-        // Negated rules are group members (their bit unset means the operator fails on
-        // every value, so the negation holds) but have no per-value prefilter, nor have
-        // operators that are a literal search themselves. Rules with the same literals
-        // share one automaton.
-        let mut shared: FxHashMap<&[Vec<u8>], AhoCorasick> = FxHashMap::default();
-        let by_rule = lits
-            .iter()
-            .zip(rules)
-            .map(|(l, r)| {
-                let l = l
-                    .as_deref()
-                    .filter(|_| !r.negated && !is_literal_search(r))?;
-                if let Some(ac) = shared.get(l) {
-                    return Some(ac.clone());
-                }
-                let ac = automaton(l, MatchKind::LeftmostFirst)?;
-                shared.insert(l, ac.clone());
-                Some(ac)
-            })
-            .collect();
         let mut member = vec![None; rules.len()];
         let mut keyed: FxHashMap<String, usize> = FxHashMap::default();
         let mut unit_ids: FxHashMap<String, u32> = FxHashMap::default();
@@ -848,6 +829,30 @@ impl Prefilter {
             }
             scans.push(scan);
         }
+        // Rules outside every group get a per-value automaton of their own. A member's
+        // values are scanned by its phase automaton, for whole literals where they are
+        // long: asking its own automaton as well cost more than it saved over CRS v4.28.0
+        // (benign, attack and response transactions, and its regression suite). Negated
+        // rules have none (they are group members only where their bit unset shows the
+        // operator fails on every value), nor have operators that are a literal search
+        // themselves. Rules with the same literals share one automaton.
+        let mut shared: FxHashMap<&[Vec<u8>], AhoCorasick> = FxHashMap::default();
+        let by_rule = lits
+            .iter()
+            .zip(rules)
+            .zip(&member)
+            .map(|((l, r), m)| {
+                let l = l
+                    .as_deref()
+                    .filter(|_| m.is_none() && !r.negated && !is_literal_search(r))?;
+                if let Some(ac) = shared.get(l) {
+                    return Some(ac.clone());
+                }
+                let ac = automaton(l, MatchKind::LeftmostFirst)?;
+                shared.insert(l, ac.clone());
+                Some(ac)
+            })
+            .collect();
         let words = scans.iter().flatten().map(|s| s.words).max().unwrap_or(0);
         Prefilter {
             by_rule,
@@ -918,20 +923,26 @@ mod tests {
     }
 
     #[test]
-    fn literal_search_operators_get_no_second_automaton() {
+    fn per_rule_automata_only_outside_the_phase_groups() {
         let rs = crate::RuleSet::from_text(
             "SecRule ARGS \"@pm sqlmap nikto\" \"id:1,phase:2,pass\"\n\
-             SecRule ARGS \"@rx (?i)sqlmap|nikto\" \"id:2,phase:2,pass\"\n",
+             SecRule TX:agent \"@rx (?i)sqlmap|nikto\" \"id:2,phase:2,pass\"\n\
+             SecRule ARGS \"@rx (?i)sqlmap|nikto\" \"id:3,phase:2,pass\"\n",
             "t",
         )
         .unwrap();
         let pf = &rs.prefilter;
-        // The @pm is its own literal search; the @rx keeps its prefilter.
+        // The @pm is its own literal search; the @rx on TX, which no phase scan sees,
+        // keeps its automaton; the @rx on ARGS is left to its phase scan.
         assert!(pf.by_rule[0].is_none());
+        assert!(pf.member[1].is_none());
         assert!(pf.by_rule[1].is_some());
+        assert!(pf.member[2].is_some());
+        assert!(pf.by_rule[2].is_none());
         assert!(pf.may_match(0, b"curl"));
         assert!(!pf.may_match(1, b"curl"));
         assert!(pf.may_match(1, b"x NIKTO"));
+        assert!(pf.may_match(2, b"curl"));
     }
 
     #[test]
