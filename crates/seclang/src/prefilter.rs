@@ -3,20 +3,21 @@
 //! value containing none of them cannot match, so the operator need not run.
 //!
 //! Two levels, both computed at load time:
-//! - per rule: one Aho-Corasick automaton, asked before the operator runs on a value;
+//! - per rule outside the phase groups below: one Aho-Corasick automaton, asked before the
+//!   operator runs on a value;
 //! - per phase: one automaton over the literals of every rule that looks only at values
 //!   fixed for the phase. Each distinct transformed value is scanned once, which yields the
 //!   set of rules that can match it; a rule none of whose (target, transformation chain)
 //!   values can match is skipped without visiting its targets. Rules that share phase,
 //!   targets and chain form a group that shares that work.
 
-use aho_corasick::automaton::Automaton;
+use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa;
 use aho_corasick::{
     AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, MatchKind, StartKind,
 };
 use regex_syntax::hir::{Class, Hir, HirKind};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::rule::{ChainId, Rule, RuleOperator};
 use crate::ruleset::Step;
@@ -352,10 +353,11 @@ pub struct Unit {
 }
 
 /// Longest literal prefix the phase automata look for; the rest of a longer literal is
-/// compared where its prefix ends. A DFA over the thousands of whole CRS literals takes
-/// tens of megabytes (a NFA is several times slower per byte). Over CRS v4.28.0 at 6 bytes
-/// the three phase DFAs take 7.8 MB, at 5 bytes 5.4 MB for -0.2 % to +1.3 % instructions
-/// per transaction (more prefix matches), at 4 bytes 3.5 MB for up to +5 %.
+/// compared where its prefix ends. An automaton over the thousands of whole CRS literals
+/// takes tens of megabytes (a NFA is several times slower per byte). Over CRS v4.28.0 at 5
+/// bytes the three phase tables take 1.4 MB of transitions (the Aho-Corasick DFAs they are
+/// built from, 5.4 MB; at 6 bytes 7.8 MB, for -0.2 % to +1.3 % instructions per
+/// transaction; at 4 bytes 3.5 MB for up to +5 %).
 const SCAN_PREFIX: usize = 5;
 
 /// Values at least this long are scanned for whole literals, shorter ones for prefixes.
@@ -366,18 +368,242 @@ const EXACT_FROM: usize = 256;
 /// of its literals occurs.
 #[derive(Debug)]
 pub struct PhaseScan {
-    dfa: dfa::DFA,
-    /// Automaton pattern → member bit.
-    owner: Vec<u32>,
-    /// Automaton pattern → the rest of its literal after the prefix (offset and length in
-    /// `rest_bytes`).
-    rest: Vec<(u32, u32)>,
+    /// Byte → its class: bytes that no state tells apart share one.
+    classes: [u8; 256],
+    class_count: usize,
+    /// (state × `class_count` + class) → next state. The states are those of an
+    /// Aho-Corasick DFA reachable from its unanchored start, renumbered densely with the
+    /// match states last: 16-bit entries and no padding of rows to a power of two take a
+    /// fraction of the DFA's own table.
+    trans: Vec<u16>,
+    start: u16,
+    first_match: u16,
+    /// Match state (counted from `first_match`) → its entry in `states`.
+    state_bits: Vec<u16>,
+    /// What a match state sets, shared by states that set the same.
+    states: Vec<StateBits>,
+    masks: Vec<Mask>,
+    checks: Vec<Check>,
+    /// The rests of the literals past their prefix, each distinct rest once.
     rest_bytes: Vec<u8>,
     /// Candidate bits of the phase, in 64-bit words.
     pub words: usize,
 }
 
+/// What one match state sets, precomputed so that a match costs one lookup and a few ORs
+/// instead of a walk over every pattern ending there (many of which share a member).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct StateBits {
+    /// The members of every pattern ending here: the first word inline (most match
+    /// states set bits of one word only), then `masks[masks_at..][..prefix_len]`.
+    first: Mask,
+    masks_at: u32,
+    prefix_len: u16,
+    /// `masks[whole_at..][..whole_len]`: the members of the patterns that are a whole
+    /// literal.
+    whole_at: u32,
+    whole_len: u16,
+    /// `checks[checks_at..][..checks_len]`: the members whose literal goes on past the
+    /// prefix (and that no whole literal ending here already sets).
+    checks_at: u32,
+    checks_len: u32,
+}
+
+/// Member bits of one candidate word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Mask {
+    word: u32,
+    bits: u64,
+}
+
+/// A member whose literal counts only if its rest follows where the prefix ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Check {
+    member: u32,
+    rest_at: u32,
+    rest_len: u32,
+}
+
+/// One phase literal cut to the scanned prefix.
+struct PhasePattern {
+    member: u32,
+    rest: Vec<u8>,
+}
+
+/// Member bits `members` (sorted, deduplicated) as word masks.
+fn masks_of(members: &[u32]) -> Vec<Mask> {
+    let mut out: Vec<Mask> = Vec::new();
+    for &m in members {
+        let (word, bit) = (m / 64, 1u64 << (m % 64));
+        match out.last_mut() {
+            Some(last) if last.word == word => last.bits |= bit,
+            _ => out.push(Mask { word, bits: bit }),
+        }
+    }
+    out
+}
+
+/// Appends `items` to `store` unless the same run is there already; returns its start.
+fn intern<T: Clone + Eq + std::hash::Hash>(
+    store: &mut Vec<T>,
+    seen: &mut FxHashMap<Vec<T>, u32>,
+    items: Vec<T>,
+) -> u32 {
+    if items.is_empty() {
+        return 0;
+    }
+    *seen.entry(items).or_insert_with_key(|items| {
+        store.extend_from_slice(items);
+        (store.len() - items.len()) as u32
+    })
+}
+
 impl PhaseScan {
+    /// Builds the scan over `pats` (already cut to prefixes, with the member and rest of
+    /// each); `None` if the automaton or its state table cannot be built.
+    fn build(prefixes: &[Vec<u8>], pats: &[PhasePattern], words: usize) -> Option<PhaseScan> {
+        let dfa = dfa::Builder::new()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .prefilter(false)
+            .start_kind(StartKind::Unanchored)
+            .build(prefixes)
+            .ok()?;
+        // Walk every state reachable from the unanchored start (those a scan can be in),
+        // splitting the bytes into classes on the way: bytes whose transitions agree in
+        // every state share one (no more than 256 can come out). In each state the first
+        // byte seen of a class decides; only bytes that part from it need the map.
+        let start = dfa.start_state(Anchored::No).ok()?;
+        let mut seen: FxHashSet<StateID> = FxHashSet::default();
+        seen.insert(start);
+        let mut reached = vec![start];
+        let mut classes = [0u8; 256];
+        let mut split: FxHashMap<(u8, StateID), u8> = FxHashMap::default();
+        let mut todo = 0;
+        while let Some(&sid) = reached.get(todo) {
+            todo += 1;
+            split.clear();
+            // Per class so far: the next state of its first byte here, and its new class.
+            let mut first: [Option<(StateID, u8)>; 256] = [None; 256];
+            let mut count = 0usize;
+            for b in 0..=255u8 {
+                let old = classes[usize::from(b)];
+                let next = dfa.next_state(Anchored::No, sid, b);
+                let mut new_class = || {
+                    if seen.insert(next) {
+                        reached.push(next);
+                    }
+                    count += 1;
+                    (count - 1) as u8
+                };
+                classes[usize::from(b)] = match first[usize::from(old)] {
+                    Some((n, class)) if n == next => class,
+                    Some(_) => *split.entry((old, next)).or_insert_with(new_class),
+                    None => {
+                        let class = new_class();
+                        first[usize::from(old)] = Some((next, class));
+                        class
+                    }
+                };
+            }
+        }
+        if reached.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        // Match states last, so that one comparison tells them.
+        reached.sort_by_key(|&sid| dfa.is_match(sid));
+        let number: FxHashMap<StateID, u16> = reached
+            .iter()
+            .enumerate()
+            .map(|(i, &sid)| (sid, i as u16))
+            .collect();
+        let first_match = reached
+            .iter()
+            .position(|&sid| dfa.is_match(sid))
+            .unwrap_or(reached.len()) as u16;
+        let class_count = usize::from(classes.iter().copied().max().unwrap_or(0)) + 1;
+        let mut example = [0u8; 256];
+        for b in (0..=255u8).rev() {
+            example[usize::from(classes[usize::from(b)])] = b;
+        }
+        let mut trans = Vec::with_capacity(reached.len() * class_count);
+        for &sid in &reached {
+            for &b in &example[..class_count] {
+                trans.push(number[&dfa.next_state(Anchored::No, sid, b)]);
+            }
+        }
+        let mut state_bits = Vec::with_capacity(reached.len() - usize::from(first_match));
+        let mut states = Vec::new();
+        let mut state_ids: FxHashMap<StateBits, u16> = FxHashMap::default();
+        let (mut masks, mut checks, mut rest_bytes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut mask_runs = FxHashMap::default();
+        let mut check_runs = FxHashMap::default();
+        let mut rests: FxHashMap<Vec<u8>, u32> = FxHashMap::default();
+        for &sid in &reached[usize::from(first_match)..] {
+            let (mut every, mut whole, mut rested) = (Vec::new(), Vec::new(), Vec::new());
+            for k in 0..dfa.match_len(sid) {
+                let p = &pats[dfa.match_pattern(sid, k).as_usize()];
+                every.push(p.member);
+                if p.rest.is_empty() {
+                    whole.push(p.member);
+                } else {
+                    rested.push(p);
+                }
+            }
+            for v in [&mut every, &mut whole] {
+                v.sort_unstable();
+                v.dedup();
+            }
+            let mut state_checks: Vec<Check> = rested
+                .into_iter()
+                .filter(|p| whole.binary_search(&p.member).is_err())
+                .map(|p| {
+                    let rest_at = *rests.entry(p.rest.clone()).or_insert_with(|| {
+                        rest_bytes.extend_from_slice(&p.rest);
+                        (rest_bytes.len() - p.rest.len()) as u32
+                    });
+                    Check {
+                        member: p.member,
+                        rest_at,
+                        rest_len: p.rest.len() as u32,
+                    }
+                })
+                .collect();
+            state_checks.sort_unstable_by_key(|c| (c.member, c.rest_at, c.rest_len));
+            state_checks.dedup();
+            let (mut every, whole) = (masks_of(&every), masks_of(&whole));
+            let first = (!every.is_empty()).then(|| every.remove(0))?;
+            let bits = StateBits {
+                first,
+                prefix_len: u16::try_from(every.len()).ok()?,
+                whole_len: u16::try_from(whole.len()).ok()?,
+                checks_len: state_checks.len() as u32,
+                masks_at: intern(&mut masks, &mut mask_runs, every),
+                whole_at: intern(&mut masks, &mut mask_runs, whole),
+                checks_at: intern(&mut checks, &mut check_runs, state_checks),
+            };
+            let next = states.len() as u16;
+            let id = *state_ids.entry(bits).or_insert(next);
+            if id == next {
+                states.push(bits);
+            }
+            state_bits.push(id);
+        }
+        Some(PhaseScan {
+            classes,
+            class_count,
+            trans,
+            start: number[&start],
+            first_match,
+            state_bits,
+            states,
+            masks,
+            checks,
+            rest_bytes,
+            words,
+        })
+    }
+
     /// Set in `bits` the bit of every member one of whose literals occurs in `value` (or,
     /// in a short value, one of whose literals' prefixes does).
     pub fn scan(&self, value: &[u8], bits: &mut [u64]) {
@@ -390,53 +616,75 @@ impl PhaseScan {
         }
     }
 
+    fn next(&self, state: usize, byte: u8) -> usize {
+        usize::from(
+            self.trans[state * self.class_count + usize::from(self.classes[usize::from(byte)])],
+        )
+    }
+
+    /// What match state `state` sets (`None`: not a match state).
+    fn state_bits(&self, state: usize) -> Option<&StateBits> {
+        let m = state.checked_sub(usize::from(self.first_match))?;
+        Some(&self.states[usize::from(self.state_bits[m])])
+    }
+
+    fn or_masks(&self, at: u32, len: u16, bits: &mut [u64]) {
+        for m in &self.masks[at as usize..][..usize::from(len)] {
+            bits[m.word as usize] |= m.bits;
+        }
+    }
+
     fn scan_prefixes(&self, value: &[u8], bits: &mut [u64]) {
-        let dfa = &self.dfa;
-        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
-            return;
-        };
+        let mut state = usize::from(self.start);
         for &b in value {
-            sid = dfa.next_state(Anchored::No, sid, b);
-            if dfa.is_match(sid) {
-                for k in 0..dfa.match_len(sid) {
-                    let i = self.owner[dfa.match_pattern(sid, k).as_usize()] as usize;
-                    bits[i / 64] |= 1 << (i % 64);
+            state = self.next(state, b);
+            if let Some(s) = self.state_bits(state) {
+                bits[s.first.word as usize] |= s.first.bits;
+                if s.prefix_len > 0 {
+                    self.or_masks(s.masks_at, s.prefix_len, bits);
                 }
             }
         }
     }
 
+    #[inline(never)]
     fn scan_literals(&self, value: &[u8], bits: &mut [u64]) {
-        // A plain walk of the automaton: the iterator API costs more than the scan on the
-        // short values requests carry. Match states hold every pattern ending there.
-        let dfa = &self.dfa;
-        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
-            return;
-        };
-        for (at, &b) in value.iter().enumerate() {
-            sid = dfa.next_state(Anchored::No, sid, b);
-            if dfa.is_match(sid) {
-                for k in 0..dfa.match_len(sid) {
-                    let p = dfa.match_pattern(sid, k).as_usize();
-                    let i = self.owner[p] as usize;
-                    let (word, bit) = (i / 64, 1 << (i % 64));
-                    if bits[word] & bit != 0 {
-                        continue;
-                    }
-                    let (start, len) = self.rest[p];
-                    if len > 0 {
-                        let rest = &self.rest_bytes[start as usize..(start + len) as usize];
-                        let after = &value[at + 1..];
-                        if after.len() < rest.len()
-                            || !after[..rest.len()].eq_ignore_ascii_case(rest)
-                        {
-                            continue;
-                        }
-                    }
+        let mut state = usize::from(self.start);
+        let mut at = 0;
+        while let Some(len) = self.to_match(&mut state, &value[at..]) {
+            at += len;
+            let Some(s) = self.state_bits(state) else {
+                continue;
+            };
+            self.or_masks(s.whole_at, s.whole_len, bits);
+            let after = &value[at..];
+            for c in &self.checks[s.checks_at as usize..][..s.checks_len as usize] {
+                let (word, bit) = ((c.member / 64) as usize, 1 << (c.member % 64));
+                if bits[word] & bit != 0 {
+                    continue;
+                }
+                let rest = &self.rest_bytes[c.rest_at as usize..][..c.rest_len as usize];
+                if after.len() >= rest.len() && after[..rest.len()].eq_ignore_ascii_case(rest) {
                     bits[word] |= bit;
                 }
             }
         }
+    }
+
+    /// Walks `value` from `state` up to the first match state; how many bytes that took.
+    /// Kept apart so that the walk over the long stretches between matches of a body keeps
+    /// its few variables in registers.
+    #[inline(never)]
+    fn to_match(&self, state: &mut usize, value: &[u8]) -> Option<usize> {
+        let (trans, classes) = (&self.trans[..], &self.classes);
+        let (class_count, first_match) = (self.class_count, usize::from(self.first_match));
+        let mut s = *state;
+        let found = value.iter().position(|&b| {
+            s = usize::from(trans[s * class_count + usize::from(classes[usize::from(b)])]);
+            s >= first_match
+        });
+        *state = s;
+        found.map(|i| i + 1)
     }
 }
 
@@ -467,26 +715,6 @@ struct Building {
 impl Prefilter {
     pub fn build(rules: &[Rule], phases: &[Vec<Step>; 6]) -> Prefilter {
         let lits: Vec<Option<Vec<Vec<u8>>>> = rules.iter().map(rule_literals).collect();
-        // Negated rules are group members (their bit unset means the operator fails on
-        // every value, so the negation holds) but have no per-value prefilter, nor have
-        // operators that are a literal search themselves. Rules with the same literals
-        // share one automaton.
-        let mut shared: FxHashMap<&[Vec<u8>], AhoCorasick> = FxHashMap::default();
-        let by_rule = lits
-            .iter()
-            .zip(rules)
-            .map(|(l, r)| {
-                let l = l
-                    .as_deref()
-                    .filter(|_| !r.negated && !is_literal_search(r))?;
-                if let Some(ac) = shared.get(l) {
-                    return Some(ac.clone());
-                }
-                let ac = automaton(l, MatchKind::LeftmostFirst)?;
-                shared.insert(l, ac.clone());
-                Some(ac)
-            })
-            .collect();
         let mut member = vec![None; rules.len()];
         let mut keyed: FxHashMap<String, usize> = FxHashMap::default();
         let mut unit_ids: FxHashMap<String, u32> = FxHashMap::default();
@@ -565,10 +793,8 @@ impl Prefilter {
         }
         let mut scans = Vec::with_capacity(6);
         for (phase, &nbits) in next_bit.iter().enumerate() {
+            let mut prefixes = Vec::new();
             let mut pats = Vec::new();
-            let mut owner = Vec::new();
-            let mut rest = Vec::new();
-            let mut rest_bytes = Vec::new();
             for (b, g) in building.iter().zip(&groups) {
                 if b.phase != phase {
                     continue;
@@ -576,25 +802,20 @@ impl Prefilter {
                 for (mi, &ri) in b.members.iter().enumerate() {
                     for l in lits[ri].iter().flatten() {
                         let cut = l.len().min(SCAN_PREFIX);
-                        pats.push(l[..cut].to_vec());
-                        owner.push((g.bit + mi) as u32);
-                        rest.push((rest_bytes.len() as u32, (l.len() - cut) as u32));
-                        rest_bytes.extend_from_slice(&l[cut..]);
+                        prefixes.push(l[..cut].to_vec());
+                        pats.push(PhasePattern {
+                            member: (g.bit + mi) as u32,
+                            rest: l[cut..].to_ascii_lowercase(),
+                        });
                     }
                 }
             }
-            let dfa = if pats.is_empty() {
+            let scan = if pats.is_empty() {
                 None
             } else {
-                dfa::Builder::new()
-                    .match_kind(MatchKind::Standard)
-                    .ascii_case_insensitive(true)
-                    .prefilter(false)
-                    .start_kind(StartKind::Unanchored)
-                    .build(&pats)
-                    .ok()
+                PhaseScan::build(&prefixes, &pats, nbits.div_ceil(64))
             };
-            if dfa.is_none() {
+            if scan.is_none() {
                 // No automaton: the phase's members are always evaluated.
                 for (b, _) in building
                     .iter()
@@ -606,14 +827,32 @@ impl Prefilter {
                     }
                 }
             }
-            scans.push(dfa.map(|dfa| PhaseScan {
-                dfa,
-                owner,
-                rest,
-                rest_bytes,
-                words: nbits.div_ceil(64),
-            }));
+            scans.push(scan);
         }
+        // Rules outside every group get a per-value automaton of their own. A member's
+        // values are scanned by its phase automaton, for whole literals where they are
+        // long: asking its own automaton as well cost more than it saved over CRS v4.28.0
+        // (benign, attack and response transactions, and its regression suite). Negated
+        // rules have none (they are group members only where their bit unset shows the
+        // operator fails on every value), nor have operators that are a literal search
+        // themselves. Rules with the same literals share one automaton.
+        let mut shared: FxHashMap<&[Vec<u8>], AhoCorasick> = FxHashMap::default();
+        let by_rule = lits
+            .iter()
+            .zip(rules)
+            .zip(&member)
+            .map(|((l, r), m)| {
+                let l = l
+                    .as_deref()
+                    .filter(|_| m.is_none() && !r.negated && !is_literal_search(r))?;
+                if let Some(ac) = shared.get(l) {
+                    return Some(ac.clone());
+                }
+                let ac = automaton(l, MatchKind::LeftmostFirst)?;
+                shared.insert(l, ac.clone());
+                Some(ac)
+            })
+            .collect();
         let words = scans.iter().flatten().map(|s| s.words).max().unwrap_or(0);
         Prefilter {
             by_rule,
@@ -684,20 +923,26 @@ mod tests {
     }
 
     #[test]
-    fn literal_search_operators_get_no_second_automaton() {
+    fn per_rule_automata_only_outside_the_phase_groups() {
         let rs = crate::RuleSet::from_text(
             "SecRule ARGS \"@pm sqlmap nikto\" \"id:1,phase:2,pass\"\n\
-             SecRule ARGS \"@rx (?i)sqlmap|nikto\" \"id:2,phase:2,pass\"\n",
+             SecRule TX:agent \"@rx (?i)sqlmap|nikto\" \"id:2,phase:2,pass\"\n\
+             SecRule ARGS \"@rx (?i)sqlmap|nikto\" \"id:3,phase:2,pass\"\n",
             "t",
         )
         .unwrap();
         let pf = &rs.prefilter;
-        // The @pm is its own literal search; the @rx keeps its prefilter.
+        // The @pm is its own literal search; the @rx on TX, which no phase scan sees,
+        // keeps its automaton; the @rx on ARGS is left to its phase scan.
         assert!(pf.by_rule[0].is_none());
+        assert!(pf.member[1].is_none());
         assert!(pf.by_rule[1].is_some());
+        assert!(pf.member[2].is_some());
+        assert!(pf.by_rule[2].is_none());
         assert!(pf.may_match(0, b"curl"));
         assert!(!pf.may_match(1, b"curl"));
         assert!(pf.may_match(1, b"x NIKTO"));
+        assert!(pf.may_match(2, b"curl"));
     }
 
     #[test]
@@ -729,6 +974,76 @@ mod tests {
             &mut bits,
         );
         assert_eq!(bits[0], 0b01);
+    }
+
+    /// The phase scan's precomputed state table sets exactly the bits a plain search of
+    /// every member's literals (their prefixes, in short values) would: with many
+    /// overlapping literals, members past the first word, and mixed case.
+    #[test]
+    fn phase_scan_matches_a_plain_literal_search() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let alphabet = b"abcAB-";
+        let mut word = |max: u64| -> Vec<u8> {
+            let len = 1 + next(max) as usize;
+            (0..len).map(|_| alphabet[next(6) as usize]).collect()
+        };
+        let mut text = String::new();
+        for id in 1..=150 {
+            let phrases: Vec<String> = (0..1 + id % 3)
+                .map(|_| String::from_utf8(word(9)).unwrap())
+                .collect();
+            text.push_str(&format!(
+                "SecRule ARGS \"@pm {}\" \"id:{id},phase:2,pass\"\n",
+                phrases.join(" ")
+            ));
+        }
+        let rs = crate::RuleSet::from_text(&text, "t").unwrap();
+        let pf = &rs.prefilter;
+        let scan = pf.phases[2].as_ref().unwrap();
+        assert!(scan.words > 1);
+        let contains = |value: &[u8], lit: &[u8]| {
+            value
+                .windows(lit.len())
+                .any(|w| w.eq_ignore_ascii_case(lit))
+        };
+        let mut checked = 0;
+        for round in 0..400 {
+            let long = round % 4 == 0;
+            let mut value = if long {
+                b"z".repeat(EXACT_FROM)
+            } else {
+                Vec::new()
+            };
+            for _ in 0..1 + round % 5 {
+                value.extend(word(12));
+                value.push(b' ');
+            }
+            let mut bits = vec![0; pf.words];
+            scan.scan(&value, &mut bits);
+            for (ri, r) in rs.rules.iter().enumerate() {
+                let (g, mi) = pf.member[ri].unwrap();
+                let bit = pf.groups[g as usize].bit + mi as usize;
+                let expected = rule_literals(r).unwrap().iter().any(|l| {
+                    let cut = if long {
+                        l.len()
+                    } else {
+                        l.len().min(SCAN_PREFIX)
+                    };
+                    contains(&value, &l[..cut])
+                });
+                let got = bits[bit / 64] & (1 << (bit % 64)) != 0;
+                assert_eq!(got, expected, "rule {} on {:?}", r.id, value);
+                checked += usize::from(expected);
+            }
+        }
+        // The values do hit literals, not only miss them.
+        assert!(checked > 1000, "{checked}");
     }
 
     #[test]
