@@ -142,10 +142,6 @@ struct Data {
     rule_idx: usize,
 }
 
-/// Values at least this long have their literals compared whole by the phase scan
-/// (`prefilter::PhaseScan::scan`).
-const LONG_VALUE: usize = 256;
-
 /// What a pooled buffer may keep when its transaction ends: larger buffers are freed, so
 /// one huge request does not pin its memory.
 const MAX_KEPT_BYTES: usize = 64 * 1024;
@@ -1153,8 +1149,9 @@ impl Transaction {
                 // `at`: the value's cache row and transformed form, if it is cached.
                 let mut check =
                     |v: &[u8], at: Option<(u32, Val)>, caps: &mut Captures, hits: &mut Vec<Hit>| {
-                        // Values no unit of the phase scanned are left to the rule's own
-                        // prefilter: scanning them costs more than it saves.
+                        // A group member has no automaton of its own (asking one again after
+                        // the phase scan cost more than it saved): a value no unit of the phase
+                        // scanned goes to the operator. Other rules ask theirs.
                         if let (Some((word, mask)), Some((row, val))) = (member_bit, at) {
                             if let Some(off) = scans.scanned(row, val) {
                                 if scans.bits[off + word] & mask == 0 {
@@ -1162,20 +1159,7 @@ impl Transaction {
                                 }
                             }
                         }
-                        // The phase scan compares a long value's literals whole, so a member
-                        // bit it set says what the rule's own prefilter would search the
-                        // value for again: the bit of this value, or (values without a cache
-                        // row, such as bodies, are scanned by every unit) the one the rule's
-                        // group check found. A cost choice only: a prefilter lets values
-                        // through, the operator decides.
-                        let scanned_whole = || {
-                            member_bit.is_some()
-                                && at.is_none_or(|(row, val)| scans.scanned(row, val).is_some())
-                        };
-                        if use_prefilter
-                            && (v.len() < LONG_VALUE || !scanned_whole())
-                            && !pf.may_match(idx, v)
-                        {
+                        if use_prefilter && !pf.may_match(idx, v) {
                             return false;
                         }
                         if (!op_fails && op.matches(v, caps)) != link.negated {
