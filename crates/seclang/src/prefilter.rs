@@ -222,13 +222,7 @@ fn analyze(h: &Hir) -> Info {
 /// Literals (lower-cased) one of which every match of `pattern` contains, compiled as the
 /// `@rx` operator compiles it (bytes, no Unicode, dot matches newline).
 pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .dot_matches_new_line(true)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = crate::operators::rx::parse(pattern).ok()?;
     let mut lits = analyze(&hir).any?;
     // A literal containing another one adds nothing: drop it (shortest first).
     lits.sort_by_key(Vec::len);

@@ -22,7 +22,7 @@ mod no_match;
 mod pm;
 mod pm_from_file;
 mod rbl;
-mod rx;
+pub(crate) mod rx;
 mod shared;
 mod streq;
 mod unconditional_match;

@@ -70,17 +70,23 @@ impl std::fmt::Debug for Lazy {
     }
 }
 
+/// A pattern parsed as `@rx` reads it: bytes, no Unicode, `.` matching a newline (what the
+/// prefilter's literal analysis must read too).
+pub(crate) fn parse(pattern: &str) -> Result<regex_syntax::hir::Hir, String> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .dot_matches_new_line(true)
+        .build()
+        .parse(pattern)
+        .map_err(|e| e.to_string())
+}
+
 impl Lazy {
     /// Parsed and compiled as `regex::bytes::RegexBuilder` does with `unicode(false)`,
     /// `dot_matches_new_line(true)` and our size limits.
     fn build(pattern: &str) -> Result<Lazy, String> {
-        let hir = regex_syntax::ParserBuilder::new()
-            .unicode(false)
-            .utf8(false)
-            .dot_matches_new_line(true)
-            .build()
-            .parse(pattern)
-            .map_err(|e| e.to_string())?;
+        let hir = parse(pattern)?;
         let nfa = thompson::Compiler::new()
             .configure(
                 thompson::Config::new()
