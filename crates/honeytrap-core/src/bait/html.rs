@@ -81,6 +81,31 @@ enum Insert {
     Field,
 }
 
+/// Cuts a chunk into spans around insertions, in order.
+#[derive(Default)]
+struct Splice {
+    /// How much of the chunk is emitted.
+    copied: usize,
+}
+
+impl Splice {
+    /// The chunk's bytes up to `at`, then `bytes`.
+    fn insert<'a>(&mut self, at: usize, bytes: &'a [u8], emit: &mut impl FnMut(Span<'a>)) {
+        if self.copied < at {
+            emit(Span::Original(self.copied..at));
+        }
+        emit(Span::Inserted(bytes));
+        self.copied = at;
+    }
+
+    /// The rest of a chunk of `len` bytes.
+    fn finish(self, len: usize, emit: &mut impl FnMut(Span<'_>)) {
+        if self.copied < len {
+            emit(Span::Original(self.copied..len));
+        }
+    }
+}
+
 /// Byte classes the tag states stop at.
 const WHITESPACE: u8 = 1;
 const SLASH: u8 = 2;
@@ -312,37 +337,27 @@ impl HtmlRewriter {
     /// `stop` is `None`, the rest goes out unscanned.
     fn feed_until(&mut self, chunk: &[u8], stop: Option<usize>, mut emit: impl FnMut(Span<'_>)) {
         self.fed |= !chunk.is_empty();
-        let mut copied = 0;
-        let mut i = 0;
-        let Some(stop) = stop else {
-            if !chunk.is_empty() {
-                emit(Span::Original(0..chunk.len()));
-            }
-            return;
-        };
-        while i < chunk.len() {
-            let Some((after, insert)) = self.scan(chunk, i) else {
-                break;
-            };
-            i = after;
-            let bytes = match insert {
-                Insert::Comment => self.comment.as_deref(),
-                Insert::Field => self.field.as_deref(),
-            };
-            if let Some(bytes) = bytes {
-                if copied < i {
-                    emit(Span::Original(copied..i));
+        let mut splice = Splice::default();
+        if let Some(stop) = stop {
+            let mut i = 0;
+            while i < chunk.len() {
+                let Some((after, insert)) = self.scan(chunk, i) else {
+                    break;
+                };
+                i = after;
+                let bytes = match insert {
+                    Insert::Comment => self.comment.as_deref(),
+                    Insert::Field => self.field.as_deref(),
+                };
+                if let Some(bytes) = bytes {
+                    splice.insert(i, bytes, &mut emit);
                 }
-                emit(Span::Inserted(bytes));
-                copied = i;
-            }
-            if i > stop {
-                break;
+                if i > stop {
+                    break;
+                }
             }
         }
-        if copied < chunk.len() {
-            emit(Span::Original(copied..chunk.len()));
-        }
+        splice.finish(chunk.len(), &mut emit);
     }
 
     /// [`HtmlRewriter::feed`] into a vector.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
-use super::{HtmlRewriter, Insert, Span};
+use super::{HtmlRewriter, Insert, Span, Splice};
 
 /// Pages kept, and the largest kept: at most 1 MiB of copies per cache.
 const ENTRIES: usize = 32;
@@ -105,7 +105,7 @@ impl HtmlRewriter {
             return self.feed_last_spans(page, emit);
         };
         self.fed = true;
-        let mut copied = 0;
+        let mut splice = Splice::default();
         for &(at, insert) in points {
             let bytes = match insert {
                 Insert::Comment => self.comment_once().and(self.comment.as_deref()),
@@ -117,16 +117,10 @@ impl HtmlRewriter {
                 }
             };
             if let Some(bytes) = bytes {
-                if copied < at {
-                    emit(Span::Original(copied..at));
-                }
-                emit(Span::Inserted(bytes));
-                copied = at;
+                splice.insert(at, bytes, &mut emit);
             }
         }
-        if copied < page.len() {
-            emit(Span::Original(copied..page.len()));
-        }
+        splice.finish(page.len(), &mut emit);
     }
 }
 
