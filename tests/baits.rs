@@ -144,6 +144,7 @@ fn html_baits_are_laid_in_static_proxied_and_chunked_pages_and_nothing_else_chan
             let text = get(p0, "/login.html", "").text();
             let rewritten = strip_baits(&text);
             assert_eq!(rewritten.original, edited);
+            // Less the `<form>` inside the script, which is text.
             let forms = edited.matches("<form").count() + edited.matches("<FORM").count() - 1;
             assert_eq!(rewritten.fields.len(), forms, "{text}");
         }

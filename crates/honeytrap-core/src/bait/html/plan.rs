@@ -2,7 +2,9 @@
 //! typically) is rewritten after one comparison of its bytes with the copy kept here instead
 //! of a tokenizer pass. A plan holds every point where the comment or a field may go, found by
 //! a tokenizer with both on, so it serves any configuration: the tokenizer's state never
-//! depends on what it inserts.
+//! depends on what it inserts. A page whose bytes keep changing under the same name (a
+//! dynamic page) is not copied again: after `CHANGES_KEPT` changes its entry only remembers
+//! that, until it is evicted, and the page is tokenized as any other.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -14,6 +16,8 @@ use super::{HtmlRewriter, Insert, Span, Splice};
 /// Pages kept, and the largest kept: at most 1 MiB of copies per cache.
 const ENTRIES: usize = 32;
 const MAX_PAGE: usize = 32 * 1024;
+/// Changes of a page's bytes that still replace its copy (a static file edited).
+const CHANGES_KEPT: u8 = 1;
 
 /// A bounded memory of pages and their insertion points; the least recently used page is
 /// replaced when full.
@@ -28,6 +32,8 @@ struct Entry {
     page: Box<[u8]>,
     points: Box<[(usize, Insert)]>,
     used: u64,
+    /// How often the bytes under this key changed; past `CHANGES_KEPT`, nothing is kept.
+    changes: u8,
 }
 
 impl PlanCache {
@@ -40,29 +46,45 @@ impl PlanCache {
         }
         let key = FxBuildHasher.hash_one(name);
         self.clock += 1;
-        let slot = match self.entries.iter().position(|e| e.key == key) {
-            Some(at) if *self.entries[at].page == *page => {
-                self.entries[at].used = self.clock;
-                return Some(&self.entries[at].points);
+        let (slot, changes) = match self.entries.iter().position(|e| e.key == key) {
+            Some(at) => {
+                let entry = &mut self.entries[at];
+                entry.used = self.clock;
+                if entry.changes > CHANGES_KEPT {
+                    return None;
+                }
+                if *entry.page == *page {
+                    return Some(&self.entries[at].points);
+                }
+                entry.changes += 1;
+                if entry.changes > CHANGES_KEPT {
+                    entry.page = Box::default();
+                    entry.points = Box::default();
+                    return None;
+                }
+                (at, entry.changes)
             }
-            // Same key, other bytes: the page changed; its entry is replaced.
-            Some(at) => at,
             None if self.entries.len() < ENTRIES => {
                 self.entries.push(Entry {
                     key,
                     page: Box::default(),
                     points: Box::default(),
                     used: 0,
+                    changes: 0,
                 });
-                self.entries.len() - 1
+                (self.entries.len() - 1, 0)
             }
-            None => (0..self.entries.len()).min_by_key(|&at| self.entries[at].used)?,
+            None => {
+                let lru = (0..self.entries.len()).min_by_key(|&at| self.entries[at].used)?;
+                (lru, 0)
+            }
         };
         self.entries[slot] = Entry {
             key,
             page: page.into(),
             points: plan(page),
             used: self.clock,
+            changes,
         };
         Some(&self.entries[slot].points)
     }
@@ -188,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_page_under_the_same_key_is_planned_again() {
+    fn a_changed_page_is_planned_again_and_one_that_keeps_changing_is_not_kept() {
         let mut plans = PlanCache::default();
         both_ways(&mut plans, b"/b", PAGE, true, true);
         // Same length, other bytes: the form tag is now text inside a comment.
@@ -198,6 +220,18 @@ mod tests {
         assert_eq!(changed.len(), PAGE.len());
         let (cached, direct) = both_ways(&mut plans, b"/b", &changed, true, true);
         assert_eq!(cached, direct);
+        assert_eq!(plans.entries.len(), 1);
+        assert_eq!(
+            *plans.entries[0].page, *changed,
+            "an edited page replaces its copy"
+        );
+
+        // Changing again: a dynamic page. Its bytes are no longer kept, its output is right.
+        for page in [PAGE, &changed, PAGE] {
+            let (cached, direct) = both_ways(&mut plans, b"/b", page, true, true);
+            assert_eq!(cached, direct);
+            assert!(plans.entries[0].page.is_empty() && plans.entries[0].points.is_empty());
+        }
         assert_eq!(plans.entries.len(), 1);
     }
 
