@@ -1,9 +1,11 @@
 //! Every transformation: the first byte picks one from the table, the rest is the input.
 //! Also checks the engine's shortcut: when `unchanged` says a value passes through as it
-//! is, the transformation must indeed return it unchanged.
+//! is, the transformation must indeed return it unchanged; and the phase prefilter's: a
+//! case-blind transformation gives the same output, up to ASCII case, for the input
+//! lower-cased.
 #![no_main]
 
-use honeytrap_seclang::transformations::{apply, unchanged, TABLE};
+use honeytrap_seclang::transformations::{apply, case_blind, unchanged, TABLE};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,6 +19,15 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(
             out, input,
             "{} changed a value said unchanged",
+            TABLE[id as usize].0
+        );
+    }
+    if case_blind(id) {
+        let mut from_lower = Vec::new();
+        apply(id, &input.to_ascii_lowercase(), &mut from_lower);
+        assert!(
+            out.eq_ignore_ascii_case(&from_lower),
+            "{} is not case-blind",
             TABLE[id as usize].0
         );
     }

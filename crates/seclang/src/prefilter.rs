@@ -19,8 +19,9 @@ use aho_corasick::{
 use regex_syntax::hir::{Class, Hir, HirKind};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::rule::{ChainId, Rule, RuleOperator};
+use crate::rule::{ChainId, ChainTable, Rule, RuleOperator};
 use crate::ruleset::Step;
+use crate::transformations;
 use crate::variables::{Selector, Target, Var};
 
 /// Most strings an exact set may hold before it is given up.
@@ -697,6 +698,35 @@ pub struct Prefilter {
     pub phases: Vec<Option<PhaseScan>>,
     /// The widest phase's candidate bits, in words.
     pub words: usize,
+    /// Indexed by chain: the chain whose values units scan for members with that chain
+    /// (see [`scan_chain`]); the chain itself when it has no shorter equivalent.
+    scan_chains: Vec<Option<ChainId>>,
+}
+
+/// The chain whose values the phase scans in place of `chain`'s: `chain` without the
+/// `lowercase` steps that only [case-blind](transformations::case_blind) ones follow. The
+/// scan matches ASCII-case-insensitively, so both chains' values set the same member bits,
+/// and units that differ only by such a step share their values.
+fn scan_chain(chains: &mut ChainTable, chain: ChainId) -> Option<ChainId> {
+    let mut steps = Vec::new();
+    let mut cur = Some(chain);
+    while let Some(c) = cur {
+        let (parent, t) = chains.nodes[c as usize];
+        steps.push(t);
+        cur = parent;
+    }
+    steps.reverse();
+    let lowercase = transformations::lookup("lowercase");
+    let blind_from = steps
+        .iter()
+        .rposition(|&t| !transformations::case_blind(t))
+        .map_or(0, |i| i + 1);
+    let mut at = 0;
+    steps.retain(|&t| {
+        at += 1;
+        at <= blind_from || Some(t) != lowercase
+    });
+    chains.intern(&steps).last().copied()
 }
 
 /// A group while it is being built.
@@ -707,7 +737,7 @@ struct Building {
 }
 
 impl Prefilter {
-    pub fn build(rules: &[Rule], phases: &[Vec<Step>; 6]) -> Prefilter {
+    pub fn build(rules: &[Rule], phases: &[Vec<Step>; 6], chains: &mut ChainTable) -> Prefilter {
         let lits: Vec<Option<Vec<Vec<u8>>>> = rules.iter().map(rule_literals).collect();
         let mut member = vec![None; rules.len()];
         let mut keyed: FxHashMap<String, usize> = FxHashMap::default();
@@ -715,6 +745,7 @@ impl Prefilter {
         let mut target_ids: FxHashMap<String, u32> = FxHashMap::default();
         let mut units: Vec<Unit> = Vec::new();
         let mut building: Vec<Building> = Vec::new();
+        let mut scanned_as: FxHashMap<ChainId, Option<ChainId>> = FxHashMap::default();
         for (phase, steps) in phases.iter().enumerate() {
             for s in steps {
                 let Step::Rule { rule: ri, .. } = *s else {
@@ -730,18 +761,26 @@ impl Prefilter {
                 {
                     continue;
                 }
-                let chains: Vec<Option<ChainId>> = if r.actions.multi_match {
+                let mut rule_chains: Vec<Option<ChainId>> = if r.actions.multi_match {
                     std::iter::once(None)
                         .chain(r.chain_ids.iter().map(|&c| Some(c)))
                         .collect()
                 } else {
                     vec![r.chain_id()]
                 };
+                for c in &mut rule_chains {
+                    if let Some(id) = *c {
+                        let scanned = *scanned_as
+                            .entry(id)
+                            .or_insert_with(|| scan_chain(chains, id));
+                        *c = scanned;
+                    }
+                }
                 let mut group_units = Vec::new();
                 for t in &r.targets {
                     let next_target = target_ids.len() as u32;
                     let target_id = *target_ids.entry(target_key(t)).or_insert(next_target);
-                    for &c in &chains {
+                    for &c in &rule_chains {
                         let key = format!("{}/{c:?}", target_key(t));
                         let u = *unit_ids.entry(key).or_insert_with(|| {
                             let mut target = t.clone();
@@ -848,6 +887,11 @@ impl Prefilter {
             })
             .collect();
         let words = scans.iter().flatten().map(|s| s.words).max().unwrap_or(0);
+        let mut scan_chains: Vec<Option<ChainId>> =
+            (0..chains.nodes.len() as ChainId).map(Some).collect();
+        for (c, scanned) in scanned_as {
+            scan_chains[c as usize] = scanned;
+        }
         Prefilter {
             by_rule,
             member,
@@ -856,7 +900,15 @@ impl Prefilter {
             units,
             phases: scans,
             words,
+            scan_chains,
         }
+    }
+
+    /// The chain whose values the phase scanned for a group member whose operator sees
+    /// `chain`'s.
+    pub fn scanned_chain(&self, chain: Option<ChainId>) -> Option<ChainId> {
+        let c = chain?;
+        self.scan_chains.get(c as usize).copied().unwrap_or(Some(c))
     }
 
     /// Whether rule `idx` can match `value` at all.

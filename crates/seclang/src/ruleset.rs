@@ -221,7 +221,7 @@ impl RuleSetBuilder {
             }
         }
         let tx_slots = Arc::new(number_tx_keys(&mut rules));
-        let prefilter = Prefilter::build(&rules, &phases);
+        let prefilter = Prefilter::build(&rules, &phases, &mut chains);
         Ok(RuleSet {
             rules,
             phases,

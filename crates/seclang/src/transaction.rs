@@ -10,7 +10,7 @@ use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
 use crate::prefilter::PhaseScan;
-use crate::rule::{Rule, RuleOperator};
+use crate::rule::{ChainId, Rule, RuleOperator};
 use crate::ruleset::{RuleSet, Step};
 use crate::store::Store;
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
@@ -421,6 +421,9 @@ pub struct Transaction {
     phases_done: u8,
     /// The phase running.
     phase: u8,
+    /// Values rule operators were asked about, for tests of what the prefilter spares.
+    #[cfg(test)]
+    operator_runs: usize,
 }
 
 impl RuleSet {
@@ -451,6 +454,8 @@ impl RuleSet {
             matched_view: std::cell::OnceCell::new(),
             phases_done: 0,
             phase: 0,
+            #[cfg(test)]
+            operator_runs: 0,
         }
     }
 }
@@ -1127,6 +1132,8 @@ impl Transaction {
             }
             _ => None,
         };
+        // The chain the phase scanned this link's values through, when it differs.
+        let scan_chain = pf.scanned_chain(chain);
         let Scratch {
             cache,
             hits,
@@ -1134,66 +1141,84 @@ impl Transaction {
             scans,
             ..
         } = &mut self.scratch;
+        let scans = &*scans;
         hits.clear();
         hit_bytes.clear();
         let mut caps = Captures {
             wanted: link.actions.capture,
             groups: Vec::new(),
         };
+        // Whether the phase scan of a value (cache row `row` through the chain the units
+        // scanned, `scanned`) shows the member's operator cannot match it. A group member
+        // has no automaton of its own (asking one again after the phase scan cost more than
+        // it saved): a value no unit of the phase scanned goes to the operator.
+        let ruled_out = |row: u32, scanned: Val| -> bool {
+            let Some((word, mask)) = member_bit else {
+                return false;
+            };
+            scans
+                .scanned(row, scanned)
+                .is_some_and(|off| scans.bits[off + word] & mask == 0)
+        };
+        let scanned_value =
+            |cache: &mut TransformCache, row: u32, raw: &[u8], c: Option<ChainId>| match pf
+                .scanned_chain(c)
+            {
+                Some(s) => cache.in_row(&rs.chains, row, raw, s),
+                None => Val::Raw,
+            };
+        #[cfg(test)]
+        let operator_runs = &mut self.operator_runs;
         let data = &self.data;
         for t in &link.targets {
             visit(data, t, &mut |var, key, raw, slot| {
                 if t.exclusions.iter().any(|s| s.selects(key)) {
                     return;
                 }
-                // `at`: the value's cache row and transformed form, if it is cached.
-                let mut check =
-                    |v: &[u8], at: Option<(u32, Val)>, caps: &mut Captures, hits: &mut Vec<Hit>| {
-                        // A group member has no automaton of its own (asking one again after
-                        // the phase scan cost more than it saved): a value no unit of the phase
-                        // scanned goes to the operator. Other rules ask theirs.
-                        if let (Some((word, mask)), Some((row, val))) = (member_bit, at) {
-                            if let Some(off) = scans.scanned(row, val) {
-                                if scans.bits[off + word] & mask == 0 {
-                                    return false;
-                                }
-                            }
-                        }
-                        if use_prefilter && !pf.may_match(idx, v) {
-                            return false;
-                        }
-                        if (!op_fails && op.matches(v, caps)) != link.negated {
-                            let mut keep = |b: &[u8]| {
-                                hit_bytes.extend_from_slice(b);
-                                hit_bytes.len() - b.len()..hit_bytes.len()
-                            };
-                            hits.push(Hit {
-                                var,
-                                key: keep(key),
-                                value: keep(v),
-                                groups: std::mem::take(&mut caps.groups),
-                            });
-                            return true;
-                        }
-                        false
-                    };
+                let mut check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<Hit>| {
+                    // Rules outside the groups ask their own automaton.
+                    if use_prefilter && !pf.may_match(idx, v) {
+                        return false;
+                    }
+                    #[cfg(test)]
+                    {
+                        *operator_runs += 1;
+                    }
+                    if (!op_fails && op.matches(v, caps)) != link.negated {
+                        let mut keep = |b: &[u8]| {
+                            hit_bytes.extend_from_slice(b);
+                            hit_bytes.len() - b.len()..hit_bytes.len()
+                        };
+                        hits.push(Hit {
+                            var,
+                            key: keep(key),
+                            value: keep(v),
+                            groups: std::mem::take(&mut caps.groups),
+                        });
+                        return true;
+                    }
+                    false
+                };
                 if multi {
                     // The operator runs on the raw value and after each transformation that
                     // changed it: an unchanged value cannot give a different answer.
                     let Some(slot) = slot else {
                         cache.each_changed(&rs.chains, raw, &link.chain_ids, &mut |v| {
-                            check(v, None, &mut caps, hits)
+                            check(v, &mut caps, hits)
                         });
                         return;
                     };
                     let row = cache.row(slot);
-                    if check(raw, Some((row, Val::Raw)), &mut caps, hits) {
+                    if !ruled_out(row, Val::Raw) && check(raw, &mut caps, hits) {
                         return;
                     }
                     let mut prev = Val::Raw;
                     for &c in &link.chain_ids {
                         let v = cache.in_row(&rs.chains, row, raw, c);
-                        if v != prev && check(cache.bytes(v, raw), Some((row, v)), &mut caps, hits)
+                        if v != prev
+                            && !(member_bit.is_some()
+                                && ruled_out(row, scanned_value(cache, row, raw, Some(c))))
+                            && check(cache.bytes(v, raw), &mut caps, hits)
                         {
                             return;
                         }
@@ -1203,15 +1228,25 @@ impl Transaction {
                     match slot {
                         Some(slot) => {
                             let row = cache.row(slot);
-                            let v = match chain {
-                                Some(c) => cache.in_row(&rs.chains, row, raw, c),
-                                None => Val::Raw,
+                            let scanned = if member_bit.is_some() {
+                                let scanned = scanned_value(cache, row, raw, chain);
+                                if ruled_out(row, scanned) {
+                                    return;
+                                }
+                                Some(scanned)
+                            } else {
+                                None
                             };
-                            check(cache.bytes(v, raw), Some((row, v)), &mut caps, hits);
+                            let v = match (chain, scanned) {
+                                (_, Some(v)) if scan_chain == chain => v,
+                                (Some(c), _) => cache.in_row(&rs.chains, row, raw, c),
+                                (None, _) => Val::Raw,
+                            };
+                            check(cache.bytes(v, raw), &mut caps, hits);
                         }
                         None => {
                             let v = cache.get(&rs.chains, None, raw, chain);
-                            check(v, None, &mut caps, hits);
+                            check(v, &mut caps, hits);
                         }
                     }
                 }
@@ -1957,6 +1992,41 @@ fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
 mod tests {
     use super::*;
     use crate::variables::parse_targets;
+
+    /// Members whose chain ends in `lowercase` (or has it followed only by case-blind
+    /// steps) share the units of the chain without it, and their values are ruled out by
+    /// the scan of that chain's value: the operator runs only on values that can match.
+    #[test]
+    fn lowercasing_members_share_units_and_their_scans() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx (?i)attack\" \"id:1,phase:1,pass,t:lowercase\"\n\
+                 SecRule ARGS \"@rx (?i)probe\" \"id:2,phase:1,pass\"\n\
+                 SecRule ARGS \"@rx (?i)attack\" \"id:3,phase:1,pass,t:urlDecodeUni,t:lowercase\"\n\
+                 SecRule ARGS \"@rx (?i)attack\" \"id:4,phase:1,pass,t:lowercase,t:urlDecodeUni\"\n\
+                 SecRule ARGS \"@rx (?i)probe\" \"id:5,phase:1,pass,t:urlDecodeUni\"\n\
+                 SecRule ARGS \"@rx attack\" \"id:6,phase:1,pass,t:lowercase,t:jsDecode\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        // ARGS raw (1, 2), ARGS through urlDecodeUni (3, 4, 5), and jsDecode after
+        // lowercase, which is not case-blind (6).
+        assert_eq!(rs.prefilter.units.len(), 3);
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(
+            b"GET",
+            b"/?a=ATT%2541CK&b=HELLO&c=Quiet%20One&d=%41ttack",
+            b"HTTP/1.1",
+        );
+        assert!(tx.process_request_headers().is_none());
+        let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+        assert_eq!(ids, [1, 3, 4, 6]);
+        // Rule 1 asks about `d` only (`a` keeps an escaped `A`), 3 and 4 about `a` and
+        // `d`, 6 about `d` (`a`'s escape is not a JavaScript one); 2 and 5 never run.
+        assert_eq!(tx.operator_runs, 6);
+    }
 
     /// Every value `visit` gives with a cache slot is what `slot_value` reads back.
     #[test]

@@ -126,6 +126,35 @@ const UNCHANGED: &[(&str, UnchangedFn)] = &[
 // Chains keep their set of transformations in a `u64`.
 const _: () = assert!(TABLE.len() <= 64 && UNCHANGED.len() == TABLE.len());
 
+/// Transformations whose output, ASCII lower-cased, depends only on their input ASCII
+/// lower-cased: they treat a letter and its other case alike except for passing it on
+/// (`lowercase` and `cmdLine` lower-case it; the decoders read hex digits, `%u`, `&#x` and
+/// entity names in either case; the others never look at letters). A `lowercase` followed only by these changes
+/// nothing that an ASCII-case-insensitive search of the result can see.
+const CASE_BLIND: &[&str] = &[
+    "cmdLine",
+    "compressWhitespace",
+    "htmlEntityDecode",
+    "lowercase",
+    "normalisePath",
+    "normalizePath",
+    "normalisePathWin",
+    "normalizePathWin",
+    "removeNulls",
+    "removeWhitespace",
+    "replaceNulls",
+    "trim",
+    "trimLeft",
+    "trimRight",
+    "urlDecode",
+    "urlDecodeUni",
+];
+
+/// Whether transformation `id` is one of [`CASE_BLIND`].
+pub fn case_blind(id: TransformId) -> bool {
+    CASE_BLIND.contains(&TABLE[id as usize].0)
+}
+
 /// Find a transformation by name.
 pub fn lookup(name: &str) -> Option<TransformId> {
     TABLE
@@ -322,6 +351,57 @@ mod tests {
             lookup("normalisePath").unwrap(),
             b"/products/list.php"
         ));
+    }
+
+    /// Random case flips of inputs built from the bytes the transformations react to:
+    /// every [`CASE_BLIND`] one gives the same output up to ASCII case; the others that
+    /// read letters (`\x` escapes, base64, digests) are caught by the same check.
+    #[test]
+    fn case_blind_transformations_ignore_input_case() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let alphabet = b"aAfFgGxXuUlLtTqQ09%%+&&#;\\/.. \t\x00\xa0\"'^,()*-<!";
+        let mut not_blind = Vec::new();
+        for (id, (name, _)) in TABLE.iter().enumerate() {
+            let id = id as TransformId;
+            let mut agrees = true;
+            for _ in 0..3000 {
+                let len = next(12);
+                let input: Vec<u8> = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+                let flipped: Vec<u8> = input
+                    .iter()
+                    .map(|&c| {
+                        if next(2) == 0 {
+                            c ^ (0x20 * u8::from(c.is_ascii_alphabetic()))
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                apply(id, &input, &mut a);
+                apply(id, &flipped, &mut b);
+                if !a.eq_ignore_ascii_case(&b) {
+                    assert!(!case_blind(id), "{name}: {input:?} vs {flipped:?}");
+                    agrees = false;
+                    break;
+                }
+            }
+            if !agrees {
+                not_blind.push(*name);
+            }
+        }
+        for name in CASE_BLIND {
+            assert!(lookup(name).is_some(), "{name}");
+        }
+        for name in ["jsDecode", "escapeSeqDecode", "base64Decode", "md5"] {
+            assert!(not_blind.contains(&name), "{name} {not_blind:?}");
+        }
     }
 
     #[test]
