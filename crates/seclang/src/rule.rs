@@ -48,11 +48,14 @@ pub enum RuleOperator {
     /// `SecAction`: matches once, with no target.
     Always,
     Static(Box<dyn Operator>),
-    /// Parameter with macros: expanded and built per evaluation.
+    /// Parameter with macros: expanded per evaluation, and built again when the expanded
+    /// text differs from the one the operator last built for this link was built from.
     Dynamic {
         build: BuildFn,
         param: Macro,
         base_dir: PathBuf,
+        /// Number of the link among the rule set's dynamic operators (set on loading).
+        slot: u32,
     },
 }
 
@@ -151,6 +154,7 @@ pub fn parse_operator(
             build,
             param: m,
             base_dir: ctx.base_dir.to_path_buf(),
+            slot: 0,
         }
     } else {
         RuleOperator::Static(build(param, ctx).map_err(|e| format!("@{name}: {e}"))?)

@@ -73,6 +73,11 @@ pub struct RuleSet {
     pub(crate) prefilter: Prefilter,
     /// TX keys the rules name literally, numbered (see `store`).
     pub(crate) tx_slots: Arc<SlotTable>,
+    /// Links whose operator is built per transaction (`RuleOperator::Dynamic`).
+    pub(crate) dynamic_operators: usize,
+    /// Unique per rule set built in this process: what a transaction's pooled state keeps
+    /// for one rule set is never used for another, even one at the same address.
+    pub(crate) uid: u64,
     notices: Vec<String>,
 }
 
@@ -221,6 +226,8 @@ impl RuleSetBuilder {
             }
         }
         let tx_slots = Arc::new(number_tx_keys(&mut rules));
+        let dynamic_operators = number_dynamic_operators(&mut rules);
+        static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let prefilter = Prefilter::build(&rules, &phases, &mut chains);
         Ok(RuleSet {
             rules,
@@ -229,6 +236,8 @@ impl RuleSetBuilder {
             config: self.config,
             prefilter,
             tx_slots,
+            dynamic_operators,
+            uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             notices: self.notices,
         })
     }
@@ -595,6 +604,22 @@ impl RuleSetBuilder {
 
 /// Number the TX keys that targets and `setvar`s name literally, and record each slot
 /// where it is used, so that transactions reach them without string comparisons.
+/// Numbers the links whose operator is built per transaction; returns how many there are.
+fn number_dynamic_operators(rules: &mut [Rule]) -> usize {
+    let mut next = 0u32;
+    for r in rules.iter_mut() {
+        let mut link = Some(r);
+        while let Some(l) = link {
+            if let RuleOperator::Dynamic { slot, .. } = &mut l.operator {
+                *slot = next;
+                next += 1;
+            }
+            link = l.chained.as_deref_mut();
+        }
+    }
+    next as usize
+}
+
 fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
     let mut t = SlotTable::default();
     // Capture groups TX:0..TX:9.

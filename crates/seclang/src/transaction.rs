@@ -8,7 +8,7 @@ use crate::body::multipart::{FilePart, Flags};
 use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
-use crate::operators::{parse_int, BuildContext, Captures, Operator};
+use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
 use crate::prefilter::PhaseScan;
 use crate::rule::{ChainId, Rule, RuleOperator};
 use crate::ruleset::{RuleSet, Step};
@@ -290,6 +290,30 @@ struct Scratch {
     /// Request data and match records, lent to the transaction.
     data: Data,
     matched: Vec<Matched>,
+    /// Operators with macros in their parameter as last built, for the rule sets this
+    /// scratch served last (the current one last).
+    built: Vec<BuiltOperators>,
+}
+
+/// Rule sets whose built operators a scratch keeps: a worker serving locations with
+/// different rule sets reuses its operators for each.
+const MAX_BUILT_RULE_SETS: usize = 4;
+
+/// Longest expanded parameter whose operator is kept for the next transaction.
+const MAX_BUILT_TEXT: usize = 4096;
+
+/// The operators of one rule set's dynamic links, by link number.
+#[derive(Debug, Default)]
+struct BuiltOperators {
+    rule_set: u64,
+    by_link: Vec<Option<BuiltOperator>>,
+}
+
+/// An operator and the expanded parameter it was built from.
+#[derive(Debug)]
+struct BuiltOperator {
+    text: Vec<u8>,
+    op: Box<dyn Operator>,
 }
 
 /// The phase automaton's bits for each distinct value scanned this phase, and where they
@@ -362,7 +386,28 @@ impl Scratch {
         s.unit_gen.resize(units, 0);
         s.target_gen.resize(rs.prefilter.targets, 0);
         s.target_list.resize(rs.prefilter.targets, (0, 0));
+        let mut built = match s.built.iter().position(|b| b.rule_set == rs.uid) {
+            Some(i) => s.built.remove(i),
+            None => {
+                if s.built.len() == MAX_BUILT_RULE_SETS {
+                    s.built.remove(0);
+                }
+                BuiltOperators {
+                    rule_set: rs.uid,
+                    by_link: Vec::new(),
+                }
+            }
+        };
+        built.by_link.resize_with(rs.dynamic_operators, || None);
+        s.built.push(built);
         s
+    }
+
+    /// The operators built for the transaction's rule set (see [`Scratch::take`]).
+    fn built_operators(&mut self) -> &mut [Option<BuiltOperator>] {
+        self.built
+            .last_mut()
+            .map_or(&mut [][..], |b| &mut b.by_link[..])
     }
 
     fn give_back(mut self) {
@@ -424,6 +469,9 @@ pub struct Transaction {
     /// Values rule operators were asked about, for tests of what the prefilter spares.
     #[cfg(test)]
     operator_runs: usize,
+    /// Operators built while the transaction ran, for tests of their reuse.
+    #[cfg(test)]
+    operator_builds: usize,
 }
 
 impl RuleSet {
@@ -456,6 +504,8 @@ impl RuleSet {
             phase: 0,
             #[cfg(test)]
             operator_runs: 0,
+            #[cfg(test)]
+            operator_builds: 0,
         }
     }
 }
@@ -1082,39 +1132,82 @@ impl Transaction {
         first: bool,
         op_fails: bool,
     ) -> bool {
-        let built;
+        // A dynamic link's operator, taken from the scratch and given back after use.
+        let mut built = None;
         let op: &dyn Operator = match &link.operator {
             RuleOperator::Always => return true,
-            RuleOperator::Static(o) => &**o,
+            RuleOperator::Static(op) => &**op,
             RuleOperator::Dynamic {
                 build,
                 param,
                 base_dir,
-            } => {
-                let mut p = std::mem::take(&mut self.scratch.expansions[0]);
-                p.clear();
-                self.expand(param, &mut p);
-                let mut notices = Vec::new();
-                let mut ctx = BuildContext {
-                    base_dir,
-                    notices: &mut notices,
-                };
-                // Validating UTF-8 costs less than the lossy conversion's chunking.
-                let text = match std::str::from_utf8(&p) {
-                    Ok(t) => std::borrow::Cow::Borrowed(t),
-                    Err(_) => String::from_utf8_lossy(&p),
-                };
-                let op = build(&text, &mut ctx);
-                self.scratch.expansions[0] = p;
-                match op {
-                    Ok(o) => {
-                        built = o;
-                        &*built
-                    }
-                    Err(_) => return false,
-                }
-            }
+                slot,
+            } => match self.dynamic_operator(*build, param, base_dir, *slot) {
+                Some(b) => &*built.insert((b, *slot)).0.op,
+                None => return false,
+            },
         };
+        let matched = self.eval_link_with(rs, idx, starter, link, op, first, op_fails);
+        if let Some((b, slot)) = built.filter(|(b, _)| b.text.len() <= MAX_BUILT_TEXT) {
+            if let Some(kept) = self.scratch.built_operators().get_mut(slot as usize) {
+                *kept = Some(b);
+            }
+        }
+        matched
+    }
+
+    /// The operator of a dynamic link for its parameter expanded now: the one last built
+    /// for the link (taken from the scratch, to be given back) if it was built from the
+    /// same text, else a new one; `None` if the text is not a valid parameter.
+    fn dynamic_operator(
+        &mut self,
+        build: BuildFn,
+        param: &Macro,
+        base_dir: &std::path::Path,
+        slot: u32,
+    ) -> Option<BuiltOperator> {
+        let mut text = std::mem::take(&mut self.scratch.expansions[0]);
+        text.clear();
+        self.expand(param, &mut text);
+        let kept = self
+            .scratch
+            .built_operators()
+            .get_mut(slot as usize)
+            .and_then(Option::take);
+        if let Some(kept) = kept.filter(|k| k.text == text) {
+            self.scratch.expansions[0] = text;
+            return Some(kept);
+        }
+        #[cfg(test)]
+        {
+            self.operator_builds += 1;
+        }
+        let mut notices = Vec::new();
+        let mut ctx = BuildContext {
+            base_dir,
+            notices: &mut notices,
+        };
+        // Validating UTF-8 costs less than the lossy conversion's chunking.
+        let param = match std::str::from_utf8(&text) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(&text),
+        };
+        let op = build(&param, &mut ctx).ok()?;
+        Some(BuiltOperator { text, op })
+    }
+
+    /// [`Transaction::eval_link`] with the link's operator at hand.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_link_with(
+        &mut self,
+        rs: &RuleSet,
+        idx: usize,
+        starter: &Rule,
+        link: &Rule,
+        op: &dyn Operator,
+        first: bool,
+        op_fails: bool,
+    ) -> bool {
         if let Some(matched) = self.eval_tx_key(starter, link, op, op_fails) {
             return matched;
         }
@@ -2026,6 +2119,72 @@ mod tests {
         // Rule 1 asks about `d` only (`a` keeps an escaped `A`), 3 and 4 about `a` and
         // `d`, 6 about `d` (`a`'s escape is not a JavaScript one); 2 and 5 never run.
         assert_eq!(tx.operator_runs, 6);
+    }
+
+    /// An operator with macros is built again only when its expanded parameter changes:
+    /// a TX value changed between transactions, or within one between two links, changes
+    /// the outcome.
+    #[test]
+    fn dynamic_operators_follow_their_expanded_parameter() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule REQUEST_METHOD \"!@within %{tx.allowed}\" \"id:1,phase:1,pass,\
+                   setvar:'tx.allowed=%{tx.allowed} %{REQUEST_METHOD}'\"\n\
+                 SecRule REQUEST_METHOD \"!@within %{tx.allowed}\" \"id:2,phase:1,pass\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        // (allowed methods, method) → matched rules, operators built.
+        let run = |allowed: &str, method: &[u8]| {
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_tx_var("allowed", allowed.as_bytes());
+            tx.set_request_line(method, b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+            (ids, tx.operator_builds)
+        };
+        // Rule 1 adds the method it did not allow, so rule 2 (same parameter, new value)
+        // allows it: both links build theirs.
+        assert_eq!(run("GET HEAD", b"PUT"), (vec![1], 2));
+        // The same texts again: both reuse what they built.
+        assert_eq!(run("GET HEAD", b"PUT"), (vec![1], 0));
+        // Allowed from the start: rule 1's text changed, rule 2's is the one it had.
+        assert_eq!(run("GET HEAD PUT", b"PUT"), (vec![], 1));
+        // Both texts changed back to "GET HEAD".
+        assert_eq!(run("GET HEAD", b"GET"), (vec![], 2));
+        assert_eq!(run("GET HEAD", b"GET"), (vec![], 0));
+    }
+
+    /// Rule sets whose dynamic links have the same numbers never share their operators,
+    /// and each keeps its own across transactions that alternate between them.
+    #[test]
+    fn dynamic_operators_are_kept_per_rule_set() {
+        let load = |op: &str| {
+            Arc::new(
+                RuleSet::from_text(
+                    &format!(
+                        "SecRuleEngine DetectionOnly\n\
+                         SecRule REQUEST_METHOD \"@{op} %{{tx.allowed}}\" \"id:1,phase:1,pass\"\n"
+                    ),
+                    "t",
+                )
+                .unwrap(),
+            )
+        };
+        let (within, streq) = (load("within"), load("streq"));
+        let run = |rs: &Arc<RuleSet>| {
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_tx_var("allowed", b"GET HEAD");
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            (tx.matched_rules().len(), tx.operator_builds)
+        };
+        assert_eq!(run(&within), (1, 1));
+        assert_eq!(run(&streq), (0, 1));
+        assert_eq!(run(&within), (1, 0));
+        assert_eq!(run(&streq), (0, 0));
     }
 
     /// Every value `visit` gives with a cache slot is what `slot_value` reads back.
