@@ -106,7 +106,7 @@ const UNCHANGED: &[(&str, UnchangedFn)] = &[
     ("normalisePathWin", normal_path_win),
     ("normalizePathWin", normal_path_win),
     ("removeComments", no_comment_marks),
-    ("removeCommentsChar", never),
+    ("removeCommentsChar", no_comment_chars),
     ("removeNulls", no_nul),
     ("removeWhitespace", no_space),
     ("replaceComments", no_comment_start),
@@ -242,6 +242,16 @@ fn no_comment_marks(input: &[u8]) -> bool {
         && memchr::memmem::find(input, b"<!").is_none()
 }
 
+/// None of the marks `removeCommentsChar` deletes: `#`, `--`, `/*`, `*/` (`<!--` and `-->`
+/// hold `--`).
+fn no_comment_chars(input: &[u8]) -> bool {
+    memchr::memchr3_iter(b'#', b'*', b'-', input).all(|i| match input[i] {
+        b'#' => false,
+        b'*' => !(i > 0 && input[i - 1] == b'/') && input.get(i + 1) != Some(&b'/'),
+        _ => input.get(i + 1) != Some(&b'-'),
+    })
+}
+
 /// No empty, `.` or `..` segment (they start the value or follow a slash).
 fn normal_path(input: &[u8]) -> bool {
     !input.starts_with(b".")
@@ -336,6 +346,15 @@ mod tests {
             b"a /b (c",
             b"sel/*x*/ect -- #c <!-- x -->",
             b"cmd \"a\" 'b' ^c , d ; e",
+            b"a-b*c/d -*- x/ *y",
+            b"*/",
+            b"x/*",
+            b"<!-",
+            b"a--",
+            b"-->",
+            b"#",
+            b"-",
+            b"*",
         ];
         for (id, (name, _)) in TABLE.iter().enumerate() {
             for s in samples {
@@ -351,6 +370,12 @@ mod tests {
             lookup("normalisePath").unwrap(),
             b"/products/list.php"
         ));
+        let comments_char = lookup("removeCommentsChar").unwrap();
+        assert!(unchanged(comments_char, b"en-US,en;q=0.5"));
+        assert!(unchanged(comments_char, b"a-b*c/d -*- x/ *y"));
+        for marked in [&b"a#"[..], b"a--b", b"x*/", b"/*x", b"<!-- -->"] {
+            assert!(!unchanged(comments_char, marked));
+        }
     }
 
     /// Random case flips of inputs built from the bytes the transformations react to:
