@@ -1,11 +1,13 @@
 //! Every transformation: the first byte picks one from the table, the rest is the input.
-//! Also checks the engine's shortcut: when `unchanged` says a value passes through as it
-//! is, the transformation must indeed return it unchanged; and the phase prefilter's: a
-//! case-blind transformation gives the same output, up to ASCII case, for the input
-//! lower-cased.
+//! Also checks the engine's shortcut: when `unchanged` (or `unchanged_given`, from the
+//! value's features) says a value passes through as it is, the transformation must indeed
+//! return it unchanged; and the phase prefilter's: a case-blind transformation gives the
+//! same output, up to ASCII case, for the input lower-cased.
 #![no_main]
 
-use honeytrap_seclang::transformations::{apply, case_blind, unchanged, TABLE};
+use honeytrap_seclang::transformations::{
+    apply, case_blind, features, unchanged, unchanged_given, TABLE,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let id = pick % TABLE.len() as u8;
     let mut out = Vec::new();
     apply(id, input, &mut out);
-    if unchanged(id, input) {
+    if unchanged(id, input) || unchanged_given(id, features(input), input) {
         assert_eq!(
             out, input,
             "{} changed a value said unchanged",

@@ -58,6 +58,8 @@ pub struct TransformCache {
     /// the raw value as it is yields the raw value, without walking the chain.
     tested: Vec<u64>,
     changing: Vec<u64>,
+    /// Per row: the raw value's [`transformations::features`] (0: not computed yet).
+    features: Vec<u32>,
     chains: usize,
     /// (row, table entry of the input, transformation) → table entry of the result, for
     /// every transformation applied: a value reached by two chains is transformed once.
@@ -84,6 +86,7 @@ impl TransformCache {
         self.table.clear();
         self.tested.clear();
         self.changing.clear();
+        self.features.clear();
         self.applied.clear();
         self.chains = chains;
         for mut b in self.store.drain(..) {
@@ -127,6 +130,7 @@ impl TransformCache {
             self.table.resize(self.table.len() + self.chains, UNKNOWN);
             self.tested.push(0);
             self.changing.push(0);
+            self.features.push(0);
         }
         rows[low] - 1
     }
@@ -190,10 +194,14 @@ impl TransformCache {
         let r = row as usize;
         let used = chains.masks[chain as usize];
         let mut untested = used & !self.tested[r];
+        if untested != 0 && self.features[r] == 0 {
+            self.features[r] = transformations::features(raw);
+        }
         while untested != 0 {
             let t = untested.trailing_zeros();
             untested &= untested - 1;
-            if !transformations::unchanged(t as transformations::TransformId, raw) {
+            let t = t as transformations::TransformId;
+            if !transformations::unchanged_given(t, self.features[r], raw) {
                 self.changing[r] |= 1 << t;
             }
         }
