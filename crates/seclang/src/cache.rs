@@ -220,7 +220,12 @@ impl TransformCache {
             Some(p) => self.in_row(chains, row, raw, p),
             None => Val::Raw,
         };
-        let v = if transformations::unchanged(t, self.bytes(input, raw)) {
+        let unchanged = match input {
+            // The row's tests above already tell whether `t` leaves the raw value as it is.
+            Val::Raw => self.changing[r] & 1 << t == 0,
+            Val::Stored(_) => transformations::unchanged(t, self.bytes(input, raw)),
+        };
+        let v = if unchanged {
             input
         } else {
             let key = (row, entry(input), t);
