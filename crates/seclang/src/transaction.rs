@@ -2119,6 +2119,28 @@ mod tests {
         // Rule 1 asks about `d` only (`a` keeps an escaped `A`), 3 and 4 about `a` and
         // `d`, 6 about `d` (`a`'s escape is not a JavaScript one); 2 and 5 never run.
         assert_eq!(tx.operator_runs, 6);
+
+        // multiMatch: each changed value of the chain is ruled out by the scan of its
+        // prefix's scan chain (the lower-cased `b` and `c` by their raw values).
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx (?i)attack\" \"id:7,phase:1,pass,multiMatch,\
+                   t:urlDecodeUni,t:lowercase\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(
+            b"GET",
+            b"/?a=ATT%2541CK&b=HELLO&c=Quiet%20One&d=%41ttack",
+            b"HTTP/1.1",
+        );
+        assert!(tx.process_request_headers().is_none());
+        assert_eq!(tx.matched_rules().len(), 1);
+        // `a` decoded and `d` raw (where the rule stops).
+        assert_eq!(tx.operator_runs, 2);
     }
 
     /// An operator with macros is built again only when its expanded parameter changes:
