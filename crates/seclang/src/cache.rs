@@ -172,19 +172,28 @@ impl TransformCache {
     #[inline]
     pub fn in_row(&mut self, chains: &ChainTable, row: Row, raw: &[u8], chain: ChainId) -> Val {
         // Most calls find the value known: answered without the computing path's frame.
+        match self.known(chains, row, chain) {
+            Some(v) => v,
+            None => self.compute(chains, row, raw, chain),
+        }
+    }
+
+    /// [`TransformCache::in_row`] when its answer is known already (so the caller need
+    /// not fetch the raw value).
+    #[inline]
+    pub fn known(&self, chains: &ChainTable, row: Row, chain: ChainId) -> Option<Val> {
         let r = row as usize;
         let used = chains.masks[chain as usize];
-        if self.tested[r] & used == used {
-            if self.changing[r] & used == 0 {
-                return Val::Raw;
-            }
-            match self.table[r * self.chains + chain as usize] {
-                UNKNOWN => {}
-                RAW => return Val::Raw,
-                e => return Val::Stored(e - STORED),
-            }
+        if self.tested[r] & used != used {
+            return None;
         }
-        self.compute(chains, row, raw, chain)
+        if self.changing[r] & used == 0 {
+            return Some(Val::Raw);
+        }
+        match self.table[r * self.chains + chain as usize] {
+            UNKNOWN => None,
+            e => Some(value(e)),
+        }
     }
 
     /// [`TransformCache::in_row`] for a value not known yet (or whose transformations'

@@ -1048,30 +1048,45 @@ impl Transaction {
             } = sc;
             let bits = &mut unit_bits[u * w..(u + 1) * w];
             bits.fill(0);
-            let mut add = |cache: &mut TransformCache, raw: &[u8], row: Option<u32>| {
-                let Some(row) = row else {
-                    scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
-                    return;
-                };
-                let v = match unit.chain {
-                    Some(c) => cache.in_row(&rs.chains, row, raw, c),
-                    None => Val::Raw,
-                };
-                let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
-                for (b, v) in bits.iter_mut().zip(&scans.bits[at..at + w]) {
-                    *b |= v;
+            let or_scan = |bits: &mut [u64], scanned: &[u64]| {
+                for (b, s) in bits.iter_mut().zip(scanned) {
+                    *b |= s;
                 }
             };
-            match target_list[t] {
-                (start, len) if len != u32::MAX => {
-                    for &(slot, row) in &target_values[start as usize..(start + len) as usize] {
-                        add(cache, slot_value(&self.data, slot), Some(row));
-                    }
+            let (start, len) = target_list[t];
+            if len != u32::MAX {
+                // The raw value is read only where the transformed one or its scan is not
+                // known yet (mostly they are: units share values).
+                for &(slot, row) in &target_values[start as usize..(start + len) as usize] {
+                    let v = match unit.chain {
+                        Some(c) => match cache.known(&rs.chains, row, c) {
+                            Some(v) => v,
+                            None => cache.in_row(&rs.chains, row, slot_value(&self.data, slot), c),
+                        },
+                        None => Val::Raw,
+                    };
+                    let at = match scans.scanned(row, v) {
+                        Some(at) => at,
+                        None => {
+                            let bytes = cache.bytes(v, slot_value(&self.data, slot));
+                            scans.offset(scan, w, row, v, bytes)
+                        }
+                    };
+                    or_scan(bits, &scans.bits[at..at + w]);
                 }
-                _ => visit(&self.data, &unit.target, &mut |_, _, raw, slot| {
-                    let row = slot.map(|s| cache.row(s));
-                    add(cache, raw, row)
-                }),
+            } else {
+                visit(&self.data, &unit.target, &mut |_, _, raw, slot| {
+                    let Some(row) = slot.map(|s| cache.row(s)) else {
+                        scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
+                        return;
+                    };
+                    let v = match unit.chain {
+                        Some(c) => cache.in_row(&rs.chains, row, raw, c),
+                        None => Val::Raw,
+                    };
+                    let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
+                    or_scan(bits, &scans.bits[at..at + w]);
+                });
             }
         }
         &sc.unit_bits[u * w..(u + 1) * w]
