@@ -822,7 +822,7 @@ fn real_events() -> Vec<Json> {
         rules.add_rule(RuleMatch {
             id: id.into(),
             msg: Some(msg.into()),
-            tags: vec!["attack-sqli".into()],
+            tags: ["attack-sqli".to_owned()].into(),
             severity: Some(2),
             matched_var: Some("ARGS:id".into()),
             matched_data: Some("1' OR 1=1--".into()),

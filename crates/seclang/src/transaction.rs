@@ -44,7 +44,7 @@ pub struct MatchedRule {
     pub phase: u8,
     pub msg: String,
     pub logdata: String,
-    pub tags: Vec<String>,
+    pub tags: std::sync::Arc<[String]>,
     pub severity: Option<u8>,
     pub matched_var_name: String,
     pub matched_var: Vec<u8>,

@@ -106,7 +106,7 @@ pub fn event(rng: &mut Rng, observer: &Arc<Observer>, n: u64, total: u64, source
             e.add_rule(RuleMatch {
                 id: id.into(),
                 msg: Some(msg.into()),
-                tags: vec!["attack-sqli".into()],
+                tags: ["attack-sqli".to_owned()].into(),
                 severity: Some(2),
                 matched_var: Some("ARGS:q".into()),
                 matched_data: Some("1' OR".into()),

@@ -112,14 +112,19 @@ pub struct RuleRef {
     pub category: Option<String>,
 }
 
+fn no_tags(tags: &std::sync::Arc<[String]>) -> bool {
+    tags.is_empty()
+}
+
 /// One matched SecLang rule (`honeytrap.rules[]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RuleMatch {
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub msg: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
+    /// The rule's own list, shared (not copied) by every event it matches in.
+    #[serde(skip_serializing_if = "no_tags")]
+    pub tags: std::sync::Arc<[String]>,
     /// SecLang numbering: 0 emergency ... 7 debug.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<u8>,
@@ -393,7 +398,7 @@ pub(crate) mod tests {
         e.add_rule(RuleMatch {
             id: "942100".into(),
             msg: Some("SQL Injection Attack Detected via libinjection".into()),
-            tags: vec!["attack-sqli".into(), "OWASP_CRS".into()],
+            tags: ["attack-sqli".to_owned(), "OWASP_CRS".to_owned()].into(),
             severity: Some(2),
             matched_var: Some("ARGS:user".into()),
             matched_data: Some("root' OR 1=1".into()),

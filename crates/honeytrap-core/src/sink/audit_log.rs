@@ -665,7 +665,7 @@ fn rule_message(rule: &RuleIn) -> Message {
     if let Some(severity) = rule.severity {
         details.severity = severity.to_string();
     }
-    details.tags = rule.tags.clone();
+    details.tags = rule.tags.to_vec();
     Message {
         message: rule.msg.clone().unwrap_or_default(),
         details,
@@ -901,7 +901,7 @@ mod tests {
         e.add_rule(RuleMatch {
             id: "942100".into(),
             msg: Some("SQL Injection Attack Detected via libinjection".into()),
-            tags: vec!["attack-sqli".into(), "OWASP_CRS".into()],
+            tags: ["attack-sqli".to_owned(), "OWASP_CRS".to_owned()].into(),
             severity: Some(2),
             matched_var: Some("ARGS:q".into()),
             matched_data: Some("Matched Data: s&1c found within ARGS:q: 1' OR 1=1--".into()),

@@ -26,7 +26,9 @@ pub fn logdata(a: &mut Actions, v: Option<&str>) -> Result<(), String> {
 }
 
 pub fn tag(a: &mut Actions, v: Option<&str>) -> Result<(), String> {
-    a.tags.push(need(v)?.to_string());
+    let mut tags = a.tags.to_vec();
+    tags.push(need(v)?.to_string());
+    a.tags = tags.into();
     Ok(())
 }
 

@@ -55,7 +55,8 @@ pub struct Actions {
     pub phase: Option<u8>,
     pub msg: Option<Macro>,
     pub logdata: Option<Macro>,
-    pub tags: Vec<String>,
+    /// Shared with every audit record of the rule's matches: a match clones no tag.
+    pub tags: std::sync::Arc<[String]>,
     pub severity: Option<u8>,
     pub ver: Option<String>,
     pub rev: Option<String>,
