@@ -109,7 +109,13 @@ fn candidate(set: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
 }
 
 fn cross(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-    if a.len() * b.len() > MAX_EXACT {
+    cross_within(a, b, MAX_EXACT)
+}
+
+/// Every string of `a` followed by every string of `b`, unless there are more than `most`
+/// pairs or a longer string than `MAX_LEN`.
+fn cross_within(a: &[Vec<u8>], b: &[Vec<u8>], most: usize) -> Option<Vec<Vec<u8>>> {
+    if a.len() * b.len() > most {
         return None;
     }
     let mut out = Vec::with_capacity(a.len() * b.len());
@@ -177,22 +183,24 @@ fn join(a: &[Vec<u8>], b: &[Vec<u8>], cut: Cut) -> (Vec<Vec<u8>>, bool) {
 
 /// Longest tail and head `factor` cuts the two sides to.
 const MAX_CUT: usize = 4;
+/// Most strings a product made only to be required (never exact) may hold.
+const MAX_FACTOR: usize = 256;
 
 /// Strings one of which a text contains when it holds a string of `a` directly followed by
-/// one of `b`: their product, or if that is too large, the best-scoring product of their
-/// short tails and heads that is small enough.
+/// one of `b`: the best-scoring product of `a` or its short tails with `b` or its short
+/// heads that is small enough.
 fn factor(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-    if let Some(x) = cross(a, b) {
-        return candidate(&x);
-    }
-    let a_tails: Vec<_> = (1..=MAX_CUT).map(|i| tails(a, i)).collect();
-    let b_heads: Vec<_> = (1..=MAX_CUT).map(|j| heads(b, j)).collect();
+    let a_tails: Vec<_> = std::iter::once(a.to_vec())
+        .chain((1..=MAX_CUT).map(|i| tails(a, i)))
+        .collect();
+    let b_heads: Vec<_> = std::iter::once(b.to_vec())
+        .chain((1..=MAX_CUT).map(|j| heads(b, j)))
+        .collect();
     let mut best = None;
     for t in &a_tails {
         for h in &b_heads {
-            if t.len() * h.len() <= MAX_EXACT {
-                best = better(best, cross(t, h).as_deref().and_then(candidate));
-            }
+            let product = cross_within(t, h, MAX_FACTOR);
+            best = better(best, product.as_deref().and_then(candidate));
         }
     }
     best
@@ -1228,11 +1236,21 @@ mod tests {
         // suffix.
         assert_eq!(lits("ab(?:cd|ef)+"), ["abcd", "abef"]);
         assert_eq!(lits("[a-z]+(?:x|yz)+w"), ["xw", "yzw"]);
-        // Too many strings to cross whole (9 x 8): the tails of one side meet the heads
-        // of the other.
-        assert_eq!(
-            lits("(?:1;|2;|3;|4;|5;|6;|7;|8;|9;)(?:-a|-b|-c|-d|-e|-f|-g|-h)"),
-            [";-"]
+        // Too many strings to keep as an exact set (9 x 8): where they meet is required
+        // still, the tails of one side then the heads of the other.
+        let met = lits("(?:1;|2;|3;|4;|5;|6;|7;|8;|9;)(?:-a|-b|-c|-d|-e|-f|-g|-h)");
+        assert!(
+            !met.is_empty() && met.iter().all(|l| l.contains(";-")),
+            "{met:?}"
+        );
+        // Short strings of one side are extended by the heads of the other: "/" alone is
+        // in most values, "/." is not (25 x 9 strings, too many to keep as an exact set).
+        let sep = lits("(?:/|%[2-5][a-f])(?:\\.|%2e|0x2e){2}");
+        assert!(sep.iter().any(|l| l.starts_with("/.")), "{sep:?}");
+        // The encoded separators are kept whole, not cut to their last letter.
+        assert!(
+            sep.iter().all(|l| l.starts_with('/') || l.starts_with('%')),
+            "{sep:?}"
         );
     }
 
