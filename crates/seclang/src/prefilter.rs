@@ -35,10 +35,11 @@ struct Info {
     /// Every string the node can match, when that set is small.
     exact: Option<Vec<Vec<u8>>>,
     /// Strings one of which every match contains (none holds the empty string).
-    any: Option<Vec<Vec<u8>>>,
-    /// Strings one of which every match starts with (`[""]` when nothing is known).
+    any: Option<Required>,
+    /// Strings one of which every match starts with (`[""]` when nothing is known); left
+    /// empty while `exact` is known, which is both (see `starts`).
     prefix: Vec<Vec<u8>>,
-    /// Strings one of which every match ends with (`[""]` when nothing is known).
+    /// Strings one of which every match ends with, as `prefix`.
     suffix: Vec<Vec<u8>>,
 }
 
@@ -50,6 +51,23 @@ impl Info {
             prefix: vec![Vec::new()],
             suffix: vec![Vec::new()],
         }
+    }
+
+    fn starts(&self) -> &[Vec<u8>] {
+        self.exact.as_deref().unwrap_or(&self.prefix)
+    }
+
+    fn ends(&self) -> &[Vec<u8>] {
+        self.exact.as_deref().unwrap_or(&self.suffix)
+    }
+
+    /// The same node with its exact set forgotten (kept as its prefix and suffix).
+    fn inexact(mut self) -> Info {
+        if let Some(e) = self.exact.take() {
+            self.prefix = e.clone();
+            self.suffix = e;
+        }
+        self
     }
 }
 
@@ -67,14 +85,10 @@ fn norm(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 /// place in one value out of 2^3.
 const BITS_PER_WEIGHT: f64 = 3.0;
 
-/// How selective a required-literal set is (higher is better); `None` if useless. Each
-/// literal is weighed by its bytes (punctuation is rarer in benign values than letters),
-/// and the set by how likely any of its literals is to occur: many short literals count
-/// against it, not only its shortest.
-fn score(set: &[Vec<u8>]) -> Option<f64> {
-    if set.is_empty() || set.iter().any(Vec::is_empty) {
-        return None;
-    }
+/// How likely a value is to hold one of `set` somewhere (lower is more selective). Each
+/// literal is weighed by its bytes (punctuation is rarer in benign values than letters);
+/// many short literals count against a set, not only its shortest.
+fn likelihood(set: &[Vec<u8>]) -> f64 {
     let weight = |l: &Vec<u8>| -> f64 {
         l.iter()
             .map(|c| match c {
@@ -83,29 +97,53 @@ fn score(set: &[Vec<u8>]) -> Option<f64> {
             })
             .sum()
     };
-    let likelihood: f64 = set
-        .iter()
+    set.iter()
         .map(|l| (-BITS_PER_WEIGHT * weight(l)).exp2())
-        .sum();
-    Some(-likelihood.log2() / BITS_PER_WEIGHT)
+        .sum()
 }
 
-fn better(a: Option<Vec<Vec<u8>>>, b: Option<Vec<Vec<u8>>>) -> Option<Vec<Vec<u8>>> {
-    match (score_of(&a), score_of(&b)) {
-        (Some(x), Some(y)) => Some(if y > x { b? } else { a? }),
-        (Some(_), None) => a,
-        (None, Some(_)) => b,
-        (None, None) => None,
+/// A required-literal set and how selective it is (higher is better).
+#[derive(Debug, Clone)]
+struct Required {
+    set: Vec<Vec<u8>>,
+    score: f64,
+}
+
+/// How selective `set` is as a required set; `None` if useless (empty, or holding the empty
+/// string).
+fn score(set: &[Vec<u8>]) -> Option<f64> {
+    if set.is_empty() || set.iter().any(Vec::is_empty) {
+        return None;
     }
-}
-
-fn score_of(s: &Option<Vec<Vec<u8>>>) -> Option<f64> {
-    s.as_deref().and_then(score)
+    Some(-likelihood(set).log2() / BITS_PER_WEIGHT)
 }
 
 /// `set` as a required-literal candidate.
-fn candidate(set: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-    score(set).map(|_| set.to_vec())
+fn candidate(set: &[Vec<u8>]) -> Option<Required> {
+    Some(Required {
+        score: score(set)?,
+        set: set.to_vec(),
+    })
+}
+
+/// `best`, or `set` if it is a better required set (copied only then).
+fn offer(best: Option<Required>, set: &[Vec<u8>]) -> Option<Required> {
+    match (score(set), &best) {
+        (Some(s), Some(b)) if s <= b.score => best,
+        (Some(score), _) => Some(Required {
+            set: set.to_vec(),
+            score,
+        }),
+        (None, _) => best,
+    }
+}
+
+fn better(a: Option<Required>, b: Option<Required>) -> Option<Required> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.score > x.score { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
 }
 
 fn cross(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
@@ -169,16 +207,29 @@ fn join(a: &[Vec<u8>], b: &[Vec<u8>], cut: Cut) -> (Vec<Vec<u8>>, bool) {
         Cut::SecondHeads => (b, a),
     };
     let longest = cut_side.iter().map(Vec::len).max().unwrap_or(0);
-    for keep in (1..longest).rev() {
-        let joined = match cut {
-            Cut::FirstTails => cross(&tails(a, keep), b),
-            Cut::SecondHeads => cross(a, &heads(b, keep)),
-        };
-        if let Some(x) = joined {
-            return (x, false);
+    let joined = largest_fit(longest, |keep| match cut {
+        Cut::FirstTails => cross(&tails(a, keep), b),
+        Cut::SecondHeads => cross(a, &heads(b, keep)),
+    });
+    (joined.unwrap_or_else(|| kept.to_vec()), false)
+}
+
+/// What `fits` gives for the largest length in `1..below` it accepts, where accepting a
+/// length means accepting every shorter one (sets cut shorter never grow).
+fn largest_fit<T>(below: usize, fits: impl Fn(usize) -> Option<T>) -> Option<T> {
+    let (mut lo, mut hi) = (1, below);
+    let mut found = None;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match fits(mid) {
+            Some(x) => {
+                found = Some(x);
+                lo = mid + 1;
+            }
+            None => hi = mid,
         }
     }
-    (kept.to_vec(), false)
+    found
 }
 
 /// Longest tail and head `factor` cuts the two sides to.
@@ -189,29 +240,54 @@ const MAX_FACTOR: usize = 256;
 /// Strings one of which a text contains when it holds a string of `a` directly followed by
 /// one of `b`: the best-scoring product of `a` or its short tails with `b` or its short
 /// heads that is small enough.
-fn factor(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-    let a_tails: Vec<_> = std::iter::once(a.to_vec())
-        .chain((1..=MAX_CUT).map(|i| tails(a, i)))
+fn factor(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Required> {
+    let a_sides: Vec<_> = std::iter::once(a.to_vec())
+        .chain((1..=MAX_CUT).map(|n| tails(a, n)))
+        .map(Side::new)
         .collect();
-    let b_heads: Vec<_> = std::iter::once(b.to_vec())
-        .chain((1..=MAX_CUT).map(|j| heads(b, j)))
+    let b_sides: Vec<_> = std::iter::once(b.to_vec())
+        .chain((1..=MAX_CUT).map(|n| heads(b, n)))
+        .map(Side::new)
         .collect();
-    let mut best = None;
-    for t in &a_tails {
-        for h in &b_heads {
-            let product = cross_within(t, h, MAX_FACTOR);
-            best = better(best, product.as_deref().and_then(candidate));
+    // A product is as likely as its two sides together (less where strings coincide):
+    // only the most selective one is built.
+    let mut best: Option<(f64, &Side, &Side)> = None;
+    for t in &a_sides {
+        for h in &b_sides {
+            let fits = t.set.len() * h.set.len() <= MAX_FACTOR && t.longest + h.longest <= MAX_LEN;
+            let likelihood = t.likelihood * h.likelihood;
+            if fits && best.is_none_or(|(l, _, _)| likelihood < l) {
+                best = Some((likelihood, t, h));
+            }
         }
     }
-    best
+    let (_, t, h) = best?;
+    candidate(&cross_within(&t.set, &h.set, MAX_FACTOR)?)
+}
+
+/// One side of a product `factor` considers.
+struct Side {
+    set: Vec<Vec<u8>>,
+    likelihood: f64,
+    longest: usize,
+}
+
+impl Side {
+    fn new(set: Vec<Vec<u8>>) -> Side {
+        Side {
+            likelihood: likelihood(&set),
+            longest: set.iter().map(Vec::len).max().unwrap_or(0),
+            set,
+        }
+    }
 }
 
 fn exact_info(set: Vec<Vec<u8>>) -> Info {
     let set = norm(set);
     Info {
         any: candidate(&set),
-        prefix: set.clone(),
-        suffix: set.clone(),
+        prefix: Vec::new(),
+        suffix: Vec::new(),
         exact: Some(set),
     }
 }
@@ -232,28 +308,32 @@ fn concat(parts: &[&Info]) -> Info {
                 let (next, whole) = join(&run, e, Cut::FirstTails);
                 if !whole {
                     exact = false;
-                    any = better(any, candidate(&run));
+                    any = offer(any, &run);
                     any = better(any, factor(&run, e));
                 }
                 run = next;
             }
             None => {
                 exact = false;
-                any = better(any, candidate(&run));
+                any = offer(any, &run);
                 any = better(any, factor(&run, &p.prefix));
                 run = p.suffix.clone();
             }
         }
     }
-    any = better(any, candidate(&run));
+    any = offer(any, &run);
+    if exact {
+        return Info {
+            exact: Some(run),
+            any,
+            prefix: Vec::new(),
+            suffix: Vec::new(),
+        };
+    }
     // A prefix extends over the leading exact parts into the first inexact one's prefix.
     let mut prefix = vec![Vec::new()];
     for p in parts {
-        let (next, whole) = join(
-            &prefix,
-            p.exact.as_ref().unwrap_or(&p.prefix),
-            Cut::SecondHeads,
-        );
+        let (next, whole) = join(&prefix, p.starts(), Cut::SecondHeads);
         prefix = next;
         if !whole || p.exact.is_none() {
             break;
@@ -261,18 +341,14 @@ fn concat(parts: &[&Info]) -> Info {
     }
     let mut suffix = vec![Vec::new()];
     for p in parts.iter().rev() {
-        let (next, whole) = join(
-            p.exact.as_ref().unwrap_or(&p.suffix),
-            &suffix,
-            Cut::FirstTails,
-        );
+        let (next, whole) = join(p.ends(), &suffix, Cut::FirstTails);
         suffix = next;
         if !whole || p.exact.is_none() {
             break;
         }
     }
     Info {
-        exact: exact.then_some(run),
+        exact: None,
         any,
         prefix,
         suffix,
@@ -282,16 +358,19 @@ fn concat(parts: &[&Info]) -> Info {
 /// A union of prefix (`Cut::SecondHeads`) or suffix (`Cut::FirstTails`) sets, cut to shorter
 /// heads or tails until it is small.
 fn union_cut(sets: impl Iterator<Item = Vec<Vec<u8>>>, cut: Cut) -> Vec<Vec<u8>> {
-    let mut all = norm(sets.flatten().collect());
-    let mut keep = all.iter().map(Vec::len).max().unwrap_or(0);
-    while all.len() > MAX_EXACT && keep > 0 {
-        keep -= 1;
-        all = match cut {
+    let all = norm(sets.flatten().collect());
+    if all.len() <= MAX_EXACT {
+        return all;
+    }
+    let longest = all.iter().map(Vec::len).max().unwrap_or(0);
+    largest_fit(longest, |keep| {
+        let shorter = match cut {
             Cut::FirstTails => tails(&all, keep),
             Cut::SecondHeads => heads(&all, keep),
         };
-    }
-    all
+        (shorter.len() <= MAX_EXACT).then_some(shorter)
+    })
+    .unwrap_or_else(|| vec![Vec::new()])
 }
 
 /// Longest run of copies of a repeated node that the analysis looks at.
@@ -300,8 +379,9 @@ const MAX_COPIES: u32 = MAX_LEN as u32;
 fn analyze(h: &Hir) -> Info {
     let mut info = analyze_node(h);
     // Every match contains its prefix and its suffix too.
-    info.any = better(info.any, candidate(&info.prefix));
-    info.any = better(info.any, candidate(&info.suffix));
+    // (An exact set was offered where it was made.)
+    info.any = offer(info.any, &info.prefix);
+    info.any = offer(info.any, &info.suffix);
     info
 }
 
@@ -348,11 +428,12 @@ fn analyze_node(h: &Hir) -> Info {
             // Every match is at least `min` matches of the node in a row: it starts and
             // ends with such a run and contains one.
             let copies = r.min.min(MAX_COPIES);
-            let mut info = concat(&vec![&sub; copies as usize]);
-            if r.max != Some(copies) {
-                info.exact = None;
+            let info = concat(&vec![&sub; copies as usize]);
+            if r.max == Some(copies) {
+                info
+            } else {
+                info.inexact()
             }
-            info
         }
         HirKind::Concat(subs) => {
             let infos: Vec<Info> = subs.iter().map(analyze).collect();
@@ -370,17 +451,16 @@ fn analyze_node(h: &Hir) -> Info {
             let any = infos
                 .iter()
                 .try_fold(Vec::new(), |mut acc, i| {
-                    acc.extend(i.any.clone()?);
+                    acc.extend_from_slice(&i.any.as_ref()?.set);
                     Some(acc)
                 })
-                .map(norm)
-                .filter(|a| score(a).is_some());
+                .and_then(|union| candidate(&norm(union)));
             let exact_any = exact.as_deref().and_then(candidate);
             Info {
                 exact,
                 any: better(any, exact_any),
-                prefix: union_cut(infos.iter().map(|i| i.prefix.clone()), Cut::SecondHeads),
-                suffix: union_cut(infos.iter().map(|i| i.suffix.clone()), Cut::FirstTails),
+                prefix: union_cut(infos.iter().map(|i| i.starts().to_vec()), Cut::SecondHeads),
+                suffix: union_cut(infos.iter().map(|i| i.ends().to_vec()), Cut::FirstTails),
             }
         }
     }
@@ -390,7 +470,7 @@ fn analyze_node(h: &Hir) -> Info {
 /// `@rx` operator compiles it (bytes, no Unicode, dot matches newline).
 pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
     let hir = crate::operators::rx::parse(pattern).ok()?;
-    let mut lits = analyze(&hir).any?;
+    let mut lits = analyze(&hir).any?.set;
     // A literal containing another one adds nothing: drop it (shortest first).
     lits.sort_by_key(Vec::len);
     let mut kept: Vec<Vec<u8>> = Vec::with_capacity(lits.len());
