@@ -78,46 +78,64 @@ pub(crate) fn parse(pattern: &str) -> Result<regex_syntax::hir::Hir, String> {
         .utf8(false)
         .dot_matches_new_line(true)
         .build()
-        .parse(&braced_hex_as_bytes(pattern))
+        .parse(&pcre_bytes(pattern))
         .map_err(|e| e.to_string())
 }
 
-/// `pattern` with every `\x{H..}` of value up to 0xFF written `\xHH`.
+/// `pattern` as PCRE without UTF (how ModSecurity compiles CRS) reads it, in the syntax
+/// regex-syntax reads bytes in: every `\x{H..}` of value up to 0xFF written `\xHH`, and
+/// every byte of a non-ASCII character written `\xHH` too.
 ///
-/// PCRE without UTF (how ModSecurity compiles CRS) reads `\x{bc}` as the byte 0xBC;
-/// regex-syntax reads it as the code point U+00BC (two UTF-8 bytes), and rejects it inside
-/// a byte class. Larger code points are left for regex-syntax to read (PCRE rejects them).
-fn braced_hex_as_bytes(pattern: &str) -> std::borrow::Cow<'_, str> {
-    if !pattern.contains("\\x{") {
+/// PCRE reads `\x{bc}` as the byte 0xBC, regex-syntax as the code point U+00BC (two UTF-8
+/// bytes), rejected inside a byte class. PCRE reads `´` as its two bytes each on its own (a
+/// class `[´]` holds either; `´+` repeats the second), regex-syntax as one character, which
+/// it rejects inside a class. Larger `\x{...}` code points are left for regex-syntax to
+/// read (PCRE rejects them).
+fn pcre_bytes(pattern: &str) -> std::borrow::Cow<'_, str> {
+    if pattern.is_ascii() && !pattern.contains("\\x{") {
         return pattern.into();
     }
-    let mut out = String::with_capacity(pattern.len());
+    let mut out = String::with_capacity(pattern.len() * 2);
+    let bytes_of = |c: char, out: &mut String| {
+        for b in c.encode_utf8(&mut [0; 4]).bytes() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    };
     let mut rest = pattern;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        let escape = &rest[at..];
-        let byte = escape
-            .strip_prefix("\\x{")
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        if c != '\\' {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                bytes_of(c, &mut out);
+            }
+            continue;
+        }
+        let byte = rest
+            .strip_prefix("x{")
             .and_then(|s| s.split_once('}'))
             .filter(|(digits, _)| {
                 !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit())
             })
             .and_then(|(digits, after)| Some((u8::from_str_radix(digits, 16).ok()?, after)));
-        match byte {
-            Some((b, after)) => {
-                out.push_str(&format!("\\x{b:02X}"));
-                rest = after;
-            }
-            None => {
-                // Any other escape, `\\` included, is copied whole so that what follows
-                // it is not read as the start of an escape.
-                let len = escape[1..].chars().next().map_or(0, char::len_utf8);
-                out.push_str(&escape[..1 + len]);
-                rest = &escape[1 + len..];
-            }
+        if let Some((b, after)) = byte {
+            out.push_str(&format!("\\x{b:02X}"));
+            rest = after;
+            continue;
         }
+        // Any other escape, `\\` included, is taken whole so that what follows it is not
+        // read as the start of an escape. An escaped non-ASCII character is its bytes.
+        match rest.chars().next() {
+            Some(e) if !e.is_ascii() => bytes_of(e, &mut out),
+            Some(e) => {
+                out.push('\\');
+                out.push(e);
+            }
+            None => out.push('\\'),
+        }
+        rest = &rest[rest.chars().next().map_or(0, char::len_utf8)..];
     }
-    out.push_str(rest);
     out.into()
 }
 
@@ -463,11 +481,48 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_characters_are_their_bytes_as_in_pcre() {
+        let cases: &[(&str, &[&[u8]])] = &[
+            // In a class, either byte of U+00B4 or of U+2019 (as CRS 3.3.4's 942 rules
+            // spell them).
+            (
+                "^[\"'\u{b4}\u{2019}]$",
+                &[b"\xc2", b"\xb4", b"'", b"\xe2", b"\x99", b"\xc2\xb4", b"a"],
+            ),
+            // Outside a class, a quantifier repeats the last byte only.
+            (
+                "^a\u{b4}+$",
+                &[b"a\xc2\xb4\xb4", b"a\xc2\xb4\xc2\xb4", b"a\xc2\xb4"],
+            ),
+            // Escaped, the character is still its bytes.
+            ("^\\\u{b4}$", &[b"\xc2\xb4", b"\\\xc2\xb4"]),
+        ];
+        let mut matched = 0;
+        for (p, inputs) in cases {
+            let mut notices = Vec::new();
+            let re = Rx::compile(p, &mut notices).unwrap();
+            assert!(!re.is_fallback(), "{p}");
+            assert!(notices.is_empty(), "{p}: {notices:?}");
+            for i in *inputs {
+                let expected = pcre_matches(p, i);
+                assert_eq!(
+                    re.matches(i, &mut Captures::default()),
+                    expected,
+                    "{p} {i:?}"
+                );
+                matched += usize::from(expected);
+            }
+        }
+        // The cases hold matches as well as misses.
+        assert!(matched >= 5, "{matched}");
+    }
+
+    #[test]
     fn code_points_past_a_byte_are_left_to_the_parser() {
         // Past 0xFF PCRE without UTF rejects the escape; regex-syntax reads a code point.
         let re = Rx::compile(r"\x{2019}", &mut Vec::new()).unwrap();
         assert!(re.matches(b"\xe2\x80\x99", &mut Captures::default()));
-        assert_eq!(braced_hex_as_bytes(r"\x{100}a\x{}"), r"\x{100}a\x{}");
+        assert_eq!(pcre_bytes(r"\x{100}a\x{}"), r"\x{100}a\x{}");
     }
 
     #[test]
