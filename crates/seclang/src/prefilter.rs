@@ -24,19 +24,52 @@ use crate::ruleset::Step;
 use crate::transformations;
 use crate::variables::{Selector, Target, Var};
 
-/// Most strings an exact set may hold before it is given up.
+/// Most strings an exact (or prefix, suffix) set may hold before it is given up or cut.
 const MAX_EXACT: usize = 64;
 /// Longest string an exact set may hold.
 const MAX_LEN: usize = 48;
 
 /// What matches of a regex node look like, for literal extraction. Strings are ASCII
 /// lower-cased: the automata match case-insensitively, which only lets more values through.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Info {
     /// Every string the node can match, when that set is small.
     exact: Option<Vec<Vec<u8>>>,
     /// Strings one of which every match contains (none holds the empty string).
-    any: Option<Vec<Vec<u8>>>,
+    any: Option<Required>,
+    /// Strings one of which every match starts with (`[""]` when nothing is known); left
+    /// empty while `exact` is known, which is both (see `starts`).
+    prefix: Vec<Vec<u8>>,
+    /// Strings one of which every match ends with, as `prefix`.
+    suffix: Vec<Vec<u8>>,
+}
+
+impl Info {
+    fn unknown() -> Info {
+        Info {
+            exact: None,
+            any: None,
+            prefix: vec![Vec::new()],
+            suffix: vec![Vec::new()],
+        }
+    }
+
+    fn starts(&self) -> &[Vec<u8>] {
+        self.exact.as_deref().unwrap_or(&self.prefix)
+    }
+
+    fn ends(&self) -> &[Vec<u8>] {
+        self.exact.as_deref().unwrap_or(&self.suffix)
+    }
+
+    /// The same node with its exact set forgotten (kept as its prefix and suffix).
+    fn inexact(mut self) -> Info {
+        if let Some(e) = self.exact.take() {
+            self.prefix = e.clone();
+            self.suffix = e;
+        }
+        self
+    }
 }
 
 fn lower(b: &[u8]) -> Vec<u8> {
@@ -49,39 +82,80 @@ fn norm(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     v
 }
 
-/// How selective a required-literal set is (higher is better); `None` if useless.
-fn score(set: &[Vec<u8>]) -> Option<f32> {
-    if set.is_empty() || set.iter().any(Vec::is_empty) {
-        return None;
-    }
-    let weight = |l: &Vec<u8>| -> f32 {
+/// Bits of surprise per unit of `score` weight: a letter is taken to occur at a given
+/// place in one value out of 2^3. (Over the CRS v4.28.0 benchmark transactions 3 and 4.5
+/// cost the same instructions, 2 about 1 % more; 4.5 took 140 KB more heap.)
+const BITS_PER_WEIGHT: f64 = 3.0;
+
+/// How likely a value is to hold one of `set` somewhere (lower is more selective). Each
+/// literal is weighed by its bytes (punctuation is rarer in benign values than letters);
+/// many short literals count against a set, not only its shortest.
+fn likelihood(set: &[Vec<u8>]) -> f64 {
+    let weight = |l: &Vec<u8>| -> f64 {
         l.iter()
             .map(|c| match c {
                 b'a'..=b'z' | b'0'..=b'9' | b' ' => 1.0,
-                // Punctuation is rarer in benign values than letters.
                 _ => 1.5,
             })
             .sum()
     };
-    let min = set.iter().map(weight).fold(f32::MAX, f32::min);
-    Some(min - set.len() as f32 * 0.001)
+    set.iter()
+        .map(|l| (-BITS_PER_WEIGHT * weight(l)).exp2())
+        .sum()
 }
 
-fn better(a: Option<Vec<Vec<u8>>>, b: Option<Vec<Vec<u8>>>) -> Option<Vec<Vec<u8>>> {
-    match (score_of(&a), score_of(&b)) {
-        (Some(x), Some(y)) => Some(if y > x { b? } else { a? }),
-        (Some(_), None) => a,
-        (None, Some(_)) => b,
-        (None, None) => None,
+/// A required-literal set and how selective it is (higher is better).
+#[derive(Debug, Clone)]
+struct Required {
+    set: Vec<Vec<u8>>,
+    score: f64,
+}
+
+/// How selective `set` is as a required set; `None` if useless (empty, or holding the empty
+/// string).
+fn score(set: &[Vec<u8>]) -> Option<f64> {
+    if set.is_empty() || set.iter().any(Vec::is_empty) {
+        return None;
+    }
+    Some(-likelihood(set).log2() / BITS_PER_WEIGHT)
+}
+
+/// `set` as a required-literal candidate.
+fn candidate(set: &[Vec<u8>]) -> Option<Required> {
+    Some(Required {
+        score: score(set)?,
+        set: set.to_vec(),
+    })
+}
+
+/// `best`, or `set` if it is a better required set (copied only then).
+fn offer(best: Option<Required>, set: &[Vec<u8>]) -> Option<Required> {
+    match (score(set), &best) {
+        (Some(s), Some(b)) if s <= b.score => best,
+        (Some(score), _) => Some(Required {
+            set: set.to_vec(),
+            score,
+        }),
+        (None, _) => best,
     }
 }
 
-fn score_of(s: &Option<Vec<Vec<u8>>>) -> Option<f32> {
-    s.as_deref().and_then(score)
+fn better(a: Option<Required>, b: Option<Required>) -> Option<Required> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.score > x.score { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
 }
 
 fn cross(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-    if a.len() * b.len() > MAX_EXACT {
+    cross_within(a, b, MAX_EXACT)
+}
+
+/// Every string of `a` followed by every string of `b`, unless there are more than `most`
+/// pairs or a longer string than `MAX_LEN`.
+fn cross_within(a: &[Vec<u8>], b: &[Vec<u8>], most: usize) -> Option<Vec<Vec<u8>>> {
+    if a.len() * b.len() > most {
         return None;
     }
     let mut out = Vec::with_capacity(a.len() * b.len());
@@ -96,16 +170,224 @@ fn cross(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
     Some(norm(out))
 }
 
-fn exact_info(set: Vec<Vec<u8>>) -> Info {
-    let set = norm(set);
-    let any = score(&set).map(|_| set.clone());
-    Info {
-        exact: Some(set),
-        any,
+/// The last `keep` bytes of each string (a text ending with a string ends with its tail).
+fn tails(set: &[Vec<u8>], keep: usize) -> Vec<Vec<u8>> {
+    norm(
+        set.iter()
+            .map(|s| s[s.len().saturating_sub(keep)..].to_vec())
+            .collect(),
+    )
+}
+
+/// The first `keep` bytes of each string (a text starting with a string starts with its
+/// head).
+fn heads(set: &[Vec<u8>], keep: usize) -> Vec<Vec<u8>> {
+    norm(
+        set.iter()
+            .map(|s| s[..s.len().min(keep)].to_vec())
+            .collect(),
+    )
+}
+
+/// Which side of a product may be cut short to keep it small.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// The first side keeps its tails: the product still holds what a text ends with.
+    FirstTails,
+    /// The second side keeps its heads: the product still holds what a text starts with.
+    SecondHeads,
+}
+
+/// `cross(a, b)`, or if that is too large, the longest cut (see `Cut`) that fits, down to
+/// the uncut side alone. The flag says whether nothing was cut.
+fn join(a: &[Vec<u8>], b: &[Vec<u8>], cut: Cut) -> (Vec<Vec<u8>>, bool) {
+    if let Some(x) = cross(a, b) {
+        return (x, true);
+    }
+    let (cut_side, kept) = match cut {
+        Cut::FirstTails => (a, b),
+        Cut::SecondHeads => (b, a),
+    };
+    let longest = cut_side.iter().map(Vec::len).max().unwrap_or(0);
+    let joined = largest_fit(longest, |keep| match cut {
+        Cut::FirstTails => cross(&tails(a, keep), b),
+        Cut::SecondHeads => cross(a, &heads(b, keep)),
+    });
+    (joined.unwrap_or_else(|| kept.to_vec()), false)
+}
+
+/// What `fits` gives for the largest length in `1..below` it accepts, where accepting a
+/// length means accepting every shorter one (sets cut shorter never grow).
+fn largest_fit<T>(below: usize, fits: impl Fn(usize) -> Option<T>) -> Option<T> {
+    let (mut lo, mut hi) = (1, below);
+    let mut found = None;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match fits(mid) {
+            Some(x) => {
+                found = Some(x);
+                lo = mid + 1;
+            }
+            None => hi = mid,
+        }
+    }
+    found
+}
+
+/// Longest tail and head `factor` cuts the two sides to.
+const MAX_CUT: usize = 4;
+/// Most strings a product made only to be required (never exact) may hold.
+const MAX_FACTOR: usize = 256;
+
+/// Strings one of which a text contains when it holds a string of `a` directly followed by
+/// one of `b`: the best-scoring product of `a` or its short tails with `b` or its short
+/// heads that is small enough.
+fn factor(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Required> {
+    let a_sides: Vec<_> = std::iter::once(a.to_vec())
+        .chain((1..=MAX_CUT).map(|n| tails(a, n)))
+        .map(Side::new)
+        .collect();
+    let b_sides: Vec<_> = std::iter::once(b.to_vec())
+        .chain((1..=MAX_CUT).map(|n| heads(b, n)))
+        .map(Side::new)
+        .collect();
+    // A product is as likely as its two sides together (less where strings coincide):
+    // only the most selective one is built.
+    let mut best: Option<(f64, &Side, &Side)> = None;
+    for t in &a_sides {
+        for h in &b_sides {
+            let fits = t.set.len() * h.set.len() <= MAX_FACTOR && t.longest + h.longest <= MAX_LEN;
+            let likelihood = t.likelihood * h.likelihood;
+            if fits && best.is_none_or(|(l, _, _)| likelihood < l) {
+                best = Some((likelihood, t, h));
+            }
+        }
+    }
+    let (_, t, h) = best?;
+    candidate(&cross_within(&t.set, &h.set, MAX_FACTOR)?)
+}
+
+/// One side of a product `factor` considers.
+struct Side {
+    set: Vec<Vec<u8>>,
+    likelihood: f64,
+    longest: usize,
+}
+
+impl Side {
+    fn new(set: Vec<Vec<u8>>) -> Side {
+        Side {
+            likelihood: likelihood(&set),
+            longest: set.iter().map(Vec::len).max().unwrap_or(0),
+            set,
+        }
     }
 }
 
+fn exact_info(set: Vec<Vec<u8>>) -> Info {
+    let set = norm(set);
+    Info {
+        any: candidate(&set),
+        prefix: Vec::new(),
+        suffix: Vec::new(),
+        exact: Some(set),
+    }
+}
+
+/// The nodes `parts` matched one after the other.
+fn concat(parts: &[&Info]) -> Info {
+    let mut any = None;
+    for p in parts {
+        any = better(any, p.any.clone());
+    }
+    // What the text matched so far ends with. Across an inexact part it continues into that
+    // part's prefix (a required factor) and starts again from its suffix.
+    let mut run = vec![Vec::new()];
+    let mut exact = true;
+    for p in parts {
+        match &p.exact {
+            Some(e) => {
+                let (next, whole) = join(&run, e, Cut::FirstTails);
+                if !whole {
+                    exact = false;
+                    any = offer(any, &run);
+                    any = better(any, factor(&run, e));
+                }
+                run = next;
+            }
+            None => {
+                exact = false;
+                any = offer(any, &run);
+                any = better(any, factor(&run, &p.prefix));
+                run = p.suffix.clone();
+            }
+        }
+    }
+    any = offer(any, &run);
+    if exact {
+        return Info {
+            exact: Some(run),
+            any,
+            prefix: Vec::new(),
+            suffix: Vec::new(),
+        };
+    }
+    // A prefix extends over the leading exact parts into the first inexact one's prefix.
+    let mut prefix = vec![Vec::new()];
+    for p in parts {
+        let (next, whole) = join(&prefix, p.starts(), Cut::SecondHeads);
+        prefix = next;
+        if !whole || p.exact.is_none() {
+            break;
+        }
+    }
+    let mut suffix = vec![Vec::new()];
+    for p in parts.iter().rev() {
+        let (next, whole) = join(p.ends(), &suffix, Cut::FirstTails);
+        suffix = next;
+        if !whole || p.exact.is_none() {
+            break;
+        }
+    }
+    Info {
+        exact: None,
+        any,
+        prefix,
+        suffix,
+    }
+}
+
+/// A union of prefix (`Cut::SecondHeads`) or suffix (`Cut::FirstTails`) sets, cut to shorter
+/// heads or tails until it is small.
+fn union_cut(sets: impl Iterator<Item = Vec<Vec<u8>>>, cut: Cut) -> Vec<Vec<u8>> {
+    let all = norm(sets.flatten().collect());
+    if all.len() <= MAX_EXACT {
+        return all;
+    }
+    let longest = all.iter().map(Vec::len).max().unwrap_or(0);
+    largest_fit(longest, |keep| {
+        let shorter = match cut {
+            Cut::FirstTails => tails(&all, keep),
+            Cut::SecondHeads => heads(&all, keep),
+        };
+        (shorter.len() <= MAX_EXACT).then_some(shorter)
+    })
+    .unwrap_or_else(|| vec![Vec::new()])
+}
+
+/// Longest run of copies of a repeated node that the analysis looks at.
+const MAX_COPIES: u32 = MAX_LEN as u32;
+
 fn analyze(h: &Hir) -> Info {
+    let mut info = analyze_node(h);
+    // Every match contains its prefix and its suffix too.
+    // (An exact set was offered where it was made.)
+    info.any = offer(info.any, &info.prefix);
+    info.any = offer(info.any, &info.suffix);
+    info
+}
+
+fn analyze_node(h: &Hir) -> Info {
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => exact_info(vec![Vec::new()]),
         HirKind::Literal(l) => exact_info(vec![lower(&l.0)]),
@@ -130,69 +412,34 @@ fn analyze(h: &Hir) -> Info {
             if ok && !bytes.is_empty() && bytes.len() <= 16 {
                 exact_info(bytes.into_iter().map(|b| vec![b]).collect())
             } else {
-                Info::default()
+                Info::unknown()
             }
         }
         HirKind::Capture(c) => analyze(&c.sub),
         HirKind::Repetition(r) => {
             let sub = analyze(&r.sub);
             if r.min == 0 {
-                let exact = match (r.max, sub.exact) {
+                return match (r.max, sub.exact) {
                     (Some(1), Some(mut e)) => {
                         e.push(Vec::new());
-                        Some(norm(e))
+                        exact_info(e)
                     }
-                    _ => None,
+                    _ => Info::unknown(),
                 };
-                return Info { exact, any: None };
             }
-            let exact = match (r.max, &sub.exact) {
-                (Some(max), Some(e)) if max == r.min && max <= 4 => {
-                    let mut acc = vec![Vec::new()];
-                    let mut ok = true;
-                    for _ in 0..max {
-                        match cross(&acc, e) {
-                            Some(n) => acc = n,
-                            None => {
-                                ok = false;
-                                break;
-                            }
-                        }
-                    }
-                    ok.then_some(acc)
-                }
-                _ => None,
-            };
-            let any = better(exact.clone().filter(|e| score(e).is_some()), sub.any);
-            Info { exact, any }
+            // Every match is at least `min` matches of the node in a row: it starts and
+            // ends with such a run and contains one.
+            let copies = r.min.min(MAX_COPIES);
+            let info = concat(&vec![&sub; copies as usize]);
+            if r.max == Some(copies) {
+                info
+            } else {
+                info.inexact()
+            }
         }
         HirKind::Concat(subs) => {
-            let mut best: Option<Vec<Vec<u8>>> = None;
-            let mut run: Option<Vec<Vec<u8>>> = Some(vec![Vec::new()]);
-            let mut all_exact = true;
-            for s in subs {
-                let i = analyze(s);
-                best = better(best, i.any);
-                let next = match (&run, &i.exact) {
-                    (Some(r), Some(e)) => cross(r, e),
-                    _ => None,
-                };
-                match next {
-                    Some(n) => run = Some(n),
-                    None => {
-                        // The run so far is a required factor on its own; start a new one.
-                        all_exact = false;
-                        best = better(best, run.take().filter(|r| score(r).is_some()));
-                        run = i.exact;
-                    }
-                }
-            }
-            let run_any = run.clone().filter(|r| score(r).is_some());
-            best = better(best, run_any);
-            Info {
-                exact: if all_exact { run } else { None },
-                any: best,
-            }
+            let infos: Vec<Info> = subs.iter().map(analyze).collect();
+            concat(&infos.iter().collect::<Vec<_>>())
         }
         HirKind::Alternation(subs) => {
             let infos: Vec<Info> = subs.iter().map(analyze).collect();
@@ -206,15 +453,16 @@ fn analyze(h: &Hir) -> Info {
             let any = infos
                 .iter()
                 .try_fold(Vec::new(), |mut acc, i| {
-                    acc.extend(i.any.clone()?);
+                    acc.extend_from_slice(&i.any.as_ref()?.set);
                     Some(acc)
                 })
-                .map(norm)
-                .filter(|a| score(a).is_some());
-            let exact_any = exact.clone().filter(|e| score(e).is_some());
+                .and_then(|union| candidate(&norm(union)));
+            let exact_any = exact.as_deref().and_then(candidate);
             Info {
                 exact,
                 any: better(any, exact_any),
+                prefix: union_cut(infos.iter().map(|i| i.starts().to_vec()), Cut::SecondHeads),
+                suffix: union_cut(infos.iter().map(|i| i.ends().to_vec()), Cut::FirstTails),
             }
         }
     }
@@ -224,7 +472,7 @@ fn analyze(h: &Hir) -> Info {
 /// `@rx` operator compiles it (bytes, no Unicode, dot matches newline).
 pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
     let hir = crate::operators::rx::parse(pattern).ok()?;
-    let mut lits = analyze(&hir).any?;
+    let mut lits = analyze(&hir).any?.set;
     // A literal containing another one adds nothing: drop it (shortest first).
     lits.sort_by_key(Vec::len);
     let mut kept: Vec<Vec<u8>> = Vec::with_capacity(lits.len());
@@ -932,9 +1180,170 @@ mod tests {
             .collect()
     }
 
+    /// CRS v4.28.0 from ../shared/crs, as the regression suite loads it; `None` (the test
+    /// has nothing to check) when the data is not there.
+    fn crs_rule_set() -> Option<crate::RuleSet> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs");
+        let v4 = root.join("v4.28.0");
+        if !v4.join("rules").is_dir() {
+            println!("SKIPPED: CRS data not found at {}", root.display());
+            return None;
+        }
+        let mut files: Vec<_> = std::fs::read_dir(v4.join("rules"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+            .collect();
+        files.sort();
+        let mut b = crate::RuleSetBuilder::default();
+        for f in [
+            v4.join("crs-setup.conf.example"),
+            root.join("test-setup.conf"),
+        ]
+        .iter()
+        .chain(&files)
+        {
+            b.add_file(f).unwrap();
+        }
+        Some(b.build().unwrap())
+    }
+
+    /// Every `@rx` operator of `rs` (chain links included) that the regex crate runs, with
+    /// its rule id, each pattern once.
+    fn rx_operators(rs: &crate::RuleSet) -> Vec<(u32, &dyn crate::operators::Operator)> {
+        let mut seen = FxHashSet::default();
+        let mut out = Vec::new();
+        for r in rs.rules() {
+            let mut link = Some(r);
+            while let Some(l) = link {
+                if let RuleOperator::Static(op) = &l.operator {
+                    if let Some(rx) = op.as_rx() {
+                        if !rx.is_fallback() && seen.insert(rx.pattern().to_string()) {
+                            out.push((r.id, &**op));
+                        }
+                    }
+                }
+                link = l.chained.as_deref();
+            }
+        }
+        out
+    }
+
+    /// A small xorshift generator: the property test is the same on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Appends a random string shaped by `h`: one that `h` matches where its assertions
+    /// (anchors, word boundaries) happen to hold.
+    fn sample(h: &Hir, rng: &mut Rng, out: &mut Vec<u8>) {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => {}
+            HirKind::Literal(l) => out.extend_from_slice(&l.0),
+            HirKind::Class(Class::Bytes(c)) => {
+                let r = c.ranges()[rng.below(c.ranges().len())];
+                let span = usize::from(r.end() - r.start()) + 1;
+                out.push(r.start() + rng.below(span) as u8);
+            }
+            HirKind::Class(Class::Unicode(c)) => {
+                let r = c.ranges()[rng.below(c.ranges().len())];
+                let span = (r.end() as u32 - r.start() as u32) as usize + 1;
+                let ch = char::from_u32(r.start() as u32 + rng.below(span) as u32).unwrap_or('x');
+                out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+            }
+            HirKind::Capture(c) => sample(&c.sub, rng, out),
+            HirKind::Repetition(r) => {
+                // Long values: fewest copies; otherwise a few more than the least.
+                let extra = match r.max {
+                    _ if out.len() > 512 => 0,
+                    Some(max) => rng.below((max - r.min).min(3) as usize + 1),
+                    None => rng.below(4),
+                };
+                for _ in 0..r.min as usize + extra {
+                    sample(&r.sub, rng, out);
+                }
+            }
+            HirKind::Concat(subs) => subs.iter().for_each(|s| sample(s, rng, out)),
+            HirKind::Alternation(subs) => sample(&subs[rng.below(subs.len())], rng, out),
+        }
+    }
+
+    /// Over every `@rx` pattern of CRS v4.28.0 the regex crate runs: whenever the pattern
+    /// matches a value, the value (lower-cased) contains one of the pattern's literals.
+    /// The values are strings generated from the pattern, set among random bytes, and
+    /// random strings over a small alphabet of bytes such strings use.
+    #[test]
+    fn crs_matches_contain_a_required_literal() {
+        let Some(rs) = crs_rule_set() else {
+            return;
+        };
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut patterns, mut with_literals, mut proven, mut matches) = (0, 0, 0, 0);
+        for (id, op) in rx_operators(&rs) {
+            patterns += 1;
+            let Some(lits) = op.literals() else {
+                continue;
+            };
+            with_literals += 1;
+            let hir = crate::operators::rx::parse(op.as_rx().unwrap().pattern()).unwrap();
+            let mut alphabet = b" a0.-/'\"<(=\n%\\".to_vec();
+            let mut matched_here = 0;
+            for round in 0..96 {
+                let mut value = Vec::new();
+                if round % 2 == 0 {
+                    for _ in 0..rng.below(4) {
+                        value.push(alphabet[rng.below(alphabet.len())]);
+                    }
+                    sample(&hir, &mut rng, &mut value);
+                    alphabet.extend(value.iter().copied().take(8));
+                    for _ in 0..rng.below(4) {
+                        value.push(alphabet[rng.below(alphabet.len())]);
+                    }
+                } else {
+                    for _ in 0..1 + rng.below(24) {
+                        value.push(alphabet[rng.below(alphabet.len())]);
+                    }
+                }
+                if !op.matches(&value, &mut crate::operators::Captures::default()) {
+                    continue;
+                }
+                matched_here += 1;
+                let lower = value.to_ascii_lowercase();
+                assert!(
+                    lits.iter()
+                        .any(|l| memchr::memmem::find(&lower, l).is_some()),
+                    "rule {id}: {:?} matches, but holds none of {:?}",
+                    String::from_utf8_lossy(&value),
+                    lits.iter()
+                        .map(|l| String::from_utf8_lossy(l))
+                        .collect::<Vec<_>>()
+                );
+            }
+            proven += usize::from(matched_here > 0);
+            matches += matched_here;
+        }
+        println!("{patterns} patterns, {with_literals} with literals, {proven} of them matched ({matches} values)");
+        // The generated values do match: most patterns with literals were put to the test.
+        assert!(
+            proven * 10 >= with_literals * 9,
+            "{proven} of {with_literals}"
+        );
+    }
+
     #[test]
     fn extracts_required_literals() {
-        assert_eq!(lits("(?i)(?:union|select)\\s+"), ["select", "union"]);
+        assert_eq!(lits("(?i)(?:union|select)\\b"), ["select", "union"]);
+        // A required byte after a literal extends it: "union" then one of the six spaces.
+        let spaced = lits("(?i)(?:union|select)\\s+");
+        assert_eq!(spaced.len(), 12);
+        assert!(spaced.contains(&"union ".to_string()) && spaced.contains(&"select\t".to_string()));
         assert_eq!(lits("\\d+").len(), 10); // weak, but valid
         assert_eq!(lits("a|b"), ["a", "b"]);
         assert_eq!(lits("a|b*"), Vec::<String>::new());
@@ -943,6 +1352,39 @@ mod tests {
         assert_eq!(lits("(?i)x?ab(c|d)"), ["abc", "abd"]);
         assert_eq!(lits("^$"), Vec::<String>::new());
         assert_eq!(lits("(?:foo){2}"), ["foofoo"]);
+    }
+
+    #[test]
+    fn counted_repetitions_require_their_least_run() {
+        // At least two dots in a row, then a separator: not "." (in nearly every value).
+        assert_eq!(
+            lits(r"(?:^|[/;\x5c])\.{2,3}[/;\x5c]"),
+            ["../", "..;", "..\\"]
+        );
+        assert_eq!(lits("a{3,}"), ["aaa"]);
+        assert_eq!(lits("x[^y]*z{3}"), ["zzz"]);
+        // Two copies at the start and two at the end, then what follows.
+        assert_eq!(lits("(?:ab){2,5}c"), ["ababc"]);
+        // A run goes on into the prefix of an inexact node, and starts again from its
+        // suffix.
+        assert_eq!(lits("ab(?:cd|ef)+"), ["abcd", "abef"]);
+        assert_eq!(lits("[a-z]+(?:x|yz)+w"), ["xw", "yzw"]);
+        // Too many strings to keep as an exact set (9 x 8): where they meet is required
+        // still, the tails of one side then the heads of the other.
+        let met = lits("(?:1;|2;|3;|4;|5;|6;|7;|8;|9;)(?:-a|-b|-c|-d|-e|-f|-g|-h)");
+        assert!(
+            !met.is_empty() && met.iter().all(|l| l.contains(";-")),
+            "{met:?}"
+        );
+        // Short strings of one side are extended by the heads of the other: "/" alone is
+        // in most values, "/." is not (25 x 9 strings, too many to keep as an exact set).
+        let sep = lits("(?:/|%[2-5][a-f])(?:\\.|%2e|0x2e){2}");
+        assert!(sep.iter().any(|l| l.starts_with("/.")), "{sep:?}");
+        // The encoded separators are kept whole, not cut to their last letter.
+        assert!(
+            sep.iter().all(|l| l.starts_with('/') || l.starts_with('%')),
+            "{sep:?}"
+        );
     }
 
     #[test]

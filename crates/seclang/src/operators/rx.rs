@@ -78,8 +78,65 @@ pub(crate) fn parse(pattern: &str) -> Result<regex_syntax::hir::Hir, String> {
         .utf8(false)
         .dot_matches_new_line(true)
         .build()
-        .parse(pattern)
+        .parse(&pcre_bytes(pattern))
         .map_err(|e| e.to_string())
+}
+
+/// `pattern` as PCRE without UTF (how ModSecurity compiles CRS) reads it, in the syntax
+/// regex-syntax reads bytes in: every `\x{H..}` of value up to 0xFF written `\xHH`, and
+/// every byte of a non-ASCII character written `\xHH` too.
+///
+/// PCRE reads `\x{bc}` as the byte 0xBC, regex-syntax as the code point U+00BC (two UTF-8
+/// bytes), rejected inside a byte class. PCRE reads `´` as its two bytes each on its own (a
+/// class `[´]` holds either; `´+` repeats the second), regex-syntax as one character, which
+/// it rejects inside a class. Larger `\x{...}` code points are left for regex-syntax to
+/// read (PCRE rejects them).
+fn pcre_bytes(pattern: &str) -> std::borrow::Cow<'_, str> {
+    if pattern.is_ascii() && !pattern.contains("\\x{") {
+        return pattern.into();
+    }
+    let mut out = String::with_capacity(pattern.len() * 2);
+    let bytes_of = |c: char, out: &mut String| {
+        for b in c.encode_utf8(&mut [0; 4]).bytes() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    };
+    let mut rest = pattern;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        if c != '\\' {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                bytes_of(c, &mut out);
+            }
+            continue;
+        }
+        let byte = rest
+            .strip_prefix("x{")
+            .and_then(|s| s.split_once('}'))
+            .filter(|(digits, _)| {
+                !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+            .and_then(|(digits, after)| Some((u8::from_str_radix(digits, 16).ok()?, after)));
+        if let Some((b, after)) = byte {
+            out.push_str(&format!("\\x{b:02X}"));
+            rest = after;
+            continue;
+        }
+        // Any other escape, `\\` included, is taken whole so that what follows it is not
+        // read as the start of an escape. An escaped non-ASCII character is its bytes.
+        match rest.chars().next() {
+            Some(e) if !e.is_ascii() => bytes_of(e, &mut out),
+            Some(e) => {
+                out.push('\\');
+                out.push(e);
+            }
+            None => out.push('\\'),
+        }
+        rest = &rest[rest.chars().next().map_or(0, char::len_utf8)..];
+    }
+    out.into()
 }
 
 impl Lazy {
@@ -365,6 +422,129 @@ mod tests {
         assert!(re.matches(b"cb'x'", &mut Captures::default()));
         assert!(!re.matches(b"ab'x'", &mut Captures::default()));
         assert!(!re.matches(b"cb'x\"", &mut Captures::default()));
+    }
+
+    /// Answers of PCRE2 without UTF, as ModSecurity compiles CRS.
+    fn pcre_matches(pattern: &str, input: &[u8]) -> bool {
+        pcre2::bytes::RegexBuilder::new()
+            .dotall(true)
+            .build(pattern)
+            .unwrap()
+            .is_match(input)
+            .unwrap()
+    }
+
+    #[test]
+    fn braced_hex_escapes_are_bytes_as_in_pcre() {
+        let cases: &[(&str, &[&[u8]])] = &[
+            // Outside a class.
+            (r"^\x{bc}$", &[b"\xbc", b"\xc2\xbc", b"\xbc\xbc"]),
+            (r"^\x{b}\x{0041}$", &[b"\x0bA", b"\x0b\x00A"]),
+            // Inside classes and as range ends.
+            (
+                r"^[^>\x{be}]*[>\x{be}]$",
+                &[b"ab>", b"a\xbe", b"\xc2\xbe", b"\xbe\xbe", b"\xc2"],
+            ),
+            (r"^[\x7f-\x{ff}]+$", &[b"\x7f\x80\xff", b"a", b"\xc3\xbf"]),
+            // The bytes of U+00B4 and of U+2019 as 942 rules spell them.
+            (
+                r"^(?:[a]|\x{c2}\x{b4}|\x{e2}\x80[\x98\x99]){2}$",
+                &[
+                    b"a\xc2\xb4",
+                    b"\xe2\x80\x99a",
+                    b"a\xc3\x82\xc2\xb4",
+                    b"a\xb4",
+                ],
+            ),
+            // An escaped backslash: `x{2}` is then a repetition, not an escape.
+            (r"^\\x{2}$", &[b"\\xx", b"\\\x02", b"\x02"]),
+            (r"^[\\]x{2}$", &[b"\\xx", b"\\\x02"]),
+        ];
+        let mut matched = 0;
+        for (p, inputs) in cases {
+            let mut notices = Vec::new();
+            let re = Rx::compile(p, &mut notices).unwrap();
+            assert!(!re.is_fallback(), "{p}");
+            assert!(notices.is_empty(), "{p}: {notices:?}");
+            for i in *inputs {
+                let expected = pcre_matches(p, i);
+                assert_eq!(
+                    re.matches(i, &mut Captures::default()),
+                    expected,
+                    "{p} {i:?}"
+                );
+                matched += usize::from(expected);
+            }
+        }
+        // The cases hold matches as well as misses.
+        assert!(matched >= 8, "{matched}");
+    }
+
+    #[test]
+    fn non_ascii_characters_are_their_bytes_as_in_pcre() {
+        let cases: &[(&str, &[&[u8]])] = &[
+            // In a class, either byte of U+00B4 or of U+2019 (as CRS 3.3.4's 942 rules
+            // spell them).
+            (
+                "^[\"'\u{b4}\u{2019}]$",
+                &[b"\xc2", b"\xb4", b"'", b"\xe2", b"\x99", b"\xc2\xb4", b"a"],
+            ),
+            // Outside a class, a quantifier repeats the last byte only.
+            (
+                "^a\u{b4}+$",
+                &[b"a\xc2\xb4\xb4", b"a\xc2\xb4\xc2\xb4", b"a\xc2\xb4"],
+            ),
+            // Escaped, the character is still its bytes.
+            ("^\\\u{b4}$", &[b"\xc2\xb4", b"\\\xc2\xb4"]),
+        ];
+        let mut matched = 0;
+        for (p, inputs) in cases {
+            let mut notices = Vec::new();
+            let re = Rx::compile(p, &mut notices).unwrap();
+            assert!(!re.is_fallback(), "{p}");
+            assert!(notices.is_empty(), "{p}: {notices:?}");
+            for i in *inputs {
+                let expected = pcre_matches(p, i);
+                assert_eq!(
+                    re.matches(i, &mut Captures::default()),
+                    expected,
+                    "{p} {i:?}"
+                );
+                matched += usize::from(expected);
+            }
+        }
+        // The cases hold matches as well as misses.
+        assert!(matched >= 5, "{matched}");
+    }
+
+    #[test]
+    fn code_points_past_a_byte_are_left_to_the_parser() {
+        // Past 0xFF PCRE without UTF rejects the escape; regex-syntax reads a code point.
+        let re = Rx::compile(r"\x{2019}", &mut Vec::new()).unwrap();
+        assert!(re.matches(b"\xe2\x80\x99", &mut Captures::default()));
+        assert_eq!(pcre_bytes(r"\x{100}a\x{}"), r"\x{100}a\x{}");
+    }
+
+    #[test]
+    fn braced_hex_byte_classes_need_no_fallback_in_a_rule_set() {
+        let rs = crate::RuleSet::from_text(
+            "SecRule ARGS \"@rx \\x{bc}[^>\\x{be}]*[>\\x{be}]|<[^\\x{be}]*\\x{be}\" \
+             \"id:1,phase:2,pass,chain\"\n\
+             \x20   SecRule MATCHED_VARS \"@rx \\x{bc}[\\s\\x0b]*/[^>\\x{be}]*[>\\x{be}]\" \"t:none\"\n\
+             SecRule ARGS \"@rx \\$+(?:[A-Z_a-z\\x7f-\\x{ff}][0-9A-Z_a-z\\x7f-\\x{ff}]*)\\(.*\\)\" \
+             \"id:2,phase:2,pass\"\n\
+             SecRule ARGS \"@rx (?<!a)b\" \"id:3,phase:2,pass\"\n",
+            "t",
+        )
+        .unwrap();
+        // Only the lookbehind needs PCRE2 (the notice is how a fallback shows).
+        assert_eq!(rs.notices().len(), 1, "{:?}", rs.notices());
+        assert!(rs.notices()[0].contains("(?<!a)b"));
+        // And the byte patterns now have literals for the prefilter.
+        assert!(crate::prefilter::required_literals(
+            r"\x{bc}[^>\x{be}]*[>\x{be}]|<[^\x{be}]*\x{be}"
+        )
+        .is_some());
     }
 
     #[test]
