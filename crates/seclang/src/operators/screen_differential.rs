@@ -75,33 +75,39 @@ fn push_keyword(rng: &mut Rng, out: &mut Vec<u8>) {
     }
 }
 
-/// A string near the SQL screen's border: keywords, word runs and digits, with border
-/// bytes rare in "quiet" inputs (most of which pass the screen) and common otherwise.
+/// One piece next to the SQL screen's border.
+fn push_sql_piece(rng: &mut Rng, out: &mut Vec<u8>) {
+    match rng.below(8) {
+        0..=3 => push_keyword(rng, out),
+        4 | 5 => {
+            for _ in 0..1 + rng.below(4) {
+                out.push(*rng.pick(WORD_BYTES));
+            }
+        }
+        6 => {
+            for _ in 0..1 + rng.below(3) {
+                out.push(b'0' + rng.below(10) as u8);
+            }
+        }
+        _ => out.extend_from_slice(rng.pick(SQL_BORDER_PIECES).as_bytes()),
+    }
+}
+
+/// A string near the SQL screen's border: keywords, word runs, digits and border pieces,
+/// glued together (most such inputs pass the screen), or separated by spaces, by border
+/// bytes, or by a mix of the three.
 fn sql_input(rng: &mut Rng, out: &mut Vec<u8>) {
     out.clear();
-    let border_one_in = if rng.chance(2) { 40 } else { 3 };
-    for _ in 0..1 + rng.below(6) {
-        if rng.chance(border_one_in) {
-            if rng.chance(2) {
-                out.push(*rng.pick(SQL_BORDER_BYTES));
-            } else {
-                out.extend_from_slice(rng.pick(SQL_BORDER_PIECES).as_bytes());
-            }
-            continue;
-        }
-        match rng.below(4) {
-            0 | 1 => push_keyword(rng, out),
-            2 => {
-                for _ in 0..1 + rng.below(4) {
-                    out.push(*rng.pick(WORD_BYTES));
-                }
-            }
-            _ => {
-                for _ in 0..1 + rng.below(3) {
-                    out.push(b'0' + rng.below(10) as u8);
-                }
+    let glue = rng.below(4);
+    for i in 0..1 + rng.below(6) {
+        if i > 0 {
+            match (glue, rng.below(3)) {
+                (0, _) | (3, 0) => {}
+                (1, _) | (3, 1) => out.push(b' '),
+                _ => out.push(*rng.pick(SQL_BORDER_BYTES)),
             }
         }
+        push_sql_piece(rng, out);
     }
 }
 
