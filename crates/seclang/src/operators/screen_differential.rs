@@ -95,19 +95,27 @@ fn push_sql_piece(rng: &mut Rng, out: &mut Vec<u8>) {
 
 /// A string near the SQL screen's border: keywords, word runs, digits and border pieces,
 /// glued together (most such inputs pass the screen), or separated by spaces, by border
-/// bytes, or by a mix of the three.
+/// bytes, or by a mix of the three; or glued words with one border byte put in 1-3 times,
+/// which is what a screen that let one more byte through would pass.
 fn sql_input(rng: &mut Rng, out: &mut Vec<u8>) {
     out.clear();
-    let glue = rng.below(4);
+    let glue = rng.below(5);
     for i in 0..1 + rng.below(6) {
         if i > 0 {
             match (glue, rng.below(3)) {
-                (0, _) | (3, 0) => {}
+                (0 | 4, _) | (3, 0) => {}
                 (1, _) | (3, 1) => out.push(b' '),
                 _ => out.push(*rng.pick(SQL_BORDER_BYTES)),
             }
         }
         push_sql_piece(rng, out);
+    }
+    if glue == 4 {
+        let byte = *rng.pick(SQL_BORDER_BYTES);
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(out.len() + 1);
+            out.insert(at, byte);
+        }
     }
 }
 
