@@ -95,7 +95,7 @@ fn push_sql_piece(rng: &mut Rng, out: &mut Vec<u8>) {
 
 /// A string near the SQL screen's border: keywords, word runs, digits and border pieces,
 /// glued together (most such inputs pass the screen), or separated by spaces, by border
-/// bytes, or by a mix of the three; or glued words with one border byte put in 1-3 times,
+/// bytes, or by a mix of the three; or glued words with runs of one border byte put in, at either end or inside,
 /// which is what a screen that let one more byte through would pass.
 fn sql_input(rng: &mut Rng, out: &mut Vec<u8>) {
     out.clear();
@@ -112,9 +112,15 @@ fn sql_input(rng: &mut Rng, out: &mut Vec<u8>) {
     }
     if glue == 4 {
         let byte = *rng.pick(SQL_BORDER_BYTES);
-        for _ in 0..1 + rng.below(3) {
-            let at = rng.below(out.len() + 1);
-            out.insert(at, byte);
+        for _ in 0..1 + rng.below(2) {
+            let at = match rng.below(3) {
+                0 => 0,
+                1 => out.len(),
+                _ => rng.below(out.len() + 1),
+            };
+            for _ in 0..1 + rng.below(3) {
+                out.insert(at, byte);
+            }
         }
     }
 }
