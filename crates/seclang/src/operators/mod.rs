@@ -23,6 +23,8 @@ mod pm;
 mod pm_from_file;
 mod rbl;
 pub(crate) mod rx;
+#[cfg(test)]
+mod screen_differential;
 mod shared;
 mod streq;
 mod unconditional_match;

@@ -1,0 +1,318 @@
+//! Differential tests of the `@detectSQLi` and `@detectXSS` pre-screens against the library:
+//! whenever a screen answers "not an injection", libinjection must answer false, or the
+//! screen would hide an attack.
+//!
+//! Inputs are random, drawn near the screens' borders: SQL keywords and functions (the
+//! library's own table), word runs and digits, next to the bytes the tokenizers treat
+//! specially. `HONEYTRAP_SCREEN_ROUNDS` sets how many inputs each random test draws.
+
+use libinjectionrs::sqli::blacklist::is_blacklisted;
+use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
+
+use super::detect_sqli::provably_not_sqli;
+use super::detect_xss::provably_not_xss;
+
+/// splitmix64: small, seedable, good enough to spread inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    fn chance(&mut self, one_in: usize) -> bool {
+        self.below(one_in) == 0
+    }
+}
+
+/// Inputs per random test: a few seconds in a release build unless the environment asks
+/// for more; a debug build does less.
+fn rounds() -> usize {
+    if let Some(n) = std::env::var("HONEYTRAP_SCREEN_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    if cfg!(debug_assertions) {
+        100_000
+    } else {
+        1_000_000
+    }
+}
+
+const WORD_BYTES: &[u8] = b"abcdefnquxABEFNQUXZz_0123456789";
+/// Bytes with a meaning to the SQL tokenizer or its whitespace, plus high bytes.
+const SQL_BORDER_BYTES: &[u8] = b"'\"`-#/*.;,()[]{}@$!=<>|&^~+%:?\\ \t\n\x0b\x0c\r\0\xa0\xff";
+const SQL_BORDER_PIECES: &[&str] = &[
+    "--", "-- ", "/*", "*/", "/*!", "#", "0x", "0b", "1e", "1e-", "1.", ".1", "1d", "1f", "1fu",
+    "' ", "'--", "\"", "'", "`", "{`", "@@", "n'", "q'[", "u&'", "x'4f'", "b'01'", "e'",
+];
+
+/// One SQL keyword or function name from the library's table, in a random case.
+fn push_keyword(rng: &mut Rng, out: &mut Vec<u8>) {
+    let word = rng.pick(SQL_KEYWORDS).word.as_bytes();
+    let lower = rng.chance(2);
+    for &b in word {
+        let mixed = rng.chance(4);
+        out.push(if lower != mixed {
+            b.to_ascii_lowercase()
+        } else {
+            b
+        });
+    }
+}
+
+/// One piece next to the SQL screen's border.
+fn push_sql_piece(rng: &mut Rng, out: &mut Vec<u8>) {
+    match rng.below(8) {
+        0..=3 => push_keyword(rng, out),
+        4 | 5 => {
+            for _ in 0..1 + rng.below(4) {
+                out.push(*rng.pick(WORD_BYTES));
+            }
+        }
+        6 => {
+            for _ in 0..1 + rng.below(3) {
+                out.push(b'0' + rng.below(10) as u8);
+            }
+        }
+        _ => out.extend_from_slice(rng.pick(SQL_BORDER_PIECES).as_bytes()),
+    }
+}
+
+/// A string near the SQL screen's border: keywords, word runs, digits and border pieces,
+/// glued together (most such inputs pass the screen), or separated by spaces, by border
+/// bytes, or by a mix of the three; or glued words with runs of one border byte put in, at either end or inside,
+/// which is what a screen that let one more byte through would pass.
+fn sql_input(rng: &mut Rng, out: &mut Vec<u8>) {
+    out.clear();
+    let glue = rng.below(5);
+    for i in 0..1 + rng.below(6) {
+        if i > 0 {
+            match (glue, rng.below(3)) {
+                (0 | 4, _) | (3, 0) => {}
+                (1, _) | (3, 1) => out.push(b' '),
+                _ => out.push(*rng.pick(SQL_BORDER_BYTES)),
+            }
+        }
+        push_sql_piece(rng, out);
+    }
+    if glue == 4 {
+        let byte = *rng.pick(SQL_BORDER_BYTES);
+        for _ in 0..1 + rng.below(2) {
+            let at = match rng.below(3) {
+                0 => 0,
+                1 => out.len(),
+                _ => rng.below(out.len() + 1),
+            };
+            for _ in 0..1 + rng.below(3) {
+                out.insert(at, byte);
+            }
+        }
+    }
+}
+
+const HTML_BORDER_BYTES: &[u8] = b"<>=/!?%-'\"` \t\n\x0b\x0c\r\0:;&#[]\xff";
+/// What opens tags, comments and attribute values.
+const HTML_STRUCTURE: &[&str] = &["<", "=", "</", "<!", "<?", "<%", " ", "/", ">", "= "];
+const HTML_WORDS: &[&str] = &[
+    "script",
+    "img",
+    "svg",
+    "xsl",
+    "a",
+    "iframe",
+    "style",
+    "onerror",
+    "onload",
+    "onclick",
+    "on",
+    "href",
+    "src",
+    "action",
+    "formaction",
+    "xmlns",
+    "xlink:href",
+    "attributename",
+    "values",
+    "from",
+    "to",
+    "by",
+    "javascript:",
+    "vbscript:",
+    "data:",
+    "java&#x09;script:",
+    "alert(1)",
+    "DOCTYPE",
+    "!--",
+    "--",
+    "[if",
+    "xml",
+    "import",
+    "entity",
+    "[CDATA[",
+    "]]",
+    "%>",
+    "&colon;",
+    "&#106;",
+    "x",
+    "1",
+];
+
+/// A string near the XSS screen's border: tag, attribute and URL words with the bytes the
+/// HTML5 tokenizer switches state on; `<` and `=` rare in "quiet" inputs.
+fn html_input(rng: &mut Rng, out: &mut Vec<u8>) {
+    out.clear();
+    let quiet = rng.chance(2);
+    for _ in 0..1 + rng.below(8) {
+        let start = out.len();
+        match rng.below(3) {
+            0 => out.extend_from_slice(rng.pick(HTML_WORDS).as_bytes()),
+            1 => out.push(*rng.pick(HTML_BORDER_BYTES)),
+            _ => out.extend_from_slice(rng.pick(HTML_STRUCTURE).as_bytes()),
+        }
+        if quiet && !rng.chance(30) {
+            for b in &mut out[start..] {
+                if *b == b'<' || *b == b'=' {
+                    *b = b' ';
+                }
+            }
+        }
+    }
+}
+
+/// Runs `draw` `rounds` times; for every input the screen passes, the library must say
+/// false. Returns (inputs screened, library positives) so callers can show the test
+/// reached both sides of the border.
+fn differential(
+    seed: u64,
+    rounds: usize,
+    draw: fn(&mut Rng, &mut Vec<u8>),
+    screen: fn(&[u8]) -> bool,
+    library: fn(&[u8]) -> bool,
+) -> (usize, usize) {
+    let mut rng = Rng(seed);
+    let mut input = Vec::new();
+    let (mut screened, mut positives) = (0, 0);
+    for _ in 0..rounds {
+        draw(&mut rng, &mut input);
+        let is_injection = library(&input);
+        positives += usize::from(is_injection);
+        if screen(&input) {
+            screened += 1;
+            assert!(
+                !is_injection,
+                "the screen passed an injection: {:?}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+    }
+    (screened, positives)
+}
+
+fn sqli(input: &[u8]) -> bool {
+    libinjectionrs::detect_sqli(input).is_injection()
+}
+
+fn xss(input: &[u8]) -> bool {
+    libinjectionrs::detect_xss(input).is_injection()
+}
+
+/// The SQL screen's argument rests on this: no listed fingerprint is one character long
+/// except `X`.
+#[test]
+fn only_evil_is_a_listed_one_token_fingerprint() {
+    let listed: Vec<char> = (0x20u8..0x7f)
+        .map(char::from)
+        .filter(|c| is_blacklisted(&c.to_string()))
+        .collect();
+    assert_eq!(listed, ['X', 'x']);
+    assert!(!is_blacklisted(""));
+}
+
+/// Every keyword of the library's table, in both cases, alone and with word and border
+/// affixes (`v--` is a fingerprint a screen letting `-` through would pass).
+#[test]
+fn sqli_screen_is_sound_on_every_keyword() {
+    const AFFIXES: &[&str] = &[
+        "", "_", "1", "x", "_1a", "--", "-", "---", "#", "/*", "*/", ".", ".1", " ", " 1", "||",
+        "&&", "(", ")", "'", "\"", "`", "@", ";", ",", "=", "!", "+", "\\", "\0",
+    ];
+    let mut screened = 0;
+    for keyword in SQL_KEYWORDS {
+        for case in [
+            keyword.word.to_ascii_uppercase(),
+            keyword.word.to_ascii_lowercase(),
+        ] {
+            for affix in AFFIXES {
+                for input in [
+                    format!("{case}{affix}"),
+                    format!("{affix}{case}"),
+                    format!("1{case}{affix}"),
+                    format!("x{affix}{case}"),
+                ] {
+                    if provably_not_sqli(input.as_bytes()) {
+                        screened += 1;
+                        assert!(!sqli(input.as_bytes()), "screen passed {input:?}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(screened > SQL_KEYWORDS.len(), "{screened} screened");
+}
+
+/// Every input of up to two bytes, for both screens.
+#[test]
+fn screens_are_sound_on_every_short_input() {
+    let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
+    inputs.extend((0..=255u8).map(|a| vec![a]));
+    inputs.extend((0..=255u8).flat_map(|a| (0..=255u8).map(move |b| vec![a, b])));
+    for input in &inputs {
+        if provably_not_sqli(input) {
+            assert!(!sqli(input), "sqli screen passed {input:?}");
+        }
+        if provably_not_xss(input) {
+            assert!(!xss(input), "xss screen passed {input:?}");
+        }
+    }
+}
+
+#[test]
+fn sqli_screen_is_sound_on_random_inputs() {
+    let rounds = rounds();
+    let (screened, positives) =
+        differential(0x5eed_5971, rounds, sql_input, provably_not_sqli, sqli);
+    eprintln!("sqli: {rounds} inputs, {screened} screened, {positives} injections");
+    assert!(screened > rounds / 20, "{screened} of {rounds} screened");
+    assert!(
+        positives > rounds / 100,
+        "{positives} of {rounds} injections"
+    );
+}
+
+#[test]
+fn xss_screen_is_sound_on_random_inputs() {
+    let rounds = rounds();
+    let (screened, positives) =
+        differential(0x5eed_0455, rounds, html_input, provably_not_xss, xss);
+    eprintln!("xss: {rounds} inputs, {screened} screened, {positives} injections");
+    assert!(screened > rounds / 5, "{screened} of {rounds} screened");
+    assert!(
+        positives > rounds / 100,
+        "{positives} of {rounds} injections"
+    );
+}
