@@ -9,7 +9,7 @@ use crate::error::LoadError;
 use crate::operators::BuildContext;
 use crate::parser::{parse_directives, Directive};
 use crate::prefilter::Prefilter;
-use crate::rule::{parse_operator, ChainTable, Rule, RuleOperator};
+use crate::rule::{parse_operator, ChainTable, ParsedOperator, Rule, RuleOperator, TxKeyTest};
 use crate::store::SlotTable;
 use crate::variables::{add_exclusion, parse_targets, parse_var_ref, Selector, Var};
 
@@ -521,13 +521,14 @@ impl RuleSetBuilder {
             base_dir,
             notices: &mut self.notices,
         };
-        let (op, negated, op_name) = match operator {
+        let parsed = match operator {
             Some(o) => parse_operator(o, &mut ctx).map_err(DirError::Msg)?,
-            None => (
-                RuleOperator::Always,
-                false,
-                "unconditionalMatch".to_string(),
-            ),
+            None => ParsedOperator {
+                op: RuleOperator::Always,
+                negated: false,
+                name: "unconditionalMatch".to_string(),
+                int_cmp: None,
+            },
         };
         let is_link = self.open_chain;
         if is_link {
@@ -564,9 +565,11 @@ impl RuleSetBuilder {
             id: actions.id.unwrap_or(0),
             phase,
             targets,
-            operator: op,
-            operator_name: op_name,
-            negated,
+            operator: parsed.op,
+            operator_name: parsed.name,
+            negated: parsed.negated,
+            int_cmp: parsed.int_cmp,
+            tx_key: None,
             chain_ids: Vec::new(),
             defaults: self.defaults[if is_link { 0 } else { phase as usize }].clone(),
             actions,
@@ -602,8 +605,6 @@ impl RuleSetBuilder {
     }
 }
 
-/// Number the TX keys that targets and `setvar`s name literally, and record each slot
-/// where it is used, so that transactions reach them without string comparisons.
 /// Numbers the links whose operator is built per transaction; returns how many there are.
 fn number_dynamic_operators(rules: &mut [Rule]) -> usize {
     let mut next = 0u32;
@@ -620,6 +621,9 @@ fn number_dynamic_operators(rules: &mut [Rule]) -> usize {
     next as usize
 }
 
+/// Number the TX keys that targets and `setvar`s name literally, and record each slot
+/// where it is used (and each link that tests just one), so that transactions reach them
+/// without string comparisons.
 fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
     let mut t = SlotTable::default();
     // Capture groups TX:0..TX:9.
@@ -641,6 +645,23 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
                 }
             }
         }
+        r.tx_key = match r.targets.as_slice() {
+            [target]
+                if target.exclusions.is_empty()
+                    && r.chain_ids.is_empty()
+                    && !r.actions.multi_match
+                    && !r.actions.capture =>
+            {
+                match (target.var, &target.selector, target.slot) {
+                    (Var::Tx, Selector::Key(_), Some(slot)) => Some(TxKeyTest {
+                        slot,
+                        count: target.count,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         if let Some(c) = r.chained.as_deref_mut() {
             walk(c, t);
         }

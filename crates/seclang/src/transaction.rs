@@ -10,9 +10,9 @@ use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
 use crate::prefilter::PhaseScan;
-use crate::rule::{ChainId, Rule, RuleOperator};
+use crate::rule::{ChainId, Rule, RuleOperator, TxKeyTest};
 use crate::ruleset::{RuleSet, Step};
-use crate::store::Store;
+use crate::store::{format_i64, Store};
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
 
 /// Connection facts the server knows before the request line.
@@ -1402,23 +1402,14 @@ impl Transaction {
         op: &dyn Operator,
         op_fails: bool,
     ) -> Option<bool> {
-        let [t] = link.targets.as_slice() else {
-            return None;
-        };
-        let (Var::Tx, Selector::Key(key), Some(slot)) = (t.var, &t.selector, t.slot) else {
-            return None;
-        };
-        if !t.exclusions.is_empty()
-            || !link.chain_ids.is_empty()
-            || link.actions.multi_match
-            || link.actions.capture
-        {
-            return None;
-        }
+        let TxKeyTest { slot, count } = link.tx_key?;
         // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
-        let hit_key: &[u8] = if t.count { b"" } else { key };
+        let key: &[u8] = match (&link.targets[0].selector, count) {
+            (Selector::Key(k), false) => k,
+            _ => b"",
+        };
         if (!self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty())
-            && self.target_removed(starter, Var::Tx, hit_key)
+            && self.target_removed(starter, Var::Tx, key)
         {
             return Some(false);
         }
@@ -1428,23 +1419,43 @@ impl Transaction {
             matched_vars,
             ..
         } = &mut self.data;
-        let found = tx.get_slot(slot);
-        let mut digits = [0u8; 20];
-        let (key, value): (&[u8], &[u8]) = match (t.count, found) {
-            (true, found) => (b"", format_i64(found.is_some() as i64, &mut digits)),
-            (false, Some(v)) => (key, v),
-            (false, None) => return Some(false),
+        // An integer comparison needs the value's integer only (cached by the store).
+        let matches = match (link.int_cmp, count) {
+            _ if op_fails => false,
+            (Some(cmp), true) => cmp.holds(tx.get_slot(slot).is_some() as i64),
+            (Some(cmp), false) => match tx.slot_int(slot) {
+                Some(n) => cmp.holds(n),
+                None => return Some(false),
+            },
+            (None, _) => {
+                let mut digits = [0u8; 20];
+                let value = match (count, tx.get_slot(slot)) {
+                    (true, found) => format_i64(found.is_some() as i64, &mut digits),
+                    (false, Some(v)) => v,
+                    (false, None) => return Some(false),
+                };
+                let mut caps = Captures {
+                    wanted: false,
+                    groups: Vec::new(),
+                };
+                op.matches(value, &mut caps)
+            }
         };
-        let mut caps = Captures {
-            wanted: false,
-            groups: Vec::new(),
-        };
-        if (!op_fails && op.matches(value, &mut caps)) == link.negated {
+        if matches == link.negated {
             return Some(false);
         }
         write_var_name(&mut matched_var.0, Var::Tx, key);
         matched_var.1.clear();
-        matched_var.1.extend_from_slice(value);
+        match (count, tx.get_slot(slot)) {
+            (true, found) => {
+                let digits = &mut [0u8; 20];
+                matched_var
+                    .1
+                    .extend_from_slice(format_i64(found.is_some() as i64, digits))
+            }
+            (false, Some(v)) => matched_var.1.extend_from_slice(v),
+            (false, None) => return Some(false),
+        }
         let (n, v) = matched_vars.push_empty();
         n.extend_from_slice(&matched_var.0);
         v.extend_from_slice(&matched_var.1);
@@ -1517,18 +1528,17 @@ impl Transaction {
                     SetVarOp::Set(_) => store.set(name, slot, value),
                     SetVarOp::Add(_) | SetVarOp::Sub(_) => {
                         let cur = match slot {
-                            Some(s) => store.get_slot(s),
-                            None => store.get(name),
+                            Some(s) => store.slot_int(s),
+                            None => store.get(name).map(parse_int),
                         }
-                        .map_or(0, parse_int);
+                        .unwrap_or(0);
                         let delta = parse_int(value);
                         let n = if matches!(sv.op, SetVarOp::Add(_)) {
                             cur.saturating_add(delta)
                         } else {
                             cur.saturating_sub(delta)
                         };
-                        let mut digits = [0u8; 20];
-                        store.set(name, slot, format_i64(n, &mut digits));
+                        store.set_int(name, slot, n);
                     }
                 }
                 self.scratch.expansions = [name_buf, value_buf];
@@ -2077,25 +2087,6 @@ fn store(s: &Store, t: &Target, f: &mut Visitor<'_>) {
     }
 }
 
-/// `n` in decimal, without allocating.
-fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2375,5 +2366,100 @@ mod tests {
         tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
         let iv = tx.process_request_headers().unwrap();
         assert_eq!((iv.rule_id, iv.status), (4, 403));
+    }
+
+    /// A link testing one TX key with `@lt/@le/@gt/@ge/@eq` compares the key's integer
+    /// without the operator; it must decide and report as the general path does (the same
+    /// test on `TX:key|TX:unset`), for every value ModSecurity would read oddly.
+    #[test]
+    fn tx_key_comparisons_agree_with_the_general_path() {
+        let mut text = String::from("SecRuleEngine DetectionOnly\n");
+        let mut pairs = 0;
+        for op in ["lt", "le", "gt", "ge", "eq"] {
+            for operand in ["2", "-3", "0", "abc", " 7x"] {
+                for neg in ["", "!"] {
+                    for count in ["", "&"] {
+                        pairs += 1;
+                        for (kind, extra) in [("fast", ""), ("slow", "|TX:unset")] {
+                            let id = 2 * pairs + usize::from(kind == "slow");
+                            text.push_str(&format!(
+                                "SecRule {count}TX:v{extra} \"{neg}@{op} {operand}\" \
+                                 \"id:{id},phase:1,pass,nolog,\
+                                 setvar:'tx.{kind}_{pairs}=%{{MATCHED_VAR_NAME}}=%{{MATCHED_VAR}}'\"\n"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let rs = Arc::new(RuleSet::from_text(&text, "t").unwrap());
+        let fast = rs.rules.iter().filter(|r| r.id % 2 == 0);
+        assert!(fast
+            .clone()
+            .all(|r| r.tx_key.is_some() && r.int_cmp.is_some()));
+        assert!(rs
+            .rules
+            .iter()
+            .filter(|r| r.id % 2 == 1)
+            .all(|r| r.tx_key.is_none()));
+        let values: [Option<&[u8]>; 15] = [
+            None,
+            Some(b""),
+            Some(b"0"),
+            Some(b"2"),
+            Some(b"-3"),
+            Some(b" 7"),
+            Some(b"\t-2"),
+            Some(b"+5"),
+            Some(b"abc"),
+            Some(b"3abc"),
+            Some(b"-"),
+            Some(b"1.9"),
+            Some(b"99999999999999999999"),
+            Some(b"-99999999999999999999"),
+            Some(b"0x10"),
+        ];
+        let (mut matched, mut unmatched) = (0, 0);
+        for value in values {
+            let mut tx = rs.transaction(TxInput::default());
+            if let Some(v) = value {
+                tx.set_tx_var("v", v);
+            }
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            for p in 1..=pairs {
+                let got = tx.tx_var(&format!("fast_{p}")).map(<[u8]>::to_vec);
+                let want = tx.tx_var(&format!("slow_{p}")).map(<[u8]>::to_vec);
+                assert_eq!(got, want, "pair {p}, value {value:?}");
+                match got {
+                    Some(_) => matched += 1,
+                    None => unmatched += 1,
+                }
+            }
+        }
+        assert!(matched > 0 && unmatched > 0);
+    }
+
+    /// `setvar` arithmetic reads the integer the store keeps for a slot; a later plain
+    /// `setvar` of text must replace it.
+    #[test]
+    fn slot_integers_follow_the_text_written() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine On\n\
+                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.n=+5,setvar:tx.n=-7\"\n\
+                 SecRule TX:n \"@eq -2\" \"id:2,phase:1,pass,nolog,setvar:tx.n=9x\"\n\
+                 SecRule TX:n \"@lt 9\" \"id:3,phase:1,deny,status:401\"\n\
+                 SecAction \"id:4,phase:1,pass,nolog,setvar:tx.n=+1\"\n\
+                 SecRule TX:n \"@eq 10\" \"id:5,phase:1,deny,status:402\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+        let iv = tx.process_request_headers().unwrap();
+        assert_eq!((iv.rule_id, iv.status), (5, 402));
+        assert_eq!(tx.tx_var("n"), Some(&b"10"[..]));
     }
 }
