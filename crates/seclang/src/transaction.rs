@@ -1292,7 +1292,17 @@ impl Transaction {
                     {
                         *operator_runs += 1;
                     }
-                    if (!op_fails && op.matches(v, caps)) != link.negated {
+                    let op_matches = |caps: &mut Captures| {
+                        if !link.matches_whole {
+                            return op.matches(v, caps);
+                        }
+                        if caps.wanted {
+                            caps.groups.clear();
+                            caps.groups.push(v.to_vec());
+                        }
+                        true
+                    };
+                    if (!op_fails && op_matches(caps)) != link.negated {
                         let mut keep = |b: &[u8]| {
                             hit_bytes.extend_from_slice(b);
                             hit_bytes.len() - b.len()..hit_bytes.len()
@@ -2461,5 +2471,38 @@ mod tests {
         let iv = tx.process_request_headers().unwrap();
         assert_eq!((iv.rule_id, iv.status), (5, 402));
         assert_eq!(tx.tx_var("n"), Some(&b"10"[..]));
+    }
+
+    /// An `@rx` known to match every input whole answers and captures without the regex
+    /// as the regex does (the same test written so that it is not recognised), on empty
+    /// values, newlines and bytes that are not UTF-8.
+    #[test]
+    fn whole_input_patterns_match_and_capture_as_the_regex() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx ^.*$\" \"id:1,phase:1,pass,nolog,capture,\
+                   setvar:'tx.fast=%{MATCHED_VAR_NAME}|%{tx.0}|%{MATCHED_VAR}'\"\n\
+                 SecRule ARGS \"@rx ^.*$|^x\" \"id:2,phase:1,pass,nolog,capture,\
+                   setvar:'tx.slow=%{MATCHED_VAR_NAME}|%{tx.0}|%{MATCHED_VAR}'\"\n\
+                 SecRule ARGS \"!@rx ^.*$\" \"id:3,phase:1,pass,nolog,setvar:tx.negated=1\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        assert!(rs.rules[0].matches_whole && !rs.rules[1].matches_whole);
+        for query in ["a=", "b=x%0Ay%0A", "c=%FF%C3", "d=plain&e=last"] {
+            let mut tx = rs.transaction(TxInput::default());
+            let uri = format!("/?{query}");
+            tx.set_request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            let slow = tx.tx_var("slow").map(<[u8]>::to_vec);
+            assert!(slow.is_some(), "{query}");
+            assert_eq!(tx.tx_var("fast").map(<[u8]>::to_vec), slow, "{query}");
+            assert_eq!(tx.tx_var("negated"), None);
+            if query.starts_with('b') {
+                assert_eq!(slow.as_deref(), Some(&b"ARGS:b|x\ny\n|x\ny\n"[..]));
+            }
+        }
     }
 }
