@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::actions::{Actions, EngineMode, Exec, IdRange};
+use crate::actions::{Actions, EngineMode, Exec, IdRange, SetVarOp};
 use crate::error::LoadError;
+use crate::macros::Part;
 use crate::operators::BuildContext;
 use crate::parser::{parse_directives, Directive};
 use crate::prefilter::Prefilter;
@@ -676,6 +677,11 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
                 if sv.collection == Var::Tx {
                     if let Some(name) = sv.name.as_literal() {
                         sv.slot = Some(t.intern(name));
+                    }
+                }
+                if let SetVarOp::Add(m) | SetVarOp::Sub(m) = &sv.op {
+                    if let [Part::Var(Var::Tx, Some(key))] = m.parts.as_slice() {
+                        sv.operand_slot = Some(t.intern(key));
                     }
                 }
             }

@@ -1520,6 +1520,8 @@ impl Transaction {
                     }
                 };
                 let value: &[u8] = match &sv.op {
+                    // Read as an integer from its slot below.
+                    _ if sv.operand_slot.is_some() => b"",
                     SetVarOp::Set(m) | SetVarOp::Add(m) | SetVarOp::Sub(m) => {
                         match m.as_literal() {
                             Some(l) => l,
@@ -1532,6 +1534,10 @@ impl Transaction {
                     }
                     SetVarOp::Delete => b"",
                 };
+                // An unset key expands to nothing, which reads as 0.
+                let operand = sv
+                    .operand_slot
+                    .map(|s| self.data.tx.slot_int(s).unwrap_or(0));
                 let store = self.store_mut(sv.collection);
                 match &sv.op {
                     SetVarOp::Delete => store.remove(name, slot),
@@ -1542,7 +1548,7 @@ impl Transaction {
                             None => store.get(name).map(parse_int),
                         }
                         .unwrap_or(0);
-                        let delta = parse_int(value);
+                        let delta = operand.unwrap_or_else(|| parse_int(value));
                         let n = if matches!(sv.op, SetVarOp::Add(_)) {
                             cur.saturating_add(delta)
                         } else {
@@ -2503,6 +2509,52 @@ mod tests {
             if query.starts_with('b') {
                 assert_eq!(slow.as_deref(), Some(&b"ARGS:b|x\ny\n|x\ny\n"[..]));
             }
+        }
+    }
+
+    /// `setvar` adding or subtracting one TX key reads the key's integer from its slot; it
+    /// must give what expanding the macro and reading the text gives (written so that it
+    /// is expanded), for unset keys and values read oddly.
+    #[test]
+    fn setvar_operands_read_from_slots_as_when_expanded() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.add=10,setvar:tx.add_x=10,\
+                   setvar:tx.add=+%{tx.d},setvar:tx.add_x=+%{tx.d}%{tx.unset},\
+                   setvar:tx.sub=-%{tx.d},setvar:tx.sub_x=-%{tx.d}%{tx.unset},\
+                   setvar:tx.d=+%{tx.d},setvar:tx.d_x=%{tx.d}\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let Exec::SetVar(sv) = &rs.rules[0].actions.exec[2] else {
+            panic!("not a setvar");
+        };
+        assert!(sv.operand_slot.is_some());
+        let values: [Option<&[u8]>; 6] = [
+            None,
+            Some(b"3"),
+            Some(b" -4x"),
+            Some(b"abc"),
+            Some(b""),
+            Some(b"99999999999999999999"),
+        ];
+        for value in values {
+            let mut tx = rs.transaction(TxInput::default());
+            if let Some(v) = value {
+                tx.set_tx_var("d", v);
+            }
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            for key in ["add", "sub"] {
+                let fast = tx.tx_var(key).map(<[u8]>::to_vec);
+                assert!(fast.is_some());
+                let slow = tx.tx_var(&format!("{key}_x")).map(<[u8]>::to_vec);
+                assert_eq!(fast, slow, "{key}, {value:?}");
+            }
+            let doubled = parse_int(value.unwrap_or_default()).saturating_mul(2);
+            assert_eq!(tx.tx_var("d_x"), Some(doubled.to_string().as_bytes()));
         }
     }
 }
