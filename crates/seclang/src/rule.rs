@@ -143,10 +143,12 @@ impl IntCmp {
 
 /// A link whose only target is `TX:key` or `&TX:key`, without exclusions,
 /// transformations, `multiMatch` or `capture`: its one value is the slot's.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TxKeyTest {
     pub slot: u32,
     pub count: bool,
+    /// MATCHED_VAR_NAME when it matches (`TX:key`, or `TX` when counting).
+    pub name: Box<[u8]>,
 }
 
 impl Rule {

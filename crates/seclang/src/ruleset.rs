@@ -12,6 +12,7 @@ use crate::parser::{parse_directives, Directive};
 use crate::prefilter::Prefilter;
 use crate::rule::{parse_operator, ChainTable, ParsedOperator, Rule, RuleOperator, TxKeyTest};
 use crate::store::SlotTable;
+use crate::transaction::write_var_name;
 use crate::variables::{add_exclusion, parse_targets, parse_var_ref, Selector, Var};
 
 /// Engine-wide settings from `Sec*` directives.
@@ -694,10 +695,16 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
                     && !r.actions.capture =>
             {
                 match (target.var, &target.selector, target.slot) {
-                    (Var::Tx, Selector::Key(_), Some(slot)) => Some(TxKeyTest {
-                        slot,
-                        count: target.count,
-                    }),
+                    (Var::Tx, Selector::Key(key), Some(slot)) => {
+                        let mut name = Vec::new();
+                        let key: &[u8] = if target.count { b"" } else { key };
+                        write_var_name(&mut name, Var::Tx, key);
+                        Some(TxKeyTest {
+                            slot,
+                            count: target.count,
+                            name: name.into(),
+                        })
+                    }
                     _ => None,
                 }
             }

@@ -1412,16 +1412,17 @@ impl Transaction {
         op: &dyn Operator,
         op_fails: bool,
     ) -> Option<bool> {
-        let TxKeyTest { slot, count } = link.tx_key?;
-        // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
-        let key: &[u8] = match (&link.targets[0].selector, count) {
-            (Selector::Key(k), false) => k,
-            _ => b"",
-        };
-        if (!self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty())
-            && self.target_removed(starter, Var::Tx, key)
-        {
-            return Some(false);
+        let TxKeyTest { slot, count, name } = link.tx_key.as_ref()?;
+        let (slot, count) = (*slot, *count);
+        if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
+            // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
+            let key: &[u8] = match (&link.targets[0].selector, count) {
+                (Selector::Key(k), false) => k,
+                _ => b"",
+            };
+            if self.target_removed(starter, Var::Tx, key) {
+                return Some(false);
+            }
         }
         let Data {
             tx,
@@ -1429,6 +1430,14 @@ impl Transaction {
             matched_vars,
             ..
         } = &mut self.data;
+        // What `&TX:key` reads: whether the key is set.
+        let counted = |found: bool| -> &'static [u8] {
+            if found {
+                b"1"
+            } else {
+                b"0"
+            }
+        };
         // An integer comparison needs the value's integer only (cached by the store).
         let matches = match (link.int_cmp, count) {
             _ if op_fails => false,
@@ -1438,9 +1447,8 @@ impl Transaction {
                 None => return Some(false),
             },
             (None, _) => {
-                let mut digits = [0u8; 20];
                 let value = match (count, tx.get_slot(slot)) {
-                    (true, found) => format_i64(found.is_some() as i64, &mut digits),
+                    (true, found) => counted(found.is_some()),
                     (false, Some(v)) => v,
                     (false, None) => return Some(false),
                 };
@@ -1454,21 +1462,18 @@ impl Transaction {
         if matches == link.negated {
             return Some(false);
         }
-        write_var_name(&mut matched_var.0, Var::Tx, key);
-        matched_var.1.clear();
-        match (count, tx.get_slot(slot)) {
-            (true, found) => {
-                let digits = &mut [0u8; 20];
-                matched_var
-                    .1
-                    .extend_from_slice(format_i64(found.is_some() as i64, digits))
-            }
-            (false, Some(v)) => matched_var.1.extend_from_slice(v),
+        let value = match (count, tx.get_slot(slot)) {
+            (true, found) => counted(found.is_some()),
+            (false, Some(v)) => v,
             (false, None) => return Some(false),
-        }
+        };
+        matched_var.0.clear();
+        matched_var.0.extend_from_slice(name);
+        matched_var.1.clear();
+        matched_var.1.extend_from_slice(value);
         let (n, v) = matched_vars.push_empty();
-        n.extend_from_slice(&matched_var.0);
-        v.extend_from_slice(&matched_var.1);
+        n.extend_from_slice(name);
+        v.extend_from_slice(value);
         Some(true)
     }
 
@@ -1681,7 +1686,7 @@ impl Transaction {
 }
 
 /// Write `VAR:key` (or `VAR` for scalars) into `out`, as MATCHED_VAR_NAME shows it.
-fn write_var_name(out: &mut Vec<u8>, var: Var, key: &[u8]) {
+pub(crate) fn write_var_name(out: &mut Vec<u8>, var: Var, key: &[u8]) {
     out.clear();
     out.extend_from_slice(var.name().as_bytes());
     if !key.is_empty() {
