@@ -455,6 +455,9 @@ pub struct Transaction {
     removed_ids: Vec<IdRange>,
     removed_tags: Vec<String>,
     removed_msgs: Vec<String>,
+    /// Whether any of the three lists above holds something (most transactions remove
+    /// nothing, and every rule would ask).
+    rules_removed: bool,
     removed_targets_by_id: Vec<(Vec<IdRange>, VarRef)>,
     removed_targets_by_tag: Vec<(String, VarRef)>,
     /// Phases up to and including this one are skipped (`allow`).
@@ -494,6 +497,7 @@ impl RuleSet {
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_msgs: Vec::new(),
+            rules_removed: false,
             removed_targets_by_id: Vec::new(),
             removed_targets_by_tag: Vec::new(),
             allow_through: 0,
@@ -902,7 +906,7 @@ impl Transaction {
                 continue;
             }
             let rule = &rs.rules[ri];
-            if self.is_removed(rule) {
+            if self.rules_removed && self.is_removed(rule) {
                 continue;
             }
             // Whether the prefilter shows that the first link's operator matches no value.
@@ -1566,9 +1570,18 @@ impl Transaction {
             }
             Exec::Ctl(c) => match c {
                 Ctl::RuleEngine(m) => self.mode = *m,
-                Ctl::RuleRemoveById(r) => self.removed_ids.extend_from_slice(r),
-                Ctl::RuleRemoveByTag(t) => self.removed_tags.push(t.clone()),
-                Ctl::RuleRemoveByMsg(m) => self.removed_msgs.push(m.clone()),
+                Ctl::RuleRemoveById(r) => {
+                    self.removed_ids.extend_from_slice(r);
+                    self.rules_removed = true;
+                }
+                Ctl::RuleRemoveByTag(t) => {
+                    self.removed_tags.push(t.clone());
+                    self.rules_removed = true;
+                }
+                Ctl::RuleRemoveByMsg(m) => {
+                    self.removed_msgs.push(m.clone());
+                    self.rules_removed = true;
+                }
                 Ctl::RuleRemoveTargetById(ids, t) => {
                     self.removed_targets_by_id.push((ids.clone(), t.clone()))
                 }
@@ -2560,6 +2573,39 @@ mod tests {
             }
             let doubled = parse_int(value.unwrap_or_default()).saturating_mul(2);
             assert_eq!(tx.tx_var("d_x"), Some(doubled.to_string().as_bytes()));
+        }
+    }
+
+    /// Rules removed at run time by id, tag or message are skipped from then on, and only
+    /// those: each removal alone must take effect.
+    #[test]
+    fn run_time_rule_removals_skip_the_rules_they_name() {
+        let removals = [
+            ("ctl:ruleRemoveById=2", 2),
+            ("ctl:ruleRemoveByTag=t3", 3),
+            ("ctl:ruleRemoveByMsg=m4", 4),
+        ];
+        for (ctl, removed) in removals {
+            let rs = Arc::new(
+                RuleSet::from_text(
+                    &format!(
+                        "SecRuleEngine On\n\
+                         SecAction \"id:1,phase:1,pass,nolog,{ctl}\"\n\
+                         SecAction \"id:2,phase:1,pass,nolog,setvar:tx.ran_2=1\"\n\
+                         SecAction \"id:3,phase:1,pass,nolog,tag:t3,setvar:tx.ran_3=1\"\n\
+                         SecAction \"id:4,phase:1,pass,nolog,msg:m4,setvar:tx.ran_4=1\"\n"
+                    ),
+                    "t",
+                )
+                .unwrap(),
+            );
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            for id in 2..=4 {
+                let ran = tx.tx_var(&format!("ran_{id}")).is_some();
+                assert_eq!(ran, id != removed, "{ctl}: rule {id}");
+            }
         }
     }
 }
