@@ -82,6 +82,73 @@ pub struct Rule {
     pub chained: Option<Box<Rule>>,
     pub origin: Arc<str>,
     pub line: usize,
+    /// For a static `@lt/@le/@gt/@ge/@eq`: the comparison, so that a TX value can be
+    /// compared as an integer without calling the operator.
+    pub int_cmp: Option<IntCmp>,
+    /// For a link that tests one `TX:key` (or `&TX:key`) value as it is (set when the rule
+    /// set is built): the slot, read directly instead of visiting the target.
+    pub tx_key: Option<TxKeyTest>,
+    /// The operator is an `@rx` that matches every input whole, with no group of its own
+    /// (`^.*$`): its answer is known, and its capture is the input.
+    pub matches_whole: bool,
+}
+
+/// The integer comparisons of `@lt @le @gt @ge @eq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+}
+
+/// An integer comparison with its operand read at load time, as the operator reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntCmp {
+    pub op: IntOp,
+    pub operand: i64,
+}
+
+impl IntCmp {
+    /// The comparison of operator `name` with parameter `param`, if it is one.
+    pub fn of(name: &str, param: &str) -> Option<IntCmp> {
+        let op = [
+            ("lt", IntOp::Lt),
+            ("le", IntOp::Le),
+            ("gt", IntOp::Gt),
+            ("ge", IntOp::Ge),
+            ("eq", IntOp::Eq),
+        ]
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))?
+        .1;
+        Some(IntCmp {
+            op,
+            operand: operators::parse_int(param.as_bytes()),
+        })
+    }
+
+    /// Whether a value read as the integer `n` matches (before negation).
+    pub fn holds(self, n: i64) -> bool {
+        match self.op {
+            IntOp::Lt => n < self.operand,
+            IntOp::Le => n <= self.operand,
+            IntOp::Gt => n > self.operand,
+            IntOp::Ge => n >= self.operand,
+            IntOp::Eq => n == self.operand,
+        }
+    }
+}
+
+/// A link whose only target is `TX:key` or `&TX:key`, without exclusions,
+/// transformations, `multiMatch` or `capture`: its one value is the slot's.
+#[derive(Debug, Clone)]
+pub struct TxKeyTest {
+    pub slot: u32,
+    pub count: bool,
+    /// MATCHED_VAR_NAME when it matches (`TX:key`, or `TX` when counting).
+    pub name: Box<[u8]>,
 }
 
 impl Rule {
@@ -130,10 +197,7 @@ impl Rule {
 }
 
 /// Parse `"[!]@name param"` (no `@` means `@rx`) into an operator.
-pub fn parse_operator(
-    text: &str,
-    ctx: &mut BuildContext<'_>,
-) -> Result<(RuleOperator, bool, String), String> {
+pub fn parse_operator(text: &str, ctx: &mut BuildContext<'_>) -> Result<ParsedOperator, String> {
     let t = text.trim_start();
     let (negated, t) = match t.strip_prefix('!') {
         Some(r) => (true, r.trim_start()),
@@ -159,7 +223,24 @@ pub fn parse_operator(
     } else {
         RuleOperator::Static(build(param, ctx).map_err(|e| format!("@{name}: {e}"))?)
     };
-    Ok((op, negated, name.to_string()))
+    let int_cmp = match op {
+        RuleOperator::Static(_) => IntCmp::of(name, param),
+        _ => None,
+    };
+    Ok(ParsedOperator {
+        op,
+        negated,
+        name: name.to_string(),
+        int_cmp,
+    })
+}
+
+/// An operator as [`parse_operator`] reads it.
+pub struct ParsedOperator {
+    pub op: RuleOperator,
+    pub negated: bool,
+    pub name: String,
+    pub int_cmp: Option<IntCmp>,
 }
 
 #[cfg(test)]
@@ -186,10 +267,20 @@ mod tests {
             base_dir: std::path::Path::new("."),
             notices: &mut n,
         };
-        let (op, neg, name) = parse_operator("!@within %{tx.allowed_methods}", &mut ctx).unwrap();
-        assert!(neg && name == "within" && matches!(op, RuleOperator::Dynamic { .. }));
-        let (op, neg, name) = parse_operator("^foo$", &mut ctx).unwrap();
-        assert!(!neg && name == "rx" && matches!(op, RuleOperator::Static(_)));
+        let p = parse_operator("!@within %{tx.allowed_methods}", &mut ctx).unwrap();
+        assert!(p.negated && p.name == "within" && matches!(p.op, RuleOperator::Dynamic { .. }));
+        let p = parse_operator("^foo$", &mut ctx).unwrap();
+        assert!(!p.negated && p.name == "rx" && matches!(p.op, RuleOperator::Static(_)));
+        assert!(p.int_cmp.is_none());
+        let p = parse_operator("@LT  -3x", &mut ctx).unwrap();
+        let want = IntCmp {
+            op: IntOp::Lt,
+            operand: -3,
+        };
+        assert_eq!(p.int_cmp, Some(want));
+        // A parameter expanded per transaction is compared by the operator built then.
+        let p = parse_operator("@lt %{tx.n}", &mut ctx).unwrap();
+        assert!(p.int_cmp.is_none());
         assert!(parse_operator("@nosuch x", &mut ctx).is_err());
     }
 }

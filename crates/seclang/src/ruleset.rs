@@ -4,13 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::actions::{Actions, EngineMode, Exec, IdRange};
+use crate::actions::{Actions, EngineMode, Exec, IdRange, SetVarOp};
 use crate::error::LoadError;
+use crate::macros::Part;
 use crate::operators::BuildContext;
 use crate::parser::{parse_directives, Directive};
 use crate::prefilter::Prefilter;
-use crate::rule::{parse_operator, ChainTable, Rule, RuleOperator};
+use crate::rule::{parse_operator, ChainTable, ParsedOperator, Rule, RuleOperator, TxKeyTest};
 use crate::store::SlotTable;
+use crate::transaction::write_var_name;
 use crate::variables::{add_exclusion, parse_targets, parse_var_ref, Selector, Var};
 
 /// Engine-wide settings from `Sec*` directives.
@@ -521,13 +523,14 @@ impl RuleSetBuilder {
             base_dir,
             notices: &mut self.notices,
         };
-        let (op, negated, op_name) = match operator {
+        let parsed = match operator {
             Some(o) => parse_operator(o, &mut ctx).map_err(DirError::Msg)?,
-            None => (
-                RuleOperator::Always,
-                false,
-                "unconditionalMatch".to_string(),
-            ),
+            None => ParsedOperator {
+                op: RuleOperator::Always,
+                negated: false,
+                name: "unconditionalMatch".to_string(),
+                int_cmp: None,
+            },
         };
         let is_link = self.open_chain;
         if is_link {
@@ -560,13 +563,18 @@ impl RuleSetBuilder {
             p
         };
         let chain = actions.chain;
+        let matches_whole = matches!(&parsed.op, RuleOperator::Static(op)
+            if op.as_rx().is_some_and(|rx| !rx.is_fallback() && matches_every_input_whole(rx.pattern())));
         let rule = Rule {
             id: actions.id.unwrap_or(0),
             phase,
             targets,
-            operator: op,
-            operator_name: op_name,
-            negated,
+            operator: parsed.op,
+            operator_name: parsed.name,
+            negated: parsed.negated,
+            int_cmp: parsed.int_cmp,
+            tx_key: None,
+            matches_whole,
             chain_ids: Vec::new(),
             defaults: self.defaults[if is_link { 0 } else { phase as usize }].clone(),
             actions,
@@ -602,8 +610,38 @@ impl RuleSetBuilder {
     }
 }
 
-/// Number the TX keys that targets and `setvar`s name literally, and record each slot
-/// where it is used, so that transactions reach them without string comparisons.
+/// Whether `@rx pattern` matches every input whole and has no group of its own: an
+/// optional `^`, a greedy `.*` (any byte, as `@rx` reads `.`), an optional `$`. The
+/// leftmost-first match starts at 0 and the run takes every byte, so `$` holds.
+fn matches_every_input_whole(pattern: &str) -> bool {
+    use regex_syntax::hir::{Class, HirKind, Look};
+    let Ok(hir) = crate::operators::rx::parse(pattern) else {
+        return false;
+    };
+    let parts = match hir.kind() {
+        HirKind::Concat(parts) => parts.as_slice(),
+        _ => std::slice::from_ref(&hir),
+    };
+    let any_bytes = |h: &regex_syntax::hir::Hir| match h.kind() {
+        HirKind::Repetition(r) if r.min == 0 && r.max.is_none() && r.greedy => {
+            matches!(r.sub.kind(), HirKind::Class(Class::Bytes(c))
+                if c.ranges().len() == 1 && c.ranges()[0].start() == 0 && c.ranges()[0].end() == 255)
+        }
+        _ => false,
+    };
+    let is_look =
+        |h: &regex_syntax::hir::Hir, look: Look| matches!(h.kind(), HirKind::Look(l) if *l == look);
+    let parts = match parts.split_first() {
+        Some((first, rest)) if is_look(first, Look::Start) => rest,
+        _ => parts,
+    };
+    let parts = match parts.split_last() {
+        Some((last, rest)) if is_look(last, Look::End) => rest,
+        _ => parts,
+    };
+    matches!(parts, [run] if any_bytes(run))
+}
+
 /// Numbers the links whose operator is built per transaction; returns how many there are.
 fn number_dynamic_operators(rules: &mut [Rule]) -> usize {
     let mut next = 0u32;
@@ -620,6 +658,9 @@ fn number_dynamic_operators(rules: &mut [Rule]) -> usize {
     next as usize
 }
 
+/// Number the TX keys that targets and `setvar`s name literally, and record each slot
+/// where it is used (and each link that tests just one), so that transactions reach them
+/// without string comparisons.
 fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
     let mut t = SlotTable::default();
     // Capture groups TX:0..TX:9.
@@ -639,8 +680,36 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
                         sv.slot = Some(t.intern(name));
                     }
                 }
+                if let SetVarOp::Add(m) | SetVarOp::Sub(m) = &sv.op {
+                    if let [Part::Var(Var::Tx, Some(key))] = m.parts.as_slice() {
+                        sv.operand_slot = Some(t.intern(key));
+                    }
+                }
             }
         }
+        r.tx_key = match r.targets.as_slice() {
+            [target]
+                if target.exclusions.is_empty()
+                    && r.chain_ids.is_empty()
+                    && !r.actions.multi_match
+                    && !r.actions.capture =>
+            {
+                match (target.var, &target.selector, target.slot) {
+                    (Var::Tx, Selector::Key(key), Some(slot)) => {
+                        let mut name = Vec::new();
+                        let key: &[u8] = if target.count { b"" } else { key };
+                        write_var_name(&mut name, Var::Tx, key);
+                        Some(TxKeyTest {
+                            slot,
+                            count: target.count,
+                            name: name.into(),
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         if let Some(c) = r.chained.as_deref_mut() {
             walk(c, t);
         }
@@ -768,5 +837,30 @@ mod tests {
         assert_eq!(rs.rules[0].targets.len(), 2);
         assert_eq!(rs.rules[0].targets[0].exclusions.len(), 1);
         assert!(RuleSet::from_text("SecRuleUpdateTargetById 5 ARGS", "t").is_err());
+    }
+
+    #[test]
+    fn patterns_that_match_every_input_whole() {
+        for p in ["^.*$", ".*", "^.*", ".*$", "^(?:.*)$", "(?s)^.*$"] {
+            assert!(matches_every_input_whole(p), "{p}");
+        }
+        // A group of its own, an empty input, lazy runs, `.` without newlines, misplaced
+        // anchors, other classes, alternations, PCRE-only syntax.
+        for p in [
+            "^(.*)$",
+            "^.+$",
+            "^.*?",
+            "(?-s)^.*$",
+            "$.*",
+            ".*^",
+            "^[^a]*$",
+            "^.*$|x",
+            "^.*$x",
+            "^",
+            "",
+            "(?<=a).*",
+        ] {
+            assert!(!matches_every_input_whole(p), "{p}");
+        }
     }
 }

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::operators::parse_int;
+
 /// Keys numbered at load time (lower-case, as collection keys compare).
 #[derive(Debug, Default)]
 pub struct SlotTable {
@@ -56,6 +58,9 @@ pub struct Store {
     /// store reused by the next transaction ([`Store::reset`]) does not allocate again.
     set: Vec<bool>,
     values: Vec<Vec<u8>>,
+    /// Per slot: its value read as an integer, once asked for since the value was set
+    /// (TX values are read as numbers far more often than they are written).
+    ints: Vec<Option<i64>>,
     extra: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
@@ -71,6 +76,7 @@ impl Store {
         Store {
             set: vec![false; table.len()],
             values: vec![Vec::new(); table.len()],
+            ints: vec![None; table.len()],
             table,
             extra: BTreeMap::new(),
         }
@@ -107,15 +113,36 @@ impl Store {
         (*self.set.get(s)?).then(|| self.values[s].as_slice())
     }
 
+    /// The value of slot `s` read as an integer ([`parse_int`]), if it is set.
+    pub fn slot_int(&mut self, s: u32) -> Option<i64> {
+        let s = s as usize;
+        if !*self.set.get(s)? {
+            return None;
+        }
+        Some(*self.ints[s].get_or_insert_with(|| parse_int(&self.values[s])))
+    }
+
     /// Set `key` (or `slot`, when the caller resolved it) to `value`, reusing the old
     /// value's buffer.
     pub fn set(&mut self, key: &[u8], slot: Option<u32>, value: &[u8]) {
+        self.set_known_int(key, slot, value, None);
+    }
+
+    /// [`Store::set`] to the text of `n` (as `setvar` arithmetic writes it), keeping `n`
+    /// as the slot's integer.
+    pub fn set_int(&mut self, key: &[u8], slot: Option<u32>, n: i64) {
+        let mut digits = [0u8; 20];
+        self.set_known_int(key, slot, format_i64(n, &mut digits), Some(n));
+    }
+
+    fn set_known_int(&mut self, key: &[u8], slot: Option<u32>, value: &[u8], n: Option<i64>) {
         match slot.or_else(|| self.slot(key)) {
             Some(s) => {
                 let v = &mut self.values[s as usize];
                 v.clear();
                 v.extend_from_slice(value);
                 self.set[s as usize] = true;
+                self.ints[s as usize] = n;
             }
             None => match self.extra.get_mut(key) {
                 Some(v) => {
@@ -194,6 +221,25 @@ impl Store {
             f(k, v);
         }
     }
+}
+
+/// `n` in decimal, without allocating.
+pub(crate) fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
 }
 
 #[cfg(test)]

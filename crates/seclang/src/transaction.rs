@@ -10,9 +10,9 @@ use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
 use crate::prefilter::PhaseScan;
-use crate::rule::{ChainId, Rule, RuleOperator};
+use crate::rule::{ChainId, Rule, RuleOperator, TxKeyTest};
 use crate::ruleset::{RuleSet, Step};
-use crate::store::Store;
+use crate::store::{format_i64, Store};
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
 
 /// Connection facts the server knows before the request line.
@@ -455,6 +455,9 @@ pub struct Transaction {
     removed_ids: Vec<IdRange>,
     removed_tags: Vec<String>,
     removed_msgs: Vec<String>,
+    /// Whether any of the three lists above holds something (most transactions remove
+    /// nothing, and every rule would ask).
+    rules_removed: bool,
     removed_targets_by_id: Vec<(Vec<IdRange>, VarRef)>,
     removed_targets_by_tag: Vec<(String, VarRef)>,
     /// Phases up to and including this one are skipped (`allow`).
@@ -494,6 +497,7 @@ impl RuleSet {
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_msgs: Vec::new(),
+            rules_removed: false,
             removed_targets_by_id: Vec::new(),
             removed_targets_by_tag: Vec::new(),
             allow_through: 0,
@@ -902,7 +906,7 @@ impl Transaction {
                 continue;
             }
             let rule = &rs.rules[ri];
-            if self.is_removed(rule) {
+            if self.rules_removed && self.is_removed(rule) {
                 continue;
             }
             // Whether the prefilter shows that the first link's operator matches no value.
@@ -1292,7 +1296,17 @@ impl Transaction {
                     {
                         *operator_runs += 1;
                     }
-                    if (!op_fails && op.matches(v, caps)) != link.negated {
+                    let op_matches = |caps: &mut Captures| {
+                        if !link.matches_whole {
+                            return op.matches(v, caps);
+                        }
+                        if caps.wanted {
+                            caps.groups.clear();
+                            caps.groups.push(v.to_vec());
+                        }
+                        true
+                    };
+                    if (!op_fails && op_matches(caps)) != link.negated {
                         let mut keep = |b: &[u8]| {
                             hit_bytes.extend_from_slice(b);
                             hit_bytes.len() - b.len()..hit_bytes.len()
@@ -1402,25 +1416,17 @@ impl Transaction {
         op: &dyn Operator,
         op_fails: bool,
     ) -> Option<bool> {
-        let [t] = link.targets.as_slice() else {
-            return None;
-        };
-        let (Var::Tx, Selector::Key(key), Some(slot)) = (t.var, &t.selector, t.slot) else {
-            return None;
-        };
-        if !t.exclusions.is_empty()
-            || !link.chain_ids.is_empty()
-            || link.actions.multi_match
-            || link.actions.capture
-        {
-            return None;
-        }
-        // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
-        let hit_key: &[u8] = if t.count { b"" } else { key };
-        if (!self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty())
-            && self.target_removed(starter, Var::Tx, hit_key)
-        {
-            return Some(false);
+        let TxKeyTest { slot, count, name } = link.tx_key.as_ref()?;
+        let (slot, count) = (*slot, *count);
+        if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
+            // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
+            let key: &[u8] = match (&link.targets[0].selector, count) {
+                (Selector::Key(k), false) => k,
+                _ => b"",
+            };
+            if self.target_removed(starter, Var::Tx, key) {
+                return Some(false);
+            }
         }
         let Data {
             tx,
@@ -1428,26 +1434,50 @@ impl Transaction {
             matched_vars,
             ..
         } = &mut self.data;
-        let found = tx.get_slot(slot);
-        let mut digits = [0u8; 20];
-        let (key, value): (&[u8], &[u8]) = match (t.count, found) {
-            (true, found) => (b"", format_i64(found.is_some() as i64, &mut digits)),
-            (false, Some(v)) => (key, v),
-            (false, None) => return Some(false),
+        // What `&TX:key` reads: whether the key is set.
+        let counted = |found: bool| -> &'static [u8] {
+            if found {
+                b"1"
+            } else {
+                b"0"
+            }
         };
-        let mut caps = Captures {
-            wanted: false,
-            groups: Vec::new(),
+        // An integer comparison needs the value's integer only (cached by the store).
+        let matches = match (link.int_cmp, count) {
+            _ if op_fails => false,
+            (Some(cmp), true) => cmp.holds(tx.get_slot(slot).is_some() as i64),
+            (Some(cmp), false) => match tx.slot_int(slot) {
+                Some(n) => cmp.holds(n),
+                None => return Some(false),
+            },
+            (None, _) => {
+                let value = match (count, tx.get_slot(slot)) {
+                    (true, found) => counted(found.is_some()),
+                    (false, Some(v)) => v,
+                    (false, None) => return Some(false),
+                };
+                let mut caps = Captures {
+                    wanted: false,
+                    groups: Vec::new(),
+                };
+                op.matches(value, &mut caps)
+            }
         };
-        if (!op_fails && op.matches(value, &mut caps)) == link.negated {
+        if matches == link.negated {
             return Some(false);
         }
-        write_var_name(&mut matched_var.0, Var::Tx, key);
+        let value = match (count, tx.get_slot(slot)) {
+            (true, found) => counted(found.is_some()),
+            (false, Some(v)) => v,
+            (false, None) => return Some(false),
+        };
+        matched_var.0.clear();
+        matched_var.0.extend_from_slice(name);
         matched_var.1.clear();
         matched_var.1.extend_from_slice(value);
         let (n, v) = matched_vars.push_empty();
-        n.extend_from_slice(&matched_var.0);
-        v.extend_from_slice(&matched_var.1);
+        n.extend_from_slice(name);
+        v.extend_from_slice(value);
         Some(true)
     }
 
@@ -1499,6 +1529,8 @@ impl Transaction {
                     }
                 };
                 let value: &[u8] = match &sv.op {
+                    // Read as an integer from its slot below.
+                    _ if sv.operand_slot.is_some() => b"",
                     SetVarOp::Set(m) | SetVarOp::Add(m) | SetVarOp::Sub(m) => {
                         match m.as_literal() {
                             Some(l) => l,
@@ -1511,33 +1543,45 @@ impl Transaction {
                     }
                     SetVarOp::Delete => b"",
                 };
+                // An unset key expands to nothing, which reads as 0.
+                let operand = sv
+                    .operand_slot
+                    .map(|s| self.data.tx.slot_int(s).unwrap_or(0));
                 let store = self.store_mut(sv.collection);
                 match &sv.op {
                     SetVarOp::Delete => store.remove(name, slot),
                     SetVarOp::Set(_) => store.set(name, slot, value),
                     SetVarOp::Add(_) | SetVarOp::Sub(_) => {
                         let cur = match slot {
-                            Some(s) => store.get_slot(s),
-                            None => store.get(name),
+                            Some(s) => store.slot_int(s),
+                            None => store.get(name).map(parse_int),
                         }
-                        .map_or(0, parse_int);
-                        let delta = parse_int(value);
+                        .unwrap_or(0);
+                        let delta = operand.unwrap_or_else(|| parse_int(value));
                         let n = if matches!(sv.op, SetVarOp::Add(_)) {
                             cur.saturating_add(delta)
                         } else {
                             cur.saturating_sub(delta)
                         };
-                        let mut digits = [0u8; 20];
-                        store.set(name, slot, format_i64(n, &mut digits));
+                        store.set_int(name, slot, n);
                     }
                 }
                 self.scratch.expansions = [name_buf, value_buf];
             }
             Exec::Ctl(c) => match c {
                 Ctl::RuleEngine(m) => self.mode = *m,
-                Ctl::RuleRemoveById(r) => self.removed_ids.extend_from_slice(r),
-                Ctl::RuleRemoveByTag(t) => self.removed_tags.push(t.clone()),
-                Ctl::RuleRemoveByMsg(m) => self.removed_msgs.push(m.clone()),
+                Ctl::RuleRemoveById(r) => {
+                    self.removed_ids.extend_from_slice(r);
+                    self.rules_removed = true;
+                }
+                Ctl::RuleRemoveByTag(t) => {
+                    self.removed_tags.push(t.clone());
+                    self.rules_removed = true;
+                }
+                Ctl::RuleRemoveByMsg(m) => {
+                    self.removed_msgs.push(m.clone());
+                    self.rules_removed = true;
+                }
                 Ctl::RuleRemoveTargetById(ids, t) => {
                     self.removed_targets_by_id.push((ids.clone(), t.clone()))
                 }
@@ -1655,7 +1699,7 @@ impl Transaction {
 }
 
 /// Write `VAR:key` (or `VAR` for scalars) into `out`, as MATCHED_VAR_NAME shows it.
-fn write_var_name(out: &mut Vec<u8>, var: Var, key: &[u8]) {
+pub(crate) fn write_var_name(out: &mut Vec<u8>, var: Var, key: &[u8]) {
     out.clear();
     out.extend_from_slice(var.name().as_bytes());
     if !key.is_empty() {
@@ -2077,25 +2121,6 @@ fn store(s: &Store, t: &Target, f: &mut Visitor<'_>) {
     }
 }
 
-/// `n` in decimal, without allocating.
-fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2375,5 +2400,212 @@ mod tests {
         tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
         let iv = tx.process_request_headers().unwrap();
         assert_eq!((iv.rule_id, iv.status), (4, 403));
+    }
+
+    /// A link testing one TX key with `@lt/@le/@gt/@ge/@eq` compares the key's integer
+    /// without the operator; it must decide and report as the general path does (the same
+    /// test on `TX:key|TX:unset`), for every value ModSecurity would read oddly.
+    #[test]
+    fn tx_key_comparisons_agree_with_the_general_path() {
+        let mut text = String::from("SecRuleEngine DetectionOnly\n");
+        let mut pairs = 0;
+        for op in ["lt", "le", "gt", "ge", "eq"] {
+            for operand in ["2", "-3", "0", "abc", " 7x"] {
+                for neg in ["", "!"] {
+                    for count in ["", "&"] {
+                        pairs += 1;
+                        for (kind, extra) in [("fast", ""), ("slow", "|TX:unset")] {
+                            let id = 2 * pairs + usize::from(kind == "slow");
+                            text.push_str(&format!(
+                                "SecRule {count}TX:v{extra} \"{neg}@{op} {operand}\" \
+                                 \"id:{id},phase:1,pass,nolog,\
+                                 setvar:'tx.{kind}_{pairs}=%{{MATCHED_VAR_NAME}}=%{{MATCHED_VAR}}'\"\n"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let rs = Arc::new(RuleSet::from_text(&text, "t").unwrap());
+        let fast = rs.rules.iter().filter(|r| r.id % 2 == 0);
+        assert!(fast
+            .clone()
+            .all(|r| r.tx_key.is_some() && r.int_cmp.is_some()));
+        assert!(rs
+            .rules
+            .iter()
+            .filter(|r| r.id % 2 == 1)
+            .all(|r| r.tx_key.is_none()));
+        let values: [Option<&[u8]>; 15] = [
+            None,
+            Some(b""),
+            Some(b"0"),
+            Some(b"2"),
+            Some(b"-3"),
+            Some(b" 7"),
+            Some(b"\t-2"),
+            Some(b"+5"),
+            Some(b"abc"),
+            Some(b"3abc"),
+            Some(b"-"),
+            Some(b"1.9"),
+            Some(b"99999999999999999999"),
+            Some(b"-99999999999999999999"),
+            Some(b"0x10"),
+        ];
+        let (mut matched, mut unmatched) = (0, 0);
+        for value in values {
+            let mut tx = rs.transaction(TxInput::default());
+            if let Some(v) = value {
+                tx.set_tx_var("v", v);
+            }
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            for p in 1..=pairs {
+                let got = tx.tx_var(&format!("fast_{p}")).map(<[u8]>::to_vec);
+                let want = tx.tx_var(&format!("slow_{p}")).map(<[u8]>::to_vec);
+                assert_eq!(got, want, "pair {p}, value {value:?}");
+                match got {
+                    Some(_) => matched += 1,
+                    None => unmatched += 1,
+                }
+            }
+        }
+        assert!(matched > 0 && unmatched > 0);
+    }
+
+    /// `setvar` arithmetic reads the integer the store keeps for a slot; a later plain
+    /// `setvar` of text must replace it.
+    #[test]
+    fn slot_integers_follow_the_text_written() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine On\n\
+                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.n=+5,setvar:tx.n=-7\"\n\
+                 SecRule TX:n \"@eq -2\" \"id:2,phase:1,pass,nolog,setvar:tx.n=9x\"\n\
+                 SecRule TX:n \"@lt 9\" \"id:3,phase:1,deny,status:401\"\n\
+                 SecAction \"id:4,phase:1,pass,nolog,setvar:tx.n=+1\"\n\
+                 SecRule TX:n \"@eq 10\" \"id:5,phase:1,deny,status:402\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+        let iv = tx.process_request_headers().unwrap();
+        assert_eq!((iv.rule_id, iv.status), (5, 402));
+        assert_eq!(tx.tx_var("n"), Some(&b"10"[..]));
+    }
+
+    /// An `@rx` known to match every input whole answers and captures without the regex
+    /// as the regex does (the same test written so that it is not recognised), on empty
+    /// values, newlines and bytes that are not UTF-8.
+    #[test]
+    fn whole_input_patterns_match_and_capture_as_the_regex() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx ^.*$\" \"id:1,phase:1,pass,nolog,capture,\
+                   setvar:'tx.fast=%{MATCHED_VAR_NAME}|%{tx.0}|%{MATCHED_VAR}'\"\n\
+                 SecRule ARGS \"@rx ^.*$|^x\" \"id:2,phase:1,pass,nolog,capture,\
+                   setvar:'tx.slow=%{MATCHED_VAR_NAME}|%{tx.0}|%{MATCHED_VAR}'\"\n\
+                 SecRule ARGS \"!@rx ^.*$\" \"id:3,phase:1,pass,nolog,setvar:tx.negated=1\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        assert!(rs.rules[0].matches_whole && !rs.rules[1].matches_whole);
+        for query in ["a=", "b=x%0Ay%0A", "c=%FF%C3", "d=plain&e=last"] {
+            let mut tx = rs.transaction(TxInput::default());
+            let uri = format!("/?{query}");
+            tx.set_request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            let slow = tx.tx_var("slow").map(<[u8]>::to_vec);
+            assert!(slow.is_some(), "{query}");
+            assert_eq!(tx.tx_var("fast").map(<[u8]>::to_vec), slow, "{query}");
+            assert_eq!(tx.tx_var("negated"), None);
+            if query.starts_with('b') {
+                assert_eq!(slow.as_deref(), Some(&b"ARGS:b|x\ny\n|x\ny\n"[..]));
+            }
+        }
+    }
+
+    /// `setvar` adding or subtracting one TX key reads the key's integer from its slot; it
+    /// must give what expanding the macro and reading the text gives (written so that it
+    /// is expanded), for unset keys and values read oddly.
+    #[test]
+    fn setvar_operands_read_from_slots_as_when_expanded() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.add=10,setvar:tx.add_x=10,\
+                   setvar:tx.add=+%{tx.d},setvar:tx.add_x=+%{tx.d}%{tx.unset},\
+                   setvar:tx.sub=-%{tx.d},setvar:tx.sub_x=-%{tx.d}%{tx.unset},\
+                   setvar:tx.d=+%{tx.d},setvar:tx.d_x=%{tx.d}\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let Exec::SetVar(sv) = &rs.rules[0].actions.exec[2] else {
+            panic!("not a setvar");
+        };
+        assert!(sv.operand_slot.is_some());
+        let values: [Option<&[u8]>; 6] = [
+            None,
+            Some(b"3"),
+            Some(b" -4x"),
+            Some(b"abc"),
+            Some(b""),
+            Some(b"99999999999999999999"),
+        ];
+        for value in values {
+            let mut tx = rs.transaction(TxInput::default());
+            if let Some(v) = value {
+                tx.set_tx_var("d", v);
+            }
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            for key in ["add", "sub"] {
+                let fast = tx.tx_var(key).map(<[u8]>::to_vec);
+                assert!(fast.is_some());
+                let slow = tx.tx_var(&format!("{key}_x")).map(<[u8]>::to_vec);
+                assert_eq!(fast, slow, "{key}, {value:?}");
+            }
+            let doubled = parse_int(value.unwrap_or_default()).saturating_mul(2);
+            assert_eq!(tx.tx_var("d_x"), Some(doubled.to_string().as_bytes()));
+        }
+    }
+
+    /// Rules removed at run time by id, tag or message are skipped from then on, and only
+    /// those: each removal alone must take effect.
+    #[test]
+    fn run_time_rule_removals_skip_the_rules_they_name() {
+        let removals = [
+            ("ctl:ruleRemoveById=2", 2),
+            ("ctl:ruleRemoveByTag=t3", 3),
+            ("ctl:ruleRemoveByMsg=m4", 4),
+        ];
+        for (ctl, removed) in removals {
+            let rs = Arc::new(
+                RuleSet::from_text(
+                    &format!(
+                        "SecRuleEngine On\n\
+                         SecAction \"id:1,phase:1,pass,nolog,{ctl}\"\n\
+                         SecAction \"id:2,phase:1,pass,nolog,setvar:tx.ran_2=1\"\n\
+                         SecAction \"id:3,phase:1,pass,nolog,tag:t3,setvar:tx.ran_3=1\"\n\
+                         SecAction \"id:4,phase:1,pass,nolog,msg:m4,setvar:tx.ran_4=1\"\n"
+                    ),
+                    "t",
+                )
+                .unwrap(),
+            );
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            for id in 2..=4 {
+                let ran = tx.tx_var(&format!("ran_{id}")).is_some();
+                assert_eq!(ran, id != removed, "{ctl}: rule {id}");
+            }
+        }
     }
 }

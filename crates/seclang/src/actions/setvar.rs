@@ -20,6 +20,9 @@ pub struct SetVar {
     pub op: SetVarOp,
     /// For a literal TX name: its slot, numbered when the rule set is built.
     pub slot: Option<u32>,
+    /// For `=+%{tx.key}` and `=-%{tx.key}` (CRS's anomaly scoring): the key's slot,
+    /// whose integer is the operand, so the value needs no expansion nor parsing.
+    pub operand_slot: Option<u32>,
 }
 
 pub fn parse(a: &mut Actions, v: Option<&str>) -> Result<(), String> {
@@ -60,6 +63,7 @@ pub fn parse(a: &mut Actions, v: Option<&str>) -> Result<(), String> {
         name: Macro::parse(&name.to_ascii_lowercase()),
         op,
         slot: None,
+        operand_slot: None,
     }));
     Ok(())
 }
