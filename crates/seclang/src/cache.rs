@@ -65,6 +65,9 @@ pub struct TransformCache {
     /// every transformation applied: a value reached by two chains is transformed once.
     applied: FxHashMap<(Row, u32, transformations::TransformId), u32>,
     store: Vec<Vec<u8>>,
+    /// Per stored value: [`transformations::may_change`] of its features ((0, 0): not
+    /// computed yet), for the transformations applied to it next.
+    stored_may: Vec<(u64, u64)>,
     /// Buffers whose result turned out unchanged, reused for the next transformation.
     spare: Vec<Vec<u8>>,
     scratch: [Vec<u8>; 2],
@@ -88,6 +91,7 @@ impl TransformCache {
         self.changing.clear();
         self.applied.clear();
         self.chains = chains;
+        self.stored_may.clear();
         for mut b in self.store.drain(..) {
             if b.capacity() <= max_keep {
                 b.clear();
@@ -234,7 +238,7 @@ impl TransformCache {
         let unchanged = match input {
             // The row's tests above already tell whether `t` leaves the raw value as it is.
             Val::Raw => self.changing[r] & 1 << t == 0,
-            Val::Stored(_) => transformations::unchanged(t, self.bytes(input, raw)),
+            Val::Stored(i) => self.stored_unchanged(i as usize, t),
         };
         let v = if unchanged {
             input
@@ -250,6 +254,7 @@ impl TransformCache {
                         input
                     } else {
                         self.store.push(out);
+                        self.stored_may.push((0, 0));
                         Val::Stored(self.store.len() as u32 - 1)
                     };
                     self.applied.insert(key, entry(v));
@@ -259,6 +264,18 @@ impl TransformCache {
         };
         self.table[at] = entry(v);
         v
+    }
+
+    /// Whether transformation `t` leaves stored value `i` as it is: one pass over the value
+    /// serves every transformation applied to it.
+    fn stored_unchanged(&mut self, i: usize, t: transformations::TransformId) -> bool {
+        if self.stored_may[i].0 == 0 {
+            self.stored_may[i] =
+                transformations::may_change(transformations::features(&self.store[i]));
+        }
+        let (may, refined) = self.stored_may[i];
+        let bit = 1u64 << t;
+        may & bit == 0 || (refined & bit != 0 && transformations::unchanged(t, &self.store[i]))
     }
 
     fn uncached<'a>(&'a mut self, chains: &ChainTable, raw: &'a [u8], chain: ChainId) -> &'a [u8] {
