@@ -53,18 +53,21 @@ pub struct TransformCache {
     /// `rows × chains` entries, indexed directly: the chain prefix tree is walked without
     /// hashing.
     table: Vec<u32>,
-    /// Per row: the transformations whose unchanged-value test has run on the raw value,
-    /// and those among them that may change it. A chain of transformations that all leave
-    /// the raw value as it is yields the raw value, without walking the chain.
+    /// Per row: the transformations known to leave the raw value as it is or not, and
+    /// those among them that may change it. A chain of transformations that all leave
+    /// the raw value as it is yields the raw value, without walking the chain. `tested`
+    /// is 0 until the row's value has been looked at; then the value's features settle
+    /// every transformation but those whose own test has not run yet.
     tested: Vec<u64>,
     changing: Vec<u64>,
-    /// Per row: the raw value's [`transformations::features`] (0: not computed yet).
-    features: Vec<u32>,
     chains: usize,
     /// (row, table entry of the input, transformation) → table entry of the result, for
     /// every transformation applied: a value reached by two chains is transformed once.
     applied: FxHashMap<(Row, u32, transformations::TransformId), u32>,
     store: Vec<Vec<u8>>,
+    /// Per stored value: [`transformations::may_change`] of its features ((0, 0): not
+    /// computed yet), for the transformations applied to it next.
+    stored_may: Vec<(u64, u64)>,
     /// Buffers whose result turned out unchanged, reused for the next transformation.
     spare: Vec<Vec<u8>>,
     scratch: [Vec<u8>; 2],
@@ -86,9 +89,9 @@ impl TransformCache {
         self.table.clear();
         self.tested.clear();
         self.changing.clear();
-        self.features.clear();
         self.applied.clear();
         self.chains = chains;
+        self.stored_may.clear();
         for mut b in self.store.drain(..) {
             if b.capacity() <= max_keep {
                 b.clear();
@@ -130,7 +133,6 @@ impl TransformCache {
             self.table.resize(self.table.len() + self.chains, UNKNOWN);
             self.tested.push(0);
             self.changing.push(0);
-            self.features.push(0);
         }
         rows[low] - 1
     }
@@ -202,15 +204,19 @@ impl TransformCache {
     fn compute(&mut self, chains: &ChainTable, row: Row, raw: &[u8], chain: ChainId) -> Val {
         let r = row as usize;
         let used = chains.masks[chain as usize];
-        let mut untested = used & !self.tested[r];
-        if untested != 0 && self.features[r] == 0 {
-            self.features[r] = transformations::features(raw);
+        if self.tested[r] == 0 {
+            // One pass over the value answers for every transformation whose features it
+            // lacks, and for those that change any value with them (never all 64 bits).
+            let (may, refined) = transformations::may_change(transformations::features(raw));
+            self.changing[r] = may & !refined;
+            self.tested[r] = !refined;
         }
+        let mut untested = used & !self.tested[r];
         while untested != 0 {
             let t = untested.trailing_zeros();
             untested &= untested - 1;
             let t = t as transformations::TransformId;
-            if !transformations::unchanged_given(t, self.features[r], raw) {
+            if !transformations::unchanged(t, raw) {
                 self.changing[r] |= 1 << t;
             }
         }
@@ -232,7 +238,7 @@ impl TransformCache {
         let unchanged = match input {
             // The row's tests above already tell whether `t` leaves the raw value as it is.
             Val::Raw => self.changing[r] & 1 << t == 0,
-            Val::Stored(_) => transformations::unchanged(t, self.bytes(input, raw)),
+            Val::Stored(i) => self.stored_unchanged(i as usize, t),
         };
         let v = if unchanged {
             input
@@ -248,6 +254,7 @@ impl TransformCache {
                         input
                     } else {
                         self.store.push(out);
+                        self.stored_may.push((0, 0));
                         Val::Stored(self.store.len() as u32 - 1)
                     };
                     self.applied.insert(key, entry(v));
@@ -257,6 +264,18 @@ impl TransformCache {
         };
         self.table[at] = entry(v);
         v
+    }
+
+    /// Whether transformation `t` leaves stored value `i` as it is: one pass over the value
+    /// serves every transformation applied to it.
+    fn stored_unchanged(&mut self, i: usize, t: transformations::TransformId) -> bool {
+        if self.stored_may[i].0 == 0 {
+            self.stored_may[i] =
+                transformations::may_change(transformations::features(&self.store[i]));
+        }
+        let (may, refined) = self.stored_may[i];
+        let bit = 1u64 << t;
+        may & bit == 0 || (refined & bit != 0 && transformations::unchanged(t, &self.store[i]))
     }
 
     fn uncached<'a>(&'a mut self, chains: &ChainTable, raw: &'a [u8], chain: ChainId) -> &'a [u8] {
@@ -393,5 +412,58 @@ mod tests {
         assert_ne!(d, l);
         assert_eq!(c.bytes(d, b"A%42"), b"ab");
         assert_eq!(c.bytes(l, b"A%42"), b"a%42");
+    }
+
+    /// Random chains over every transformation, on random values (each a slot, asked
+    /// through chains in random order, so rows are first seen through any chain): the
+    /// cache answers what applying the chain's transformations in turn gives.
+    #[test]
+    fn cached_values_match_the_transformations_applied_in_turn() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let alphabet = b"aAzZfF09%%2+&#;\\//..-*<! \t\x00\xa0\xc3\xa9\"'^,()";
+        let count = transformations::TABLE.len();
+        for _ in 0..300 {
+            let mut chains = ChainTable::default();
+            let picked: Vec<Vec<transformations::TransformId>> = (0..6)
+                .map(|_| {
+                    let len = 1 + next(4);
+                    (0..len)
+                        .map(|_| next(count) as transformations::TransformId)
+                        .collect()
+                })
+                .collect();
+            let ids: Vec<ChainId> = picked
+                .iter()
+                .map(|p| *chains.intern(p).last().unwrap())
+                .collect();
+            let values: Vec<Vec<u8>> = (0..5)
+                .map(|_| {
+                    let len = next(14);
+                    (0..len).map(|_| alphabet[next(alphabet.len())]).collect()
+                })
+                .collect();
+            let mut c = TransformCache::default();
+            c.clear(0, chains.nodes.len());
+            for _ in 0..40 {
+                let (k, v) = (next(ids.len()), next(values.len()));
+                let mut expected = values[v].clone();
+                for &t in &picked[k] {
+                    let mut out = Vec::new();
+                    transformations::apply(t, &expected, &mut out);
+                    expected = out;
+                }
+                let slot = v as u32 + 1;
+                let cached = c.get(&chains, Some(slot), &values[v], Some(ids[k]));
+                assert_eq!(cached, expected, "{:?} on {:?}", picked[k], values[v]);
+                let direct = c.get(&chains, None, &values[v], Some(ids[k]));
+                assert_eq!(direct, expected, "{:?} on {:?}", picked[k], values[v]);
+            }
+        }
     }
 }

@@ -627,7 +627,8 @@ pub struct PhaseScan {
     states: Vec<StateBits>,
     masks: Vec<Mask>,
     checks: Vec<Check>,
-    /// The rests of the literals past their prefix, each distinct rest once.
+    /// The rests of the literals past their prefix and the rest's first byte, ASCII
+    /// lower-cased (the scan ignores case), each distinct one once.
     rest_bytes: Vec<u8>,
     /// Candidate bits of the phase, in 64-bit words.
     pub words: usize,
@@ -663,8 +664,12 @@ struct Mask {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Check {
     member: u32,
+    /// The rest's first byte, lower-cased: most rests fail on it, without a look at the
+    /// member's bit or the rest's bytes.
+    first: u8,
+    /// `rest_bytes[rest_at..][..rest_len]`: the rest past its first byte.
+    rest_len: u16,
     rest_at: u32,
-    rest_len: u32,
 }
 
 /// One phase literal cut to the scanned prefix.
@@ -801,18 +806,22 @@ impl PhaseScan {
                 .into_iter()
                 .filter(|p| whole.binary_search(&p.member).is_err())
                 .map(|p| {
-                    let rest_at = *rests.entry(p.rest.clone()).or_insert_with(|| {
-                        rest_bytes.extend_from_slice(&p.rest);
-                        (rest_bytes.len() - p.rest.len()) as u32
+                    let lower = p.rest.to_ascii_lowercase();
+                    let (&first, tail) = lower.split_first()?;
+                    let rest_len = u16::try_from(tail.len()).ok()?;
+                    let rest_at = *rests.entry(tail.to_vec()).or_insert_with_key(|tail| {
+                        rest_bytes.extend_from_slice(tail);
+                        (rest_bytes.len() - tail.len()) as u32
                     });
-                    Check {
+                    Some(Check {
                         member: p.member,
+                        first,
+                        rest_len,
                         rest_at,
-                        rest_len: p.rest.len() as u32,
-                    }
+                    })
                 })
-                .collect();
-            state_checks.sort_unstable_by_key(|c| (c.member, c.rest_at, c.rest_len));
+                .collect::<Option<_>>()?;
+            state_checks.sort_unstable_by_key(|c| (c.member, c.first, c.rest_at, c.rest_len));
             state_checks.dedup();
             let (mut every, whole) = (masks_of(&every), masks_of(&whole));
             let first = (!every.is_empty()).then(|| every.remove(0))?;
@@ -900,14 +909,26 @@ impl PhaseScan {
                 continue;
             };
             self.or_masks(s.whole_at, s.whole_len, bits);
-            let after = &value[at..];
+            let Some((next, after)) = value[at..].split_first() else {
+                continue;
+            };
+            let next = next.to_ascii_lowercase();
             for c in &self.checks[s.checks_at as usize..][..s.checks_len as usize] {
+                if c.first != next {
+                    continue;
+                }
                 let (word, bit) = ((c.member / 64) as usize, 1 << (c.member % 64));
                 if bits[word] & bit != 0 {
                     continue;
                 }
-                let rest = &self.rest_bytes[c.rest_at as usize..][..c.rest_len as usize];
-                if after.len() >= rest.len() && after[..rest.len()].eq_ignore_ascii_case(rest) {
+                let rest = &self.rest_bytes[c.rest_at as usize..][..usize::from(c.rest_len)];
+                // The rest is stored lower-cased: one conversion a byte, not two.
+                if after.len() >= rest.len()
+                    && after
+                        .iter()
+                        .zip(rest)
+                        .all(|(a, r)| a.to_ascii_lowercase() == *r)
+                {
                     bits[word] |= bit;
                 }
             }
@@ -921,13 +942,28 @@ impl PhaseScan {
     fn to_match(&self, state: &mut usize, value: &[u8]) -> Option<usize> {
         let (trans, classes) = (&self.trans[..], &self.classes);
         let (class_count, first_match) = (self.class_count, usize::from(self.first_match));
+        let step = |s: usize, b: u8| {
+            usize::from(trans[s * class_count + usize::from(classes[usize::from(b)])])
+        };
         let mut s = *state;
-        let found = value.iter().position(|&b| {
-            s = usize::from(trans[s * class_count + usize::from(classes[usize::from(b)])]);
+        // Four bytes a round: the match test stays per byte, the end-of-value test does not.
+        let quads = value.chunks_exact(4);
+        let (tail, whole) = (quads.remainder(), value.len() - value.len() % 4);
+        for (i, quad) in quads.enumerate() {
+            for (j, &b) in quad.iter().enumerate() {
+                s = step(s, b);
+                if s >= first_match {
+                    *state = s;
+                    return Some(4 * i + j + 1);
+                }
+            }
+        }
+        let found = tail.iter().position(|&b| {
+            s = step(s, b);
             s >= first_match
         });
         *state = s;
-        found.map(|i| i + 1)
+        found.map(|i| whole + i + 1)
     }
 }
 

@@ -215,9 +215,61 @@ pub fn features(input: &[u8]) -> u32 {
 /// [`unchanged`] for a value whose [`features`] are `features`: true only when
 /// transformation `id` returns `input` as it is (false more often than `unchanged`).
 pub fn unchanged_given(id: TransformId, features: u32, input: &[u8]) -> bool {
-    let (_, test, needs, refine) = UNCHANGED[id as usize];
-    features & needs == 0 || (refine && test(input))
+    let (may, refined) = may_change(features);
+    let bit = 1u64 << id;
+    may & bit == 0 || (refined & bit != 0 && unchanged(id, input))
 }
+
+/// The transformations that may change a value whose [`features`] are `features` (as a
+/// set of [`TransformId`] bits), and among them those worth their [`unchanged`] test; the
+/// others change it. Two table lookups answer for every transformation at once, where a
+/// cache would otherwise ask [`unchanged_given`] once per transformation and value.
+#[inline]
+pub fn may_change(features: u32) -> (u64, u64) {
+    let low = MAY_CHANGE[0][(features & 0xff) as usize];
+    let high = MAY_CHANGE[1][(features >> 8 & 0xff) as usize];
+    let may = low | high;
+    (may, may & REFINED)
+}
+
+// The features fit the two bytes that index [`MAY_CHANGE`].
+const _: () = assert!(LESS < 1 << 16);
+
+/// Transformations whose unchanged-value test is worth running (see [`UNCHANGED`]).
+const REFINED: u64 = {
+    let mut m = 0;
+    let mut t = 0;
+    while t < UNCHANGED.len() {
+        if UNCHANGED[t].3 {
+            m |= 1 << t;
+        }
+        t += 1;
+    }
+    m
+};
+
+/// Per byte of the features (low, high) and its value: the transformations that need one
+/// of the features it holds.
+static MAY_CHANGE: [[u64; 256]; 2] = {
+    let mut table = [[0u64; 256]; 2];
+    let mut half = 0;
+    while half < 2 {
+        let mut v = 0;
+        while v < 256 {
+            let features = (v as u32) << (8 * half);
+            let mut t = 0;
+            while t < UNCHANGED.len() {
+                if UNCHANGED[t].2 & features != 0 {
+                    table[half][v] |= 1 << t;
+                }
+                t += 1;
+            }
+            v += 1;
+        }
+        half += 1;
+    }
+    table
+};
 
 // Chains keep their set of transformations in a `u64`.
 const _: () = assert!(TABLE.len() <= 64 && UNCHANGED.len() == TABLE.len());
@@ -528,6 +580,33 @@ mod tests {
         }
         for name in ["jsDecode", "escapeSeqDecode", "base64Decode", "md5"] {
             assert!(not_blind.contains(&name), "{name} {not_blind:?}");
+        }
+    }
+
+    /// The table behind [`may_change`] against the definition it precomputes, for every
+    /// single feature and random sets of them.
+    #[test]
+    fn may_change_agrees_with_the_needed_features() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let singles = (0..16).map(|b| ALWAYS | 1 << b);
+        let random = (0..2000).map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            ALWAYS | (seed as u32 & 0xffff)
+        });
+        for features in singles.chain(random) {
+            let (may, refined) = may_change(features);
+            for (t, (name, _, needs, refine)) in UNCHANGED.iter().enumerate() {
+                let bit = 1u64 << t;
+                let needed = features & needs != 0;
+                assert_eq!(may & bit != 0, needed, "{name} {features:#x}");
+                assert_eq!(
+                    refined & bit != 0,
+                    needed && *refine,
+                    "{name} {features:#x}"
+                );
+            }
         }
     }
 

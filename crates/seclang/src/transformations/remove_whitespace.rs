@@ -40,6 +40,31 @@ mod tests {
         assert_eq!(run(super::apply, b"x\x00y "), b"x\x00y");
     }
 
+    /// Values around and across the 64-byte blocks, dense in whitespace or not: the same
+    /// as dropping every space byte one by one.
+    #[test]
+    fn blocks_agree_with_a_plain_filter() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let alphabet = b"ab<> \t\n\r\x0b\x0c\xa0\x00";
+        for _ in 0..500 {
+            let len = next(300);
+            let dense = 1 + next(alphabet.len());
+            let input: Vec<u8> = (0..len).map(|_| alphabet[next(dense)]).collect();
+            let expected: Vec<u8> = input
+                .iter()
+                .copied()
+                .filter(|&c| !crate::transformations::is_space(c))
+                .collect();
+            assert_eq!(run(super::apply, &input), expected, "{input:?}");
+        }
+    }
+
     #[test]
     fn appends_after_what_the_output_holds() {
         let mut out = b"keep".to_vec();
