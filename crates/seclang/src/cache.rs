@@ -419,13 +419,7 @@ mod tests {
     /// cache answers what applying the chain's transformations in turn gives.
     #[test]
     fn cached_values_match_the_transformations_applied_in_turn() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::test_rng::below(0x9e37_79b9_7f4a_7c15u64);
         let alphabet = b"aAzZfF09%%2+&#;\\//..-*<! \t\x00\xa0\xc3\xa9\"'^,()";
         let count = transformations::TABLE.len();
         for _ in 0..300 {

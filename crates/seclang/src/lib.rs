@@ -32,6 +32,8 @@ mod prefilter;
 pub mod rule;
 pub mod ruleset;
 mod store;
+#[cfg(test)]
+mod test_rng;
 pub mod transaction;
 pub mod transformations;
 pub mod variables;

@@ -2380,25 +2380,27 @@ mod tests {
         assert_eq!(texts, want.map(|(m, l)| (m.to_string(), l.to_string())));
     }
 
+    /// A GET / through phase 1 of `rules`, which must intervene.
+    fn phase_1_intervention(rules: &str) -> (Transaction, Intervention) {
+        let rs = Arc::new(RuleSet::from_text(rules, "t").unwrap());
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+        let iv = tx.process_request_headers().unwrap();
+        (tx, iv)
+    }
+
     /// A TX key target removed at run time is removed from the rules it names, and only
     /// from those, whether the rule reads its value or counts it.
     #[test]
     fn run_time_target_removal_applies_to_tx_keys() {
-        let rs = Arc::new(
-            RuleSet::from_text(
-                "SecRuleEngine On\n\
-                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.foo=1,\
-                   ctl:ruleRemoveTargetById=2;TX:foo,ctl:ruleRemoveTargetByTag=t3;TX\"\n\
-                 SecRule TX:foo \"@eq 1\" \"id:2,phase:1,deny,status:401\"\n\
-                 SecRule &TX:foo \"@eq 1\" \"id:3,phase:1,deny,status:402,tag:t3\"\n\
-                 SecRule TX:foo \"@eq 1\" \"id:4,phase:1,deny,status:403\"\n",
-                "t",
-            )
-            .unwrap(),
+        let (_, iv) = phase_1_intervention(
+            "SecRuleEngine On\n\
+             SecAction \"id:1,phase:1,pass,nolog,setvar:tx.foo=1,\
+               ctl:ruleRemoveTargetById=2;TX:foo,ctl:ruleRemoveTargetByTag=t3;TX\"\n\
+             SecRule TX:foo \"@eq 1\" \"id:2,phase:1,deny,status:401\"\n\
+             SecRule &TX:foo \"@eq 1\" \"id:3,phase:1,deny,status:402,tag:t3\"\n\
+             SecRule TX:foo \"@eq 1\" \"id:4,phase:1,deny,status:403\"\n",
         );
-        let mut tx = rs.transaction(TxInput::default());
-        tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
-        let iv = tx.process_request_headers().unwrap();
         assert_eq!((iv.rule_id, iv.status), (4, 403));
     }
 
@@ -2478,21 +2480,14 @@ mod tests {
     /// `setvar` of text must replace it.
     #[test]
     fn slot_integers_follow_the_text_written() {
-        let rs = Arc::new(
-            RuleSet::from_text(
-                "SecRuleEngine On\n\
-                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.n=+5,setvar:tx.n=-7\"\n\
-                 SecRule TX:n \"@eq -2\" \"id:2,phase:1,pass,nolog,setvar:tx.n=9x\"\n\
-                 SecRule TX:n \"@lt 9\" \"id:3,phase:1,deny,status:401\"\n\
-                 SecAction \"id:4,phase:1,pass,nolog,setvar:tx.n=+1\"\n\
-                 SecRule TX:n \"@eq 10\" \"id:5,phase:1,deny,status:402\"\n",
-                "t",
-            )
-            .unwrap(),
+        let (tx, iv) = phase_1_intervention(
+            "SecRuleEngine On\n\
+             SecAction \"id:1,phase:1,pass,nolog,setvar:tx.n=+5,setvar:tx.n=-7\"\n\
+             SecRule TX:n \"@eq -2\" \"id:2,phase:1,pass,nolog,setvar:tx.n=9x\"\n\
+             SecRule TX:n \"@lt 9\" \"id:3,phase:1,deny,status:401\"\n\
+             SecAction \"id:4,phase:1,pass,nolog,setvar:tx.n=+1\"\n\
+             SecRule TX:n \"@eq 10\" \"id:5,phase:1,deny,status:402\"\n",
         );
-        let mut tx = rs.transaction(TxInput::default());
-        tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
-        let iv = tx.process_request_headers().unwrap();
         assert_eq!((iv.rule_id, iv.status), (5, 402));
         assert_eq!(tx.tx_var("n"), Some(&b"10"[..]));
     }

@@ -434,6 +434,28 @@ mod tests {
             .unwrap()
     }
 
+    /// Each pattern compiles without the fallback and answers every input as PCRE2 does;
+    /// how many inputs matched.
+    fn agree_with_pcre(cases: &[(&str, &[&[u8]])]) -> usize {
+        let mut matched = 0;
+        for (p, inputs) in cases {
+            let mut notices = Vec::new();
+            let re = Rx::compile(p, &mut notices).unwrap();
+            assert!(!re.is_fallback(), "{p}");
+            assert!(notices.is_empty(), "{p}: {notices:?}");
+            for i in *inputs {
+                let expected = pcre_matches(p, i);
+                assert_eq!(
+                    re.matches(i, &mut Captures::default()),
+                    expected,
+                    "{p} {i:?}"
+                );
+                matched += usize::from(expected);
+            }
+        }
+        matched
+    }
+
     #[test]
     fn braced_hex_escapes_are_bytes_as_in_pcre() {
         let cases: &[(&str, &[&[u8]])] = &[
@@ -460,22 +482,7 @@ mod tests {
             (r"^\\x{2}$", &[b"\\xx", b"\\\x02", b"\x02"]),
             (r"^[\\]x{2}$", &[b"\\xx", b"\\\x02"]),
         ];
-        let mut matched = 0;
-        for (p, inputs) in cases {
-            let mut notices = Vec::new();
-            let re = Rx::compile(p, &mut notices).unwrap();
-            assert!(!re.is_fallback(), "{p}");
-            assert!(notices.is_empty(), "{p}: {notices:?}");
-            for i in *inputs {
-                let expected = pcre_matches(p, i);
-                assert_eq!(
-                    re.matches(i, &mut Captures::default()),
-                    expected,
-                    "{p} {i:?}"
-                );
-                matched += usize::from(expected);
-            }
-        }
+        let matched = agree_with_pcre(cases);
         // The cases hold matches as well as misses.
         assert!(matched >= 8, "{matched}");
     }
@@ -497,22 +504,7 @@ mod tests {
             // Escaped, the character is still its bytes.
             ("^\\\u{b4}$", &[b"\xc2\xb4", b"\\\xc2\xb4"]),
         ];
-        let mut matched = 0;
-        for (p, inputs) in cases {
-            let mut notices = Vec::new();
-            let re = Rx::compile(p, &mut notices).unwrap();
-            assert!(!re.is_fallback(), "{p}");
-            assert!(notices.is_empty(), "{p}: {notices:?}");
-            for i in *inputs {
-                let expected = pcre_matches(p, i);
-                assert_eq!(
-                    re.matches(i, &mut Captures::default()),
-                    expected,
-                    "{p} {i:?}"
-                );
-                matched += usize::from(expected);
-            }
-        }
+        let matched = agree_with_pcre(cases);
         // The cases hold matches as well as misses.
         assert!(matched >= 5, "{matched}");
     }

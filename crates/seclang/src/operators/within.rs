@@ -59,13 +59,7 @@ mod tests {
     /// Agrees with a plain substring search, inputs at the list's edges included.
     #[test]
     fn agrees_with_a_substring_search() {
-        let mut seed = 0x853c_49e6_748f_ea9bu64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::test_rng::below(0x853c_49e6_748f_ea9bu64);
         let alphabet = b"/ab-c";
         let mut found = 0;
         for _ in 0..3000 {

@@ -537,13 +537,7 @@ mod tests {
     /// read letters (`\x` escapes, base64, digests) are caught by the same check.
     #[test]
     fn case_blind_transformations_ignore_input_case() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::test_rng::below(0x9e37_79b9_7f4a_7c15u64);
         let alphabet = b"aAfFgGxXuUlLtTqQ09%%+&&#;\\/.. \t\x00\xa0\"'^,()*-<!";
         let mut not_blind = Vec::new();
         for (id, (name, _)) in TABLE.iter().enumerate() {

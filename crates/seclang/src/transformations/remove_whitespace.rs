@@ -44,13 +44,7 @@ mod tests {
     /// as dropping every space byte one by one.
     #[test]
     fn blocks_agree_with_a_plain_filter() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::test_rng::below(0x9e37_79b9_7f4a_7c15u64);
         let alphabet = b"ab<> \t\n\r\x0b\x0c\xa0\x00";
         for _ in 0..500 {
             let len = next(300);
