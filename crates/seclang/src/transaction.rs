@@ -2126,6 +2126,19 @@ mod tests {
     use super::*;
     use crate::variables::parse_targets;
 
+    /// Phase 1 of a GET with four arguments (an escaped escape, upper case, a space, an
+    /// escaped letter), which no rule may block.
+    fn four_args(rs: &Arc<RuleSet>) -> Transaction {
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(
+            b"GET",
+            b"/?a=ATT%2541CK&b=HELLO&c=Quiet%20One&d=%41ttack",
+            b"HTTP/1.1",
+        );
+        assert!(tx.process_request_headers().is_none());
+        tx
+    }
+
     /// Members whose chain ends in `lowercase` (or has it followed only by case-blind
     /// steps) share the units of the chain without it, and their values are ruled out by
     /// the scan of that chain's value: the operator runs only on values that can match.
@@ -2147,13 +2160,7 @@ mod tests {
         // ARGS raw (1, 2), ARGS through urlDecodeUni (3, 4, 5), and jsDecode after
         // lowercase, which is not case-blind (6).
         assert_eq!(rs.prefilter.units.len(), 3);
-        let mut tx = rs.transaction(TxInput::default());
-        tx.set_request_line(
-            b"GET",
-            b"/?a=ATT%2541CK&b=HELLO&c=Quiet%20One&d=%41ttack",
-            b"HTTP/1.1",
-        );
-        assert!(tx.process_request_headers().is_none());
+        let tx = four_args(&rs);
         let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
         assert_eq!(ids, [1, 3, 4, 6]);
         // Rule 1 asks about `d` only (`a` keeps an escaped `A`), 3 and 4 about `a` and
@@ -2171,13 +2178,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let mut tx = rs.transaction(TxInput::default());
-        tx.set_request_line(
-            b"GET",
-            b"/?a=ATT%2541CK&b=HELLO&c=Quiet%20One&d=%41ttack",
-            b"HTTP/1.1",
-        );
-        assert!(tx.process_request_headers().is_none());
+        let tx = four_args(&rs);
         assert_eq!(tx.matched_rules().len(), 1);
         // `a` decoded and `d` raw (where the rule stops).
         assert_eq!(tx.operator_runs, 2);
