@@ -1434,14 +1434,6 @@ impl Transaction {
             matched_vars,
             ..
         } = &mut self.data;
-        // What `&TX:key` reads: whether the key is set.
-        let counted = |found: bool| -> &'static [u8] {
-            if found {
-                b"1"
-            } else {
-                b"0"
-            }
-        };
         // An integer comparison needs the value's integer only (cached by the store).
         let matches = match (link.int_cmp, count) {
             _ if op_fails => false,
@@ -1451,10 +1443,8 @@ impl Transaction {
                 None => return Some(false),
             },
             (None, _) => {
-                let value = match (count, tx.get_slot(slot)) {
-                    (true, found) => counted(found.is_some()),
-                    (false, Some(v)) => v,
-                    (false, None) => return Some(false),
+                let Some(value) = tx_key_value(tx, slot, count) else {
+                    return Some(false);
                 };
                 let mut caps = Captures {
                     wanted: false,
@@ -1466,10 +1456,8 @@ impl Transaction {
         if matches == link.negated {
             return Some(false);
         }
-        let value = match (count, tx.get_slot(slot)) {
-            (true, found) => counted(found.is_some()),
-            (false, Some(v)) => v,
-            (false, None) => return Some(false),
+        let Some(value) = tx_key_value(tx, slot, count) else {
+            return Some(false);
         };
         matched_var.0.clear();
         matched_var.0.extend_from_slice(name);
@@ -1696,6 +1684,15 @@ impl Transaction {
             out,
         )
     }
+}
+
+/// What a TX-key link reads: the key's value, or for `&TX:key` whether it is set.
+fn tx_key_value(tx: &Store, slot: u32, count: bool) -> Option<&[u8]> {
+    let found = tx.get_slot(slot);
+    if !count {
+        return found;
+    }
+    Some(if found.is_some() { b"1" } else { b"0" })
 }
 
 /// Write `VAR:key` (or `VAR` for scalars) into `out`, as MATCHED_VAR_NAME shows it.
