@@ -88,9 +88,6 @@ pub struct Rule {
     /// For a link that tests one `TX:key` (or `&TX:key`) value as it is (set when the rule
     /// set is built): the slot, read directly instead of visiting the target.
     pub tx_key: Option<TxKeyTest>,
-    /// The operator is an `@rx` that matches every input whole, with no group of its own
-    /// (`^.*$`): its answer is known, and its capture is the input.
-    pub matches_whole: bool,
 }
 
 /// The integer comparisons of `@lt @le @gt @ge @eq`.

@@ -563,8 +563,6 @@ impl RuleSetBuilder {
             p
         };
         let chain = actions.chain;
-        let matches_whole = matches!(&parsed.op, RuleOperator::Static(op)
-            if op.as_rx().is_some_and(|rx| !rx.is_fallback() && matches_every_input_whole(rx.pattern())));
         let rule = Rule {
             id: actions.id.unwrap_or(0),
             phase,
@@ -574,7 +572,6 @@ impl RuleSetBuilder {
             negated: parsed.negated,
             int_cmp: parsed.int_cmp,
             tx_key: None,
-            matches_whole,
             chain_ids: Vec::new(),
             defaults: self.defaults[if is_link { 0 } else { phase as usize }].clone(),
             actions,
@@ -608,38 +605,6 @@ impl RuleSetBuilder {
         self.open_chain = chain;
         Ok(())
     }
-}
-
-/// Whether `@rx pattern` matches every input whole and has no group of its own: an
-/// optional `^`, a greedy `.*` (any byte, as `@rx` reads `.`), an optional `$`. The
-/// leftmost-first match starts at 0 and the run takes every byte, so `$` holds.
-fn matches_every_input_whole(pattern: &str) -> bool {
-    use regex_syntax::hir::{Class, HirKind, Look};
-    let Ok(hir) = crate::operators::rx::parse(pattern) else {
-        return false;
-    };
-    let parts = match hir.kind() {
-        HirKind::Concat(parts) => parts.as_slice(),
-        _ => std::slice::from_ref(&hir),
-    };
-    let any_bytes = |h: &regex_syntax::hir::Hir| match h.kind() {
-        HirKind::Repetition(r) if r.min == 0 && r.max.is_none() && r.greedy => {
-            matches!(r.sub.kind(), HirKind::Class(Class::Bytes(c))
-                if c.ranges().len() == 1 && c.ranges()[0].start() == 0 && c.ranges()[0].end() == 255)
-        }
-        _ => false,
-    };
-    let is_look =
-        |h: &regex_syntax::hir::Hir, look: Look| matches!(h.kind(), HirKind::Look(l) if *l == look);
-    let parts = match parts.split_first() {
-        Some((first, rest)) if is_look(first, Look::Start) => rest,
-        _ => parts,
-    };
-    let parts = match parts.split_last() {
-        Some((last, rest)) if is_look(last, Look::End) => rest,
-        _ => parts,
-    };
-    matches!(parts, [run] if any_bytes(run))
 }
 
 /// Numbers the links whose operator is built per transaction; returns how many there are.
@@ -837,30 +802,5 @@ mod tests {
         assert_eq!(rs.rules[0].targets.len(), 2);
         assert_eq!(rs.rules[0].targets[0].exclusions.len(), 1);
         assert!(RuleSet::from_text("SecRuleUpdateTargetById 5 ARGS", "t").is_err());
-    }
-
-    #[test]
-    fn patterns_that_match_every_input_whole() {
-        for p in ["^.*$", ".*", "^.*", ".*$", "^(?:.*)$", "(?s)^.*$"] {
-            assert!(matches_every_input_whole(p), "{p}");
-        }
-        // A group of its own, an empty input, lazy runs, `.` without newlines, misplaced
-        // anchors, other classes, alternations, PCRE-only syntax.
-        for p in [
-            "^(.*)$",
-            "^.+$",
-            "^.*?",
-            "(?-s)^.*$",
-            "$.*",
-            ".*^",
-            "^[^a]*$",
-            "^.*$|x",
-            "^.*$x",
-            "^",
-            "",
-            "(?<=a).*",
-        ] {
-            assert!(!matches_every_input_whole(p), "{p}");
-        }
     }
 }

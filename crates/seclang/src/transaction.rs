@@ -1296,17 +1296,7 @@ impl Transaction {
                     {
                         *operator_runs += 1;
                     }
-                    let op_matches = |caps: &mut Captures| {
-                        if !link.matches_whole {
-                            return op.matches(v, caps);
-                        }
-                        if caps.wanted {
-                            caps.groups.clear();
-                            caps.groups.push(v.to_vec());
-                        }
-                        true
-                    };
-                    if (!op_fails && op_matches(caps)) != link.negated {
+                    if (!op_fails && op.matches(v, caps)) != link.negated {
                         let mut keep = |b: &[u8]| {
                             hit_bytes.extend_from_slice(b);
                             hit_bytes.len() - b.len()..hit_bytes.len()
@@ -2507,7 +2497,11 @@ mod tests {
             )
             .unwrap(),
         );
-        assert!(rs.rules[0].matches_whole && !rs.rules[1].matches_whole);
+        let whole = |i: usize| match &rs.rules[i].operator {
+            RuleOperator::Static(op) => op.as_rx().is_some_and(|rx| rx.matches_every_input()),
+            _ => false,
+        };
+        assert!(whole(0) && !whole(1));
         for query in ["a=", "b=x%0Ay%0A", "c=%FF%C3", "d=plain&e=last"] {
             let mut tx = rs.transaction(TxInput::default());
             let uri = format!("/?{query}");

@@ -43,6 +43,9 @@ struct Lazy {
     /// Captures on values short enough for its visited set: faster than the PikeVM.
     backtrack: BoundedBacktracker,
     scratch: Pool<Scratch>,
+    /// Matches every input whole with no group of its own (`^.*$`, CRS 920450 on every
+    /// header): answered, and captured, without searching.
+    whole: bool,
 }
 
 /// Per-thread search state, reused across searches; each part made on first use (so the
@@ -139,6 +142,35 @@ fn pcre_bytes(pattern: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Whether a pattern (as [`parse`] reads it) matches every input whole and has no group
+/// of its own: an optional `^`, a greedy `.*` (any byte, as `@rx` reads `.`), an optional
+/// `$`. The leftmost-first match starts at 0 and the run takes every byte, so `$` holds.
+fn matches_every_input_whole(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    let parts = match hir.kind() {
+        HirKind::Concat(parts) => parts.as_slice(),
+        _ => std::slice::from_ref(hir),
+    };
+    let any_bytes = |h: &regex_syntax::hir::Hir| match h.kind() {
+        HirKind::Repetition(r) if r.min == 0 && r.max.is_none() && r.greedy => {
+            matches!(r.sub.kind(), HirKind::Class(Class::Bytes(c))
+                if c.ranges().len() == 1 && c.ranges()[0].start() == 0 && c.ranges()[0].end() == 255)
+        }
+        _ => false,
+    };
+    let is_look =
+        |h: &regex_syntax::hir::Hir, look: Look| matches!(h.kind(), HirKind::Look(l) if *l == look);
+    let parts = match parts.split_first() {
+        Some((first, rest)) if is_look(first, Look::Start) => rest,
+        _ => parts,
+    };
+    let parts = match parts.split_last() {
+        Some((last, rest)) if is_look(last, Look::End) => rest,
+        _ => parts,
+    };
+    matches!(parts, [run] if any_bytes(run))
+}
+
 impl Lazy {
     /// Parsed and compiled as `regex::bytes::RegexBuilder` does with `unicode(false)`,
     /// `dot_matches_new_line(true)` and our size limits.
@@ -181,6 +213,7 @@ impl Lazy {
         let pikevm = PikeVM::new_from_nfa(nfa.clone()).map_err(|e| e.to_string())?;
         let backtrack = BoundedBacktracker::new_from_nfa(nfa).map_err(|e| e.to_string())?;
         Ok(Lazy {
+            whole: matches_every_input_whole(&hir),
             pattern: pattern.to_string(),
             dfa,
             pikevm,
@@ -296,11 +329,23 @@ impl Rx {
     pub fn is_fallback(&self) -> bool {
         matches!(self.engine, Engine::Pcre(_))
     }
+
+    /// Whether the pattern matches every input whole, answered without searching.
+    pub fn matches_every_input(&self) -> bool {
+        matches!(&self.engine, Engine::Rust(re) if re.whole)
+    }
 }
 
 impl Operator for Rx {
     fn matches(&self, input: &[u8], caps: &mut Captures) -> bool {
         match &self.engine {
+            Engine::Rust(re) if re.whole => {
+                if caps.wanted {
+                    caps.groups.clear();
+                    caps.groups.push(input.to_vec());
+                }
+                true
+            }
             // Captures cost more; most values do not match, so ask the cheap question first.
             Engine::Rust(re) if caps.wanted => {
                 re.is_match(input) && re.captures(input, &mut caps.groups)
@@ -542,5 +587,40 @@ mod tests {
     #[test]
     fn invalid_pattern_is_an_error() {
         assert!(Rx::compile("(unclosed", &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn patterns_that_match_every_input_whole() {
+        for p in ["^.*$", ".*", "^.*", ".*$", "^(?:.*)$", "(?s)^.*$"] {
+            assert!(
+                Rx::compile(p, &mut Vec::new())
+                    .unwrap()
+                    .matches_every_input(),
+                "{p}"
+            );
+        }
+        // A group of its own, an empty input, lazy runs, `.` without newlines, misplaced
+        // anchors, other classes, alternations, PCRE-only syntax.
+        for p in [
+            "^(.*)$",
+            "^.+$",
+            "^.*?",
+            "(?-s)^.*$",
+            "$.*",
+            ".*^",
+            "^[^a]*$",
+            "^.*$|x",
+            "^.*$x",
+            "^",
+            "",
+            "(?<=a).*",
+        ] {
+            assert!(
+                !Rx::compile(p, &mut Vec::new())
+                    .unwrap()
+                    .matches_every_input(),
+                "{p}"
+            );
+        }
     }
 }
