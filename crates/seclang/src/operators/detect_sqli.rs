@@ -50,9 +50,12 @@ impl Operator for DetectSqli {
             return false;
         }
         if caps.wanted {
+            // The fingerprint of the pass that matched, as C libinjection hands it out;
+            // `get_fingerprint` would tokenize the input once more to compute it again.
+            let fp = &state.fingerprint;
+            let len = fp.iter().position(|&b| b == 0).unwrap_or(fp.len());
             caps.groups.clear();
-            caps.groups
-                .push(state.get_fingerprint().to_string().into_bytes());
+            caps.groups.push(fp[..len].to_vec());
         }
         true
     }

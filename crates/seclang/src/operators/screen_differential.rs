@@ -316,3 +316,37 @@ fn xss_screen_is_sound_on_random_inputs() {
         "{positives} of {rounds} injections"
     );
 }
+
+/// `@detectSQLi` captures the fingerprint of the pass that matched without tokenizing again;
+/// it must be the one the library hands out, on the same random inputs.
+#[test]
+fn sqli_capture_is_the_library_fingerprint_on_random_inputs() {
+    use super::{build, Captures};
+    let op = build("detectSQLi", "");
+    let rounds = rounds() / 10;
+    let mut rng = Rng(0x5eed_f1a9);
+    let (mut input, mut positives) = (Vec::new(), 0);
+    for _ in 0..rounds {
+        sql_input(&mut rng, &mut input);
+        let want = libinjectionrs::detect_sqli(&input);
+        let mut caps = Captures {
+            wanted: true,
+            groups: Vec::new(),
+        };
+        let shown = String::from_utf8_lossy(&input);
+        assert_eq!(
+            op.matches(&input, &mut caps),
+            want.is_injection(),
+            "{shown}"
+        );
+        if want.is_injection() {
+            positives += 1;
+            let fp = want.fingerprint.map(|f| f.to_string()).unwrap_or_default();
+            assert_eq!(caps.groups, vec![fp.into_bytes()], "{shown}");
+        }
+    }
+    assert!(
+        positives > rounds / 100,
+        "{positives} of {rounds} injections"
+    );
+}
