@@ -110,6 +110,18 @@ extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     })
 }
 
+/// Gives the pages the rule-set builds freed back to the kernel: building the CRS peaks about
+/// 7 MB above what the built set keeps, and glibc keeps freed pages resident, where every worker
+/// forked from the master would count them in its RSS.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; called single-threaded
+    // at configuration time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     // SAFETY: as above.
     let log = unsafe { (*cf).log };
@@ -121,6 +133,7 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
             }
             filter::register();
         }
+        release_freed_memory();
         ngx::core::Status::NGX_OK.into()
     })
 }
