@@ -17,7 +17,8 @@
 //!
 //! ```text
 //! valgrind --tool=callgrind --cache-sim=yes --LL=1048576,8,64 --collect-atstart=no \
-//!     --toggle-collect='crs_profile::counted_cold' target/release/examples/crs_profile benign 100 cold
+//!     --toggle-collect='crs_profile::counted_cold' --toggle-collect='crs_profile::evict' \
+//!     target/release/examples/crs_profile benign 100 cold
 //! ```
 
 use std::sync::Arc;
