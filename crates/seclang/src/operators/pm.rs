@@ -3,7 +3,7 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::shared::Interned;
 use super::{BuildContext, Captures, Operator};
@@ -15,9 +15,33 @@ pub struct Pm {
 
 #[derive(Debug)]
 struct Phrases {
-    ac: AhoCorasick,
-    /// Lower-cased, for the prefilter.
+    /// Built on the first search, in the process that searches, as `@rx` builds its
+    /// engines (a list the prefilter always clears costs no automaton); `None` inside only
+    /// if building failed where it had succeeded at load, which leaves the list matching
+    /// nothing.
+    ac: OnceLock<Option<AhoCorasick>>,
+    /// Lower-cased: the prefilter's literals, and what the automaton is built from (it
+    /// matches ASCII case-insensitively, so it finds the same spans).
     lower: Vec<Vec<u8>>,
+}
+
+impl Phrases {
+    fn build(lower: &[Vec<u8>]) -> Result<AhoCorasick, String> {
+        AhoCorasickBuilder::new()
+            // Phrase lists run thousands of words (`@pmFromFile`): a DFA of them costs
+            // megabytes per list, a contiguous NFA a fraction.
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(lower)
+            .map_err(|e| e.to_string())
+    }
+
+    fn ac(&self) -> Option<&AhoCorasick> {
+        self.ac
+            .get_or_init(|| Phrases::build(&self.lower).ok())
+            .as_ref()
+    }
 }
 
 /// Lists that match alike (the same phrases up to ASCII case, in the same order) share one
@@ -36,16 +60,10 @@ impl Pm {
             &lower,
             |built| built.lower == lower,
             || {
-                let ac = AhoCorasickBuilder::new()
-                    // Phrase lists run thousands of words (`@pmFromFile`): a DFA of them
-                    // costs megabytes per list, a contiguous NFA a fraction.
-                    .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .build(&phrases)
-                    .map_err(|e| e.to_string())?;
+                // Built once here only to reject what cannot be built.
+                drop(Phrases::build(&lower)?);
                 Ok(Phrases {
-                    ac,
+                    ac: OnceLock::new(),
                     lower: lower.clone(),
                 })
             },
@@ -65,7 +83,7 @@ pub fn new(param: &str, _: &mut BuildContext<'_>) -> Result<Box<dyn Operator>, S
 
 impl Operator for Pm {
     fn matches(&self, input: &[u8], caps: &mut Captures) -> bool {
-        match self.phrases.ac.find(input) {
+        match self.phrases.ac().and_then(|ac| ac.find(input)) {
             Some(m) => {
                 if caps.wanted {
                     caps.groups.clear();
@@ -88,7 +106,26 @@ impl Operator for Pm {
 
 #[cfg(test)]
 mod tests {
-    use crate::operators::{build, test_match, Captures};
+    use super::Pm;
+    use crate::operators::{build, test_match, Captures, Operator};
+
+    #[test]
+    fn the_automaton_is_built_on_the_first_search_only() {
+        // Phrases no other test uses: built lists are shared while alive.
+        let phrases = || [b"LazyPhraseOne".to_vec(), b"lazyphrasetwo".to_vec()];
+        let pm = Pm::from_phrases(phrases()).unwrap();
+        let twin = Pm::from_phrases(phrases()).unwrap();
+        assert!(pm.phrases.ac.get().is_none(), "built at load");
+        let mut caps = Captures {
+            wanted: true,
+            groups: vec![],
+        };
+        assert!(pm.matches(b"x LAZYphraseTWO y", &mut caps));
+        assert_eq!(caps.groups, vec![b"LAZYphraseTWO".to_vec()]);
+        assert!(pm.phrases.ac.get().is_some());
+        assert!(twin.phrases.ac.get().is_some(), "one build for both");
+        assert!(!pm.matches(b"lazyphrase", &mut Captures::default()));
+    }
 
     #[test]
     fn matches_any_phrase_case_insensitively() {

@@ -5,7 +5,7 @@
 //! (lookaround, backreferences, possessive quantifiers, ...) falls back to PCRE2 with JIT,
 //! whose built-in match limit bounds the work; each fallback is reported once as a notice.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
 use regex_automata::nfa::thompson::backtrack::{BoundedBacktracker, Cache as BacktrackCache};
@@ -35,17 +35,30 @@ const PREFILTER_LIMIT: usize = 4096;
 /// literal prefilters: the engine asks for match positions only with `capture`, after a
 /// match, and its literal prefilter has already skipped values without the regex's
 /// literals. Both built from the same NFA, so they agree on every answer.
+///
+/// The engines are built on the first search, in the process that searches: loading
+/// compiles the pattern once to reject what cannot compile, then drops it. Most patterns
+/// of a rule set never run (other paranoia levels; values the prefilter clears), and an
+/// nginx worker should not carry megabytes of NFAs it never uses; each worker builds what
+/// its traffic needs, once.
 struct Lazy {
     pattern: String,
+    /// Matches every input whole with no group of its own (`^.*$`, CRS 920450 on every
+    /// header): answered, and captured, without searching.
+    whole: bool,
+    /// Built on the first search; `None` inside only if building failed where it had
+    /// succeeded at load (it is the same computation), which leaves the pattern matching
+    /// nothing.
+    engines: OnceLock<Option<Engines>>,
+}
+
+struct Engines {
     /// `None` when its cache could not fit the NFA's minimum; the PikeVM answers then.
     dfa: Option<DFA>,
     pikevm: PikeVM,
     /// Captures on values short enough for its visited set: faster than the PikeVM.
     backtrack: BoundedBacktracker,
     scratch: Pool<Scratch>,
-    /// Matches every input whole with no group of its own (`^.*$`, CRS 920450 on every
-    /// header): answered, and captured, without searching.
-    whole: bool,
 }
 
 /// Per-thread search state, reused across searches; each part made on first use (so the
@@ -68,7 +81,7 @@ impl std::fmt::Debug for Lazy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lazy")
             .field("pattern", &self.pattern)
-            .field("lazy_dfa", &self.dfa.is_some())
+            .field("built", &self.engines.get().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -172,20 +185,52 @@ fn matches_every_input_whole(hir: &regex_syntax::hir::Hir) -> bool {
 }
 
 impl Lazy {
-    /// Parsed and compiled as `regex::bytes::RegexBuilder` does with `unicode(false)`,
-    /// `dot_matches_new_line(true)` and our size limits.
+    /// Checks that `pattern` compiles (its engines within our size limits) without keeping
+    /// them.
     fn build(pattern: &str) -> Result<Lazy, String> {
         let hir = parse(pattern)?;
-        let nfa = thompson::Compiler::new()
-            .configure(
-                thompson::Config::new()
-                    .utf8(false)
-                    .shrink(false)
-                    .nfa_size_limit(Some(SIZE_LIMIT))
-                    .which_captures(WhichCaptures::All),
-            )
-            .build_from_hir(&hir)
-            .map_err(|e| e.to_string())?;
+        drop(Engines::build(pattern)?);
+        Ok(Lazy {
+            whole: matches_every_input_whole(&hir),
+            pattern: pattern.to_string(),
+            engines: OnceLock::new(),
+        })
+    }
+
+    fn engines(&self) -> Option<&Engines> {
+        self.engines
+            .get_or_init(|| Engines::build(&self.pattern).ok())
+            .as_ref()
+    }
+
+    fn is_match(&self, input: &[u8]) -> bool {
+        self.engines().is_some_and(|e| e.is_match(input))
+    }
+
+    fn captures(&self, input: &[u8], groups: &mut Vec<Vec<u8>>) -> bool {
+        self.engines().is_some_and(|e| e.captures(input, groups))
+    }
+}
+
+/// The NFA of a parsed pattern, as `regex::bytes::RegexBuilder` compiles it with
+/// `unicode(false)`, `dot_matches_new_line(true)` and our size limits.
+fn nfa(hir: &regex_syntax::hir::Hir) -> Result<thompson::NFA, String> {
+    thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .utf8(false)
+                .shrink(false)
+                .nfa_size_limit(Some(SIZE_LIMIT))
+                .which_captures(WhichCaptures::All),
+        )
+        .build_from_hir(hir)
+        .map_err(|e| e.to_string())
+}
+
+impl Engines {
+    fn build(pattern: &str) -> Result<Engines, String> {
+        let hir = parse(pattern)?;
+        let nfa = nfa(&hir)?;
         // Where a match may start anywhere, its prefix literals let the DFA skip to where
         // one may start (long values: a response body).
         let prefilter = if hir.properties().look_set_prefix().contains(Look::Start) {
@@ -212,9 +257,7 @@ impl Lazy {
             .ok();
         let pikevm = PikeVM::new_from_nfa(nfa.clone()).map_err(|e| e.to_string())?;
         let backtrack = BoundedBacktracker::new_from_nfa(nfa).map_err(|e| e.to_string())?;
-        Ok(Lazy {
-            whole: matches_every_input_whole(&hir),
-            pattern: pattern.to_string(),
+        Ok(Engines {
             dfa,
             pikevm,
             backtrack,
@@ -385,6 +428,39 @@ impl Operator for Rx {
 mod tests {
     use super::*;
     use crate::operators::Captures;
+
+    fn built(re: &Rx) -> bool {
+        matches!(&re.engine, Engine::Rust(lazy) if lazy.engines.get().is_some())
+    }
+
+    #[test]
+    fn engines_are_built_on_the_first_search_only() {
+        // A pattern no other test compiles: compiled operators are shared while alive.
+        let pattern = r"lazy-(\d+)-engines";
+        let re = Rx::compile(pattern, &mut Vec::new()).unwrap();
+        assert!(!built(&re), "built at load");
+        let twin = Rx::compile(pattern, &mut Vec::new()).unwrap();
+        let mut caps = Captures {
+            wanted: true,
+            groups: Vec::new(),
+        };
+        assert!(re.matches(b"a lazy-42-engines b", &mut caps));
+        assert_eq!(
+            caps.groups,
+            vec![b"lazy-42-engines".to_vec(), b"42".to_vec()]
+        );
+        assert!(built(&re));
+        assert!(built(&twin), "the same pattern's operators share one build");
+        assert!(!re.matches(b"lazy-x-engines", &mut Captures::default()));
+    }
+
+    #[test]
+    fn loading_still_rejects_what_cannot_compile() {
+        let mut n = Vec::new();
+        // Past the NFA size limit: neither engine takes it.
+        let err = Rx::compile(r"(?:\w{1000}){60000}", &mut n).unwrap_err();
+        assert!(err.contains("invalid regex"), "{err}");
+    }
 
     #[test]
     fn bytes_semantics() {
