@@ -10,6 +10,7 @@ mod conf;
 mod decoy;
 mod filter;
 mod guard;
+mod memory;
 mod phase;
 mod pool;
 mod request;
@@ -110,18 +111,6 @@ extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     })
 }
 
-/// Gives the pages the rule-set builds freed back to the kernel: building the CRS peaks about
-/// 7 MB above what the built set keeps, and glibc keeps freed pages resident, where every worker
-/// forked from the master would count them in its RSS.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; called single-threaded
-    // at configuration time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     // SAFETY: as above.
     let log = unsafe { (*cf).log };
@@ -133,7 +122,7 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
             }
             filter::register();
         }
-        release_freed_memory();
+        memory::release_freed();
         ngx::core::Status::NGX_OK.into()
     })
 }

@@ -179,6 +179,7 @@ extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             event.status_code = u16::try_from(status).ok().filter(|s| *s != 0);
             runtime.push(event);
         }
+        crate::memory::release_after_engine_builds();
         Status::NGX_OK.into()
     })
 }

@@ -34,6 +34,7 @@ mod validate_utf8_encoding;
 mod within;
 
 pub use rx::Rx;
+pub use shared::first_search_builds;
 
 use std::path::{Path, PathBuf};
 

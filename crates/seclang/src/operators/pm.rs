@@ -39,7 +39,10 @@ impl Phrases {
 
     fn ac(&self) -> Option<&AhoCorasick> {
         self.ac
-            .get_or_init(|| Phrases::build(&self.lower).ok())
+            .get_or_init(|| {
+                super::shared::count_first_search_build();
+                Phrases::build(&self.lower).ok()
+            })
             .as_ref()
     }
 }

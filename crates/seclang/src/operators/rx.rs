@@ -199,7 +199,10 @@ impl Lazy {
 
     fn engines(&self) -> Option<&Engines> {
         self.engines
-            .get_or_init(|| Engines::build(&self.pattern).ok())
+            .get_or_init(|| {
+                super::shared::count_first_search_build();
+                Engines::build(&self.pattern).ok()
+            })
             .as_ref()
     }
 
@@ -440,6 +443,7 @@ mod tests {
         let re = Rx::compile(pattern, &mut Vec::new()).unwrap();
         assert!(!built(&re), "built at load");
         let twin = Rx::compile(pattern, &mut Vec::new()).unwrap();
+        let builds_before = crate::operators::first_search_builds();
         let mut caps = Captures {
             wanted: true,
             groups: Vec::new(),
@@ -450,6 +454,10 @@ mod tests {
             vec![b"lazy-42-engines".to_vec(), b"42".to_vec()]
         );
         assert!(built(&re));
+        assert!(
+            crate::operators::first_search_builds() > builds_before,
+            "build not counted"
+        );
         assert!(built(&twin), "the same pattern's operators share one build");
         assert!(!re.matches(b"lazy-x-engines", &mut Captures::default()));
     }

@@ -4,6 +4,7 @@
 //! the old rule set alive while a reload builds the new one.
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rustc_hash::{FxHashMap, FxHasher};
@@ -52,6 +53,19 @@ impl<V> Interned<V> {
         map.entry(hash).or_default().push(Arc::downgrade(&v));
         Ok(v)
     }
+}
+
+/// Engines built on their first search so far, in every thread (`@rx` engines, `@pm`
+/// automata): a caller that owns the process's allocator can give back, after a request
+/// that built some, the memory building them used and freed.
+static FIRST_SEARCH_BUILDS: AtomicU64 = AtomicU64::new(0);
+
+pub fn first_search_builds() -> u64 {
+    FIRST_SEARCH_BUILDS.load(Ordering::Relaxed)
+}
+
+pub(crate) fn count_first_search_build() {
+    FIRST_SEARCH_BUILDS.fetch_add(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]
