@@ -1650,6 +1650,13 @@ impl Transaction {
                         return;
                     }
                 }
+                // What the last match left (most logdata): read where visiting finds it,
+                // without building a target.
+                match var {
+                    Var::MatchedVar => return out.extend_from_slice(&data.matched_var.1),
+                    Var::MatchedVarName => return out.extend_from_slice(&data.matched_var.0),
+                    _ => {}
+                }
                 if var == Var::Duration {
                     let elapsed = self.start.elapsed().as_micros() as u64;
                     out.extend_from_slice(elapsed.to_string().as_bytes());
