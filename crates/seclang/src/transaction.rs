@@ -1380,8 +1380,9 @@ impl Transaction {
                 .extend_from_slice(&bytes[last.value.clone()]);
             if link.actions.capture {
                 if let Some(h) = hits.iter().rev().find(|h| !h.groups.is_empty()) {
+                    // TX:0..TX:9 are slots 0..9: the rule set numbers them first.
                     for (i, g) in h.groups.iter().enumerate() {
-                        d.tx.set(&[b'0' + i as u8], None, g);
+                        d.tx.set(&[b'0' + i as u8], Some(i as u32), g);
                     }
                 }
             }
@@ -2520,6 +2521,21 @@ mod tests {
             assert_eq!(tx.tx_var("negated"), None);
             if query.starts_with('b') {
                 assert_eq!(slow.as_deref(), Some(&b"ARGS:b|x\ny\n|x\ny\n"[..]));
+            }
+        }
+    }
+
+    /// Captures are written to slots 0..9 without looking their keys up: those must be
+    /// the slots of TX:0..TX:9, in every rule set.
+    #[test]
+    fn capture_groups_are_the_first_tx_slots() {
+        for text in [
+            "",
+            "SecAction \"id:1,phase:1,pass,setvar:tx.a=1,setvar:tx.12=2\"\n",
+        ] {
+            let rs = RuleSet::from_text(text, "t").unwrap();
+            for i in 0..10u8 {
+                assert_eq!(rs.tx_slots.get(&[b'0' + i]), Some(u32::from(i)), "{text}");
             }
         }
     }
