@@ -1634,6 +1634,13 @@ impl Transaction {
                 }
                 // Collection keys: straight to the store (what visiting `VAR:key` would find).
                 if let Some(k) = key {
+                    // A capture group (most logdata): TX:0..TX:9 are slots 0..9.
+                    if let (Var::Tx, [d @ b'0'..=b'9']) = (var, k) {
+                        if let Some(v) = data.tx.get_slot(u32::from(d - b'0')) {
+                            out.extend_from_slice(v);
+                        }
+                        return;
+                    }
                     let store = match var {
                         Var::Tx => Some(&data.tx),
                         Var::Ip => Some(&data.persistent[0]),
