@@ -36,10 +36,10 @@ const PREFILTER_LIMIT: usize = 4096;
 ///
 /// These are what `regex::bytes::Regex` would run for the same questions, less what it
 /// builds to report where a match starts cheaply (a reverse NFA and lazy DFA) and its own
-/// literal prefilters: the engine asks for match positions only with `capture`, after a
-/// match, when the forward DFA's anchored states find the start, and its literal
-/// prefilter has already skipped values without the regex's literals. All built from the
-/// same NFA, so they agree on every answer.
+/// literal prefilters: the engine asks where a match lies only for `capture`, and the
+/// forward DFA's anchored states find the start then ([`Lazy::bounds`]); the engine's
+/// literal prefilter has already skipped values without the regex's literals. All built
+/// from the same NFA, so they agree on every answer.
 struct Lazy {
     pattern: String,
     /// `None` when its cache could not fit the NFA's minimum; the PikeVM answers then.
