@@ -7,7 +7,7 @@ use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, Set
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
-use crate::macros::Macro;
+use crate::macros::{Macro, Ref};
 use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
 use crate::prefilter::PhaseScan;
 use crate::rule::{ChainId, Rule, RuleOperator, TxKeyTest};
@@ -1603,7 +1603,17 @@ impl Transaction {
         let rs = &self.rs;
         let data = &self.data;
         m.expand(
-            &mut |var, key, out| {
+            &mut |r, out| {
+                let (var, key) = match r {
+                    // A TX key the rule set numbered (most, TX:0 of logdata among them).
+                    Ref::TxSlot(s) => {
+                        if let Some(v) = data.tx.get_slot(s) {
+                            out.extend_from_slice(v);
+                        }
+                        return;
+                    }
+                    Ref::Var(var, key) => (var, key),
+                };
                 if var == Var::Rule {
                     let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
                     match (key, rule) {
@@ -1634,13 +1644,6 @@ impl Transaction {
                 }
                 // Collection keys: straight to the store (what visiting `VAR:key` would find).
                 if let Some(k) = key {
-                    // A capture group (most logdata): TX:0..TX:9 are slots 0..9.
-                    if let (Var::Tx, [d @ b'0'..=b'9']) = (var, k) {
-                        if let Some(v) = data.tx.get_slot(u32::from(d - b'0')) {
-                            out.extend_from_slice(v);
-                        }
-                        return;
-                    }
                     let store = match var {
                         Var::Tx => Some(&data.tx),
                         Var::Ip => Some(&data.persistent[0]),
@@ -2554,6 +2557,37 @@ mod tests {
         for b in cases {
             assert_eq!(lossy_string(b), String::from_utf8_lossy(b), "{b:?}");
         }
+    }
+
+    /// Macros name the TX keys the rule set numbers by their slots (a key set only at run
+    /// time keeps its name), and expand to what the keys hold.
+    #[test]
+    fn macros_read_numbered_tx_keys_from_their_slots() {
+        use crate::macros::Part;
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.known=5,setvar:'tx.k%{tx.known}=x'\"\n\
+                 SecRule ARGS \"@rx (b)\" \"id:2,phase:1,pass,capture,\
+                   msg:'%{tx.known}/%{tx.1}/%{tx.k5}/%{tx.missing}',\
+                   setvar:'tx.copy=%{tx.0}+%{TX.KNOWN}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let msg = rs.rules[1].actions.msg.as_ref().unwrap();
+        let slotted = |key: &[u8]| {
+            msg.parts.iter().any(
+                |p| matches!(p, Part::TxSlot(k, s) if k == key && rs.tx_slots.get(key) == Some(*s)),
+            )
+        };
+        assert!(slotted(b"known") && slotted(b"1"));
+        assert!(!slotted(b"k5") && !slotted(b"missing"));
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/?a=abc", b"HTTP/1.1");
+        assert!(tx.process_request_headers().is_none());
+        assert_eq!(tx.matched_rules()[1].msg, "5/b/x/");
+        assert_eq!(tx.tx_var("copy"), Some(&b"b+5"[..]));
     }
 
     /// Captures are written to slots 0..9 without looking their keys up: those must be
