@@ -853,14 +853,15 @@ impl Transaction {
 
     /// CRS anomaly scores (v4 `blocking_*_anomaly_score`, else v3 `*_anomaly_score`).
     pub fn anomaly_scores(&self) -> AnomalyScores {
-        let get = |a: &str, b: &str| {
-            self.tx_var(a)
-                .or_else(|| self.tx_var(b))
-                .map_or(0, parse_int)
-        };
+        // Keys written in lower case, as the store keeps them: no copy to lower-case.
+        let tx = &self.data.tx;
+        let get = |a: &[u8], b: &[u8]| tx.get(a).or_else(|| tx.get(b)).map_or(0, parse_int);
         AnomalyScores {
-            inbound: get("blocking_inbound_anomaly_score", "inbound_anomaly_score"),
-            outbound: get("blocking_outbound_anomaly_score", "outbound_anomaly_score"),
+            inbound: get(b"blocking_inbound_anomaly_score", b"inbound_anomaly_score"),
+            outbound: get(
+                b"blocking_outbound_anomaly_score",
+                b"outbound_anomaly_score",
+            ),
         }
     }
 
@@ -2588,6 +2589,32 @@ mod tests {
         assert!(tx.process_request_headers().is_none());
         assert_eq!(tx.matched_rules()[1].msg, "5/b/x/");
         assert_eq!(tx.tx_var("copy"), Some(&b"b+5"[..]));
+    }
+
+    /// CRS v4's blocking scores, else v3's, else 0.
+    #[test]
+    fn anomaly_scores_read_v4_then_v3_keys() {
+        let scores = |actions: &str| {
+            let text = format!("SecAction \"id:1,phase:1,pass,nolog{actions}\"\n");
+            let rs = Arc::new(RuleSet::from_text(&text, "t").unwrap());
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            let s = tx.anomaly_scores();
+            (s.inbound, s.outbound)
+        };
+        assert_eq!(scores(""), (0, 0));
+        assert_eq!(
+            scores(",setvar:tx.inbound_anomaly_score=3,setvar:TX.OUTBOUND_ANOMALY_SCORE=4"),
+            (3, 4)
+        );
+        assert_eq!(
+            scores(
+                ",setvar:tx.inbound_anomaly_score=3,setvar:tx.blocking_inbound_anomaly_score=8,\
+                 setvar:tx.blocking_outbound_anomaly_score=+2"
+            ),
+            (8, 2)
+        );
     }
 
     /// Captures are written to slots 0..9 without looking their keys up: those must be
