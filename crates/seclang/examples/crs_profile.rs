@@ -1,5 +1,6 @@
-//! Runs the bench's benign or attack GET (phases 1-2), or the benign GET with its HTML
-//! response (`response`: phases 1-4), many times, for instruction-count profiling:
+//! Runs the bench's benign or attack GET (phases 1-2), the benign GET with its HTML
+//! response (`response`: phases 1-4), or a GET then its log phase and the audit record's
+//! rules (`benign-logged`, `attack-logged`), many times, for instruction-count profiling:
 //!
 //! ```text
 //! cargo build --release -p honeytrap-seclang --example crs_profile
@@ -27,18 +28,30 @@ use honeytrap_seclang::RuleSet;
 
 #[path = "../benches/workload/mod.rs"]
 mod workload;
-use workload::{load, one, with_response, ATTACK, BENIGN};
+use workload::{load, one, one_logged, with_response, ATTACK, BENIGN};
+
+/// What one transaction goes through.
+#[derive(Clone, Copy, PartialEq)]
+enum Steps {
+    Request,
+    Response,
+    Logged,
+}
+
+fn run(rs: &Arc<RuleSet>, uri: &[u8], steps: Steps) -> bool {
+    match steps {
+        Steps::Request => one(rs, uri),
+        Steps::Response => with_response(rs, uri),
+        Steps::Logged => one_logged(rs, uri),
+    }
+}
 
 /// The only function callgrind counts (`--toggle-collect`).
 #[inline(never)]
-fn counted(rs: &Arc<RuleSet>, uri: &[u8], n: usize, response: bool) {
+fn counted(rs: &Arc<RuleSet>, uri: &[u8], n: usize, steps: Steps) {
     for _ in 0..n {
         let uri = std::hint::black_box(uri);
-        std::hint::black_box(if response {
-            with_response(rs, uri)
-        } else {
-            one(rs, uri)
-        });
+        std::hint::black_box(run(rs, uri, steps));
     }
 }
 
@@ -56,14 +69,14 @@ fn evict(buf: &mut [u8]) {
 
 /// The transaction `counted` runs, after each eviction; returns the time spent evicting.
 #[inline(never)]
-fn counted_cold(rs: &Arc<RuleSet>, uri: &[u8], n: usize, response: bool) -> std::time::Duration {
+fn counted_cold(rs: &Arc<RuleSet>, uri: &[u8], n: usize, steps: Steps) -> std::time::Duration {
     let mut buf = vec![0u8; EVICT_BYTES];
     let mut evicting = std::time::Duration::ZERO;
     for _ in 0..n {
         let t = std::time::Instant::now();
         evict(&mut buf);
         evicting += t.elapsed();
-        counted(rs, uri, 1, response);
+        counted(rs, uri, 1, steps);
     }
     evicting
 }
@@ -73,17 +86,21 @@ fn main() {
     let which = args.next().unwrap_or_else(|| "benign".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let cold = args.next().is_some_and(|a| a == "cold");
-    let uri = if which == "attack" { ATTACK } else { BENIGN };
-    let response = which == "response";
+    let uri = if which.starts_with("attack") {
+        ATTACK
+    } else {
+        BENIGN
+    };
+    let steps = match which.as_str() {
+        "response" => Steps::Response,
+        w if w.ends_with("-logged") => Steps::Logged,
+        _ => Steps::Request,
+    };
     let Some(rs) = load() else { return };
     // One uncounted run first: the regex engines fill their lazy caches on first use.
-    let blocked = if response {
-        with_response(&rs, uri)
-    } else {
-        one(&rs, uri)
-    };
+    let blocked = run(&rs, uri, steps);
     let t = std::time::Instant::now();
-    counted(&rs, uri, n, response);
+    counted(&rs, uri, n, steps);
     let el = t.elapsed();
     let per_tx = |d: std::time::Duration| d.as_secs_f64() * 1e6 / n as f64;
     println!(
@@ -92,7 +109,7 @@ fn main() {
     );
     if cold {
         let t = std::time::Instant::now();
-        let evicting = counted_cold(&rs, uri, n, response);
+        let evicting = counted_cold(&rs, uri, n, steps);
         println!(
             "{which}, caches evicted before each: {:.2} µs/tx",
             per_tx(t.elapsed() - evicting)

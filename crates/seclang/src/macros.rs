@@ -1,6 +1,7 @@
 //! Macro expansion (`%{tx.score}`, `%{MATCHED_VAR}`, `%{REQUEST_HEADERS.host}`), parsed at
 //! load time into literal and variable parts.
 
+use crate::store::SlotTable;
 use crate::variables::Var;
 
 /// One part of a macro string.
@@ -9,10 +10,20 @@ pub enum Part {
     Lit(Vec<u8>),
     /// A variable, with its (lower-cased) key for collections.
     Var(Var, Option<Vec<u8>>),
+    /// A TX key the rule set numbered ([`Macro::number_tx_keys`]): the key, and its slot.
+    TxSlot(Vec<u8>, u32),
+}
+
+/// A variable reference, as a resolver is asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ref<'k> {
+    Var(Var, Option<&'k [u8]>),
+    /// The value of TX's slot (its key numbered when the rule set was built).
+    TxSlot(u32),
 }
 
 /// Resolves one variable reference, appending its value.
-pub type Resolver<'a> = dyn FnMut(Var, Option<&[u8]>, &mut Vec<u8>) + 'a;
+pub type Resolver<'a> = dyn FnMut(Ref<'_>, &mut Vec<u8>) + 'a;
 
 /// A string that may hold `%{...}` references.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -63,13 +74,30 @@ impl Macro {
         }
     }
 
+    /// Refer to the TX keys that `slots` numbers by their slots, so that expanding reads
+    /// them without looking their keys up. Numbering again (another table) starts from
+    /// the keys.
+    pub fn number_tx_keys(&mut self, slots: &SlotTable) {
+        for p in &mut self.parts {
+            let key = match p {
+                Part::Var(Var::Tx, Some(key)) | Part::TxSlot(key, _) => std::mem::take(key),
+                _ => continue,
+            };
+            *p = match slots.get(&key) {
+                Some(slot) => Part::TxSlot(key, slot),
+                None => Part::Var(Var::Tx, Some(key)),
+            };
+        }
+    }
+
     /// Append the expansion to `out`, `lookup` resolving each variable reference (first
     /// value): callers pass a buffer they reuse.
     pub fn expand(&self, lookup: &mut Resolver<'_>, out: &mut Vec<u8>) {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
-                Part::Var(v, k) => lookup(*v, k.as_deref(), out),
+                Part::Var(v, k) => lookup(Ref::Var(*v, k.as_deref()), out),
+                Part::TxSlot(_, slot) => lookup(Ref::TxSlot(*slot), out),
             }
         }
     }
@@ -78,6 +106,48 @@ impl Macro {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shown(r: Ref<'_>) -> String {
+        match r {
+            Ref::Var(v, k) => format!(
+                "<{}:{}>",
+                v.name(),
+                String::from_utf8_lossy(k.unwrap_or(b""))
+            ),
+            Ref::TxSlot(s) => format!("<slot {s}>"),
+        }
+    }
+
+    #[test]
+    fn numbered_tx_keys_expand_from_their_slots() {
+        let mut m = Macro::parse("%{tx.a} %{TX.b} %{tx.unknown} %{ip.a} %{MATCHED_VAR}");
+        let mut t = SlotTable::default();
+        t.intern(b"x");
+        let (a, b) = (t.intern(b"a"), t.intern(b"b"));
+        m.number_tx_keys(&t);
+        let mut out = Vec::new();
+        m.expand(
+            &mut |r, out| out.extend_from_slice(shown(r).as_bytes()),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("<slot {a}> <slot {b}> <TX:unknown> <IP:a> <MATCHED_VAR:>")
+        );
+        // Another table numbers the keys afresh.
+        let mut other = SlotTable::default();
+        let b2 = other.intern(b"b");
+        m.number_tx_keys(&other);
+        let mut out = Vec::new();
+        m.expand(
+            &mut |r, out| out.extend_from_slice(shown(r).as_bytes()),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("<TX:a> <slot {b2}> <TX:unknown> <IP:a> <MATCHED_VAR:>")
+        );
+    }
 
     #[test]
     fn parses_parts() {
@@ -95,16 +165,7 @@ mod tests {
         assert_eq!(Macro::parse("plain").as_literal(), Some(&b"plain"[..]));
         let mut out = b"kept ".to_vec();
         m.expand(
-            &mut |v, k, out| {
-                out.extend_from_slice(
-                    format!(
-                        "<{}:{}>",
-                        v.name(),
-                        String::from_utf8_lossy(k.unwrap_or(b""))
-                    )
-                    .as_bytes(),
-                )
-            },
+            &mut |r, out| out.extend_from_slice(shown(r).as_bytes()),
             &mut out,
         );
         assert_eq!(

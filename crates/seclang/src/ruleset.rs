@@ -682,12 +682,17 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
     for r in rules.iter_mut() {
         walk(r, &mut t);
     }
-    // Keys are all numbered now: a TX regex selector's choice among them is fixed.
+    // Keys are all numbered now: a TX regex selector's choice among them is fixed, and
+    // macros can name their slots.
     fn select(r: &mut Rule, t: &SlotTable) {
         for target in &mut r.targets {
             if let (Var::Tx, Selector::Regex(re)) = (target.var, &target.selector) {
                 target.selected_slots = Some(t.selected_by(|k| re.is_match(k)));
             }
+        }
+        r.actions.macros_mut().for_each(|m| m.number_tx_keys(t));
+        if let RuleOperator::Dynamic { param, .. } = &mut r.operator {
+            param.number_tx_keys(t);
         }
         if let Some(c) = r.chained.as_deref_mut() {
             select(c, t);

@@ -7,7 +7,7 @@ use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, Set
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
-use crate::macros::Macro;
+use crate::macros::{Macro, Ref};
 use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
 use crate::prefilter::PhaseScan;
 use crate::rule::{ChainId, Rule, RuleOperator, TxKeyTest};
@@ -818,7 +818,7 @@ impl Transaction {
                 Some(r) => slice(r),
                 None => written.as_ref().and_then(Macro::as_literal).unwrap_or(b""),
             };
-            String::from_utf8_lossy(t).into_owned()
+            lossy_string(t)
         };
         let rule = &self.rs.rules[m.rule as usize];
         MatchedRule {
@@ -828,7 +828,7 @@ impl Transaction {
             logdata: text(&m.logdata, &rule.actions.logdata),
             tags: rule.actions.tags.clone(),
             severity: rule.actions.severity,
-            matched_var_name: String::from_utf8_lossy(slice(&m.var_name)).into_owned(),
+            matched_var_name: lossy_string(slice(&m.var_name)),
             matched_var: slice(&m.var).to_vec(),
             disruptive: m.disruptive,
             log: rule.log,
@@ -853,14 +853,15 @@ impl Transaction {
 
     /// CRS anomaly scores (v4 `blocking_*_anomaly_score`, else v3 `*_anomaly_score`).
     pub fn anomaly_scores(&self) -> AnomalyScores {
-        let get = |a: &str, b: &str| {
-            self.tx_var(a)
-                .or_else(|| self.tx_var(b))
-                .map_or(0, parse_int)
-        };
+        // Keys written in lower case, as the store keeps them: no copy to lower-case.
+        let tx = &self.data.tx;
+        let get = |a: &[u8], b: &[u8]| tx.get(a).or_else(|| tx.get(b)).map_or(0, parse_int);
         AnomalyScores {
-            inbound: get("blocking_inbound_anomaly_score", "inbound_anomaly_score"),
-            outbound: get("blocking_outbound_anomaly_score", "outbound_anomaly_score"),
+            inbound: get(b"blocking_inbound_anomaly_score", b"inbound_anomaly_score"),
+            outbound: get(
+                b"blocking_outbound_anomaly_score",
+                b"outbound_anomaly_score",
+            ),
         }
     }
 
@@ -1380,8 +1381,9 @@ impl Transaction {
                 .extend_from_slice(&bytes[last.value.clone()]);
             if link.actions.capture {
                 if let Some(h) = hits.iter().rev().find(|h| !h.groups.is_empty()) {
+                    // TX:0..TX:9 are slots 0..9: the rule set numbers them first.
                     for (i, g) in h.groups.iter().enumerate() {
-                        d.tx.set(&[b'0' + i as u8], None, g);
+                        d.tx.set(&[b'0' + i as u8], Some(i as u32), g);
                     }
                 }
             }
@@ -1602,7 +1604,17 @@ impl Transaction {
         let rs = &self.rs;
         let data = &self.data;
         m.expand(
-            &mut |var, key, out| {
+            &mut |r, out| {
+                let (var, key) = match r {
+                    // A TX key the rule set numbered (most, TX:0 of logdata among them).
+                    Ref::TxSlot(s) => {
+                        if let Some(v) = data.tx.get_slot(s) {
+                            out.extend_from_slice(v);
+                        }
+                        return;
+                    }
+                    Ref::Var(var, key) => (var, key),
+                };
                 if var == Var::Rule {
                     let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
                     match (key, rule) {
@@ -1650,6 +1662,13 @@ impl Transaction {
                         return;
                     }
                 }
+                // What the last match left (most logdata): read where visiting finds it,
+                // without building a target.
+                match var {
+                    Var::MatchedVar => return out.extend_from_slice(&data.matched_var.1),
+                    Var::MatchedVarName => return out.extend_from_slice(&data.matched_var.0),
+                    _ => {}
+                }
                 if var == Var::Duration {
                     let elapsed = self.start.elapsed().as_micros() as u64;
                     out.extend_from_slice(elapsed.to_string().as_bytes());
@@ -1673,6 +1692,15 @@ impl Transaction {
             },
             out,
         )
+    }
+}
+
+/// `bytes` as text with invalid UTF-8 replaced, as `String::from_utf8_lossy` gives it:
+/// checking the (nearly always valid) text first is several times faster.
+fn lossy_string(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
@@ -2513,6 +2541,93 @@ mod tests {
             assert_eq!(tx.tx_var("negated"), None);
             if query.starts_with('b') {
                 assert_eq!(slow.as_deref(), Some(&b"ARGS:b|x\ny\n|x\ny\n"[..]));
+            }
+        }
+    }
+
+    #[test]
+    fn lossy_strings_are_the_standard_ones() {
+        let cases: [&[u8]; 6] = [
+            b"",
+            b"Matched Data: 1' UNION SELECT found within ARGS:q",
+            "caf\u{e9} \u{2019}".as_bytes(),
+            b"bad \xff byte",
+            b"cut \xe2\x80",
+            b"\xc3\x28 and \xf0\x9f\x98\x80",
+        ];
+        for b in cases {
+            assert_eq!(lossy_string(b), String::from_utf8_lossy(b), "{b:?}");
+        }
+    }
+
+    /// Macros name the TX keys the rule set numbers by their slots (a key set only at run
+    /// time keeps its name), and expand to what the keys hold.
+    #[test]
+    fn macros_read_numbered_tx_keys_from_their_slots() {
+        use crate::macros::Part;
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.known=5,setvar:'tx.k%{tx.known}=x'\"\n\
+                 SecRule ARGS \"@rx (b)\" \"id:2,phase:1,pass,capture,\
+                   msg:'%{tx.known}/%{tx.1}/%{tx.k5}/%{tx.missing}',\
+                   setvar:'tx.copy=%{tx.0}+%{TX.KNOWN}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let msg = rs.rules[1].actions.msg.as_ref().unwrap();
+        let slotted = |key: &[u8]| {
+            msg.parts.iter().any(
+                |p| matches!(p, Part::TxSlot(k, s) if k == key && rs.tx_slots.get(key) == Some(*s)),
+            )
+        };
+        assert!(slotted(b"known") && slotted(b"1"));
+        assert!(!slotted(b"k5") && !slotted(b"missing"));
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/?a=abc", b"HTTP/1.1");
+        assert!(tx.process_request_headers().is_none());
+        assert_eq!(tx.matched_rules()[1].msg, "5/b/x/");
+        assert_eq!(tx.tx_var("copy"), Some(&b"b+5"[..]));
+    }
+
+    /// CRS v4's blocking scores, else v3's, else 0.
+    #[test]
+    fn anomaly_scores_read_v4_then_v3_keys() {
+        let scores = |actions: &str| {
+            let text = format!("SecAction \"id:1,phase:1,pass,nolog{actions}\"\n");
+            let rs = Arc::new(RuleSet::from_text(&text, "t").unwrap());
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            let s = tx.anomaly_scores();
+            (s.inbound, s.outbound)
+        };
+        assert_eq!(scores(""), (0, 0));
+        assert_eq!(
+            scores(",setvar:tx.inbound_anomaly_score=3,setvar:TX.OUTBOUND_ANOMALY_SCORE=4"),
+            (3, 4)
+        );
+        assert_eq!(
+            scores(
+                ",setvar:tx.inbound_anomaly_score=3,setvar:tx.blocking_inbound_anomaly_score=8,\
+                 setvar:tx.blocking_outbound_anomaly_score=+2"
+            ),
+            (8, 2)
+        );
+    }
+
+    /// Captures are written to slots 0..9 without looking their keys up: those must be
+    /// the slots of TX:0..TX:9, in every rule set.
+    #[test]
+    fn capture_groups_are_the_first_tx_slots() {
+        for text in [
+            "",
+            "SecAction \"id:1,phase:1,pass,setvar:tx.a=1,setvar:tx.12=2\"\n",
+        ] {
+            let rs = RuleSet::from_text(text, "t").unwrap();
+            for i in 0..10u8 {
+                assert_eq!(rs.tx_slots.get(&[b'0' + i]), Some(u32::from(i)), "{text}");
             }
         }
     }

@@ -84,6 +84,18 @@ pub fn one(rs: &Arc<RuleSet>, uri: &[u8]) -> bool {
     tx.process_request_headers().is_some() || tx.process_request_body().is_some()
 }
 
+/// [`one`], then the log phase and the logging rules an audit record holds, as the module
+/// does for every transaction; whether it was blocked. Profiled (`crs_profile`), not timed
+/// by the criterion bench.
+#[allow(dead_code)]
+pub fn one_logged(rs: &Arc<RuleSet>, uri: &[u8]) -> bool {
+    let mut tx = request(rs, uri);
+    let blocked = tx.process_request_headers().is_some() || tx.process_request_body().is_some();
+    tx.process_logging();
+    std::hint::black_box((tx.logged_rules(), tx.anomaly_scores()));
+    blocked
+}
+
 /// A GET of `uri`, then its response through phases 3 and 4; whether it was blocked.
 pub fn with_response(rs: &Arc<RuleSet>, uri: &[u8]) -> bool {
     let mut tx = request(rs, uri);

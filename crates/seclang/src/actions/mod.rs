@@ -79,6 +79,30 @@ pub struct Actions {
     pub exec: Vec<Exec>,
 }
 
+impl Actions {
+    /// Every macro the actions expand when their rule matches.
+    pub fn macros_mut(&mut self) -> impl Iterator<Item = &mut Macro> {
+        let texts = [&mut self.msg, &mut self.logdata, &mut self.redirect]
+            .into_iter()
+            .flatten();
+        let exec = self.exec.iter_mut().flat_map(|e| {
+            let (a, b) = match e {
+                Exec::SetVar(sv) => (
+                    Some(&mut sv.name),
+                    match &mut sv.op {
+                        SetVarOp::Set(m) | SetVarOp::Add(m) | SetVarOp::Sub(m) => Some(m),
+                        SetVarOp::Delete => None,
+                    },
+                ),
+                Exec::SetEnv(n, v) => (Some(n), Some(v)),
+                Exec::Ctl(_) | Exec::Noop => (None, None),
+            };
+            a.into_iter().chain(b)
+        });
+        texts.chain(exec)
+    }
+}
+
 type Handler = fn(&mut Actions, Option<&str>) -> Result<(), String>;
 
 /// Every action name (lower case) and its handler.

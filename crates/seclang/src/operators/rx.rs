@@ -14,8 +14,12 @@ use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::captures::Captures as Slots;
 use regex_automata::util::pool::Pool;
 use regex_automata::util::prefilter::Prefilter;
-use regex_automata::{Input, MatchKind};
+use regex_automata::util::start;
+use regex_automata::{Anchored, Input, MatchKind, PatternID};
 use regex_syntax::hir::Look;
+
+#[cfg(test)]
+mod capture_differential;
 
 use super::shared::Interned;
 use super::{BuildContext, Captures, Operator};
@@ -26,15 +30,16 @@ const SIZE_LIMIT: usize = 1 << 27;
 /// Largest literal prefilter kept inside a lazy DFA.
 const PREFILTER_LIMIT: usize = 4096;
 
-/// A pattern the regex crate's engines run: a forward lazy DFA answers whether it matches,
-/// a bounded backtracker (a PikeVM on long values) gives the capture groups of the
-/// leftmost-first match.
+/// A pattern the regex crate's engines run: a forward lazy DFA answers whether it matches
+/// and where the leftmost-first match lies; a bounded backtracker (a PikeVM on long spans)
+/// gives that match's groups when the pattern has groups of its own.
 ///
 /// These are what `regex::bytes::Regex` would run for the same questions, less what it
 /// builds to report where a match starts cheaply (a reverse NFA and lazy DFA) and its own
-/// literal prefilters: the engine asks for match positions only with `capture`, after a
-/// match, and its literal prefilter has already skipped values without the regex's
-/// literals. Both built from the same NFA, so they agree on every answer.
+/// literal prefilters: the engine asks where a match lies only for `capture`, and the
+/// forward DFA's anchored states find the start then ([`Engines::bounds`]); the engine's
+/// literal prefilter has already skipped values without the regex's literals. All built
+/// from the same NFA, so they agree on every answer.
 ///
 /// The engines are built on the first search, in the process that searches: loading
 /// compiles the pattern once to reject what cannot compile, then drops it. Most patterns
@@ -59,6 +64,8 @@ struct Engines {
     /// Captures on values short enough for its visited set: faster than the PikeVM.
     backtrack: BoundedBacktracker,
     scratch: Pool<Scratch>,
+    /// Whether the pattern has groups of its own (beyond the whole match).
+    has_groups: bool,
 }
 
 /// Per-thread search state, reused across searches; each part made on first use (so the
@@ -259,8 +266,10 @@ impl Engines {
             .build_from_nfa(nfa.clone())
             .ok();
         let pikevm = PikeVM::new_from_nfa(nfa.clone()).map_err(|e| e.to_string())?;
+        let has_groups = nfa.group_info().group_len(PatternID::ZERO) > 1;
         let backtrack = BoundedBacktracker::new_from_nfa(nfa).map_err(|e| e.to_string())?;
         Ok(Engines {
+            has_groups,
             dfa,
             pikevm,
             backtrack,
@@ -294,26 +303,49 @@ impl Engines {
     }
 
     /// The leftmost-first match's groups (at most 10), if it matches.
+    ///
+    /// The lazy DFA finds where the match lies (see [`Engines::bounds`]); the slow engines
+    /// only run for patterns with groups of their own, anchored at the match's start and
+    /// confined to its span, or where the DFA could not tell.
     fn captures(&self, input: &[u8], groups: &mut Vec<Vec<u8>>) -> bool {
         let mut scratch = self.scratch.get();
+        let Scratch { dfa, slow } = &mut *scratch;
+        let bounds = match &self.dfa {
+            Some(d) => self.bounds(d, dfa.get_or_insert_with(|| d.create_cache()), input),
+            None => Bounds::Within(0..input.len()),
+        };
+        let (span, exact) = match bounds {
+            Bounds::NoMatch => return false,
+            Bounds::Exact(span) => (span, true),
+            Bounds::Within(span) => (span, false),
+        };
+        groups.clear();
+        if exact && !self.has_groups {
+            groups.push(input[span].to_vec());
+            return true;
+        }
         let SlowScratch {
             pikevm,
             backtrack,
             slots,
-        } = scratch.slow.get_or_insert_with(|| self.slow_scratch());
-        let fits = input.len() <= self.backtrack.max_haystack_len();
-        if !fits
+        } = slow.get_or_insert_with(|| self.slow_scratch());
+        // Confined to a span, the search still sees the bytes around it (`\b`, `$`).
+        let search = Input::new(input).span(span.clone()).anchored(if exact {
+            Anchored::Yes
+        } else {
+            Anchored::No
+        });
+        if span.len() > self.backtrack.max_haystack_len()
             || self
                 .backtrack
-                .try_captures(backtrack, input, slots)
+                .try_search(backtrack, &search, slots)
                 .is_err()
         {
-            self.pikevm.captures(pikevm, input, slots);
+            self.pikevm.search(pikevm, &search, slots);
         }
         if !slots.is_match() {
             return false;
         }
-        groups.clear();
         groups.extend((0..slots.group_len().min(10)).map(|i| {
             slots
                 .get_group(i)
@@ -321,6 +353,87 @@ impl Engines {
         }));
         true
     }
+
+    /// Where the leftmost-first match of `input` lies, as the lazy DFA tells.
+    ///
+    /// Its forward search (not stopping at the first match state) ends where that match
+    /// ends. The match starts at the least offset from which the pattern matches at all,
+    /// and a match from there ends by that end: the first offset whose anchored search,
+    /// confined to end there, matches. Confining both searches to the span keeps the
+    /// answer: a higher-priority match inside it would be one in the whole input too.
+    fn bounds(&self, dfa: &DFA, cache: &mut DfaCache, input: &[u8]) -> Bounds {
+        let whole = Input::new(input);
+        let end = match dfa.try_search_fwd(cache, &whole) {
+            Ok(None) => return Bounds::NoMatch,
+            Ok(Some(m)) => m.offset(),
+            // The DFA gave up (its cache thrashing): the slow engines search it all.
+            Err(_) => return Bounds::Within(0..input.len()),
+        };
+        for start in 0..=end {
+            // A start far in (a long value) is left to the slow engines, on what is left of
+            // the span: each probe costs a start state and a few transitions.
+            if start == START_PROBES {
+                return Bounds::Within(start..end);
+            }
+            match starts_here(dfa, cache, input, start, end) {
+                Some(true) => return Bounds::Exact(start..end),
+                Some(false) => {}
+                None => return Bounds::Within(start..end),
+            }
+        }
+        // Unreachable while the DFA agrees with itself (a match ends at `end`).
+        Bounds::Within(0..input.len())
+    }
+}
+
+/// Whether the pattern matches from `start` (anchored there) ending by `end`, walking the
+/// lazy DFA's states by hand (cheaper than setting up a search for each offset); `None`
+/// when the DFA gives up.
+fn starts_here(
+    dfa: &DFA,
+    cache: &mut DfaCache,
+    input: &[u8],
+    start: usize,
+    end: usize,
+) -> Option<bool> {
+    let config = start::Config::new()
+        .anchored(Anchored::Yes)
+        .look_behind(start.checked_sub(1).map(|i| input[i]));
+    let mut sid = dfa.start_state(cache, &config).ok()?;
+    for &b in &input[start..end] {
+        sid = dfa.next_state(cache, sid, b).ok()?;
+        if sid.is_tagged() {
+            if sid.is_match() {
+                return Some(true);
+            }
+            if sid.is_dead() {
+                return Some(false);
+            }
+            if sid.is_quit() {
+                return None;
+            }
+        }
+    }
+    // The DFA shows a match one byte late: the byte after the span (or the end of the
+    // input) shows one that ends at `end`.
+    sid = match input.get(end) {
+        Some(&b) => dfa.next_state(cache, sid, b),
+        None => dfa.next_eoi_state(cache, sid),
+    }
+    .ok()?;
+    Some(sid.is_match())
+}
+
+/// Offsets whose anchored DFA search [`Engines::bounds`] tries as the match's start.
+const START_PROBES: usize = 64;
+
+/// What [`Engines::bounds`] found.
+enum Bounds {
+    NoMatch,
+    /// The leftmost-first match's span.
+    Exact(std::ops::Range<usize>),
+    /// A span holding the leftmost-first match whole (its end, or both ends, unknown).
+    Within(std::ops::Range<usize>),
 }
 
 #[derive(Debug)]
@@ -393,9 +506,7 @@ impl Operator for Rx {
                 true
             }
             // Captures cost more; most values do not match, so ask the cheap question first.
-            Engine::Rust(re) if caps.wanted => {
-                re.is_match(input) && re.captures(input, &mut caps.groups)
-            }
+            Engine::Rust(re) if caps.wanted => re.captures(input, &mut caps.groups),
             Engine::Rust(re) => re.is_match(input),
             // A PCRE2 error (match limit hit) counts as no match, as in ModSecurity.
             Engine::Pcre(re) if caps.wanted && !re.is_match(input).unwrap_or(false) => false,

@@ -1,0 +1,311 @@
+//! Differential test of `@rx` captures: the lazy DFA's bounds (and the slow engines confined
+//! to them) against a PikeVM searching the whole value, as captures were found before, on
+//! every CRS v4.28.0 pattern the regex crate runs.
+//!
+//! Values: the CRS regression suite's request parts (URI, body, header values, decoded
+//! and split into arguments) against the patterns of the rule each test is for, and
+//! strings generated from each pattern, alone, among random bytes, and behind a prefix
+//! long enough that the match's start is past the DFA's probes.
+
+use std::path::Path;
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{Bounds, Engine, Lazy, START_PROBES};
+use crate::rule::RuleOperator;
+
+/// CRS v4.28.0 as the regression suite loads it; `None` when the data is not there.
+fn crs_rule_set(root: &Path) -> Option<crate::RuleSet> {
+    let v4 = root.join("v4.28.0");
+    if !v4.join("rules").is_dir() {
+        println!("SKIPPED: CRS data not found at {}", root.display());
+        return None;
+    }
+    let mut files: Vec<_> = std::fs::read_dir(v4.join("rules"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    files.sort();
+    let mut b = crate::RuleSetBuilder::default();
+    for f in [
+        v4.join("crs-setup.conf.example"),
+        root.join("test-setup.conf"),
+    ]
+    .iter()
+    .chain(&files)
+    {
+        b.add_file(f).unwrap();
+    }
+    Some(b.build().unwrap())
+}
+
+/// The regex-crate patterns of each rule id (chain links included).
+fn patterns_by_rule(rs: &crate::RuleSet) -> FxHashMap<u32, Vec<&Lazy>> {
+    let mut out: FxHashMap<u32, Vec<&Lazy>> = FxHashMap::default();
+    for r in rs.rules() {
+        let mut link = Some(r);
+        while let Some(l) = link {
+            if let RuleOperator::Static(op) = &l.operator {
+                if let Some(Engine::Rust(re)) = op.as_rx().map(|rx| &rx.engine) {
+                    out.entry(r.id).or_default().push(re);
+                }
+            }
+            link = l.chained.as_deref();
+        }
+    }
+    out
+}
+
+/// Percent-decoding, `+` as a space: what an argument's value reads as.
+fn url_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A request part as it is, decoded, and split into decoded names and values.
+fn values_of(part: &str, out: &mut Vec<Vec<u8>>) {
+    let raw = part.as_bytes();
+    out.push(raw.to_vec());
+    out.push(url_decode(raw));
+    let query = raw.splitn(2, |&b| b == b'?').last().unwrap_or(raw);
+    for pair in query.split(|&b| b == b'&') {
+        for side in pair.splitn(2, |&b| b == b'=') {
+            out.push(url_decode(side));
+        }
+    }
+}
+
+/// Each regression test's rule id with the values its requests carry.
+fn regression_values(root: &Path) -> Vec<(u32, Vec<Vec<u8>>)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("v4.28.0/tests/regression/tests")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        let Some(id) = doc["rule_id"].as_u64() else {
+            continue;
+        };
+        let mut values = Vec::new();
+        for test in doc["tests"].as_sequence().into_iter().flatten() {
+            for stage in test["stages"].as_sequence().into_iter().flatten() {
+                let input = &stage["input"];
+                for key in ["uri", "data"] {
+                    if let Some(s) = input[key].as_str() {
+                        values_of(s, &mut values);
+                    }
+                }
+                if let Some(headers) = input["headers"].as_mapping() {
+                    for v in headers.values().filter_map(|v| v.as_str()) {
+                        values_of(v, &mut values);
+                    }
+                }
+            }
+        }
+        out.push((id as u32, values));
+    }
+    out
+}
+
+/// A small xorshift generator: the test is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Appends a string shaped by `h`: one it matches where its assertions happen to hold.
+fn sample(h: &Hir, rng: &mut Rng, out: &mut Vec<u8>) {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => {}
+        HirKind::Literal(l) => out.extend_from_slice(&l.0),
+        HirKind::Class(Class::Bytes(c)) => {
+            let r = c.ranges()[rng.below(c.ranges().len())];
+            out.push(r.start() + rng.below(usize::from(r.end() - r.start()) + 1) as u8);
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            let r = c.ranges()[rng.below(c.ranges().len())];
+            let span = (r.end() as u32 - r.start() as u32) as usize + 1;
+            let ch = char::from_u32(r.start() as u32 + rng.below(span) as u32).unwrap_or('x');
+            out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+        }
+        HirKind::Capture(c) => sample(&c.sub, rng, out),
+        HirKind::Repetition(r) => {
+            let extra = match r.max {
+                _ if out.len() > 512 => 0,
+                Some(max) => rng.below((max - r.min).min(3) as usize + 1),
+                None => rng.below(4),
+            };
+            for _ in 0..r.min as usize + extra {
+                sample(&r.sub, rng, out);
+            }
+        }
+        HirKind::Concat(subs) => subs.iter().for_each(|s| sample(s, rng, out)),
+        HirKind::Alternation(subs) => sample(&subs[rng.below(subs.len())], rng, out),
+    }
+}
+
+/// What the old path found: the PikeVM's leftmost-first groups over the whole value.
+struct Reference<'a> {
+    re: &'a Lazy,
+    cache: regex_automata::nfa::thompson::pikevm::Cache,
+    slots: regex_automata::util::captures::Captures,
+}
+
+impl<'a> Reference<'a> {
+    fn new(re: &'a Lazy) -> Self {
+        Reference {
+            re,
+            cache: re.engines().unwrap().pikevm.create_cache(),
+            slots: re.engines().unwrap().pikevm.create_captures(),
+        }
+    }
+
+    fn captures(&mut self, input: &[u8]) -> Option<Vec<Vec<u8>>> {
+        self.re
+            .engines()
+            .unwrap()
+            .pikevm
+            .captures(&mut self.cache, input, &mut self.slots);
+        self.slots.is_match().then(|| {
+            (0..self.slots.group_len().min(10))
+                .map(|i| {
+                    self.slots
+                        .get_group(i)
+                        .map_or(Vec::new(), |sp| input[sp.range()].to_vec())
+                })
+                .collect()
+        })
+    }
+}
+
+/// How the values compared went: matches found through each way the bounds come.
+#[derive(Default, Debug)]
+struct Tally {
+    values: usize,
+    exact_whole_match: usize,
+    exact_with_groups: usize,
+    within: usize,
+}
+
+/// One value: the captures agree with the reference, and what way they were found.
+fn compare(re: &Lazy, reference: &mut Reference<'_>, input: &[u8], tally: &mut Tally) {
+    tally.values += 1;
+    let mut groups = Vec::new();
+    let found = re.captures(input, &mut groups);
+    let expected = reference.captures(input);
+    let shown = |g: &Vec<Vec<u8>>| -> Vec<String> {
+        g.iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    };
+    assert_eq!(
+        found.then(|| shown(&groups)),
+        expected.as_ref().map(shown),
+        "{}: {:?}",
+        re.pattern,
+        String::from_utf8_lossy(input)
+    );
+    if !found {
+        return;
+    }
+    let engines = re.engines().unwrap();
+    let dfa = engines.dfa.as_ref().unwrap();
+    let bounds = engines.bounds(dfa, &mut dfa.create_cache(), input);
+    match bounds {
+        Bounds::Exact(_) if groups.len() == 1 => tally.exact_whole_match += 1,
+        Bounds::Exact(_) => tally.exact_with_groups += 1,
+        Bounds::Within(_) => tally.within += 1,
+        Bounds::NoMatch => panic!("{}: bounds miss a match", re.pattern),
+    }
+}
+
+#[test]
+fn captures_agree_with_a_whole_value_search_on_crs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs");
+    let Some(rs) = crs_rule_set(&root) else {
+        return;
+    };
+    let by_rule = patterns_by_rule(&rs);
+    let mut tally = Tally::default();
+
+    // The regression suite's values, against the patterns of the rule each test is for.
+    for (id, values) in regression_values(&root) {
+        for re in by_rule.get(&id).into_iter().flatten() {
+            let mut reference = Reference::new(re);
+            for v in &values {
+                compare(re, &mut reference, v, &mut tally);
+            }
+        }
+    }
+    let from_suite = tally.exact_whole_match + tally.exact_with_groups + tally.within;
+
+    // Generated values, each pattern once.
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut seen = FxHashSet::default();
+    let filler = b" a0.-/'\"<(=\n%\\xZ;";
+    for re in by_rule.values().flatten() {
+        if !seen.insert(re.pattern.as_str()) || re.engines().unwrap().dfa.is_none() {
+            continue;
+        }
+        let hir = super::parse(&re.pattern).unwrap();
+        let mut reference = Reference::new(re);
+        for round in 0..12 {
+            // Alone, among a few random bytes, behind more bytes than the probes try.
+            let before = match round % 3 {
+                0 => 0,
+                1 => rng.below(6),
+                _ => START_PROBES + rng.below(40),
+            };
+            let mut value: Vec<u8> = (0..before)
+                .map(|_| filler[rng.below(filler.len())])
+                .collect();
+            sample(&hir, &mut rng, &mut value);
+            for _ in 0..rng.below(6) {
+                value.push(filler[rng.below(filler.len())]);
+            }
+            compare(re, &mut reference, &value, &mut tally);
+        }
+    }
+    println!("{tally:?}, {from_suite} matches from the regression suite");
+    // Every way to the groups was put to the test, the suite's values among them.
+    assert!(from_suite >= 1000, "{from_suite}");
+    assert!(tally.exact_whole_match >= 500, "{tally:?}");
+    assert!(tally.exact_with_groups >= 100, "{tally:?}");
+    assert!(tally.within >= 100, "{tally:?}");
+}
