@@ -11,7 +11,7 @@ use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
 use crate::prefilter::PhaseScan;
 use crate::rule::{ChainId, Rule, RuleOperator, TxKeyTest};
-use crate::ruleset::{RuleSet, Step};
+use crate::ruleset::{RuleSet, MARKER, NO_GROUP, NO_SKIP_AFTER};
 use crate::store::{format_i64, Store};
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
 
@@ -888,43 +888,41 @@ impl Transaction {
         self.phase = phase;
         self.scratch.scans.clear();
         self.scratch.target_values.clear();
-        let steps = &rs.phases[phase as usize];
+        let phase_steps = &rs.phases[phase as usize];
+        let steps = &phase_steps.steps;
         let mut i = 0;
         let mut skip = 0u32;
         while i < steps.len() {
-            let Step::Rule {
-                rule: ri,
-                skip_after,
-            } = steps[i]
-            else {
-                i += 1;
-                continue;
-            };
+            let step = steps[i];
             i += 1;
+            if step.rule == MARKER {
+                continue;
+            }
             if skip > 0 {
                 skip -= 1;
                 continue;
             }
-            let rule = &rs.rules[ri];
-            if self.rules_removed && self.is_removed(rule) {
+            let ri = step.rule as usize;
+            if self.rules_removed && self.is_removed(&rs.rules[ri]) {
                 continue;
             }
             // Whether the prefilter shows that the first link's operator matches no value.
             let mut op_fails = false;
-            if let Some((g, m)) = rs.prefilter.member[ri] {
-                if !self.group_may_match(&rs, g as usize, m as usize) {
-                    if !rule.negated {
-                        // What evaluating the chain would have done before failing.
-                        self.data.matched_vars.truncate(0);
-                        self.data.rule_id = rule.id;
-                        self.data.rule_idx = ri;
-                        continue;
-                    }
-                    // A negated operator then holds for every value: the rule still runs,
-                    // without the operator.
-                    op_fails = true;
+            if step.group != NO_GROUP
+                && !self.group_may_match(&rs, step.group as usize, step.member as usize)
+            {
+                if !step.negated {
+                    // What evaluating the chain would have done before failing.
+                    self.data.matched_vars.truncate(0);
+                    self.data.rule_id = step.id;
+                    self.data.rule_idx = ri;
+                    continue;
                 }
+                // A negated operator then holds for every value: the rule still runs,
+                // without the operator.
+                op_fails = true;
             }
+            let rule = &rs.rules[ri];
             if !self.eval_chain(&rs, ri, rule, op_fails) {
                 continue;
             }
@@ -938,8 +936,9 @@ impl Transaction {
                 d => d,
             };
             self.on_match(ri, rule, phase, disruptive);
-            if let Some(to) = skip_after {
-                i = to;
+            let skip_after = phase_steps.skip_after[i - 1];
+            if skip_after != NO_SKIP_AFTER {
+                i = skip_after as usize;
             } else if rule.actions.skip > 0 {
                 skip = rule.actions.skip;
             }
