@@ -142,6 +142,9 @@ pub struct RuleSet {
     pub(crate) prefilter: Prefilter,
     /// TX keys the rules name literally, numbered (see `store`).
     pub(crate) tx_slots: Arc<SlotTable>,
+    /// The MATCHED_VAR_NAMEs of the links' [`TxKeyTest`]s, each once: the few keys CRS
+    /// tests most share a few cache lines.
+    pub(crate) tx_key_names: Vec<u8>,
     /// Links whose operator is built per transaction (`RuleOperator::Dynamic`).
     pub(crate) dynamic_operators: usize,
     /// Unique per rule set built in this process: what a transaction's pooled state keeps
@@ -294,7 +297,8 @@ impl RuleSetBuilder {
                 }
             }
         }
-        let tx_slots = Arc::new(number_tx_keys(&mut rules));
+        let mut tx_key_names = Vec::new();
+        let tx_slots = Arc::new(number_tx_keys(&mut rules, &mut tx_key_names));
         let dynamic_operators = number_dynamic_operators(&mut rules);
         static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let prefilter = Prefilter::build(&rules, &phases, &mut chains);
@@ -306,6 +310,7 @@ impl RuleSetBuilder {
             config: self.config,
             prefilter,
             tx_slots,
+            tx_key_names,
             dynamic_operators,
             uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             notices: self.notices,
@@ -640,6 +645,8 @@ impl RuleSetBuilder {
             negated: parsed.negated,
             int_cmp: parsed.int_cmp,
             tx_key: None,
+            multi_match: false,
+            capture: false,
             chain_ids: Vec::new(),
             defaults: self.defaults[if is_link { 0 } else { phase as usize }].clone(),
             actions,
@@ -681,8 +688,8 @@ fn number_dynamic_operators(rules: &mut [Rule]) -> usize {
     for r in rules.iter_mut() {
         let mut link = Some(r);
         while let Some(l) = link {
-            if let RuleOperator::Dynamic { slot, .. } = &mut l.operator {
-                *slot = next;
+            if let RuleOperator::Dynamic(d) = &mut l.operator {
+                d.slot = next;
                 next += 1;
             }
             link = l.chained.as_deref_mut();
@@ -692,15 +699,20 @@ fn number_dynamic_operators(rules: &mut [Rule]) -> usize {
 }
 
 /// Number the TX keys that targets and `setvar`s name literally, and record each slot
-/// where it is used (and each link that tests just one), so that transactions reach them
-/// without string comparisons.
-fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
+/// where it is used (and each link that tests just one, its name placed in `names`), so
+/// that transactions reach them without string comparisons.
+fn number_tx_keys(rules: &mut [Rule], names: &mut Vec<u8>) -> SlotTable {
     let mut t = SlotTable::default();
+    let mut placed: rustc_hash::FxHashMap<Vec<u8>, std::ops::Range<u32>> = Default::default();
     // Capture groups TX:0..TX:9.
     for i in 0..10u8 {
         t.intern(&[b'0' + i]);
     }
-    fn walk(r: &mut Rule, t: &mut SlotTable) {
+    type Names<'a> = (
+        &'a mut Vec<u8>,
+        &'a mut rustc_hash::FxHashMap<Vec<u8>, std::ops::Range<u32>>,
+    );
+    fn walk(r: &mut Rule, t: &mut SlotTable, names: &mut Names<'_>) {
         for target in &mut r.targets {
             if let (Var::Tx, Selector::Key(k)) = (target.var, &target.selector) {
                 target.slot = Some(t.intern(k));
@@ -724,18 +736,23 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
             [target]
                 if target.exclusions.is_empty()
                     && r.chain_ids.is_empty()
-                    && !r.actions.multi_match
-                    && !r.actions.capture =>
+                    && !r.multi_match
+                    && !r.capture =>
             {
                 match (target.var, &target.selector, target.slot) {
                     (Var::Tx, Selector::Key(key), Some(slot)) => {
                         let mut name = Vec::new();
                         let key: &[u8] = if target.count { b"" } else { key };
                         write_var_name(&mut name, Var::Tx, key);
+                        let (pool, placed) = names;
+                        let name = placed.entry(name).or_insert_with_key(|name| {
+                            pool.extend_from_slice(name);
+                            (pool.len() - name.len()) as u32..pool.len() as u32
+                        });
                         Some(TxKeyTest {
                             slot,
                             count: target.count,
-                            name: name.into(),
+                            name: name.clone(),
                         })
                     }
                     _ => None,
@@ -744,11 +761,11 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
             _ => None,
         };
         if let Some(c) = r.chained.as_deref_mut() {
-            walk(c, t);
+            walk(c, t, names);
         }
     }
     for r in rules.iter_mut() {
-        walk(r, &mut t);
+        walk(r, &mut t, &mut (&mut *names, &mut placed));
     }
     // Keys are all numbered now: a TX regex selector's choice among them is fixed.
     fn select(r: &mut Rule, t: &SlotTable) {

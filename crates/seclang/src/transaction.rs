@@ -1155,15 +1155,12 @@ impl Transaction {
         let op: &dyn Operator = match &link.operator {
             RuleOperator::Always => return true,
             RuleOperator::Static(op) => &**op,
-            RuleOperator::Dynamic {
-                build,
-                param,
-                base_dir,
-                slot,
-            } => match self.dynamic_operator(*build, param, base_dir, *slot) {
-                Some(b) => &*built.insert((b, *slot)).0.op,
-                None => return false,
-            },
+            RuleOperator::Dynamic(d) => {
+                match self.dynamic_operator(d.build, &d.param, &d.base_dir, d.slot) {
+                    Some(b) => &*built.insert((b, d.slot)).0.op,
+                    None => return false,
+                }
+            }
         };
         let matched = self.eval_link_with(rs, idx, starter, link, op, first, op_fails);
         if let Some((b, slot)) = built.filter(|(b, _)| b.text.len() <= MAX_BUILT_TEXT) {
@@ -1226,11 +1223,11 @@ impl Transaction {
         first: bool,
         op_fails: bool,
     ) -> bool {
-        if let Some(matched) = self.eval_tx_key(starter, link, op, op_fails) {
+        if let Some(matched) = self.eval_tx_key(rs, starter, link, op, op_fails) {
             return matched;
         }
         let chain = link.chain_id();
-        let multi = link.actions.multi_match;
+        let multi = link.multi_match;
         let use_prefilter =
             first && !link.negated && matches!(link.operator, RuleOperator::Static(_));
         // A group member's bit in the phase scan of a value: unset, the operator cannot
@@ -1256,7 +1253,7 @@ impl Transaction {
         hits.clear();
         hit_bytes.clear();
         let mut caps = Captures {
-            wanted: link.actions.capture,
+            wanted: link.capture,
             groups: Vec::new(),
         };
         // Whether the phase scan of a value (cache row `row` through the chain the units
@@ -1377,7 +1374,7 @@ impl Transaction {
             d.matched_var
                 .1
                 .extend_from_slice(&bytes[last.value.clone()]);
-            if link.actions.capture {
+            if link.capture {
                 if let Some(h) = hits.iter().rev().find(|h| !h.groups.is_empty()) {
                     for (i, g) in h.groups.iter().enumerate() {
                         d.tx.set(&[b'0' + i as u8], None, g);
@@ -1400,6 +1397,7 @@ impl Transaction {
     /// the same outcome and without visiting; `None` for any other link.
     fn eval_tx_key(
         &mut self,
+        rs: &RuleSet,
         starter: &Rule,
         link: &Rule,
         op: &dyn Operator,
@@ -1407,6 +1405,7 @@ impl Transaction {
     ) -> Option<bool> {
         let TxKeyTest { slot, count, name } = link.tx_key.as_ref()?;
         let (slot, count) = (*slot, *count);
+        let name = &rs.tx_key_names[name.start as usize..name.end as usize];
         if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
             // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
             let key: &[u8] = match (&link.targets[0].selector, count) {
