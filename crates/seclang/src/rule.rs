@@ -67,9 +67,10 @@ pub struct DynamicOperator {
 /// One rule (or chain link).
 ///
 /// `repr(C)` and aligned to a cache line: the fields the rule loop reads for every link
-/// it evaluates come first and share the struct's first two cache lines, instead of lying
-/// wherever the compiler puts them in a struct of seven lines (the rule loop's cache
-/// misses, on a worker's cold caches, were mostly these).
+/// it evaluates come first, instead of lying wherever the compiler puts them in a struct
+/// of seven lines (the rule loop's cache misses, on a worker's cold caches, were mostly
+/// these). The first line holds all that a `TX:key` link (the commonest in CRS) and the
+/// loop after a match read; the second the targets that other links visit.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct Rule {
@@ -81,9 +82,6 @@ pub struct Rule {
     /// compared as an integer without calling the operator.
     pub int_cmp: Option<IntCmp>,
     pub chained: Option<Box<Rule>>,
-    /// 0 for chain links.
-    pub id: u32,
-    pub status: Option<u16>,
     pub negated: bool,
     /// Effective disruptive action (defaults applied; `block` resolved at run time).
     pub disruptive: Disruptive,
@@ -92,6 +90,9 @@ pub struct Rule {
     /// `actions.multi_match` and `actions.capture`, next to the other fields read per link.
     pub multi_match: bool,
     pub capture: bool,
+    /// 0 for chain links. (The rule loop reads it from its phase steps.)
+    pub id: u32,
+    pub status: Option<u16>,
     pub targets: Vec<Target>,
     /// The full transformation chain, and its prefixes (for `multiMatch`).
     pub chain_ids: Vec<ChainId>,
@@ -115,10 +116,12 @@ pub enum IntOp {
 }
 
 /// An integer comparison with its operand read at load time, as the operator reads it.
+/// The operand is 32-bit (8 bytes in all, beside the other fields read per link); a
+/// comparison with a wider one is left to the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntCmp {
     pub op: IntOp,
-    pub operand: i64,
+    pub operand: i32,
 }
 
 impl IntCmp {
@@ -136,18 +139,19 @@ impl IntCmp {
         .1;
         Some(IntCmp {
             op,
-            operand: operators::parse_int(param.as_bytes()),
+            operand: i32::try_from(operators::parse_int(param.as_bytes())).ok()?,
         })
     }
 
     /// Whether a value read as the integer `n` matches (before negation).
     pub fn holds(self, n: i64) -> bool {
+        let operand = i64::from(self.operand);
         match self.op {
-            IntOp::Lt => n < self.operand,
-            IntOp::Le => n <= self.operand,
-            IntOp::Gt => n > self.operand,
-            IntOp::Ge => n >= self.operand,
-            IntOp::Eq => n == self.operand,
+            IntOp::Lt => n < operand,
+            IntOp::Le => n <= operand,
+            IntOp::Gt => n > operand,
+            IntOp::Ge => n >= operand,
+            IntOp::Eq => n == operand,
         }
     }
 }
@@ -275,25 +279,28 @@ mod tests {
     }
 
     #[test]
-    fn fields_read_per_link_share_the_first_two_cache_lines() {
+    fn fields_read_per_link_lie_in_the_first_cache_lines() {
         use std::mem::{align_of, offset_of, size_of_val};
         let r = crate::RuleSet::from_text("SecRule ARGS \"@rx a\" \"id:1\"", "t").unwrap();
         let r = &r.rules()[0];
         assert_eq!(align_of::<Rule>(), 64);
-        let ends = [
+        // What a `TX:key` link and the loop after a match read.
+        let first = [
             offset_of!(Rule, operator) + size_of_val(&r.operator),
             offset_of!(Rule, tx_key) + size_of_val(&r.tx_key),
             offset_of!(Rule, int_cmp) + size_of_val(&r.int_cmp),
             offset_of!(Rule, chained) + size_of_val(&r.chained),
-            offset_of!(Rule, id) + size_of_val(&r.id),
             offset_of!(Rule, negated) + 1,
             offset_of!(Rule, disruptive) + size_of_val(&r.disruptive),
             offset_of!(Rule, multi_match) + 1,
             offset_of!(Rule, capture) + 1,
+        ];
+        assert!(first.iter().all(|&end| end <= 64), "{first:?}");
+        let second = [
             offset_of!(Rule, targets) + size_of_val(&r.targets),
             offset_of!(Rule, chain_ids) + size_of_val(&r.chain_ids),
         ];
-        assert!(ends.iter().all(|&end| end <= 128), "{ends:?}");
+        assert!(second.iter().all(|&end| end <= 128), "{second:?}");
     }
 
     #[test]
@@ -334,6 +341,11 @@ mod tests {
         // A parameter expanded per transaction is compared by the operator built then.
         let p = parse_operator("@lt %{tx.n}", &mut ctx).unwrap();
         assert!(p.int_cmp.is_none());
+        // An operand wider than the comparison keeps is left to the operator.
+        let p = parse_operator("@gt 2147483648", &mut ctx).unwrap();
+        assert!(p.int_cmp.is_none());
+        let p = parse_operator("@gt -2147483648", &mut ctx).unwrap();
+        assert_eq!(p.int_cmp.map(|c| c.operand), Some(i32::MIN));
         assert!(parse_operator("@nosuch x", &mut ctx).is_err());
     }
 }

@@ -923,7 +923,7 @@ impl Transaction {
                 op_fails = true;
             }
             let rule = &rs.rules[ri];
-            if !self.eval_chain(&rs, ri, rule, op_fails) {
+            if !self.eval_chain(&rs, ri, step.id, op_fails) {
                 continue;
             }
             let disruptive = match rule.disruptive {
@@ -1107,11 +1107,13 @@ impl Transaction {
                     .is_some_and(|m| self.removed_msgs.iter().any(|x| x.as_bytes() == m)))
     }
 
-    /// Evaluate a chain; `op_fails`: the first link's operator is known to match no value.
-    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule, op_fails: bool) -> bool {
+    /// Evaluate the chain of rule `idx` (whose id is `id`); `op_fails`: the first link's
+    /// operator is known to match no value.
+    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, id: u32, op_fails: bool) -> bool {
         self.data.matched_vars.truncate(0);
-        self.data.rule_id = rule.id;
+        self.data.rule_id = id;
         self.data.rule_idx = idx;
+        let rule = &rs.rules[idx];
         let mut link = rule;
         let mut first = true;
         loop {
