@@ -75,24 +75,26 @@ pub struct DynamicOperator {
 #[repr(C, align(64))]
 pub struct Rule {
     pub operator: RuleOperator,
+    pub chained: Option<Box<Rule>>,
     /// For a link that tests one `TX:key` (or `&TX:key`) value as it is (set when the rule
     /// set is built): the slot, read directly instead of visiting the target.
     pub tx_key: Option<TxKeyTest>,
     /// For a static `@lt/@le/@gt/@ge/@eq`: the comparison, so that a TX value can be
     /// compared as an integer without calling the operator.
     pub int_cmp: Option<IntCmp>,
-    pub chained: Option<Box<Rule>>,
+    /// How the link's actions run when it matches (set when the rule set is built).
+    pub execs: ExecPlan,
     pub negated: bool,
     /// Effective disruptive action (defaults applied; `block` resolved at run time).
     pub disruptive: Disruptive,
-    pub log: bool,
-    pub phase: u8,
     /// `actions.multi_match` and `actions.capture`, next to the other fields read per link.
     pub multi_match: bool,
     pub capture: bool,
     /// 0 for chain links. (The rule loop reads it from its phase steps.)
     pub id: u32,
     pub status: Option<u16>,
+    pub log: bool,
+    pub phase: u8,
     pub targets: Vec<Target>,
     /// The full transformation chain, and its prefixes (for `multiMatch`).
     pub chain_ids: Vec<ChainId>,
@@ -103,6 +105,48 @@ pub struct Rule {
     pub operator_name: String,
     pub origin: Arc<str>,
     pub line: usize,
+}
+
+/// How a link's actions (`Rule::actions.exec`) run when it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecPlan {
+    /// It has none.
+    #[default]
+    None,
+    /// Each is a `setvar` of a literal `TX` key to a literal value (or by a literal amount,
+    /// or by another key's integer), as CRS's setup and scoring rules write them: run from
+    /// `RuleSet::slot_setvars[start..start + len]`, without reading the actions.
+    Slots { start: u32, len: u16 },
+    /// Run one by one from the actions.
+    General,
+}
+
+/// A `setvar` that [`ExecPlan::Slots`] runs: on `TX` slot `slot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotSetVar {
+    pub slot: u32,
+    pub op: SlotOp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotOp {
+    /// To the literal text `RuleSet::setvar_values[start..start + len]`.
+    Set {
+        start: u32,
+        len: u32,
+    },
+    Add(Amount),
+    Sub(Amount),
+    Delete,
+}
+
+/// What `=+` and `=-` add or subtract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    /// A literal, read as an integer at load time.
+    Const(i64),
+    /// The integer of another `TX` slot (`=+%{tx.key}`), 0 when it is unset.
+    Slot(u32),
 }
 
 /// The integer comparisons of `@lt @le @gt @ge @eq`.
@@ -161,10 +205,12 @@ impl IntCmp {
 #[derive(Debug, Clone)]
 pub struct TxKeyTest {
     pub slot: u32,
+    /// MATCHED_VAR_NAME when it matches (`TX:key`, or `TX` when counting):
+    /// `RuleSet::tx_key_names[name_start..name_start + name_len]`, where the links testing
+    /// the same key share it.
+    pub name_start: u32,
+    pub name_len: u16,
     pub count: bool,
-    /// MATCHED_VAR_NAME when it matches (`TX:key`, or `TX` when counting): a range of
-    /// `RuleSet::tx_key_names`, where the links testing the same key share it.
-    pub name: std::ops::Range<u32>,
 }
 
 impl Rule {
@@ -287,9 +333,10 @@ mod tests {
         // What a `TX:key` link and the loop after a match read.
         let first = [
             offset_of!(Rule, operator) + size_of_val(&r.operator),
+            offset_of!(Rule, chained) + size_of_val(&r.chained),
             offset_of!(Rule, tx_key) + size_of_val(&r.tx_key),
             offset_of!(Rule, int_cmp) + size_of_val(&r.int_cmp),
-            offset_of!(Rule, chained) + size_of_val(&r.chained),
+            offset_of!(Rule, execs) + size_of_val(&r.execs),
             offset_of!(Rule, negated) + 1,
             offset_of!(Rule, disruptive) + size_of_val(&r.disruptive),
             offset_of!(Rule, multi_match) + 1,

@@ -10,7 +10,10 @@ use crate::macros::Part;
 use crate::operators::BuildContext;
 use crate::parser::{parse_directives, Directive};
 use crate::prefilter::Prefilter;
-use crate::rule::{parse_operator, ChainTable, ParsedOperator, Rule, RuleOperator, TxKeyTest};
+use crate::rule::{
+    parse_operator, Amount, ChainTable, ExecPlan, ParsedOperator, Rule, RuleOperator, SlotOp,
+    SlotSetVar, TxKeyTest,
+};
 use crate::store::SlotTable;
 use crate::transaction::write_var_name;
 use crate::variables::{add_exclusion, parse_targets, parse_var_ref, Selector, Var};
@@ -145,6 +148,10 @@ pub struct RuleSet {
     /// The MATCHED_VAR_NAMEs of the links' [`TxKeyTest`]s, each once: the few keys CRS
     /// tests most share a few cache lines.
     pub(crate) tx_key_names: Vec<u8>,
+    /// The `setvar`s of the links whose actions are [`ExecPlan::Slots`], and the literal
+    /// values they set.
+    pub(crate) slot_setvars: Vec<SlotSetVar>,
+    pub(crate) setvar_values: Vec<u8>,
     /// Links whose operator is built per transaction (`RuleOperator::Dynamic`).
     pub(crate) dynamic_operators: usize,
     /// Unique per rule set built in this process: what a transaction's pooled state keeps
@@ -300,6 +307,7 @@ impl RuleSetBuilder {
         let mut tx_key_names = Vec::new();
         let tx_slots = Arc::new(number_tx_keys(&mut rules, &mut tx_key_names));
         let dynamic_operators = number_dynamic_operators(&mut rules);
+        let (slot_setvars, setvar_values) = plan_execs(&mut rules);
         static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let prefilter = Prefilter::build(&rules, &phases, &mut chains);
         let phases = phases.map(|steps| PhaseSteps::pack(&steps, &rules, &prefilter));
@@ -311,6 +319,8 @@ impl RuleSetBuilder {
             prefilter,
             tx_slots,
             tx_key_names,
+            slot_setvars,
+            setvar_values,
             dynamic_operators,
             uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             notices: self.notices,
@@ -645,6 +655,7 @@ impl RuleSetBuilder {
             negated: parsed.negated,
             int_cmp: parsed.int_cmp,
             tx_key: None,
+            execs: ExecPlan::None,
             multi_match: false,
             capture: false,
             chain_ids: Vec::new(),
@@ -680,6 +691,69 @@ impl RuleSetBuilder {
         self.open_chain = chain;
         Ok(())
     }
+}
+
+/// Sets every link's [`ExecPlan`] (the TX keys numbered already); returns the `setvar`s
+/// that [`ExecPlan::Slots`] refer to, and their values.
+fn plan_execs(rules: &mut [Rule]) -> (Vec<SlotSetVar>, Vec<u8>) {
+    let (mut setvars, mut values) = (Vec::new(), Vec::new());
+    for r in rules.iter_mut() {
+        let mut link = Some(r);
+        while let Some(l) = link {
+            let values_len = values.len();
+            let slots: Option<Vec<SlotSetVar>> = l
+                .actions
+                .exec
+                .iter()
+                .map(|e| slot_setvar(e, &mut values))
+                .collect();
+            let at = (u32::try_from(setvars.len()).ok())
+                .zip(slots.as_ref().and_then(|s| u16::try_from(s.len()).ok()));
+            l.execs = match (slots, at) {
+                _ if l.actions.exec.is_empty() => ExecPlan::None,
+                (Some(s), Some((start, len))) => {
+                    setvars.extend(s);
+                    ExecPlan::Slots { start, len }
+                }
+                _ => {
+                    // The values of the link's planned `setvar`s before the one that is not.
+                    values.truncate(values_len);
+                    ExecPlan::General
+                }
+            };
+            link = l.chained.as_deref_mut();
+        }
+    }
+    (setvars, values)
+}
+
+/// `e` as a [`SlotSetVar`], if it is one; a literal value goes into `values`.
+fn slot_setvar(e: &Exec, values: &mut Vec<u8>) -> Option<SlotSetVar> {
+    let Exec::SetVar(sv) = e else {
+        return None;
+    };
+    if sv.collection != Var::Tx {
+        return None;
+    }
+    let slot = sv.slot?;
+    let amount = |m: &crate::macros::Macro| match sv.operand_slot {
+        Some(s) => Some(Amount::Slot(s)),
+        None => Some(Amount::Const(crate::operators::parse_int(m.as_literal()?))),
+    };
+    let op = match &sv.op {
+        SetVarOp::Delete => SlotOp::Delete,
+        SetVarOp::Set(m) => {
+            let text = m.as_literal()?;
+            values.extend_from_slice(text);
+            SlotOp::Set {
+                start: (values.len() - text.len()) as u32,
+                len: text.len() as u32,
+            }
+        }
+        SetVarOp::Add(m) => SlotOp::Add(amount(m)?),
+        SetVarOp::Sub(m) => SlotOp::Sub(amount(m)?),
+    };
+    Some(SlotSetVar { slot, op })
 }
 
 /// Numbers the links whose operator is built per transaction; returns how many there are.
@@ -751,8 +825,9 @@ fn number_tx_keys(rules: &mut [Rule], names: &mut Vec<u8>) -> SlotTable {
                         });
                         Some(TxKeyTest {
                             slot,
+                            name_start: name.start,
+                            name_len: name.len() as u16,
                             count: target.count,
-                            name: name.clone(),
                         })
                     }
                     _ => None,

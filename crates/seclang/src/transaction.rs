@@ -10,7 +10,7 @@ use crate::cache::{TransformCache, Val};
 use crate::macros::Macro;
 use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
 use crate::prefilter::PhaseScan;
-use crate::rule::{ChainId, Rule, RuleOperator, TxKeyTest};
+use crate::rule::{Amount, ChainId, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest};
 use crate::ruleset::{RuleSet, MARKER, NO_GROUP, NO_SKIP_AFTER};
 use crate::store::{format_i64, Store};
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
@@ -1122,8 +1122,18 @@ impl Transaction {
             }
             // ModSecurity runs a link's non-disruptive actions as soon as that link matches,
             // so the next link can read what it set (CRS 920420 relies on this).
-            for e in &link.actions.exec {
-                self.exec(e);
+            match link.execs {
+                ExecPlan::None => {}
+                ExecPlan::Slots { start, len } => {
+                    for sv in &rs.slot_setvars[start as usize..][..usize::from(len)] {
+                        self.slot_setvar(rs, sv);
+                    }
+                }
+                ExecPlan::General => {
+                    for e in &link.actions.exec {
+                        self.exec(e);
+                    }
+                }
             }
             first = false;
             match &link.chained {
@@ -1131,6 +1141,34 @@ impl Transaction {
                 None => return true,
             }
         }
+    }
+
+    /// [`Transaction::exec`] for a `setvar` planned as a [`SlotSetVar`].
+    fn slot_setvar(&mut self, rs: &RuleSet, sv: &SlotSetVar) {
+        let tx = &mut self.data.tx;
+        let slot = Some(sv.slot);
+        // With the slot known, the store does not read the key.
+        let (delta, sub) = match sv.op {
+            SlotOp::Delete => return tx.remove(b"", slot),
+            SlotOp::Set { start, len } => {
+                let value = &rs.setvar_values[start as usize..(start + len) as usize];
+                return tx.set(b"", slot, value);
+            }
+            SlotOp::Add(a) => (a, false),
+            SlotOp::Sub(a) => (a, true),
+        };
+        // An unset key reads as 0.
+        let delta = match delta {
+            Amount::Const(n) => n,
+            Amount::Slot(s) => tx.slot_int(s).unwrap_or(0),
+        };
+        let cur = tx.slot_int(sv.slot).unwrap_or(0);
+        let n = if sub {
+            cur.saturating_sub(delta)
+        } else {
+            cur.saturating_add(delta)
+        };
+        tx.set_int(b"", slot, n);
     }
 
     fn target_removed(&self, starter: &Rule, var: Var, key: &[u8]) -> bool {
@@ -1405,9 +1443,13 @@ impl Transaction {
         op: &dyn Operator,
         op_fails: bool,
     ) -> Option<bool> {
-        let TxKeyTest { slot, count, name } = link.tx_key.as_ref()?;
-        let (slot, count) = (*slot, *count);
-        let name = &rs.tx_key_names[name.start as usize..name.end as usize];
+        let TxKeyTest {
+            slot,
+            name_start,
+            name_len,
+            count,
+        } = *link.tx_key.as_ref()?;
+        let name = &rs.tx_key_names[name_start as usize..][..usize::from(name_len)];
         if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
             // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
             let key: &[u8] = match (&link.targets[0].selector, count) {
@@ -2515,6 +2557,70 @@ mod tests {
                 assert_eq!(slow.as_deref(), Some(&b"ARGS:b|x\ny\n|x\ny\n"[..]));
             }
         }
+    }
+
+    #[test]
+    fn slot_setvars_agree_with_the_general_path() {
+        // Each `setvar` twice: on a literal key (planned as a slot setvar) and on a key
+        // named through a macro (run by `exec`), from the same starting values.
+        let ops = [
+            "=5",
+            "=+3",
+            "=-2",
+            "=+%{tx.k}",
+            "=-%{tx.k}",
+            "=abc",
+            "=+x9",
+            "=",
+            "DEL",
+        ];
+        let mut text = String::from("SecRuleEngine DetectionOnly\n");
+        for (i, op) in ops.iter().enumerate() {
+            for (kind, key) in [("f", format!("f_{i}")), ("s", format!("%{{tx.pfx}}s_{i}"))] {
+                let id = 2 * i + usize::from(kind == "s") + 1;
+                let setvar = match *op {
+                    "DEL" => format!("setvar:!tx.{key}"),
+                    op => format!("setvar:tx.{key}{op}"),
+                };
+                text.push_str(&format!(
+                    "SecAction \"id:{id},phase:1,pass,nolog,{setvar}\"\n"
+                ));
+            }
+        }
+        text.push_str(
+            "SecAction \"id:999,phase:1,pass,nolog,setvar:tx.other=1,ctl:ruleRemoveById=5\"\n",
+        );
+        let rs = Arc::new(RuleSet::from_text(&text, "t").unwrap());
+        for r in &rs.rules {
+            let slots = matches!(r.execs, ExecPlan::Slots { .. });
+            assert_eq!(slots, r.id % 2 == 1 && r.id != 999, "rule {}", r.id);
+        }
+        let starts: [Option<&[u8]>; 4] = [None, Some(b"7"), Some(b"-4x"), Some(b"")];
+        let mut changed = 0;
+        for start in starts {
+            for k in starts {
+                let mut tx = rs.transaction(TxInput::default());
+                tx.set_tx_var("pfx", b"");
+                if let Some(k) = k {
+                    tx.set_tx_var("k", k);
+                }
+                for i in 0..ops.len() {
+                    if let Some(v) = start {
+                        tx.set_tx_var(&format!("f_{i}"), v);
+                        tx.set_tx_var(&format!("s_{i}"), v);
+                    }
+                }
+                tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+                assert!(tx.process_request_headers().is_none());
+                for (i, op) in ops.iter().enumerate() {
+                    let fast = tx.tx_var(&format!("f_{i}")).map(<[u8]>::to_vec);
+                    let slow = tx.tx_var(&format!("s_{i}")).map(<[u8]>::to_vec);
+                    assert_eq!(fast, slow, "{op} from {start:?}, k {k:?}");
+                    changed += usize::from(fast.as_deref() != start);
+                }
+            }
+        }
+        assert!(changed > 0);
     }
 
     /// `setvar` adding or subtracting one TX key reads the key's integer from its slot; it
