@@ -814,7 +814,8 @@ fn number_tx_keys(rules: &mut [Rule], names: &mut Vec<u8>) -> SlotTable {
                     && !r.capture =>
             {
                 match (target.var, &target.selector, target.slot) {
-                    (Var::Tx, Selector::Key(key), Some(slot)) => {
+                    // `TX:` and the key fit the name's 16-bit length.
+                    (Var::Tx, Selector::Key(key), Some(slot)) if key.len() < 0xff00 => {
                         let mut name = Vec::new();
                         let key: &[u8] = if target.count { b"" } else { key };
                         write_var_name(&mut name, Var::Tx, key);
