@@ -50,44 +50,103 @@ pub enum RuleOperator {
     Static(Box<dyn Operator>),
     /// Parameter with macros: expanded per evaluation, and built again when the expanded
     /// text differs from the one the operator last built for this link was built from.
-    Dynamic {
-        build: BuildFn,
-        param: Macro,
-        base_dir: PathBuf,
-        /// Number of the link among the rule set's dynamic operators (set on loading).
-        slot: u32,
-    },
+    /// Boxed: rare, and it would make every rule's hot fields span one more cache line.
+    Dynamic(Box<DynamicOperator>),
+}
+
+/// A [`RuleOperator::Dynamic`]'s parts.
+#[derive(Debug)]
+pub struct DynamicOperator {
+    pub build: BuildFn,
+    pub param: Macro,
+    pub base_dir: PathBuf,
+    /// Number of the link among the rule set's dynamic operators (set on loading).
+    pub slot: u32,
 }
 
 /// One rule (or chain link).
+///
+/// `repr(C)` and aligned to a cache line: the fields the rule loop reads for every link
+/// it evaluates come first, instead of lying wherever the compiler puts them in a struct
+/// of seven lines (the rule loop's cache misses, on a worker's cold caches, were mostly
+/// these). The first line holds all that a `TX:key` link (the commonest in CRS) and the
+/// loop after a match read; the second the targets that other links visit.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub struct Rule {
-    /// 0 for chain links.
+    pub operator: RuleOperator,
+    pub chained: Option<Box<Rule>>,
+    /// For a link that tests one `TX:key` (or `&TX:key`) value as it is (set when the rule
+    /// set is built): the slot, read directly instead of visiting the target.
+    pub tx_key: Option<TxKeyTest>,
+    /// For a static `@lt/@le/@gt/@ge/@eq`: the comparison, so that a TX value can be
+    /// compared as an integer without calling the operator.
+    pub int_cmp: Option<IntCmp>,
+    /// How the link's actions run when it matches (set when the rule set is built).
+    pub execs: ExecPlan,
+    pub negated: bool,
+    /// Effective disruptive action (defaults applied; `block` resolved at run time).
+    pub disruptive: Disruptive,
+    /// `actions.multi_match` and `actions.capture`, next to the other fields read per link.
+    pub multi_match: bool,
+    pub capture: bool,
+    /// 0 for chain links. (The rule loop reads it from its phase steps.)
     pub id: u32,
+    pub status: Option<u16>,
+    pub log: bool,
     pub phase: u8,
     pub targets: Vec<Target>,
-    pub operator: RuleOperator,
-    pub operator_name: String,
-    pub negated: bool,
     /// The full transformation chain, and its prefixes (for `multiMatch`).
     pub chain_ids: Vec<ChainId>,
     /// Actions as written (defaults are folded in by [`Rule::finish`]).
     pub actions: Actions,
     /// `SecDefaultAction` in force where the rule was defined.
     pub defaults: Option<Arc<Actions>>,
-    /// Effective disruptive action (defaults applied; `block` resolved at run time).
-    pub disruptive: Disruptive,
-    pub log: bool,
-    pub status: Option<u16>,
-    pub chained: Option<Box<Rule>>,
+    pub operator_name: String,
     pub origin: Arc<str>,
     pub line: usize,
-    /// For a static `@lt/@le/@gt/@ge/@eq`: the comparison, so that a TX value can be
-    /// compared as an integer without calling the operator.
-    pub int_cmp: Option<IntCmp>,
-    /// For a link that tests one `TX:key` (or `&TX:key`) value as it is (set when the rule
-    /// set is built): the slot, read directly instead of visiting the target.
-    pub tx_key: Option<TxKeyTest>,
+}
+
+/// How a link's actions (`Rule::actions.exec`) run when it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecPlan {
+    /// It has none.
+    #[default]
+    None,
+    /// Each is a `setvar` of a literal `TX` key to a literal value (or by a literal amount,
+    /// or by another key's integer), as CRS's setup and scoring rules write them: run from
+    /// `RuleSet::slot_setvars[start..start + len]`, without reading the actions.
+    Slots { start: u32, len: u16 },
+    /// Run one by one from the actions.
+    General,
+}
+
+/// A `setvar` that [`ExecPlan::Slots`] runs: on `TX` slot `slot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotSetVar {
+    pub slot: u32,
+    pub op: SlotOp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotOp {
+    /// To the literal text `RuleSet::setvar_values[start..start + len]`.
+    Set {
+        start: u32,
+        len: u32,
+    },
+    Add(Amount),
+    Sub(Amount),
+    Delete,
+}
+
+/// What `=+` and `=-` add or subtract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    /// A literal, read as an integer at load time.
+    Const(i64),
+    /// The integer of another `TX` slot (`=+%{tx.key}`), 0 when it is unset.
+    Slot(u32),
 }
 
 /// The integer comparisons of `@lt @le @gt @ge @eq`.
@@ -101,10 +160,12 @@ pub enum IntOp {
 }
 
 /// An integer comparison with its operand read at load time, as the operator reads it.
+/// The operand is 32-bit (8 bytes in all, beside the other fields read per link); a
+/// comparison with a wider one is left to the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntCmp {
     pub op: IntOp,
-    pub operand: i64,
+    pub operand: i32,
 }
 
 impl IntCmp {
@@ -122,18 +183,19 @@ impl IntCmp {
         .1;
         Some(IntCmp {
             op,
-            operand: operators::parse_int(param.as_bytes()),
+            operand: i32::try_from(operators::parse_int(param.as_bytes())).ok()?,
         })
     }
 
     /// Whether a value read as the integer `n` matches (before negation).
     pub fn holds(self, n: i64) -> bool {
+        let operand = i64::from(self.operand);
         match self.op {
-            IntOp::Lt => n < self.operand,
-            IntOp::Le => n <= self.operand,
-            IntOp::Gt => n > self.operand,
-            IntOp::Ge => n >= self.operand,
-            IntOp::Eq => n == self.operand,
+            IntOp::Lt => n < operand,
+            IntOp::Le => n <= operand,
+            IntOp::Gt => n > operand,
+            IntOp::Ge => n >= operand,
+            IntOp::Eq => n == operand,
         }
     }
 }
@@ -143,9 +205,12 @@ impl IntCmp {
 #[derive(Debug, Clone)]
 pub struct TxKeyTest {
     pub slot: u32,
+    /// MATCHED_VAR_NAME when it matches (`TX:key`, or `TX` when counting):
+    /// `RuleSet::tx_key_names[name_start..name_start + name_len]`, where the links testing
+    /// the same key share it.
+    pub name_start: u32,
+    pub name_len: u16,
     pub count: bool,
-    /// MATCHED_VAR_NAME when it matches (`TX:key`, or `TX` when counting).
-    pub name: Box<[u8]>,
 }
 
 impl Rule {
@@ -179,6 +244,8 @@ impl Rule {
             .actions
             .status
             .or_else(|| d.as_ref().and_then(|d| d.status));
+        self.multi_match = self.actions.multi_match;
+        self.capture = self.actions.capture;
         if let Some(c) = self.chained.as_mut() {
             c.finish(chains);
         }
@@ -211,12 +278,12 @@ pub fn parse_operator(text: &str, ctx: &mut BuildContext<'_>) -> Result<ParsedOp
         operators::lookup(name).ok_or_else(|| format!("unknown operator @{name}"))?;
     let m = Macro::parse(param);
     let op = if macros && m.as_literal().is_none() {
-        RuleOperator::Dynamic {
+        RuleOperator::Dynamic(Box::new(DynamicOperator {
             build,
             param: m,
             base_dir: ctx.base_dir.to_path_buf(),
             slot: 0,
-        }
+        }))
     } else {
         RuleOperator::Static(build(param, ctx).map_err(|e| format!("@{name}: {e}"))?)
     };
@@ -258,6 +325,49 @@ mod tests {
     }
 
     #[test]
+    fn fields_read_per_link_lie_in_the_first_cache_lines() {
+        use std::mem::{align_of, offset_of, size_of_val};
+        let r = crate::RuleSet::from_text("SecRule ARGS \"@rx a\" \"id:1\"", "t").unwrap();
+        let r = &r.rules()[0];
+        assert_eq!(align_of::<Rule>(), 64);
+        // What a `TX:key` link and the loop after a match read.
+        let first = [
+            offset_of!(Rule, operator) + size_of_val(&r.operator),
+            offset_of!(Rule, chained) + size_of_val(&r.chained),
+            offset_of!(Rule, tx_key) + size_of_val(&r.tx_key),
+            offset_of!(Rule, int_cmp) + size_of_val(&r.int_cmp),
+            offset_of!(Rule, execs) + size_of_val(&r.execs),
+            offset_of!(Rule, negated) + 1,
+            offset_of!(Rule, disruptive) + size_of_val(&r.disruptive),
+            offset_of!(Rule, multi_match) + 1,
+            offset_of!(Rule, capture) + 1,
+        ];
+        assert!(first.iter().all(|&end| end <= 64), "{first:?}");
+        let second = [
+            offset_of!(Rule, targets) + size_of_val(&r.targets),
+            offset_of!(Rule, chain_ids) + size_of_val(&r.chain_ids),
+        ];
+        assert!(second.iter().all(|&end| end <= 128), "{second:?}");
+    }
+
+    #[test]
+    fn finish_copies_multi_match_and_capture() {
+        let rs = crate::RuleSet::from_text(
+            "SecRule ARGS \"@rx a\" \"id:1,multiMatch,chain\"\n  SecRule ARGS \"@rx (b)\" \"capture\"\n\
+             SecRule ARGS \"@rx a\" \"id:2\"\nSecRuleUpdateActionById 2 \"capture\"\n",
+            "t",
+        )
+        .unwrap();
+        let [one, two] = rs.rules() else {
+            panic!("two rules")
+        };
+        let link = one.chained.as_deref().unwrap();
+        assert_eq!((one.multi_match, one.capture), (true, false));
+        assert_eq!((link.multi_match, link.capture), (false, true));
+        assert_eq!((two.multi_match, two.capture), (false, true));
+    }
+
+    #[test]
     fn operator_forms() {
         let mut n = Vec::new();
         let mut ctx = BuildContext {
@@ -265,7 +375,7 @@ mod tests {
             notices: &mut n,
         };
         let p = parse_operator("!@within %{tx.allowed_methods}", &mut ctx).unwrap();
-        assert!(p.negated && p.name == "within" && matches!(p.op, RuleOperator::Dynamic { .. }));
+        assert!(p.negated && p.name == "within" && matches!(p.op, RuleOperator::Dynamic(_)));
         let p = parse_operator("^foo$", &mut ctx).unwrap();
         assert!(!p.negated && p.name == "rx" && matches!(p.op, RuleOperator::Static(_)));
         assert!(p.int_cmp.is_none());
@@ -278,6 +388,11 @@ mod tests {
         // A parameter expanded per transaction is compared by the operator built then.
         let p = parse_operator("@lt %{tx.n}", &mut ctx).unwrap();
         assert!(p.int_cmp.is_none());
+        // An operand wider than the comparison keeps is left to the operator.
+        let p = parse_operator("@gt 2147483648", &mut ctx).unwrap();
+        assert!(p.int_cmp.is_none());
+        let p = parse_operator("@gt -2147483648", &mut ctx).unwrap();
+        assert_eq!(p.int_cmp.map(|c| c.operand), Some(i32::MIN));
         assert!(parse_operator("@nosuch x", &mut ctx).is_err());
     }
 }

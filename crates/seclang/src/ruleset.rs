@@ -10,7 +10,10 @@ use crate::macros::Part;
 use crate::operators::BuildContext;
 use crate::parser::{parse_directives, Directive};
 use crate::prefilter::Prefilter;
-use crate::rule::{parse_operator, ChainTable, ParsedOperator, Rule, RuleOperator, TxKeyTest};
+use crate::rule::{
+    parse_operator, Amount, ChainTable, ExecPlan, ParsedOperator, Rule, RuleOperator, SlotOp,
+    SlotSetVar, TxKeyTest,
+};
 use crate::store::SlotTable;
 use crate::transaction::write_var_name;
 use crate::variables::{add_exclusion, parse_targets, parse_var_ref, Selector, Var};
@@ -53,7 +56,8 @@ impl Default for EngineConfig {
     }
 }
 
-/// One position in a phase's rule list.
+/// One position in a phase's rule list, as the rule set is built (and the prefilter reads
+/// it); transactions run the packed [`PhaseSteps`] made from it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Step {
     /// Rule index, and where its `skipAfter` lands (index of the step after the marker).
@@ -64,17 +68,90 @@ pub(crate) enum Step {
     Marker,
 }
 
+/// [`PhaseStep::rule`] of a `SecMarker`.
+pub(crate) const MARKER: u32 = u32::MAX;
+/// [`PhaseStep::group`] of a rule outside the prefilter's groups.
+pub(crate) const NO_GROUP: u32 = u32::MAX;
+/// An entry of [`PhaseSteps::skip_after`] for a rule without `skipAfter`.
+pub(crate) const NO_SKIP_AFTER: u32 = u32::MAX;
+
+/// What the rule loop reads of a step before it needs the rule itself, packed in 16 bytes
+/// (four to a cache line): a step the prefilter rules out, and a marker, never touch the
+/// [`Rule`], whose fields lie far apart in a struct of several cache lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PhaseStep {
+    /// Index in `RuleSet::rules`, or [`MARKER`].
+    pub rule: u32,
+    pub id: u32,
+    /// The rule's prefilter group ([`NO_GROUP`] if none) and its member number there.
+    pub group: u32,
+    pub member: u16,
+    /// Whether the first link's operator is negated.
+    pub negated: bool,
+}
+
+/// A phase's steps, and where each rule's `skipAfter` lands (index of the step after the
+/// marker, or [`NO_SKIP_AFTER`]): read only after a match, so kept out of the steps.
+#[derive(Debug, Default)]
+pub(crate) struct PhaseSteps {
+    pub steps: Vec<PhaseStep>,
+    pub skip_after: Vec<u32>,
+}
+
+impl PhaseSteps {
+    fn pack(steps: &[Step], rules: &[Rule], prefilter: &Prefilter) -> PhaseSteps {
+        let mut packed = PhaseSteps::default();
+        for s in steps {
+            let (step, skip_after) = match *s {
+                Step::Marker => (
+                    PhaseStep {
+                        rule: MARKER,
+                        id: 0,
+                        group: NO_GROUP,
+                        member: 0,
+                        negated: false,
+                    },
+                    None,
+                ),
+                Step::Rule { rule, skip_after } => {
+                    let (group, member) = prefilter.member[rule].unwrap_or((NO_GROUP, 0));
+                    let step = PhaseStep {
+                        rule: rule as u32,
+                        id: rules[rule].id,
+                        group,
+                        member,
+                        negated: rules[rule].negated,
+                    };
+                    (step, skip_after)
+                }
+            };
+            packed.steps.push(step);
+            packed
+                .skip_after
+                .push(skip_after.map_or(NO_SKIP_AFTER, |at| at as u32));
+        }
+        packed
+    }
+}
+
 /// Compiled rules, shared by transactions.
 #[derive(Debug)]
 pub struct RuleSet {
     pub(crate) rules: Vec<Rule>,
     /// Steps for phases 1..=5 (index 0 unused).
-    pub(crate) phases: [Vec<Step>; 6],
+    pub(crate) phases: [PhaseSteps; 6],
     pub(crate) chains: ChainTable,
     pub(crate) config: EngineConfig,
     pub(crate) prefilter: Prefilter,
     /// TX keys the rules name literally, numbered (see `store`).
     pub(crate) tx_slots: Arc<SlotTable>,
+    /// The MATCHED_VAR_NAMEs of the links' [`TxKeyTest`]s, each once: the few keys CRS
+    /// tests most share a few cache lines.
+    pub(crate) tx_key_names: Vec<u8>,
+    /// The `setvar`s of the links whose actions are [`ExecPlan::Slots`], and the literal
+    /// values they set.
+    pub(crate) slot_setvars: Vec<SlotSetVar>,
+    pub(crate) setvar_values: Vec<u8>,
     /// Links whose operator is built per transaction (`RuleOperator::Dynamic`).
     pub(crate) dynamic_operators: usize,
     /// Unique per rule set built in this process: what a transaction's pooled state keeps
@@ -227,10 +304,13 @@ impl RuleSetBuilder {
                 }
             }
         }
-        let tx_slots = Arc::new(number_tx_keys(&mut rules));
+        let mut tx_key_names = Vec::new();
+        let tx_slots = Arc::new(number_tx_keys(&mut rules, &mut tx_key_names));
         let dynamic_operators = number_dynamic_operators(&mut rules);
+        let (slot_setvars, setvar_values) = plan_execs(&mut rules);
         static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let prefilter = Prefilter::build(&rules, &phases, &mut chains);
+        let phases = phases.map(|steps| PhaseSteps::pack(&steps, &rules, &prefilter));
         Ok(RuleSet {
             rules,
             phases,
@@ -238,6 +318,9 @@ impl RuleSetBuilder {
             config: self.config,
             prefilter,
             tx_slots,
+            tx_key_names,
+            slot_setvars,
+            setvar_values,
             dynamic_operators,
             uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             notices: self.notices,
@@ -572,6 +655,9 @@ impl RuleSetBuilder {
             negated: parsed.negated,
             int_cmp: parsed.int_cmp,
             tx_key: None,
+            execs: ExecPlan::None,
+            multi_match: false,
+            capture: false,
             chain_ids: Vec::new(),
             defaults: self.defaults[if is_link { 0 } else { phase as usize }].clone(),
             actions,
@@ -607,14 +693,77 @@ impl RuleSetBuilder {
     }
 }
 
+/// Sets every link's [`ExecPlan`] (the TX keys numbered already); returns the `setvar`s
+/// that [`ExecPlan::Slots`] refer to, and their values.
+fn plan_execs(rules: &mut [Rule]) -> (Vec<SlotSetVar>, Vec<u8>) {
+    let (mut setvars, mut values) = (Vec::new(), Vec::new());
+    for r in rules.iter_mut() {
+        let mut link = Some(r);
+        while let Some(l) = link {
+            let values_len = values.len();
+            let slots: Option<Vec<SlotSetVar>> = l
+                .actions
+                .exec
+                .iter()
+                .map(|e| slot_setvar(e, &mut values))
+                .collect();
+            let at = (u32::try_from(setvars.len()).ok())
+                .zip(slots.as_ref().and_then(|s| u16::try_from(s.len()).ok()));
+            l.execs = match (slots, at) {
+                _ if l.actions.exec.is_empty() => ExecPlan::None,
+                (Some(s), Some((start, len))) => {
+                    setvars.extend(s);
+                    ExecPlan::Slots { start, len }
+                }
+                _ => {
+                    // The values of the link's planned `setvar`s before the one that is not.
+                    values.truncate(values_len);
+                    ExecPlan::General
+                }
+            };
+            link = l.chained.as_deref_mut();
+        }
+    }
+    (setvars, values)
+}
+
+/// `e` as a [`SlotSetVar`], if it is one; a literal value goes into `values`.
+fn slot_setvar(e: &Exec, values: &mut Vec<u8>) -> Option<SlotSetVar> {
+    let Exec::SetVar(sv) = e else {
+        return None;
+    };
+    if sv.collection != Var::Tx {
+        return None;
+    }
+    let slot = sv.slot?;
+    let amount = |m: &crate::macros::Macro| match sv.operand_slot {
+        Some(s) => Some(Amount::Slot(s)),
+        None => Some(Amount::Const(crate::operators::parse_int(m.as_literal()?))),
+    };
+    let op = match &sv.op {
+        SetVarOp::Delete => SlotOp::Delete,
+        SetVarOp::Set(m) => {
+            let text = m.as_literal()?;
+            values.extend_from_slice(text);
+            SlotOp::Set {
+                start: (values.len() - text.len()) as u32,
+                len: text.len() as u32,
+            }
+        }
+        SetVarOp::Add(m) => SlotOp::Add(amount(m)?),
+        SetVarOp::Sub(m) => SlotOp::Sub(amount(m)?),
+    };
+    Some(SlotSetVar { slot, op })
+}
+
 /// Numbers the links whose operator is built per transaction; returns how many there are.
 fn number_dynamic_operators(rules: &mut [Rule]) -> usize {
     let mut next = 0u32;
     for r in rules.iter_mut() {
         let mut link = Some(r);
         while let Some(l) = link {
-            if let RuleOperator::Dynamic { slot, .. } = &mut l.operator {
-                *slot = next;
+            if let RuleOperator::Dynamic(d) = &mut l.operator {
+                d.slot = next;
                 next += 1;
             }
             link = l.chained.as_deref_mut();
@@ -624,15 +773,20 @@ fn number_dynamic_operators(rules: &mut [Rule]) -> usize {
 }
 
 /// Number the TX keys that targets and `setvar`s name literally, and record each slot
-/// where it is used (and each link that tests just one), so that transactions reach them
-/// without string comparisons.
-fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
+/// where it is used (and each link that tests just one, its name placed in `names`), so
+/// that transactions reach them without string comparisons.
+fn number_tx_keys(rules: &mut [Rule], names: &mut Vec<u8>) -> SlotTable {
     let mut t = SlotTable::default();
+    let mut placed: rustc_hash::FxHashMap<Vec<u8>, std::ops::Range<u32>> = Default::default();
     // Capture groups TX:0..TX:9.
     for i in 0..10u8 {
         t.intern(&[b'0' + i]);
     }
-    fn walk(r: &mut Rule, t: &mut SlotTable) {
+    type Names<'a> = (
+        &'a mut Vec<u8>,
+        &'a mut rustc_hash::FxHashMap<Vec<u8>, std::ops::Range<u32>>,
+    );
+    fn walk(r: &mut Rule, t: &mut SlotTable, names: &mut Names<'_>) {
         for target in &mut r.targets {
             if let (Var::Tx, Selector::Key(k)) = (target.var, &target.selector) {
                 target.slot = Some(t.intern(k));
@@ -656,18 +810,25 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
             [target]
                 if target.exclusions.is_empty()
                     && r.chain_ids.is_empty()
-                    && !r.actions.multi_match
-                    && !r.actions.capture =>
+                    && !r.multi_match
+                    && !r.capture =>
             {
                 match (target.var, &target.selector, target.slot) {
-                    (Var::Tx, Selector::Key(key), Some(slot)) => {
+                    // `TX:` and the key fit the name's 16-bit length.
+                    (Var::Tx, Selector::Key(key), Some(slot)) if key.len() < 0xff00 => {
                         let mut name = Vec::new();
                         let key: &[u8] = if target.count { b"" } else { key };
                         write_var_name(&mut name, Var::Tx, key);
+                        let (pool, placed) = names;
+                        let name = placed.entry(name).or_insert_with_key(|name| {
+                            pool.extend_from_slice(name);
+                            (pool.len() - name.len()) as u32..pool.len() as u32
+                        });
                         Some(TxKeyTest {
                             slot,
+                            name_start: name.start,
+                            name_len: name.len() as u16,
                             count: target.count,
-                            name: name.into(),
                         })
                     }
                     _ => None,
@@ -676,11 +837,11 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
             _ => None,
         };
         if let Some(c) = r.chained.as_deref_mut() {
-            walk(c, t);
+            walk(c, t, names);
         }
     }
     for r in rules.iter_mut() {
-        walk(r, &mut t);
+        walk(r, &mut t, &mut (&mut *names, &mut placed));
     }
     // Keys are all numbered now: a TX regex selector's choice among them is fixed, and
     // macros can name their slots.
@@ -691,8 +852,8 @@ fn number_tx_keys(rules: &mut [Rule]) -> SlotTable {
             }
         }
         r.actions.macros_mut().for_each(|m| m.number_tx_keys(t));
-        if let RuleOperator::Dynamic { param, .. } = &mut r.operator {
-            param.number_tx_keys(t);
+        if let RuleOperator::Dynamic(d) = &mut r.operator {
+            d.param.number_tx_keys(t);
         }
         if let Some(c) = r.chained.as_deref_mut() {
             select(c, t);
@@ -770,6 +931,47 @@ mod tests {
         assert_eq!(rs.rules[0].chain_ids.len(), 1); // inherited t:lowercase
         assert_eq!(rs.rules[0].chained.as_ref().unwrap().chain_ids.len(), 0); // t:none
         assert!(!rs.rules[1].log);
+    }
+
+    #[test]
+    fn packed_steps_carry_what_their_rules_say() {
+        let rs = RuleSet::from_text(
+            "SecRule ARGS \"@rx attack\" \"id:10,phase:2,pass,skipAfter:END\"\n\
+             SecRule REQUEST_BODY \"!@rx needle\" \"id:11,phase:2,pass\"\n\
+             SecAction \"id:12,phase:1,pass\"\n\
+             SecMarker END\n\
+             SecRule REQUEST_URI \"@streq /x\" \"id:13,phase:2,pass\"\n",
+            "t.conf",
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        for p in 1..6 {
+            let packed = &rs.phases[p];
+            assert_eq!(packed.steps.len(), packed.skip_after.len());
+            for (i, step) in packed.steps.iter().enumerate() {
+                if step.rule == MARKER {
+                    assert_eq!(packed.skip_after[i], NO_SKIP_AFTER);
+                    continue;
+                }
+                let ri = step.rule as usize;
+                let r = &rs.rules[ri];
+                assert_eq!(
+                    (r.phase as usize, step.id, step.negated),
+                    (p, r.id, r.negated)
+                );
+                let member = (step.group != NO_GROUP).then_some((step.group, step.member));
+                assert_eq!(member, rs.prefilter.member[ri], "rule {}", r.id);
+                seen.push((r.id, step.group != NO_GROUP, packed.skip_after[i]));
+            }
+        }
+        seen.sort();
+        // Phase 2 is [10, 11, END, 13]: 10's skipAfter lands after the marker, at 13.
+        let phase_2 = &rs.phases[2].steps;
+        assert_eq!(phase_2[2].rule, MARKER);
+        assert_eq!(seen[0], (10, true, 3));
+        assert_eq!(seen[1], (11, true, NO_SKIP_AFTER));
+        assert!(!seen[2].1);
+        assert_eq!(seen.len(), 4);
     }
 
     #[test]

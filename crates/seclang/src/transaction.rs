@@ -10,8 +10,8 @@ use crate::cache::{TransformCache, Val};
 use crate::macros::{Macro, Ref};
 use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
 use crate::prefilter::PhaseScan;
-use crate::rule::{ChainId, Rule, RuleOperator, TxKeyTest};
-use crate::ruleset::{RuleSet, Step};
+use crate::rule::{Amount, ChainId, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest};
+use crate::ruleset::{RuleSet, MARKER, NO_GROUP, NO_SKIP_AFTER};
 use crate::store::{format_i64, Store};
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
 
@@ -889,44 +889,42 @@ impl Transaction {
         self.phase = phase;
         self.scratch.scans.clear();
         self.scratch.target_values.clear();
-        let steps = &rs.phases[phase as usize];
+        let phase_steps = &rs.phases[phase as usize];
+        let steps = &phase_steps.steps;
         let mut i = 0;
         let mut skip = 0u32;
         while i < steps.len() {
-            let Step::Rule {
-                rule: ri,
-                skip_after,
-            } = steps[i]
-            else {
-                i += 1;
-                continue;
-            };
+            let step = steps[i];
             i += 1;
+            if step.rule == MARKER {
+                continue;
+            }
             if skip > 0 {
                 skip -= 1;
                 continue;
             }
-            let rule = &rs.rules[ri];
-            if self.rules_removed && self.is_removed(rule) {
+            let ri = step.rule as usize;
+            if self.rules_removed && self.is_removed(&rs.rules[ri]) {
                 continue;
             }
             // Whether the prefilter shows that the first link's operator matches no value.
             let mut op_fails = false;
-            if let Some((g, m)) = rs.prefilter.member[ri] {
-                if !self.group_may_match(&rs, g as usize, m as usize) {
-                    if !rule.negated {
-                        // What evaluating the chain would have done before failing.
-                        self.data.matched_vars.truncate(0);
-                        self.data.rule_id = rule.id;
-                        self.data.rule_idx = ri;
-                        continue;
-                    }
-                    // A negated operator then holds for every value: the rule still runs,
-                    // without the operator.
-                    op_fails = true;
+            if step.group != NO_GROUP
+                && !self.group_may_match(&rs, step.group as usize, step.member as usize)
+            {
+                if !step.negated {
+                    // What evaluating the chain would have done before failing.
+                    self.data.matched_vars.truncate(0);
+                    self.data.rule_id = step.id;
+                    self.data.rule_idx = ri;
+                    continue;
                 }
+                // A negated operator then holds for every value: the rule still runs,
+                // without the operator.
+                op_fails = true;
             }
-            if !self.eval_chain(&rs, ri, rule, op_fails) {
+            let rule = &rs.rules[ri];
+            if !self.eval_chain(&rs, ri, step.id, op_fails) {
                 continue;
             }
             let disruptive = match rule.disruptive {
@@ -939,8 +937,9 @@ impl Transaction {
                 d => d,
             };
             self.on_match(ri, rule, phase, disruptive);
-            if let Some(to) = skip_after {
-                i = to;
+            let skip_after = phase_steps.skip_after[i - 1];
+            if skip_after != NO_SKIP_AFTER {
+                i = skip_after as usize;
             } else if rule.actions.skip > 0 {
                 skip = rule.actions.skip;
             }
@@ -1109,11 +1108,13 @@ impl Transaction {
                     .is_some_and(|m| self.removed_msgs.iter().any(|x| x.as_bytes() == m)))
     }
 
-    /// Evaluate a chain; `op_fails`: the first link's operator is known to match no value.
-    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule, op_fails: bool) -> bool {
+    /// Evaluate the chain of rule `idx` (whose id is `id`); `op_fails`: the first link's
+    /// operator is known to match no value.
+    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, id: u32, op_fails: bool) -> bool {
         self.data.matched_vars.truncate(0);
-        self.data.rule_id = rule.id;
+        self.data.rule_id = id;
         self.data.rule_idx = idx;
+        let rule = &rs.rules[idx];
         let mut link = rule;
         let mut first = true;
         loop {
@@ -1122,8 +1123,18 @@ impl Transaction {
             }
             // ModSecurity runs a link's non-disruptive actions as soon as that link matches,
             // so the next link can read what it set (CRS 920420 relies on this).
-            for e in &link.actions.exec {
-                self.exec(e);
+            match link.execs {
+                ExecPlan::None => {}
+                ExecPlan::Slots { start, len } => {
+                    for sv in &rs.slot_setvars[start as usize..][..usize::from(len)] {
+                        self.slot_setvar(rs, sv);
+                    }
+                }
+                ExecPlan::General => {
+                    for e in &link.actions.exec {
+                        self.exec(e);
+                    }
+                }
             }
             first = false;
             match &link.chained {
@@ -1131,6 +1142,34 @@ impl Transaction {
                 None => return true,
             }
         }
+    }
+
+    /// [`Transaction::exec`] for a `setvar` planned as a [`SlotSetVar`].
+    fn slot_setvar(&mut self, rs: &RuleSet, sv: &SlotSetVar) {
+        let tx = &mut self.data.tx;
+        let slot = Some(sv.slot);
+        // With the slot known, the store does not read the key.
+        let (delta, sub) = match sv.op {
+            SlotOp::Delete => return tx.remove(b"", slot),
+            SlotOp::Set { start, len } => {
+                let value = &rs.setvar_values[start as usize..(start + len) as usize];
+                return tx.set(b"", slot, value);
+            }
+            SlotOp::Add(a) => (a, false),
+            SlotOp::Sub(a) => (a, true),
+        };
+        // An unset key reads as 0.
+        let delta = match delta {
+            Amount::Const(n) => n,
+            Amount::Slot(s) => tx.slot_int(s).unwrap_or(0),
+        };
+        let cur = tx.slot_int(sv.slot).unwrap_or(0);
+        let n = if sub {
+            cur.saturating_sub(delta)
+        } else {
+            cur.saturating_add(delta)
+        };
+        tx.set_int(b"", slot, n);
     }
 
     fn target_removed(&self, starter: &Rule, var: Var, key: &[u8]) -> bool {
@@ -1157,15 +1196,12 @@ impl Transaction {
         let op: &dyn Operator = match &link.operator {
             RuleOperator::Always => return true,
             RuleOperator::Static(op) => &**op,
-            RuleOperator::Dynamic {
-                build,
-                param,
-                base_dir,
-                slot,
-            } => match self.dynamic_operator(*build, param, base_dir, *slot) {
-                Some(b) => &*built.insert((b, *slot)).0.op,
-                None => return false,
-            },
+            RuleOperator::Dynamic(d) => {
+                match self.dynamic_operator(d.build, &d.param, &d.base_dir, d.slot) {
+                    Some(b) => &*built.insert((b, d.slot)).0.op,
+                    None => return false,
+                }
+            }
         };
         let matched = self.eval_link_with(rs, idx, starter, link, op, first, op_fails);
         if let Some((b, slot)) = built.filter(|(b, _)| b.text.len() <= MAX_BUILT_TEXT) {
@@ -1228,11 +1264,11 @@ impl Transaction {
         first: bool,
         op_fails: bool,
     ) -> bool {
-        if let Some(matched) = self.eval_tx_key(starter, link, op, op_fails) {
+        if let Some(matched) = self.eval_tx_key(rs, starter, link, op, op_fails) {
             return matched;
         }
         let chain = link.chain_id();
-        let multi = link.actions.multi_match;
+        let multi = link.multi_match;
         let use_prefilter =
             first && !link.negated && matches!(link.operator, RuleOperator::Static(_));
         // A group member's bit in the phase scan of a value: unset, the operator cannot
@@ -1258,7 +1294,7 @@ impl Transaction {
         hits.clear();
         hit_bytes.clear();
         let mut caps = Captures {
-            wanted: link.actions.capture,
+            wanted: link.capture,
             groups: Vec::new(),
         };
         // Whether the phase scan of a value (cache row `row` through the chain the units
@@ -1379,7 +1415,7 @@ impl Transaction {
             d.matched_var
                 .1
                 .extend_from_slice(&bytes[last.value.clone()]);
-            if link.actions.capture {
+            if link.capture {
                 if let Some(h) = hits.iter().rev().find(|h| !h.groups.is_empty()) {
                     // TX:0..TX:9 are slots 0..9: the rule set numbers them first.
                     for (i, g) in h.groups.iter().enumerate() {
@@ -1403,13 +1439,19 @@ impl Transaction {
     /// the same outcome and without visiting; `None` for any other link.
     fn eval_tx_key(
         &mut self,
+        rs: &RuleSet,
         starter: &Rule,
         link: &Rule,
         op: &dyn Operator,
         op_fails: bool,
     ) -> Option<bool> {
-        let TxKeyTest { slot, count, name } = link.tx_key.as_ref()?;
-        let (slot, count) = (*slot, *count);
+        let TxKeyTest {
+            slot,
+            name_start,
+            name_len,
+            count,
+        } = *link.tx_key.as_ref()?;
+        let name = &rs.tx_key_names[name_start as usize..][..usize::from(name_len)];
         if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
             // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
             let key: &[u8] = match (&link.targets[0].selector, count) {
@@ -2630,6 +2672,70 @@ mod tests {
                 assert_eq!(rs.tx_slots.get(&[b'0' + i]), Some(u32::from(i)), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn slot_setvars_agree_with_the_general_path() {
+        // Each `setvar` twice: on a literal key (planned as a slot setvar) and on a key
+        // named through a macro (run by `exec`), from the same starting values.
+        let ops = [
+            "=5",
+            "=+3",
+            "=-2",
+            "=+%{tx.k}",
+            "=-%{tx.k}",
+            "=abc",
+            "=+x9",
+            "=",
+            "DEL",
+        ];
+        let mut text = String::from("SecRuleEngine DetectionOnly\n");
+        for (i, op) in ops.iter().enumerate() {
+            for (kind, key) in [("f", format!("f_{i}")), ("s", format!("%{{tx.pfx}}s_{i}"))] {
+                let id = 2 * i + usize::from(kind == "s") + 1;
+                let setvar = match *op {
+                    "DEL" => format!("setvar:!tx.{key}"),
+                    op => format!("setvar:tx.{key}{op}"),
+                };
+                text.push_str(&format!(
+                    "SecAction \"id:{id},phase:1,pass,nolog,{setvar}\"\n"
+                ));
+            }
+        }
+        text.push_str(
+            "SecAction \"id:999,phase:1,pass,nolog,setvar:tx.other=1,ctl:ruleRemoveById=5\"\n",
+        );
+        let rs = Arc::new(RuleSet::from_text(&text, "t").unwrap());
+        for r in &rs.rules {
+            let slots = matches!(r.execs, ExecPlan::Slots { .. });
+            assert_eq!(slots, r.id % 2 == 1 && r.id != 999, "rule {}", r.id);
+        }
+        let starts: [Option<&[u8]>; 4] = [None, Some(b"7"), Some(b"-4x"), Some(b"")];
+        let mut changed = 0;
+        for start in starts {
+            for k in starts {
+                let mut tx = rs.transaction(TxInput::default());
+                tx.set_tx_var("pfx", b"");
+                if let Some(k) = k {
+                    tx.set_tx_var("k", k);
+                }
+                for i in 0..ops.len() {
+                    if let Some(v) = start {
+                        tx.set_tx_var(&format!("f_{i}"), v);
+                        tx.set_tx_var(&format!("s_{i}"), v);
+                    }
+                }
+                tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+                assert!(tx.process_request_headers().is_none());
+                for (i, op) in ops.iter().enumerate() {
+                    let fast = tx.tx_var(&format!("f_{i}")).map(<[u8]>::to_vec);
+                    let slow = tx.tx_var(&format!("s_{i}")).map(<[u8]>::to_vec);
+                    assert_eq!(fast, slow, "{op} from {start:?}, k {k:?}");
+                    changed += usize::from(fast.as_deref() != start);
+                }
+            }
+        }
+        assert!(changed > 0);
     }
 
     /// `setvar` adding or subtracting one TX key reads the key's integer from its slot; it

@@ -151,15 +151,18 @@ impl Selector {
 }
 
 /// One rule target, e.g. `&ARGS`, `REQUEST_HEADERS:User-Agent`, `TX:/^foo/`.
+///
+/// `repr(C)`: what visiting reads first, together at the start.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Target {
     pub var: Var,
-    pub selector: Selector,
     pub count: bool,
-    /// `!VAR:selector` entries that name this target's variable.
-    pub exclusions: Vec<Selector>,
     /// For `TX:key`: the key's slot, numbered when the rule set is built.
     pub slot: Option<u32>,
+    pub selector: Selector,
+    /// `!VAR:selector` entries that name this target's variable.
+    pub exclusions: Vec<Selector>,
     /// For `TX:/regex/`: the numbered keys the regex selects, in key order (set when the
     /// rule set is built), so that a transaction tests the regex only on keys made at run
     /// time.
@@ -318,6 +321,21 @@ mod tests {
         assert!(t[2].count);
         assert!(matches!(&t[2].selector, Selector::Key(k) if k == b"foo"));
         assert!(matches!(&t[3].selector, Selector::XPath(p) if p == "/*"));
+    }
+
+    #[test]
+    fn fields_read_per_value_come_first() {
+        use std::mem::{offset_of, size_of};
+        let hot_end = offset_of!(Target, selector) + size_of::<Selector>();
+        assert!(hot_end <= 64, "{hot_end}");
+        assert!([
+            offset_of!(Target, var),
+            offset_of!(Target, count),
+            offset_of!(Target, slot)
+        ]
+        .iter()
+        .all(|&at| at < offset_of!(Target, selector)));
+        assert!(offset_of!(Target, exclusions) >= hot_end);
     }
 
     #[test]
