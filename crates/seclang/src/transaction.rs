@@ -316,11 +316,16 @@ struct BuiltOperator {
     op: Box<dyn Operator>,
 }
 
-/// The phase automaton's bits for each distinct value scanned this phase, and where they
-/// are (offset + 1, 0 if not scanned) for each untransformed value (by cache row) and each
-/// transformed one (by cache store index).
+/// The phase automaton's bits for each distinct value scanned with it this transaction,
+/// and where they are (offset + 1, 0 if not scanned) for each untransformed value (by cache
+/// row) and each transformed one (by cache store index). A row's value and a stored value
+/// never change within a transaction (the transformation cache relies on it too), so a
+/// scan holds for every phase that uses the same automaton; a value the body adds has a
+/// row of its own.
 #[derive(Debug, Default)]
 struct ValueScans {
+    /// The automaton (see [`crate::prefilter::Prefilter::scan_id`]) the bits are from.
+    automaton: Option<usize>,
     bits: Vec<u64>,
     by_row: Vec<u32>,
     by_stored: Vec<u32>,
@@ -328,9 +333,19 @@ struct ValueScans {
 
 impl ValueScans {
     fn clear(&mut self) {
+        self.automaton = None;
         self.bits.clear();
         self.by_row.clear();
         self.by_stored.clear();
+    }
+
+    /// Keeps the scans for a phase whose values `automaton` scans if they are its, else
+    /// forgets them.
+    fn begin_phase(&mut self, automaton: Option<usize>) {
+        if automaton.is_none() || automaton != self.automaton {
+            self.clear();
+            self.automaton = automaton;
+        }
     }
 
     /// Where in `bits` the scan of value `v` of cache row `row` is, if it was scanned.
@@ -377,6 +392,8 @@ impl Scratch {
             .flatten()
             .unwrap_or_default();
         s.cache.clear(MAX_KEPT_BYTES, rs.chains.nodes.len());
+        // Scans are keyed by the cache's rows, which start again.
+        s.scans.clear();
         s.match_bytes.clear();
         // Unit bits are valid only for the generation they were computed in, and
         // generations keep counting across the transactions that reuse this scratch: no
@@ -886,7 +903,7 @@ impl Transaction {
             sc.gen = 1;
         }
         self.phase = phase;
-        self.scratch.scans.clear();
+        self.scratch.scans.begin_phase(rs.prefilter.scan_id(phase));
         self.scratch.target_values.clear();
         let steps = &rs.phases[phase as usize];
         let mut i = 0;
@@ -1013,7 +1030,7 @@ impl Transaction {
         let sc = &mut self.scratch;
         if sc.unit_gen[u] != sc.gen {
             sc.unit_gen[u] = sc.gen;
-            let Some(scan) = pf.phases[self.phase as usize].as_ref() else {
+            let Some(scan) = pf.phases[self.phase as usize].as_deref() else {
                 // Not reached: groups exist only in phases with an automaton.
                 sc.unit_bits[u * w..(u + 1) * w].fill(!0);
                 return &sc.unit_bits[u * w..(u + 1) * w];
@@ -2169,6 +2186,72 @@ mod tests {
         assert_eq!(tx.matched_rules().len(), 1);
         // `a` decoded and `d` raw (where the rule stops).
         assert_eq!(tx.operator_runs, 2);
+    }
+
+    /// Phases 1 and 2 share their automaton's scans. The values a body adds in phase 2 (a
+    /// urlencoded body's; a JSON body's, which a phase-1 `ctl` asked for) are scanned; a
+    /// transaction never reads the scans of the one before it on the same scratch; and every
+    /// phase-2 member's candidate bit is what scanning each value afresh gives.
+    #[test]
+    fn phase_2_scans_the_values_the_body_adds() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\nSecRequestBodyAccess On\n\
+                 SecRule REQUEST_HEADERS:Content-Type \"@rx ^application/json\" \
+                   \"id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON\"\n\
+                 SecRule ARGS \"@rx (?i)probe\" \"id:2,phase:1,pass,log\"\n\
+                 SecRule ARGS \"@rx (?i)attack\" \"id:3,phase:2,pass,log\"\n\
+                 SecRule ARGS \"@rx (?i)probe\" \"id:4,phase:2,pass,log,t:urlDecodeUni\"\n\
+                 SecRule ARGS_NAMES \"@rx (?i)evil\" \"id:5,phase:2,pass,log\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let pf = &rs.prefilter;
+        assert_eq!(pf.scan_id(1), pf.scan_id(2));
+        let phase_2_members: Vec<(usize, usize)> = rs
+            .rules
+            .iter()
+            .zip(&pf.member)
+            .filter(|(r, _)| r.phase == 2)
+            .filter_map(|(_, m)| m.map(|(g, m)| (g as usize, m as usize)))
+            .collect();
+        assert_eq!(phase_2_members.len(), 3);
+        // Phase 2's candidates again: from the scans kept, or from scans made afresh.
+        let candidates = |tx: &mut Transaction, afresh: bool| -> Vec<bool> {
+            if afresh {
+                tx.scratch.scans.clear();
+                tx.scratch.scans.begin_phase(rs.prefilter.scan_id(2));
+            }
+            tx.scratch.gen += 1;
+            phase_2_members
+                .iter()
+                .map(|&(g, m)| tx.group_may_match(&rs, g, m))
+                .collect()
+        };
+        let run = |query: &str, content_type: &str, body: &str| -> Vec<u32> {
+            let mut tx = rs.transaction(TxInput::default());
+            let uri = format!("/p{query}");
+            tx.set_request_line(b"POST", uri.as_bytes(), b"HTTP/1.1");
+            tx.add_request_header(b"Content-Type", content_type.as_bytes());
+            assert!(tx.process_request_headers().is_none());
+            tx.append_request_body(body.as_bytes());
+            assert!(tx.process_request_body().is_none());
+            let kept = candidates(&mut tx, false);
+            assert_eq!(kept, candidates(&mut tx, true), "{query} {body}");
+            tx.matched_rules().iter().map(|m| m.id).collect()
+        };
+        let form = "application/x-www-form-urlencoded";
+        // Without a body phase 2 reads phase 1's scans only.
+        assert_eq!(run("?a=Probe", form, ""), [2, 4]);
+        assert_eq!(run("?a=calm", form, ""), Vec::<u32>::new());
+        // The same slots as the transaction before, other values.
+        assert_eq!(run("?a=attack", form, ""), [3]);
+        assert_eq!(run("?a=calm", form, "b=ATTACK&evil=1&c=pr%6Fbe"), [3, 4, 5]);
+        assert_eq!(
+            run("?a=calm", "application/json", r#"{"evil": "an attack"}"#),
+            [1, 3, 5]
+        );
     }
 
     /// An operator with macros is built again only when its expanded parameter changes:
