@@ -977,6 +977,9 @@ pub struct Prefilter {
     pub member: Vec<Option<(u32, u16)>>,
     pub groups: Vec<Group>,
     pub units: Vec<Unit>,
+    /// Indexed like `units`: each one's `target_id`, packed, for the test of whether a
+    /// unit's target has any value this phase (most units of a benign request have none).
+    pub unit_targets: Vec<u32>,
     /// Number of distinct unit targets.
     pub targets: usize,
     /// Indexed by phase; phases 1 and 2 share one (see [`scan_slot`]).
@@ -1198,6 +1201,7 @@ impl Prefilter {
             member,
             groups,
             targets: target_ids.len(),
+            unit_targets: units.iter().map(|u| u.target_id).collect(),
             units,
             phases: scans,
             words,

@@ -1013,12 +1013,15 @@ impl Transaction {
         group.units.iter().any(|&u| {
             let u = u as usize;
             let sc = &self.scratch;
-            let computed = sc.unit_gen[u] == sc.gen;
-            if computed {
-                sc.unit_bits[u * w + word] & mask != 0
-            } else {
-                self.unit_bits(rs, u)[word] & mask != 0
+            if sc.unit_gen[u] == sc.gen {
+                return sc.unit_bits[u * w + word] & mask != 0;
             }
+            // A target listed empty this phase: its units have no bits, nothing to compute.
+            let t = pf.unit_targets[u] as usize;
+            if sc.target_gen[t] == sc.gen && sc.target_list[t].1 == 0 {
+                return false;
+            }
+            self.unit_bits(rs, u)[word] & mask != 0
         })
     }
 
