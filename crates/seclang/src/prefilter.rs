@@ -583,6 +583,8 @@ pub struct Group {
     pub units: Vec<u32>,
     /// Bit of the first member in its phase's candidate bits.
     pub bit: usize,
+    /// The candidate words its members' bits are in (start, end exclusive).
+    pub words: (u32, u32),
 }
 
 /// One target (without exclusions) through one transformation chain (`None`: raw). Its bits
@@ -594,6 +596,9 @@ pub struct Unit {
     /// Number shared by the units of the same target.
     pub target_id: u32,
     pub chain: Option<ChainId>,
+    /// The candidate words the groups looking at it read (start, end exclusive): the only
+    /// ones its bits are computed for.
+    pub words: (u32, u32),
 }
 
 /// Longest literal prefix the phase automata look for; the rest of a longer literal is
@@ -1090,6 +1095,7 @@ impl Prefilter {
                                 target,
                                 target_id,
                                 chain: c,
+                                words: (u32::MAX, 0),
                             });
                             units.len() as u32 - 1
                         });
@@ -1121,9 +1127,19 @@ impl Prefilter {
         let mut next_bit = [0usize; 6];
         for b in &building {
             let slot = scan_slot(b.phase);
+            let bit = next_bit[slot];
+            let words = (
+                (bit / 64) as u32,
+                (bit + b.members.len()).div_ceil(64) as u32,
+            );
+            for &u in &b.units {
+                let unit = &mut units[u as usize];
+                unit.words = (unit.words.0.min(words.0), unit.words.1.max(words.1));
+            }
             groups.push(Group {
                 units: b.units.clone(),
-                bit: next_bit[slot],
+                bit,
+                words,
             });
             next_bit[slot] += b.members.len();
         }

@@ -267,9 +267,12 @@ impl Data {
 #[derive(Debug, Default)]
 struct Scratch {
     cache: TransformCache,
-    /// Prefilter unit state: candidate bits, and the generation they were computed in.
+    /// Prefilter unit state: candidate bits, and the generation they were computed in
+    /// (per unit, then per group at `units + group`, so that one reset covers both).
     unit_bits: Vec<u64>,
     unit_gen: Vec<u32>,
+    /// Per group: the OR of its units' bits, in the words its members' bits are in.
+    group_bits: Vec<u64>,
     /// Changes with every phase run (of any transaction using this scratch).
     gen: u32,
     scans: ValueScans,
@@ -398,9 +401,10 @@ impl Scratch {
         // Unit bits are valid only for the generation they were computed in, and
         // generations keep counting across the transactions that reuse this scratch: no
         // clearing needed.
-        let units = rs.prefilter.units.len();
+        let (units, groups) = (rs.prefilter.units.len(), rs.prefilter.groups.len());
         s.unit_bits.resize(units * rs.prefilter.words, 0);
-        s.unit_gen.resize(units, 0);
+        s.group_bits.resize(groups * rs.prefilter.words, 0);
+        s.unit_gen.resize(units + groups, 0);
         s.target_gen.resize(rs.prefilter.targets, 0);
         s.target_list.resize(rs.prefilter.targets, (0, 0));
         let mut built = match s.built.iter().position(|b| b.rule_set == rs.uid) {
@@ -1006,28 +1010,44 @@ impl Transaction {
     /// group's units has its bit.
     fn group_may_match(&mut self, rs: &RuleSet, g: usize, m: usize) -> bool {
         let pf = &rs.prefilter;
-        let group = &pf.groups[g];
-        let bit = group.bit + m;
-        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
-        let w = pf.words;
-        group.units.iter().any(|&u| {
-            let u = u as usize;
-            let sc = &self.scratch;
-            if sc.unit_gen[u] == sc.gen {
-                return sc.unit_bits[u * w + word] & mask != 0;
-            }
-            // A target listed empty this phase: its units have no bits, nothing to compute.
-            let t = pf.unit_targets[u] as usize;
-            if sc.target_gen[t] == sc.gen && sc.target_list[t].1 == 0 {
-                return false;
-            }
-            self.unit_bits(rs, u)[word] & mask != 0
-        })
+        let bit = pf.groups[g].bit + m;
+        if self.scratch.unit_gen[pf.units.len() + g] != self.scratch.gen {
+            self.group_bits(rs, g);
+        }
+        self.scratch.group_bits[g * pf.words + bit / 64] & (1 << (bit % 64)) != 0
     }
 
-    /// The phase candidate bits of unit `u`, computed on first use in the phase: each
+    /// Computes group `g`'s bits for the phase, once for all its members (which otherwise
+    /// each went over every unit of the group).
+    fn group_bits(&mut self, rs: &RuleSet, g: usize) {
+        let pf = &rs.prefilter;
+        let group = &pf.groups[g];
+        let w = pf.words;
+        let gen = self.scratch.gen;
+        self.scratch.unit_gen[pf.units.len() + g] = gen;
+        let words = group.words.0 as usize..group.words.1 as usize;
+        self.scratch.group_bits[g * w..][words.clone()].fill(0);
+        for &u in &group.units {
+            let u = u as usize;
+            let sc = &self.scratch;
+            if sc.unit_gen[u] != gen {
+                // A target listed empty this phase: its units have no bits to compute.
+                let t = pf.unit_targets[u] as usize;
+                if sc.target_gen[t] == gen && sc.target_list[t].1 == 0 {
+                    continue;
+                }
+                self.unit_bits(rs, u);
+            }
+            let sc = &mut self.scratch;
+            for i in words.clone() {
+                sc.group_bits[g * w + i] |= sc.unit_bits[u * w + i];
+            }
+        }
+    }
+
+    /// Computes the phase candidate bits of unit `u` (in the words its groups read): each
     /// distinct transformed value is scanned once per phase, whichever units share it.
-    fn unit_bits(&mut self, rs: &RuleSet, u: usize) -> &[u64] {
+    fn unit_bits(&mut self, rs: &RuleSet, u: usize) {
         let pf = &rs.prefilter;
         let w = pf.words;
         let sc = &mut self.scratch;
@@ -1036,9 +1056,10 @@ impl Transaction {
             let Some(scan) = pf.phases[self.phase as usize].as_deref() else {
                 // Not reached: groups exist only in phases with an automaton.
                 sc.unit_bits[u * w..(u + 1) * w].fill(!0);
-                return &sc.unit_bits[u * w..(u + 1) * w];
+                return;
             };
             let unit = &pf.units[u];
+            let words = unit.words.0 as usize..unit.words.1 as usize;
             let t = unit.target_id as usize;
             // The target's values (slot and cache row) are listed on its first unit of the
             // phase; its other units read the list instead of visiting it again. Targets
@@ -1071,10 +1092,11 @@ impl Transaction {
                 ..
             } = sc;
             let bits = &mut unit_bits[u * w..(u + 1) * w];
-            bits.fill(0);
+            bits[words.clone()].fill(0);
+            // Only the words the unit's groups read: most units serve members of one.
             let or_scan = |bits: &mut [u64], scanned: &[u64]| {
-                for (b, s) in bits.iter_mut().zip(scanned) {
-                    *b |= s;
+                for i in words.clone() {
+                    bits[i] |= scanned[i];
                 }
             };
             let (start, len) = target_list[t];
@@ -1113,7 +1135,6 @@ impl Transaction {
                 });
             }
         }
-        &sc.unit_bits[u * w..(u + 1) * w]
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
@@ -2255,6 +2276,72 @@ mod tests {
             run("?a=calm", "application/json", r#"{"evil": "an attack"}"#),
             [1, 3, 5]
         );
+    }
+
+    /// A group member is a candidate exactly when one of its target's values (through its
+    /// chain) holds one of its literals: over groups whose members' bits cross candidate
+    /// words, groups sharing a unit from different words, and a target without values.
+    #[test]
+    fn group_candidates_are_the_members_whose_literals_occur() {
+        // Six groups of 25 members, by rule number modulo 6. The third and last cross a
+        // word; the first and fourth share the raw ARGS unit from words 0 and 1.
+        let kinds = [
+            ("ARGS", false),
+            ("ARGS_NAMES", false),
+            ("ARGS_NAMES", true),
+            ("REQUEST_COOKIES|ARGS", false),
+            ("ARGS", true),
+            ("REQUEST_COOKIES|ARGS_NAMES", true),
+        ];
+        let mut rules = String::from("SecRuleEngine DetectionOnly\n");
+        for i in 0..150 {
+            let (target, decoded) = kinds[i % 6];
+            let chain = if decoded { ",t:urlDecodeUni" } else { "" };
+            rules.push_str(&format!(
+                "SecRule {target} \"@pm w{i}a w{i}b\" \"id:{},phase:2,pass{chain}\"\n",
+                1000 + i
+            ));
+        }
+        let rs = Arc::new(RuleSet::from_text(&rules, "t").unwrap());
+        assert!(rs.prefilter.words > 2);
+        // The arguments as parsed. `%77` is `w`: those literals occur only once decoded.
+        let args = [
+            ("w7b", "%7710b"),
+            ("%7792a", "W9A"),
+            ("q", "w66bz"),
+            ("w125a", "%7712a"),
+        ];
+        let escape = |s: &str| s.replace('%', "%25");
+        let query: Vec<String> = args
+            .iter()
+            .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+            .collect();
+        let mut tx = rs.transaction(TxInput::default());
+        let uri = format!("/?{}", query.join("&"));
+        tx.set_request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+        assert!(tx.process_request_headers().is_none());
+        assert!(tx.process_request_body().is_none());
+        let mut candidates = Vec::new();
+        for i in 0..rs.rules.len() {
+            let (target, decoded) = kinds[i % 6];
+            let names = target.ends_with("ARGS_NAMES");
+            let values = args
+                .iter()
+                .map(|&(name, value)| if names { name } else { value });
+            let expected = values.into_iter().any(|v: &str| {
+                let v = v.to_ascii_lowercase();
+                let v = if decoded { v.replace("%77", "w") } else { v };
+                v.contains(&format!("w{i}a")) || v.contains(&format!("w{i}b"))
+            });
+            let (g, m) = rs.prefilter.member[i].unwrap();
+            let got = tx.group_may_match(&rs, g as usize, m as usize);
+            assert_eq!(got, expected, "literals w{i}a, w{i}b");
+            if got {
+                candidates.push(i);
+            }
+        }
+        // Not 12: its raw value holds `w12a` escaped.
+        assert_eq!(candidates, [7, 9, 10, 66, 92, 125]);
     }
 
     /// An operator with macros is built again only when its expanded parameter changes:
