@@ -592,8 +592,7 @@ pub struct Group {
 /// selects, transformed: computed at most once per phase however many groups share it.
 #[derive(Debug)]
 pub struct Unit {
-    pub target: Target,
-    /// Number shared by the units of the same target.
+    /// The target, in [`Prefilter::targets`].
     pub target_id: u32,
     pub chain: Option<ChainId>,
     /// The candidate words the groups looking at it read (start, end exclusive): the only
@@ -985,8 +984,9 @@ pub struct Prefilter {
     /// Indexed like `units`: each one's `target_id`, packed, for the test of whether a
     /// unit's target has any value this phase (most units of a benign request have none).
     pub unit_targets: Vec<u32>,
-    /// Number of distinct unit targets.
-    pub targets: usize,
+    /// The units' targets (without exclusions), by target id: kept apart from the units,
+    /// which a phase reads one by one and a target only once.
+    pub targets: Vec<Target>,
     /// Indexed by phase; phases 1 and 2 share one (see [`scan_slot`]).
     pub phases: Vec<Option<Arc<PhaseScan>>>,
     /// The widest phase's candidate bits, in words.
@@ -1049,6 +1049,7 @@ impl Prefilter {
         let mut keyed: FxHashMap<String, usize> = FxHashMap::default();
         let mut unit_ids: FxHashMap<String, u32> = FxHashMap::default();
         let mut target_ids: FxHashMap<String, u32> = FxHashMap::default();
+        let mut targets: Vec<Target> = Vec::new();
         let mut units: Vec<Unit> = Vec::new();
         let mut building: Vec<Building> = Vec::new();
         let mut scanned_as: FxHashMap<ChainId, Option<ChainId>> = FxHashMap::default();
@@ -1084,15 +1085,16 @@ impl Prefilter {
                 }
                 let mut group_units = Vec::new();
                 for t in &r.targets {
-                    let next_target = target_ids.len() as u32;
-                    let target_id = *target_ids.entry(target_key(t)).or_insert(next_target);
+                    let target_id = *target_ids.entry(target_key(t)).or_insert_with(|| {
+                        let mut target = t.clone();
+                        target.exclusions.clear();
+                        targets.push(target);
+                        targets.len() as u32 - 1
+                    });
                     for &c in &rule_chains {
                         let key = format!("{}/{c:?}", target_key(t));
                         let u = *unit_ids.entry(key).or_insert_with(|| {
-                            let mut target = t.clone();
-                            target.exclusions.clear();
                             units.push(Unit {
-                                target,
                                 target_id,
                                 chain: c,
                                 words: (u32::MAX, 0),
@@ -1216,7 +1218,7 @@ impl Prefilter {
             by_rule,
             member,
             groups,
-            targets: target_ids.len(),
+            targets,
             unit_targets: units.iter().map(|u| u.target_id).collect(),
             units,
             phases: scans,

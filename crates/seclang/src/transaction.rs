@@ -405,8 +405,8 @@ impl Scratch {
         s.unit_bits.resize(units * rs.prefilter.words, 0);
         s.group_bits.resize(groups * rs.prefilter.words, 0);
         s.unit_gen.resize(units + groups, 0);
-        s.target_gen.resize(rs.prefilter.targets, 0);
-        s.target_list.resize(rs.prefilter.targets, (0, 0));
+        s.target_gen.resize(rs.prefilter.targets.len(), 0);
+        s.target_list.resize(rs.prefilter.targets.len(), (0, 0));
         let mut built = match s.built.iter().position(|b| b.rule_set == rs.uid) {
             Some(i) => s.built.remove(i),
             None => {
@@ -1073,10 +1073,14 @@ impl Transaction {
                     target_values,
                     ..
                 } = sc;
-                visit(&self.data, &unit.target, &mut |_, _, _, slot| match slot {
-                    Some(s) => target_values.push((s, cache.row(s))),
-                    None => listed = false,
-                });
+                visit(
+                    &self.data,
+                    &pf.targets[t],
+                    &mut |_, _, _, slot| match slot {
+                        Some(s) => target_values.push((s, cache.row(s))),
+                        None => listed = false,
+                    },
+                );
                 sc.target_list[t] = if listed {
                     (start as u32, (sc.target_values.len() - start) as u32)
                 } else {
@@ -1121,7 +1125,7 @@ impl Transaction {
                     or_scan(bits, &scans.bits[at..at + w]);
                 }
             } else {
-                visit(&self.data, &unit.target, &mut |_, _, raw, slot| {
+                visit(&self.data, &pf.targets[t], &mut |_, _, raw, slot| {
                     let Some(row) = slot.map(|s| cache.row(s)) else {
                         scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
                         return;
