@@ -981,9 +981,6 @@ pub struct Prefilter {
     pub member: Vec<Option<(u32, u16)>>,
     pub groups: Vec<Group>,
     pub units: Vec<Unit>,
-    /// Indexed like `units`: each one's `target_id`, packed, for the test of whether a
-    /// unit's target has any value this phase (most units of a benign request have none).
-    pub unit_targets: Vec<u32>,
     /// The units' targets (without exclusions), by target id: kept apart from the units,
     /// which a phase reads one by one and a target only once.
     pub targets: Vec<Target>,
@@ -1219,7 +1216,6 @@ impl Prefilter {
             member,
             groups,
             targets,
-            unit_targets: units.iter().map(|u| u.target_id).collect(),
             units,
             phases: scans,
             words,

@@ -1032,7 +1032,7 @@ impl Transaction {
             let sc = &self.scratch;
             if sc.unit_gen[u] != gen {
                 // A target listed empty this phase: its units have no bits to compute.
-                let t = pf.unit_targets[u] as usize;
+                let t = pf.units[u].target_id as usize;
                 if sc.target_gen[t] == gen && sc.target_list[t].1 == 0 {
                     continue;
                 }
