@@ -627,9 +627,11 @@ pub struct PhaseScan {
     trans: Vec<u16>,
     start: u16,
     first_match: u16,
+    /// Match state (counted from `first_match`) → what it sets in a short value.
+    prefix_bits: Vec<PrefixBits>,
     /// Match state (counted from `first_match`) → its entry in `states`.
     state_bits: Vec<u16>,
-    /// What a match state sets, shared by states that set the same.
+    /// What a match state sets in a long value, shared by states that set the same.
     states: Vec<StateBits>,
     masks: Vec<Mask>,
     checks: Vec<Check>,
@@ -640,15 +642,23 @@ pub struct PhaseScan {
     pub words: usize,
 }
 
-/// What one match state sets, precomputed so that a match costs one lookup and a few ORs
-/// instead of a walk over every pattern ending there (many of which share a member).
+/// What one match state sets in a short value (the members of every pattern ending
+/// there), precomputed so that a match costs one lookup and a few ORs instead of a walk
+/// over every pattern ending there (many of which share a member). Read by state number,
+/// without an index between: most bytes of a short value end in a match state.
+#[derive(Debug, Clone, Copy)]
+struct PrefixBits {
+    /// The first word's members inline (most match states set bits of one word only),
+    /// then `masks[masks_at..][..more]`.
+    bits: u64,
+    word: u16,
+    more: u16,
+    masks_at: u32,
+}
+
+/// What one match state sets in a long value (scanned for whole literals).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct StateBits {
-    /// The members of every pattern ending here: the first word inline (most match
-    /// states set bits of one word only), then `masks[masks_at..][..prefix_len]`.
-    first: Mask,
-    masks_at: u32,
-    prefix_len: u16,
     /// `masks[whole_at..][..whole_len]`: the members of the patterns that are a whole
     /// literal.
     whole_at: u32,
@@ -787,6 +797,7 @@ impl PhaseScan {
             }
         }
         let mut state_bits = Vec::with_capacity(reached.len() - usize::from(first_match));
+        let mut prefix_bits = Vec::with_capacity(state_bits.capacity());
         let mut states = Vec::new();
         let mut state_ids: FxHashMap<StateBits, u16> = FxHashMap::default();
         let (mut masks, mut checks, mut rest_bytes) = (Vec::new(), Vec::new(), Vec::new());
@@ -831,12 +842,15 @@ impl PhaseScan {
             state_checks.dedup();
             let (mut every, whole) = (masks_of(&every), masks_of(&whole));
             let first = (!every.is_empty()).then(|| every.remove(0))?;
+            prefix_bits.push(PrefixBits {
+                bits: first.bits,
+                word: u16::try_from(first.word).ok()?,
+                more: u16::try_from(every.len()).ok()?,
+                masks_at: intern(&mut masks, &mut mask_runs, every),
+            });
             let bits = StateBits {
-                first,
-                prefix_len: u16::try_from(every.len()).ok()?,
                 whole_len: u16::try_from(whole.len()).ok()?,
                 checks_len: state_checks.len() as u32,
-                masks_at: intern(&mut masks, &mut mask_runs, every),
                 whole_at: intern(&mut masks, &mut mask_runs, whole),
                 checks_at: intern(&mut checks, &mut check_runs, state_checks),
             };
@@ -853,6 +867,7 @@ impl PhaseScan {
             trans,
             start: number[&start],
             first_match,
+            prefix_bits,
             state_bits,
             states,
             masks,
@@ -894,12 +909,14 @@ impl PhaseScan {
 
     fn scan_prefixes(&self, value: &[u8], bits: &mut [u64]) {
         let mut state = usize::from(self.start);
+        let first_match = usize::from(self.first_match);
         for &b in value {
             state = self.next(state, b);
-            if let Some(s) = self.state_bits(state) {
-                bits[s.first.word as usize] |= s.first.bits;
-                if s.prefix_len > 0 {
-                    self.or_masks(s.masks_at, s.prefix_len, bits);
+            if let Some(m) = state.checked_sub(first_match) {
+                let p = &self.prefix_bits[m];
+                bits[usize::from(p.word)] |= p.bits;
+                if p.more > 0 {
+                    self.or_masks(p.masks_at, p.more, bits);
                 }
             }
         }
