@@ -5,11 +5,11 @@
 //! Two levels, both computed at load time:
 //! - per rule outside the phase groups below: one Aho-Corasick automaton, asked before the
 //!   operator runs on a value;
-//! - per phase: one automaton over the literals of every rule that looks only at values
-//!   fixed for the phase. Each distinct transformed value is scanned once, which yields the
-//!   set of rules that can match it; a rule none of whose (target, transformation chain)
-//!   values can match is skipped without visiting its targets. Rules that share phase,
-//!   targets and chain form a group that shares that work.
+//! - per phase (phases 1 and 2 sharing one): one automaton over the literals of every rule
+//!   that looks only at values fixed for the phase. Each distinct transformed value is
+//!   scanned once, which yields the set of rules that can match it; a rule none of whose
+//!   (target, transformation chain) values can match is skipped without visiting its
+//!   targets. Rules that share phase, targets and chain form a group that shares that work.
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa;
@@ -18,6 +18,7 @@ use aho_corasick::{
 };
 use regex_syntax::hir::{Class, Hir, HirKind};
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::Arc;
 
 use crate::rule::{ChainId, ChainTable, Rule, RuleOperator};
 use crate::ruleset::Step;
@@ -582,6 +583,8 @@ pub struct Group {
     pub units: Vec<u32>,
     /// Bit of the first member in its phase's candidate bits.
     pub bit: usize,
+    /// The candidate words its members' bits are in (start, end exclusive).
+    pub words: (u32, u32),
 }
 
 /// One target (without exclusions) through one transformation chain (`None`: raw). Its bits
@@ -589,18 +592,21 @@ pub struct Group {
 /// selects, transformed: computed at most once per phase however many groups share it.
 #[derive(Debug)]
 pub struct Unit {
-    pub target: Target,
-    /// Number shared by the units of the same target.
+    /// The target, in [`Prefilter::targets`].
     pub target_id: u32,
     pub chain: Option<ChainId>,
+    /// The candidate words the groups looking at it read (start, end exclusive): the only
+    /// ones its bits are computed for.
+    pub words: (u32, u32),
 }
 
 /// Longest literal prefix the phase automata look for; the rest of a longer literal is
 /// compared where its prefix ends. An automaton over the thousands of whole CRS literals
 /// takes tens of megabytes (a NFA is several times slower per byte). Over CRS v4.28.0 at 5
-/// bytes the three phase tables take 1.4 MB of transitions (the Aho-Corasick DFAs they are
+/// bytes the three phase tables took 1.4 MB of transitions (the Aho-Corasick DFAs they are
 /// built from, 5.4 MB; at 6 bytes 7.8 MB, for -0.2 % to +1.3 % instructions per
-/// transaction; at 4 bytes 3.5 MB for up to +5 %).
+/// transaction; at 4 bytes 3.5 MB for up to +5 %). Since the literals grew and phases 1 and
+/// 2 share a table: 1.30 MB for phases 1-2, 0.29 MB for phase 4.
 const SCAN_PREFIX: usize = 5;
 
 /// Values at least this long are scanned for whole literals, shorter ones for prefixes.
@@ -621,9 +627,11 @@ pub struct PhaseScan {
     trans: Vec<u16>,
     start: u16,
     first_match: u16,
+    /// Match state (counted from `first_match`) → what it sets in a short value.
+    prefix_bits: Vec<PrefixBits>,
     /// Match state (counted from `first_match`) → its entry in `states`.
     state_bits: Vec<u16>,
-    /// What a match state sets, shared by states that set the same.
+    /// What a match state sets in a long value, shared by states that set the same.
     states: Vec<StateBits>,
     masks: Vec<Mask>,
     checks: Vec<Check>,
@@ -634,15 +642,23 @@ pub struct PhaseScan {
     pub words: usize,
 }
 
-/// What one match state sets, precomputed so that a match costs one lookup and a few ORs
-/// instead of a walk over every pattern ending there (many of which share a member).
+/// What one match state sets in a short value (the members of every pattern ending
+/// there), precomputed so that a match costs one lookup and a few ORs instead of a walk
+/// over every pattern ending there (many of which share a member). Read by state number,
+/// without an index between: most bytes of a short value end in a match state.
+#[derive(Debug, Clone, Copy)]
+struct PrefixBits {
+    /// The first word's members inline (most match states set bits of one word only),
+    /// then `masks[masks_at..][..more]`.
+    bits: u64,
+    word: u16,
+    more: u16,
+    masks_at: u32,
+}
+
+/// What one match state sets in a long value (scanned for whole literals).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct StateBits {
-    /// The members of every pattern ending here: the first word inline (most match
-    /// states set bits of one word only), then `masks[masks_at..][..prefix_len]`.
-    first: Mask,
-    masks_at: u32,
-    prefix_len: u16,
     /// `masks[whole_at..][..whole_len]`: the members of the patterns that are a whole
     /// literal.
     whole_at: u32,
@@ -781,6 +797,7 @@ impl PhaseScan {
             }
         }
         let mut state_bits = Vec::with_capacity(reached.len() - usize::from(first_match));
+        let mut prefix_bits = Vec::with_capacity(state_bits.capacity());
         let mut states = Vec::new();
         let mut state_ids: FxHashMap<StateBits, u16> = FxHashMap::default();
         let (mut masks, mut checks, mut rest_bytes) = (Vec::new(), Vec::new(), Vec::new());
@@ -825,12 +842,15 @@ impl PhaseScan {
             state_checks.dedup();
             let (mut every, whole) = (masks_of(&every), masks_of(&whole));
             let first = (!every.is_empty()).then(|| every.remove(0))?;
+            prefix_bits.push(PrefixBits {
+                bits: first.bits,
+                word: u16::try_from(first.word).ok()?,
+                more: u16::try_from(every.len()).ok()?,
+                masks_at: intern(&mut masks, &mut mask_runs, every),
+            });
             let bits = StateBits {
-                first,
-                prefix_len: u16::try_from(every.len()).ok()?,
                 whole_len: u16::try_from(whole.len()).ok()?,
                 checks_len: state_checks.len() as u32,
-                masks_at: intern(&mut masks, &mut mask_runs, every),
                 whole_at: intern(&mut masks, &mut mask_runs, whole),
                 checks_at: intern(&mut checks, &mut check_runs, state_checks),
             };
@@ -847,6 +867,7 @@ impl PhaseScan {
             trans,
             start: number[&start],
             first_match,
+            prefix_bits,
             state_bits,
             states,
             masks,
@@ -888,12 +909,14 @@ impl PhaseScan {
 
     fn scan_prefixes(&self, value: &[u8], bits: &mut [u64]) {
         let mut state = usize::from(self.start);
+        let first_match = usize::from(self.first_match);
         for &b in value {
             state = self.next(state, b);
-            if let Some(s) = self.state_bits(state) {
-                bits[s.first.word as usize] |= s.first.bits;
-                if s.prefix_len > 0 {
-                    self.or_masks(s.masks_at, s.prefix_len, bits);
+            if let Some(m) = state.checked_sub(first_match) {
+                let p = &self.prefix_bits[m];
+                bits[usize::from(p.word)] |= p.bits;
+                if p.more > 0 {
+                    self.or_masks(p.masks_at, p.more, bits);
                 }
             }
         }
@@ -976,10 +999,11 @@ pub struct Prefilter {
     pub member: Vec<Option<(u32, u16)>>,
     pub groups: Vec<Group>,
     pub units: Vec<Unit>,
-    /// Number of distinct unit targets.
-    pub targets: usize,
-    /// Indexed by phase.
-    pub phases: Vec<Option<PhaseScan>>,
+    /// The units' targets (without exclusions), by target id: kept apart from the units,
+    /// which a phase reads one by one and a target only once.
+    pub targets: Vec<Target>,
+    /// Indexed by phase; phases 1 and 2 share one (see [`scan_slot`]).
+    pub phases: Vec<Option<Arc<PhaseScan>>>,
     /// The widest phase's candidate bits, in words.
     pub words: usize,
     /// Indexed by chain: the chain whose values units scan for members with that chain
@@ -1013,6 +1037,19 @@ fn scan_chain(chains: &mut ChainTable, chain: ChainId) -> Option<ChainId> {
     chains.intern(&steps).last().copied()
 }
 
+/// The automaton (numbered by the first phase using it) that scans the values of `phase`'s
+/// groups. Phases 1 and 2 share one over both phases' literals, numbering their members
+/// apart: for a request without a body phase 2 sees exactly the values phase 1 saw, and a
+/// value phase 1 scanned is not scanned again (over CRS v4.28.0, 15 of a benign GET's 37
+/// phase-2 scans). The body's values are new values, scanned when phase 2 first asks.
+pub fn scan_slot(phase: usize) -> usize {
+    if phase == 2 {
+        1
+    } else {
+        phase
+    }
+}
+
 /// A group while it is being built.
 struct Building {
     phase: usize,
@@ -1027,6 +1064,7 @@ impl Prefilter {
         let mut keyed: FxHashMap<String, usize> = FxHashMap::default();
         let mut unit_ids: FxHashMap<String, u32> = FxHashMap::default();
         let mut target_ids: FxHashMap<String, u32> = FxHashMap::default();
+        let mut targets: Vec<Target> = Vec::new();
         let mut units: Vec<Unit> = Vec::new();
         let mut building: Vec<Building> = Vec::new();
         let mut scanned_as: FxHashMap<ChainId, Option<ChainId>> = FxHashMap::default();
@@ -1062,17 +1100,19 @@ impl Prefilter {
                 }
                 let mut group_units = Vec::new();
                 for t in &r.targets {
-                    let next_target = target_ids.len() as u32;
-                    let target_id = *target_ids.entry(target_key(t)).or_insert(next_target);
+                    let target_id = *target_ids.entry(target_key(t)).or_insert_with(|| {
+                        let mut target = t.clone();
+                        target.exclusions.clear();
+                        targets.push(target);
+                        targets.len() as u32 - 1
+                    });
                     for &c in &rule_chains {
                         let key = format!("{}/{c:?}", target_key(t));
                         let u = *unit_ids.entry(key).or_insert_with(|| {
-                            let mut target = t.clone();
-                            target.exclusions.clear();
                             units.push(Unit {
-                                target,
                                 target_id,
                                 chain: c,
+                                words: (u32::MAX, 0),
                             });
                             units.len() as u32 - 1
                         });
@@ -1098,22 +1138,39 @@ impl Prefilter {
                 b.members.push(ri);
             }
         }
-        // Number member bits phase by phase, group after group.
+        // Number member bits automaton by automaton, group after group (the groups were
+        // made phase by phase: phase 1's bits come before phase 2's).
         let mut groups = Vec::with_capacity(building.len());
         let mut next_bit = [0usize; 6];
         for b in &building {
+            let slot = scan_slot(b.phase);
+            let bit = next_bit[slot];
+            let words = (
+                (bit / 64) as u32,
+                (bit + b.members.len()).div_ceil(64) as u32,
+            );
+            for &u in &b.units {
+                let unit = &mut units[u as usize];
+                unit.words = (unit.words.0.min(words.0), unit.words.1.max(words.1));
+            }
             groups.push(Group {
                 units: b.units.clone(),
-                bit: next_bit[b.phase],
+                bit,
+                words,
             });
-            next_bit[b.phase] += b.members.len();
+            next_bit[slot] += b.members.len();
         }
-        let mut scans = Vec::with_capacity(6);
-        for (phase, &nbits) in next_bit.iter().enumerate() {
+        let mut scans: Vec<Option<Arc<PhaseScan>>> = Vec::with_capacity(6);
+        for (slot, &nbits) in next_bit.iter().enumerate() {
+            if scan_slot(slot) != slot {
+                let shared = scans[scan_slot(slot)].clone();
+                scans.push(shared);
+                continue;
+            }
             let mut prefixes = Vec::new();
             let mut pats = Vec::new();
             for (b, g) in building.iter().zip(&groups) {
-                if b.phase != phase {
+                if scan_slot(b.phase) != slot {
                     continue;
                 }
                 for (mi, &ri) in b.members.iter().enumerate() {
@@ -1133,18 +1190,14 @@ impl Prefilter {
                 PhaseScan::build(&prefixes, &pats, nbits.div_ceil(64))
             };
             if scan.is_none() {
-                // No automaton: the phase's members are always evaluated.
-                for (b, _) in building
-                    .iter()
-                    .zip(&groups)
-                    .filter(|(b, _)| b.phase == phase)
-                {
+                // No automaton: the phases' members are always evaluated.
+                for b in building.iter().filter(|b| scan_slot(b.phase) == slot) {
                     for &ri in &b.members {
                         member[ri] = None;
                     }
                 }
             }
-            scans.push(scan);
+            scans.push(scan.map(Arc::new));
         }
         // Rules outside every group get a per-value automaton of their own. A member's
         // values are scanned by its phase automaton, for whole literals where they are
@@ -1180,12 +1233,20 @@ impl Prefilter {
             by_rule,
             member,
             groups,
-            targets: target_ids.len(),
+            targets,
             units,
             phases: scans,
             words,
             scan_chains,
         }
+    }
+
+    /// The automaton that scans `phase`'s values, as a number that phases sharing one
+    /// share; `None` where the phase has none.
+    pub fn scan_id(&self, phase: u8) -> Option<usize> {
+        let phase = usize::from(phase);
+        self.phases.get(phase)?.as_ref()?;
+        Some(scan_slot(phase))
     }
 
     /// The chain whose values the phase scanned for a group member whose operator sees

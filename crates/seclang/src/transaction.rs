@@ -267,9 +267,12 @@ impl Data {
 #[derive(Debug, Default)]
 struct Scratch {
     cache: TransformCache,
-    /// Prefilter unit state: candidate bits, and the generation they were computed in.
+    /// Prefilter unit state: candidate bits, and the generation they were computed in
+    /// (per unit, then per group at `units + group`, so that one reset covers both).
     unit_bits: Vec<u64>,
     unit_gen: Vec<u32>,
+    /// Per group: the OR of its units' bits, in the words its members' bits are in.
+    group_bits: Vec<u64>,
     /// Changes with every phase run (of any transaction using this scratch).
     gen: u32,
     scans: ValueScans,
@@ -316,11 +319,16 @@ struct BuiltOperator {
     op: Box<dyn Operator>,
 }
 
-/// The phase automaton's bits for each distinct value scanned this phase, and where they
-/// are (offset + 1, 0 if not scanned) for each untransformed value (by cache row) and each
-/// transformed one (by cache store index).
+/// The phase automaton's bits for each distinct value scanned with it this transaction,
+/// and where they are (offset + 1, 0 if not scanned) for each untransformed value (by cache
+/// row) and each transformed one (by cache store index). A row's value and a stored value
+/// never change within a transaction (the transformation cache relies on it too), so a
+/// scan holds for every phase that uses the same automaton; a value the body adds has a
+/// row of its own.
 #[derive(Debug, Default)]
 struct ValueScans {
+    /// The automaton (see [`crate::prefilter::Prefilter::scan_id`]) the bits are from.
+    automaton: Option<usize>,
     bits: Vec<u64>,
     by_row: Vec<u32>,
     by_stored: Vec<u32>,
@@ -328,9 +336,19 @@ struct ValueScans {
 
 impl ValueScans {
     fn clear(&mut self) {
+        self.automaton = None;
         self.bits.clear();
         self.by_row.clear();
         self.by_stored.clear();
+    }
+
+    /// Keeps the scans for a phase whose values `automaton` scans if they are its, else
+    /// forgets them.
+    fn begin_phase(&mut self, automaton: Option<usize>) {
+        if automaton.is_none() || automaton != self.automaton {
+            self.clear();
+            self.automaton = automaton;
+        }
     }
 
     /// Where in `bits` the scan of value `v` of cache row `row` is, if it was scanned.
@@ -377,15 +395,18 @@ impl Scratch {
             .flatten()
             .unwrap_or_default();
         s.cache.clear(MAX_KEPT_BYTES, rs.chains.nodes.len());
+        // Scans are keyed by the cache's rows, which start again.
+        s.scans.clear();
         s.match_bytes.clear();
         // Unit bits are valid only for the generation they were computed in, and
         // generations keep counting across the transactions that reuse this scratch: no
         // clearing needed.
-        let units = rs.prefilter.units.len();
+        let (units, groups) = (rs.prefilter.units.len(), rs.prefilter.groups.len());
         s.unit_bits.resize(units * rs.prefilter.words, 0);
-        s.unit_gen.resize(units, 0);
-        s.target_gen.resize(rs.prefilter.targets, 0);
-        s.target_list.resize(rs.prefilter.targets, (0, 0));
+        s.group_bits.resize(groups * rs.prefilter.words, 0);
+        s.unit_gen.resize(units + groups, 0);
+        s.target_gen.resize(rs.prefilter.targets.len(), 0);
+        s.target_list.resize(rs.prefilter.targets.len(), (0, 0));
         let mut built = match s.built.iter().position(|b| b.rule_set == rs.uid) {
             Some(i) => s.built.remove(i),
             None => {
@@ -887,7 +908,7 @@ impl Transaction {
             sc.gen = 1;
         }
         self.phase = phase;
-        self.scratch.scans.clear();
+        self.scratch.scans.begin_phase(rs.prefilter.scan_id(phase));
         self.scratch.target_values.clear();
         let phase_steps = &rs.phases[phase as usize];
         let steps = &phase_steps.steps;
@@ -989,36 +1010,56 @@ impl Transaction {
     /// group's units has its bit.
     fn group_may_match(&mut self, rs: &RuleSet, g: usize, m: usize) -> bool {
         let pf = &rs.prefilter;
-        let group = &pf.groups[g];
-        let bit = group.bit + m;
-        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
-        let w = pf.words;
-        group.units.iter().any(|&u| {
-            let u = u as usize;
-            let sc = &self.scratch;
-            let computed = sc.unit_gen[u] == sc.gen;
-            if computed {
-                sc.unit_bits[u * w + word] & mask != 0
-            } else {
-                self.unit_bits(rs, u)[word] & mask != 0
-            }
-        })
+        let bit = pf.groups[g].bit + m;
+        if self.scratch.unit_gen[pf.units.len() + g] != self.scratch.gen {
+            self.group_bits(rs, g);
+        }
+        self.scratch.group_bits[g * pf.words + bit / 64] & (1 << (bit % 64)) != 0
     }
 
-    /// The phase candidate bits of unit `u`, computed on first use in the phase: each
+    /// Computes group `g`'s bits for the phase, once for all its members (which otherwise
+    /// each went over every unit of the group).
+    fn group_bits(&mut self, rs: &RuleSet, g: usize) {
+        let pf = &rs.prefilter;
+        let group = &pf.groups[g];
+        let w = pf.words;
+        let gen = self.scratch.gen;
+        self.scratch.unit_gen[pf.units.len() + g] = gen;
+        let words = group.words.0 as usize..group.words.1 as usize;
+        self.scratch.group_bits[g * w..][words.clone()].fill(0);
+        for &u in &group.units {
+            let u = u as usize;
+            let sc = &self.scratch;
+            if sc.unit_gen[u] != gen {
+                // A target listed empty this phase: its units have no bits to compute.
+                let t = pf.units[u].target_id as usize;
+                if sc.target_gen[t] == gen && sc.target_list[t].1 == 0 {
+                    continue;
+                }
+                self.unit_bits(rs, u);
+            }
+            let sc = &mut self.scratch;
+            for i in words.clone() {
+                sc.group_bits[g * w + i] |= sc.unit_bits[u * w + i];
+            }
+        }
+    }
+
+    /// Computes the phase candidate bits of unit `u` (in the words its groups read): each
     /// distinct transformed value is scanned once per phase, whichever units share it.
-    fn unit_bits(&mut self, rs: &RuleSet, u: usize) -> &[u64] {
+    fn unit_bits(&mut self, rs: &RuleSet, u: usize) {
         let pf = &rs.prefilter;
         let w = pf.words;
         let sc = &mut self.scratch;
         if sc.unit_gen[u] != sc.gen {
             sc.unit_gen[u] = sc.gen;
-            let Some(scan) = pf.phases[self.phase as usize].as_ref() else {
+            let Some(scan) = pf.phases[self.phase as usize].as_deref() else {
                 // Not reached: groups exist only in phases with an automaton.
                 sc.unit_bits[u * w..(u + 1) * w].fill(!0);
-                return &sc.unit_bits[u * w..(u + 1) * w];
+                return;
             };
             let unit = &pf.units[u];
+            let words = unit.words.0 as usize..unit.words.1 as usize;
             let t = unit.target_id as usize;
             // The target's values (slot and cache row) are listed on its first unit of the
             // phase; its other units read the list instead of visiting it again. Targets
@@ -1032,10 +1073,14 @@ impl Transaction {
                     target_values,
                     ..
                 } = sc;
-                visit(&self.data, &unit.target, &mut |_, _, _, slot| match slot {
-                    Some(s) => target_values.push((s, cache.row(s))),
-                    None => listed = false,
-                });
+                visit(
+                    &self.data,
+                    &pf.targets[t],
+                    &mut |_, _, _, slot| match slot {
+                        Some(s) => target_values.push((s, cache.row(s))),
+                        None => listed = false,
+                    },
+                );
                 sc.target_list[t] = if listed {
                     (start as u32, (sc.target_values.len() - start) as u32)
                 } else {
@@ -1051,10 +1096,11 @@ impl Transaction {
                 ..
             } = sc;
             let bits = &mut unit_bits[u * w..(u + 1) * w];
-            bits.fill(0);
+            bits[words.clone()].fill(0);
+            // Only the words the unit's groups read: most units serve members of one.
             let or_scan = |bits: &mut [u64], scanned: &[u64]| {
-                for (b, s) in bits.iter_mut().zip(scanned) {
-                    *b |= s;
+                for i in words.clone() {
+                    bits[i] |= scanned[i];
                 }
             };
             let (start, len) = target_list[t];
@@ -1079,7 +1125,7 @@ impl Transaction {
                     or_scan(bits, &scans.bits[at..at + w]);
                 }
             } else {
-                visit(&self.data, &unit.target, &mut |_, _, raw, slot| {
+                visit(&self.data, &pf.targets[t], &mut |_, _, raw, slot| {
                     let Some(row) = slot.map(|s| cache.row(s)) else {
                         scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
                         return;
@@ -1093,7 +1139,6 @@ impl Transaction {
                 });
             }
         }
-        &sc.unit_bits[u * w..(u + 1) * w]
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
@@ -2239,6 +2284,138 @@ mod tests {
         assert_eq!(tx.matched_rules().len(), 1);
         // `a` decoded and `d` raw (where the rule stops).
         assert_eq!(tx.operator_runs, 2);
+    }
+
+    /// Phases 1 and 2 share their automaton's scans. The values a body adds in phase 2 (a
+    /// urlencoded body's; a JSON body's, which a phase-1 `ctl` asked for) are scanned; a
+    /// transaction never reads the scans of the one before it on the same scratch; and every
+    /// phase-2 member's candidate bit is what scanning each value afresh gives.
+    #[test]
+    fn phase_2_scans_the_values_the_body_adds() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\nSecRequestBodyAccess On\n\
+                 SecRule REQUEST_HEADERS:Content-Type \"@rx ^application/json\" \
+                   \"id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON\"\n\
+                 SecRule ARGS \"@rx (?i)probe\" \"id:2,phase:1,pass,log\"\n\
+                 SecRule ARGS \"@rx (?i)attack\" \"id:3,phase:2,pass,log\"\n\
+                 SecRule ARGS \"@rx (?i)probe\" \"id:4,phase:2,pass,log,t:urlDecodeUni\"\n\
+                 SecRule ARGS_NAMES \"@rx (?i)evil\" \"id:5,phase:2,pass,log\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let pf = &rs.prefilter;
+        assert_eq!(pf.scan_id(1), pf.scan_id(2));
+        let phase_2_members: Vec<(usize, usize)> = rs
+            .rules
+            .iter()
+            .zip(&pf.member)
+            .filter(|(r, _)| r.phase == 2)
+            .filter_map(|(_, m)| m.map(|(g, m)| (g as usize, m as usize)))
+            .collect();
+        assert_eq!(phase_2_members.len(), 3);
+        // Phase 2's candidates again: from the scans kept, or from scans made afresh.
+        let candidates = |tx: &mut Transaction, afresh: bool| -> Vec<bool> {
+            if afresh {
+                tx.scratch.scans.clear();
+                tx.scratch.scans.begin_phase(rs.prefilter.scan_id(2));
+            }
+            tx.scratch.gen += 1;
+            phase_2_members
+                .iter()
+                .map(|&(g, m)| tx.group_may_match(&rs, g, m))
+                .collect()
+        };
+        let run = |query: &str, content_type: &str, body: &str| -> Vec<u32> {
+            let mut tx = rs.transaction(TxInput::default());
+            let uri = format!("/p{query}");
+            tx.set_request_line(b"POST", uri.as_bytes(), b"HTTP/1.1");
+            tx.add_request_header(b"Content-Type", content_type.as_bytes());
+            assert!(tx.process_request_headers().is_none());
+            tx.append_request_body(body.as_bytes());
+            assert!(tx.process_request_body().is_none());
+            let kept = candidates(&mut tx, false);
+            assert_eq!(kept, candidates(&mut tx, true), "{query} {body}");
+            tx.matched_rules().iter().map(|m| m.id).collect()
+        };
+        let form = "application/x-www-form-urlencoded";
+        // Without a body phase 2 reads phase 1's scans only.
+        assert_eq!(run("?a=Probe", form, ""), [2, 4]);
+        assert_eq!(run("?a=calm", form, ""), Vec::<u32>::new());
+        // The same slots as the transaction before, other values.
+        assert_eq!(run("?a=attack", form, ""), [3]);
+        assert_eq!(run("?a=calm", form, "b=ATTACK&evil=1&c=pr%6Fbe"), [3, 4, 5]);
+        assert_eq!(
+            run("?a=calm", "application/json", r#"{"evil": "an attack"}"#),
+            [1, 3, 5]
+        );
+    }
+
+    /// A group member is a candidate exactly when one of its target's values (through its
+    /// chain) holds one of its literals: over groups whose members' bits cross candidate
+    /// words, groups sharing a unit from different words, and a target without values.
+    #[test]
+    fn group_candidates_are_the_members_whose_literals_occur() {
+        // Six groups of 25 members, by rule number modulo 6. The third and last cross a
+        // word; the first and fourth share the raw ARGS unit from words 0 and 1.
+        let kinds = [
+            ("ARGS", false),
+            ("ARGS_NAMES", false),
+            ("ARGS_NAMES", true),
+            ("REQUEST_COOKIES|ARGS", false),
+            ("ARGS", true),
+            ("REQUEST_COOKIES|ARGS_NAMES", true),
+        ];
+        let mut rules = String::from("SecRuleEngine DetectionOnly\n");
+        for i in 0..150 {
+            let (target, decoded) = kinds[i % 6];
+            let chain = if decoded { ",t:urlDecodeUni" } else { "" };
+            rules.push_str(&format!(
+                "SecRule {target} \"@pm w{i}a w{i}b\" \"id:{},phase:2,pass{chain}\"\n",
+                1000 + i
+            ));
+        }
+        let rs = Arc::new(RuleSet::from_text(&rules, "t").unwrap());
+        assert!(rs.prefilter.words > 2);
+        // The arguments as parsed. `%77` is `w`: those literals occur only once decoded.
+        let args = [
+            ("w7b", "%7710b"),
+            ("%7792a", "W9A"),
+            ("q", "w66bz"),
+            ("w125a", "%7712a"),
+        ];
+        let escape = |s: &str| s.replace('%', "%25");
+        let query: Vec<String> = args
+            .iter()
+            .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+            .collect();
+        let mut tx = rs.transaction(TxInput::default());
+        let uri = format!("/?{}", query.join("&"));
+        tx.set_request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+        assert!(tx.process_request_headers().is_none());
+        assert!(tx.process_request_body().is_none());
+        let mut candidates = Vec::new();
+        for i in 0..rs.rules.len() {
+            let (target, decoded) = kinds[i % 6];
+            let names = target.ends_with("ARGS_NAMES");
+            let values = args
+                .iter()
+                .map(|&(name, value)| if names { name } else { value });
+            let expected = values.into_iter().any(|v: &str| {
+                let v = v.to_ascii_lowercase();
+                let v = if decoded { v.replace("%77", "w") } else { v };
+                v.contains(&format!("w{i}a")) || v.contains(&format!("w{i}b"))
+            });
+            let (g, m) = rs.prefilter.member[i].unwrap();
+            let got = tx.group_may_match(&rs, g as usize, m as usize);
+            assert_eq!(got, expected, "literals w{i}a, w{i}b");
+            if got {
+                candidates.push(i);
+            }
+        }
+        // Not 12: its raw value holds `w12a` escaped.
+        assert_eq!(candidates, [7, 9, 10, 66, 92, 125]);
     }
 
     /// An operator with macros is built again only when its expanded parameter changes:
