@@ -121,30 +121,28 @@ mod tests {
     #[test]
     fn numbered_tx_keys_expand_from_their_slots() {
         let mut m = Macro::parse("%{tx.a} %{TX.b} %{tx.unknown} %{ip.a} %{MATCHED_VAR}");
+        let expanded = |m: &Macro| {
+            let mut out = Vec::new();
+            m.expand(
+                &mut |r, out| out.extend_from_slice(shown(r).as_bytes()),
+                &mut out,
+            );
+            String::from_utf8(out).unwrap()
+        };
         let mut t = SlotTable::default();
         t.intern(b"x");
         let (a, b) = (t.intern(b"a"), t.intern(b"b"));
         m.number_tx_keys(&t);
-        let mut out = Vec::new();
-        m.expand(
-            &mut |r, out| out.extend_from_slice(shown(r).as_bytes()),
-            &mut out,
-        );
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            expanded(&m),
             format!("<slot {a}> <slot {b}> <TX:unknown> <IP:a> <MATCHED_VAR:>")
         );
         // Another table numbers the keys afresh.
         let mut other = SlotTable::default();
         let b2 = other.intern(b"b");
         m.number_tx_keys(&other);
-        let mut out = Vec::new();
-        m.expand(
-            &mut |r, out| out.extend_from_slice(shown(r).as_bytes()),
-            &mut out,
-        );
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            expanded(&m),
             format!("<TX:a> <slot {b2}> <TX:unknown> <IP:a> <MATCHED_VAR:>")
         );
     }
