@@ -58,26 +58,11 @@ fn patterns_by_rule(rs: &crate::RuleSet) -> FxHashMap<u32, Vec<&Lazy>> {
     out
 }
 
-/// Percent-decoding, `+` as a space: what an argument's value reads as.
+/// Percent-decoding, `+` as a space: what an argument's value reads as (`urlDecode`).
 fn url_decode(s: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
+    use crate::transformations::{apply, lookup};
+    let mut out = Vec::new();
+    apply(lookup("urlDecode").unwrap(), s, &mut out);
     out
 }
 
