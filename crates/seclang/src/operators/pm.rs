@@ -38,12 +38,7 @@ impl Phrases {
     }
 
     fn ac(&self) -> Option<&AhoCorasick> {
-        self.ac
-            .get_or_init(|| {
-                super::shared::count_first_search_build();
-                Phrases::build(&self.lower).ok()
-            })
-            .as_ref()
+        super::shared::built_on_first_search(&self.ac, || Phrases::build(&self.lower))
     }
 }
 

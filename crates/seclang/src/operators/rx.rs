@@ -205,12 +205,7 @@ impl Lazy {
     }
 
     fn engines(&self) -> Option<&Engines> {
-        self.engines
-            .get_or_init(|| {
-                super::shared::count_first_search_build();
-                Engines::build(&self.pattern).ok()
-            })
-            .as_ref()
+        super::shared::built_on_first_search(&self.engines, || Engines::build(&self.pattern))
     }
 
     fn is_match(&self, input: &[u8]) -> bool {

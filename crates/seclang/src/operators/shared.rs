@@ -5,7 +5,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use rustc_hash::{FxHashMap, FxHasher};
 
@@ -64,8 +64,17 @@ pub fn first_search_builds() -> u64 {
     FIRST_SEARCH_BUILDS.load(Ordering::Relaxed)
 }
 
-pub(crate) fn count_first_search_build() {
-    FIRST_SEARCH_BUILDS.fetch_add(1, Ordering::Relaxed);
+/// What `cell` holds, built by `build` (and counted) if this is the first search; `None` if
+/// that build failed.
+pub(crate) fn built_on_first_search<T>(
+    cell: &OnceLock<Option<T>>,
+    build: impl FnOnce() -> Result<T, String>,
+) -> Option<&T> {
+    cell.get_or_init(|| {
+        FIRST_SEARCH_BUILDS.fetch_add(1, Ordering::Relaxed);
+        build().ok()
+    })
+    .as_ref()
 }
 
 #[cfg(test)]
