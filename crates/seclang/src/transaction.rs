@@ -1018,7 +1018,9 @@ impl Transaction {
     }
 
     /// Computes group `g`'s bits for the phase, once for all its members (which otherwise
-    /// each went over every unit of the group).
+    /// each went over every unit of the group). Out of line: the phase's step loop that
+    /// asks runs for every rule, this once per group.
+    #[inline(never)]
     fn group_bits(&mut self, rs: &RuleSet, g: usize) {
         let pf = &rs.prefilter;
         let group = &pf.groups[g];
