@@ -33,6 +33,8 @@ pub mod rule;
 pub mod ruleset;
 mod store;
 #[cfg(test)]
+mod test_crs;
+#[cfg(test)]
 mod test_rng;
 pub mod transaction;
 pub mod transformations;

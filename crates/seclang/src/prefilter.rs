@@ -1277,34 +1277,6 @@ mod tests {
             .collect()
     }
 
-    /// CRS v4.28.0 from ../shared/crs, as the regression suite loads it; `None` (the test
-    /// has nothing to check) when the data is not there.
-    fn crs_rule_set() -> Option<crate::RuleSet> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs");
-        let v4 = root.join("v4.28.0");
-        if !v4.join("rules").is_dir() {
-            println!("SKIPPED: CRS data not found at {}", root.display());
-            return None;
-        }
-        let mut files: Vec<_> = std::fs::read_dir(v4.join("rules"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-            .collect();
-        files.sort();
-        let mut b = crate::RuleSetBuilder::default();
-        for f in [
-            v4.join("crs-setup.conf.example"),
-            root.join("test-setup.conf"),
-        ]
-        .iter()
-        .chain(&files)
-        {
-            b.add_file(f).unwrap();
-        }
-        Some(b.build().unwrap())
-    }
-
     /// Every `@rx` operator of `rs` (chain links included) that the regex crate runs, with
     /// its rule id, each pattern once.
     fn rx_operators(rs: &crate::RuleSet) -> Vec<(u32, &dyn crate::operators::Operator)> {
@@ -1378,7 +1350,7 @@ mod tests {
     /// random strings over a small alphabet of bytes such strings use.
     #[test]
     fn crs_matches_contain_a_required_literal() {
-        let Some(rs) = crs_rule_set() else {
+        let Some(rs) = crate::test_crs::rule_set() else {
             return;
         };
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

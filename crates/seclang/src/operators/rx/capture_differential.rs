@@ -15,32 +15,6 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::{Bounds, Engine, Lazy, START_PROBES};
 use crate::rule::RuleOperator;
 
-/// CRS v4.28.0 as the regression suite loads it; `None` when the data is not there.
-fn crs_rule_set(root: &Path) -> Option<crate::RuleSet> {
-    let v4 = root.join("v4.28.0");
-    if !v4.join("rules").is_dir() {
-        println!("SKIPPED: CRS data not found at {}", root.display());
-        return None;
-    }
-    let mut files: Vec<_> = std::fs::read_dir(v4.join("rules"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-        .collect();
-    files.sort();
-    let mut b = crate::RuleSetBuilder::default();
-    for f in [
-        v4.join("crs-setup.conf.example"),
-        root.join("test-setup.conf"),
-    ]
-    .iter()
-    .chain(&files)
-    {
-        b.add_file(f).unwrap();
-    }
-    Some(b.build().unwrap())
-}
-
 /// The regex-crate patterns of each rule id (chain links included).
 fn patterns_by_rule(rs: &crate::RuleSet) -> FxHashMap<u32, Vec<&Lazy>> {
     let mut out: FxHashMap<u32, Vec<&Lazy>> = FxHashMap::default();
@@ -242,8 +216,8 @@ fn compare(re: &Lazy, reference: &mut Reference<'_>, input: &[u8], tally: &mut T
 
 #[test]
 fn captures_agree_with_a_whole_value_search_on_crs() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs");
-    let Some(rs) = crs_rule_set(&root) else {
+    let root = crate::test_crs::root();
+    let Some(rs) = crate::test_crs::rule_set() else {
         return;
     };
     let by_rule = patterns_by_rule(&rs);
