@@ -25,6 +25,17 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// Byte → itself ASCII lower-cased: one load where the comparison and add cost three.
+static LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).to_ascii_lowercase();
+        c += 1;
+    }
+    t
+};
+
 pub fn apply(input: &[u8], out: &mut Vec<u8>) {
     // The output is never longer than the input: it is written in place into a buffer of
     // the input's length and cut to size, instead of a capacity check per pushed byte.
@@ -36,7 +47,7 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) {
     for &c in input {
         match CLASS[usize::from(c)] {
             KEEP => {
-                buf[len] = c.to_ascii_lowercase();
+                buf[len] = LOWER[usize::from(c)];
                 len += 1;
                 space = false;
             }
