@@ -62,8 +62,12 @@ pub struct TransformCache {
     changing: Vec<u64>,
     chains: usize,
     /// (row, table entry of the input, transformation) → table entry of the result, for
-    /// every transformation applied: a value reached by two chains is transformed once.
+    /// every transformation applied to a stored value: a value reached by two chains is
+    /// transformed once.
     applied: FxHashMap<(Row, u32, transformations::TransformId), u32>,
+    /// The same for the raw value, the most common input, indexed directly (row ×
+    /// transformations) instead of hashed.
+    raw_applied: Vec<u32>,
     store: Vec<Vec<u8>>,
     /// Per stored value: [`transformations::may_change`] of its features ((0, 0): not
     /// computed yet), for the transformations applied to it next.
@@ -90,6 +94,7 @@ impl TransformCache {
         self.tested.clear();
         self.changing.clear();
         self.applied.clear();
+        self.raw_applied.clear();
         self.chains = chains;
         self.stored_may.clear();
         for mut b in self.store.drain(..) {
@@ -131,6 +136,10 @@ impl TransformCache {
             self.row_count += 1;
             rows[low] = self.row_count;
             self.table.resize(self.table.len() + self.chains, UNKNOWN);
+            self.raw_applied.resize(
+                self.raw_applied.len() + transformations::TABLE.len(),
+                UNKNOWN,
+            );
             self.tested.push(0);
             self.changing.push(0);
         }
@@ -244,9 +253,12 @@ impl TransformCache {
             input
         } else {
             let key = (row, entry(input), t);
-            match self.applied.get(&key) {
-                Some(&e) => value(e),
-                None => {
+            let known = match input {
+                Val::Raw => self.raw_applied[r * transformations::TABLE.len() + usize::from(t)],
+                Val::Stored(_) => self.applied.get(&key).copied().unwrap_or(UNKNOWN),
+            };
+            match known {
+                UNKNOWN => {
                     let mut out = self.spare.pop().unwrap_or_default();
                     transformations::apply(t, self.bytes(input, raw), &mut out);
                     let v = if out == self.bytes(input, raw) {
@@ -257,9 +269,18 @@ impl TransformCache {
                         self.stored_may.push((0, 0));
                         Val::Stored(self.store.len() as u32 - 1)
                     };
-                    self.applied.insert(key, entry(v));
+                    match input {
+                        Val::Raw => {
+                            self.raw_applied[r * transformations::TABLE.len() + usize::from(t)] =
+                                entry(v)
+                        }
+                        Val::Stored(_) => {
+                            self.applied.insert(key, entry(v));
+                        }
+                    }
                     v
                 }
+                e => value(e),
             }
         };
         self.table[at] = entry(v);

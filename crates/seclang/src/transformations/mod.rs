@@ -207,9 +207,19 @@ static BYTE_FEATURES: [u32; 256] = {
 /// The kinds of bytes `input` holds, for [`unchanged_given`]: one pass over a value serves
 /// the unchanged-value tests of every transformation.
 pub fn features(input: &[u8]) -> u32 {
-    input
+    // Eight bytes per loop turn: the per-byte loop's counter and branch cost as much as
+    // the lookup itself, and every value a rule reads passes through here once.
+    let mut chunks = input.chunks_exact(8);
+    let mut f = ALWAYS;
+    for chunk in &mut chunks {
+        f |= chunk
+            .iter()
+            .fold(0, |f, &c| f | BYTE_FEATURES[usize::from(c)]);
+    }
+    chunks
+        .remainder()
         .iter()
-        .fold(ALWAYS, |f, &c| f | BYTE_FEATURES[usize::from(c)])
+        .fold(f, |f, &c| f | BYTE_FEATURES[usize::from(c)])
 }
 
 /// [`unchanged`] for a value whose [`features`] are `features`: true only when
@@ -601,6 +611,24 @@ mod tests {
                     "{name} {features:#x}"
                 );
             }
+        }
+    }
+
+    /// Values of every length around the eight-byte steps, with a rare byte anywhere:
+    /// the same features as one byte at a time.
+    #[test]
+    fn features_agree_with_a_bytewise_fold() {
+        let mut next = crate::test_rng::below(0x51de_c0de_f00d);
+        for _ in 0..20_000 {
+            let len = next(40);
+            let mut value: Vec<u8> = (0..len).map(|_| b'a' + next(3) as u8).collect();
+            if len > 0 {
+                value[next(len)] = next(256) as u8;
+            }
+            let expected = value
+                .iter()
+                .fold(ALWAYS, |f, &c| f | BYTE_FEATURES[usize::from(c)]);
+            assert_eq!(features(&value), expected, "{value:?}");
         }
     }
 
