@@ -115,13 +115,13 @@ mod tests {
 
     #[test]
     fn agrees_with_the_bytewise_definition() {
-        let mut below = crate::test_rng::below(0xc0de_c0ff_ee11);
-        let alphabet = b"aZ ,;\t\r\n/(\"'\\^\x0b\xa0\xc3\x00-";
-        for _ in 0..20_000 {
-            let len = below(20);
-            let value: Vec<u8> = (0..len).map(|_| alphabet[below(alphabet.len())]).collect();
-            assert_eq!(run(super::apply, &value), bytewise(&value), "{value:?}");
-        }
+        crate::transformations::assert_agrees(
+            super::apply,
+            bytewise,
+            b"aZ ,;\t\r\n/(\"'\\^\x0b\xa0\xc3\x00-",
+            20,
+            0xc0de_c0ff_ee11,
+        );
     }
 
     #[test]

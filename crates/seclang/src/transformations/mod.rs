@@ -466,6 +466,24 @@ pub(crate) fn unicode_to_byte(code: u32) -> u8 {
     }
 }
 
+/// Holds transformation `f` to `reference` on 20,000 values of fewer than `max_len` bytes
+/// drawn from `alphabet` (seeded: a failure repeats).
+#[cfg(test)]
+pub(crate) fn assert_agrees(
+    f: TransformFn,
+    reference: fn(&[u8]) -> Vec<u8>,
+    alphabet: &[u8],
+    max_len: usize,
+    seed: u64,
+) {
+    let mut below = crate::test_rng::below(seed);
+    for _ in 0..20_000 {
+        let len = below(max_len);
+        let value: Vec<u8> = (0..len).map(|_| alphabet[below(alphabet.len())]).collect();
+        assert_eq!(run(f, &value), reference(&value), "{value:?}");
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn run(f: TransformFn, input: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();

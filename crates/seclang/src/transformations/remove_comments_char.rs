@@ -73,12 +73,12 @@ mod tests {
 
     #[test]
     fn agrees_with_the_bytewise_definition() {
-        let mut below = crate::test_rng::below(0x7e57_c0de_b10c);
-        let alphabet = b"ab<!-->/*#";
-        for _ in 0..20_000 {
-            let len = below(20);
-            let value: Vec<u8> = (0..len).map(|_| alphabet[below(alphabet.len())]).collect();
-            assert_eq!(run(super::apply, &value), bytewise(&value), "{value:?}");
-        }
+        crate::transformations::assert_agrees(
+            super::apply,
+            bytewise,
+            b"ab<!-->/*#",
+            20,
+            0x7e57_c0de_b10c,
+        );
     }
 }

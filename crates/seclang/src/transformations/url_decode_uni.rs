@@ -83,12 +83,12 @@ mod tests {
 
     #[test]
     fn agrees_with_the_bytewise_decoding() {
-        let mut below = crate::test_rng::below(0x5eed_0fde_c0de);
-        let alphabet = b"%uU+0aFfg 9\x00\xff";
-        for _ in 0..20_000 {
-            let len = below(16);
-            let value: Vec<u8> = (0..len).map(|_| alphabet[below(alphabet.len())]).collect();
-            assert_eq!(run(super::apply, &value), bytewise(&value), "{value:?}");
-        }
+        crate::transformations::assert_agrees(
+            super::apply,
+            bytewise,
+            b"%uU+0aFfg 9\x00\xff",
+            16,
+            0x5eed_0fde_c0de,
+        );
     }
 }
