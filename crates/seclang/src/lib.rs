@@ -35,6 +35,8 @@ mod store;
 #[cfg(test)]
 mod test_crs;
 #[cfg(test)]
+mod test_hir;
+#[cfg(test)]
 mod test_rng;
 pub mod transaction;
 pub mod transformations;

@@ -1298,52 +1298,6 @@ mod tests {
         out
     }
 
-    /// A small xorshift generator: the property test is the same on every run.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
-        }
-    }
-
-    /// Appends a random string shaped by `h`: one that `h` matches where its assertions
-    /// (anchors, word boundaries) happen to hold.
-    fn sample(h: &Hir, rng: &mut Rng, out: &mut Vec<u8>) {
-        match h.kind() {
-            HirKind::Empty | HirKind::Look(_) => {}
-            HirKind::Literal(l) => out.extend_from_slice(&l.0),
-            HirKind::Class(Class::Bytes(c)) => {
-                let r = c.ranges()[rng.below(c.ranges().len())];
-                let span = usize::from(r.end() - r.start()) + 1;
-                out.push(r.start() + rng.below(span) as u8);
-            }
-            HirKind::Class(Class::Unicode(c)) => {
-                let r = c.ranges()[rng.below(c.ranges().len())];
-                let span = (r.end() as u32 - r.start() as u32) as usize + 1;
-                let ch = char::from_u32(r.start() as u32 + rng.below(span) as u32).unwrap_or('x');
-                out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
-            }
-            HirKind::Capture(c) => sample(&c.sub, rng, out),
-            HirKind::Repetition(r) => {
-                // Long values: fewest copies; otherwise a few more than the least.
-                let extra = match r.max {
-                    _ if out.len() > 512 => 0,
-                    Some(max) => rng.below((max - r.min).min(3) as usize + 1),
-                    None => rng.below(4),
-                };
-                for _ in 0..r.min as usize + extra {
-                    sample(&r.sub, rng, out);
-                }
-            }
-            HirKind::Concat(subs) => subs.iter().for_each(|s| sample(s, rng, out)),
-            HirKind::Alternation(subs) => sample(&subs[rng.below(subs.len())], rng, out),
-        }
-    }
-
     /// Over every `@rx` pattern of CRS v4.28.0 the regex crate runs: whenever the pattern
     /// matches a value, the value (lower-cased) contains one of the pattern's literals.
     /// The values are strings generated from the pattern, set among random bytes, and
@@ -1353,7 +1307,7 @@ mod tests {
         let Some(rs) = crate::test_crs::rule_set() else {
             return;
         };
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut below = crate::test_rng::below(0x9e37_79b9_7f4a_7c15);
         let (mut patterns, mut with_literals, mut proven, mut matches) = (0, 0, 0, 0);
         for (id, op) in rx_operators(&rs) {
             patterns += 1;
@@ -1367,17 +1321,17 @@ mod tests {
             for round in 0..96 {
                 let mut value = Vec::new();
                 if round % 2 == 0 {
-                    for _ in 0..rng.below(4) {
-                        value.push(alphabet[rng.below(alphabet.len())]);
+                    for _ in 0..below(4) {
+                        value.push(alphabet[below(alphabet.len())]);
                     }
-                    sample(&hir, &mut rng, &mut value);
+                    crate::test_hir::sample(&hir, &mut below, &mut value);
                     alphabet.extend(value.iter().copied().take(8));
-                    for _ in 0..rng.below(4) {
-                        value.push(alphabet[rng.below(alphabet.len())]);
+                    for _ in 0..below(4) {
+                        value.push(alphabet[below(alphabet.len())]);
                     }
                 } else {
-                    for _ in 0..1 + rng.below(24) {
-                        value.push(alphabet[rng.below(alphabet.len())]);
+                    for _ in 0..1 + below(24) {
+                        value.push(alphabet[below(alphabet.len())]);
                     }
                 }
                 if !op.matches(&value, &mut crate::operators::Captures::default()) {

@@ -9,7 +9,6 @@
 
 use std::path::Path;
 
-use regex_syntax::hir::{Class, Hir, HirKind};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{Bounds, Engine, Lazy, START_PROBES};
@@ -94,49 +93,6 @@ fn regression_values(root: &Path) -> Vec<(u32, Vec<Vec<u8>>)> {
         out.push((id as u32, values));
     }
     out
-}
-
-/// A small xorshift generator: the test is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
-/// Appends a string shaped by `h`: one it matches where its assertions happen to hold.
-fn sample(h: &Hir, rng: &mut Rng, out: &mut Vec<u8>) {
-    match h.kind() {
-        HirKind::Empty | HirKind::Look(_) => {}
-        HirKind::Literal(l) => out.extend_from_slice(&l.0),
-        HirKind::Class(Class::Bytes(c)) => {
-            let r = c.ranges()[rng.below(c.ranges().len())];
-            out.push(r.start() + rng.below(usize::from(r.end() - r.start()) + 1) as u8);
-        }
-        HirKind::Class(Class::Unicode(c)) => {
-            let r = c.ranges()[rng.below(c.ranges().len())];
-            let span = (r.end() as u32 - r.start() as u32) as usize + 1;
-            let ch = char::from_u32(r.start() as u32 + rng.below(span) as u32).unwrap_or('x');
-            out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
-        }
-        HirKind::Capture(c) => sample(&c.sub, rng, out),
-        HirKind::Repetition(r) => {
-            let extra = match r.max {
-                _ if out.len() > 512 => 0,
-                Some(max) => rng.below((max - r.min).min(3) as usize + 1),
-                None => rng.below(4),
-            };
-            for _ in 0..r.min as usize + extra {
-                sample(&r.sub, rng, out);
-            }
-        }
-        HirKind::Concat(subs) => subs.iter().for_each(|s| sample(s, rng, out)),
-        HirKind::Alternation(subs) => sample(&subs[rng.below(subs.len())], rng, out),
-    }
 }
 
 /// What the old path found: the PikeVM's leftmost-first groups over the whole value.
@@ -235,7 +191,7 @@ fn captures_agree_with_a_whole_value_search_on_crs() {
     let from_suite = tally.exact_whole_match + tally.exact_with_groups + tally.within;
 
     // Generated values, each pattern once.
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut below = crate::test_rng::below(0x2545_f491_4f6c_dd1d);
     let mut seen = FxHashSet::default();
     let filler = b" a0.-/'\"<(=\n%\\xZ;";
     for re in by_rule.values().flatten() {
@@ -248,15 +204,13 @@ fn captures_agree_with_a_whole_value_search_on_crs() {
             // Alone, among a few random bytes, behind more bytes than the probes try.
             let before = match round % 3 {
                 0 => 0,
-                1 => rng.below(6),
-                _ => START_PROBES + rng.below(40),
+                1 => below(6),
+                _ => START_PROBES + below(40),
             };
-            let mut value: Vec<u8> = (0..before)
-                .map(|_| filler[rng.below(filler.len())])
-                .collect();
-            sample(&hir, &mut rng, &mut value);
-            for _ in 0..rng.below(6) {
-                value.push(filler[rng.below(filler.len())]);
+            let mut value: Vec<u8> = (0..before).map(|_| filler[below(filler.len())]).collect();
+            crate::test_hir::sample(&hir, &mut below, &mut value);
+            for _ in 0..below(6) {
+                value.push(filler[below(filler.len())]);
             }
             compare(re, &mut reference, &value, &mut tally);
         }
