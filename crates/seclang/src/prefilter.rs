@@ -640,7 +640,14 @@ pub struct PhaseScan {
     rest_bytes: Vec<u8>,
     /// Candidate bits of the phase, in 64-bit words.
     pub words: usize,
+    /// Longest prefix the automaton looks for: a walk started this many bytes minus one
+    /// before a position ends there in a state with the same matches as a walk from the
+    /// value's start.
+    longest: usize,
 }
+
+/// Stretches of a long value walked side by side (see `PhaseScan::scan_literals`).
+const LANES: usize = 4;
 
 /// What one match state sets in a short value (the members of every pattern ending
 /// there), precomputed so that a match costs one lookup and a few ORs instead of a walk
@@ -874,6 +881,7 @@ impl PhaseScan {
             checks,
             rest_bytes,
             words,
+            longest: prefixes.iter().map(Vec::len).max().unwrap_or(0),
         })
     }
 
@@ -922,40 +930,107 @@ impl PhaseScan {
         }
     }
 
+    /// Sets the bits of the whole literals in `value`. The walk is one dependent table load
+    /// per byte, so `LANES` stretches of the value are walked side by side, each from the
+    /// start state `longest - 1` bytes before its stretch (matches in those first bytes are
+    /// its left neighbour's): every match state then has the matches a single walk has
+    /// there, and what a match sets depends on its matches and the bytes after it only.
     #[inline(never)]
     fn scan_literals(&self, value: &[u8], bits: &mut [u64]) {
-        let mut state = usize::from(self.start);
-        let mut at = 0;
-        while let Some(len) = self.to_match(&mut state, &value[at..]) {
-            at += len;
-            let Some(s) = self.state_bits(state) else {
-                continue;
-            };
-            self.or_masks(s.whole_at, s.whole_len, bits);
-            let Some((next, after)) = value[at..].split_first() else {
-                continue;
-            };
-            let next = next.to_ascii_lowercase();
-            for c in &self.checks[s.checks_at as usize..][..s.checks_len as usize] {
-                if c.first != next {
-                    continue;
-                }
-                let (word, bit) = ((c.member / 64) as usize, 1 << (c.member % 64));
-                if bits[word] & bit != 0 {
-                    continue;
-                }
-                let rest = &self.rest_bytes[c.rest_at as usize..][..usize::from(c.rest_len)];
-                // The rest is stored lower-cased: one conversion a byte, not two.
-                if after.len() >= rest.len()
-                    && after
-                        .iter()
-                        .zip(rest)
-                        .all(|(a, r)| a.to_ascii_lowercase() == *r)
-                {
-                    bits[word] |= bit;
-                }
+        let stretch = value.len() / LANES;
+        let warm = self.longest.saturating_sub(1);
+        if stretch <= warm {
+            self.walk_literals(usize::from(self.start), value, 0, bits);
+            return;
+        }
+        let mut states = [usize::from(self.start); LANES];
+        for (k, s) in states.iter_mut().enumerate().skip(1) {
+            for &b in &value[k * stretch - warm..k * stretch] {
+                *s = self.next(*s, b);
             }
         }
+        let lanes: [&[u8]; LANES] = std::array::from_fn(|k| &value[k * stretch..][..stretch]);
+        let first_match = usize::from(self.first_match);
+        let mut from = 0;
+        while let Some(i) = self.lanes_to_match(&mut states, &lanes, from) {
+            for (k, &s) in states.iter().enumerate() {
+                if s >= first_match {
+                    self.on_match(s, value, k * stretch + i + 1, bits);
+                }
+            }
+            from = i + 1;
+        }
+        // The last stretch goes on to the end of the value.
+        self.walk_literals(states[LANES - 1], value, LANES * stretch, bits);
+    }
+
+    /// Walks `value[from..]` from `state`, setting the bits of the whole literals that end
+    /// there.
+    fn walk_literals(&self, mut state: usize, value: &[u8], from: usize, bits: &mut [u64]) {
+        let mut at = from;
+        while let Some(len) = self.to_match(&mut state, &value[at..]) {
+            at += len;
+            self.on_match(state, value, at, bits);
+        }
+    }
+
+    /// Sets what match state `state`, reached with `value[at - 1]`, sets in a long value.
+    fn on_match(&self, state: usize, value: &[u8], at: usize, bits: &mut [u64]) {
+        let Some(s) = self.state_bits(state) else {
+            return;
+        };
+        self.or_masks(s.whole_at, s.whole_len, bits);
+        let Some((next, after)) = value[at..].split_first() else {
+            return;
+        };
+        let next = next.to_ascii_lowercase();
+        for c in &self.checks[s.checks_at as usize..][..s.checks_len as usize] {
+            if c.first != next {
+                continue;
+            }
+            let (word, bit) = ((c.member / 64) as usize, 1 << (c.member % 64));
+            if bits[word] & bit != 0 {
+                continue;
+            }
+            let rest = &self.rest_bytes[c.rest_at as usize..][..usize::from(c.rest_len)];
+            // The rest is stored lower-cased: one conversion a byte, not two.
+            if after.len() >= rest.len()
+                && after
+                    .iter()
+                    .zip(rest)
+                    .all(|(a, r)| a.to_ascii_lowercase() == *r)
+            {
+                bits[word] |= bit;
+            }
+        }
+    }
+
+    /// Steps every lane through its bytes from `from` on, up to the first position where
+    /// one of them is in a match state; that position.
+    #[inline(never)]
+    fn lanes_to_match(
+        &self,
+        states: &mut [usize; LANES],
+        lanes: &[&[u8]; LANES],
+        from: usize,
+    ) -> Option<usize> {
+        let (trans, classes) = (&self.trans[..], &self.classes);
+        let (class_count, first_match) = (self.class_count, usize::from(self.first_match));
+        let step = |s: usize, b: u8| {
+            usize::from(trans[s * class_count + usize::from(classes[usize::from(b)])])
+        };
+        let [a, b, c, d] = lanes.map(|l| &l[from..]);
+        let mut s = *states;
+        let bytes = a.iter().zip(b).zip(c).zip(d);
+        for (i, (((&a, &b), &c), &d)) in bytes.enumerate() {
+            s = [step(s[0], a), step(s[1], b), step(s[2], c), step(s[3], d)];
+            if s.iter().any(|&x| x >= first_match) {
+                *states = s;
+                return Some(from + i);
+            }
+        }
+        *states = s;
+        None
     }
 
     /// Walks `value` from `state` up to the first match state; how many bytes that took.
@@ -1555,6 +1630,81 @@ mod tests {
         }
         // The values do hit literals, not only miss them.
         assert!(checked > 1000, "{checked}");
+    }
+
+    /// Over the CRS v4.28.0 phase automata: a long value's scan, walked in lanes, sets
+    /// exactly the bits a single walk over it sets. The values are the group members'
+    /// literals (case mixed) among random bytes, with literals laid across the borders
+    /// between lanes, at the value's ends, and in the bytes past the last full stretch.
+    #[test]
+    fn lanes_agree_with_a_single_walk() {
+        let Some(rs) = crate::test_crs::rule_set() else {
+            return;
+        };
+        let pf = &rs.prefilter;
+        let lits: Vec<Vec<u8>> = rs
+            .rules
+            .iter()
+            .zip(&pf.member)
+            .filter(|(_, m)| m.is_some())
+            .filter_map(|(r, _)| rule_literals(r))
+            .flatten()
+            .collect();
+        let mut below = crate::test_rng::below(0xd1b5_4a32_d192_ed03);
+        let filler = b" a<>=\"/\n\t.;:(-_0";
+        let mut scans: Vec<&PhaseScan> = Vec::new();
+        for s in pf.phases.iter().flatten() {
+            if !scans.iter().any(|&k| std::ptr::eq(k, &**s)) {
+                scans.push(s);
+            }
+        }
+        assert!(scans.len() >= 2, "phases 1-2 and 4 each have a scan");
+        let mut set_bits = 0;
+        for scan in scans {
+            for round in 0..600 {
+                let lit = |below: &mut dyn FnMut(usize) -> usize| -> Vec<u8> {
+                    let l = &lits[below(lits.len())];
+                    l.iter()
+                        .map(|&c| {
+                            if below(2) == 0 {
+                                c.to_ascii_uppercase()
+                            } else {
+                                c
+                            }
+                        })
+                        .collect()
+                };
+                let len = EXACT_FROM + below(2000);
+                let mut value = Vec::with_capacity(len + 64);
+                while value.len() < len {
+                    if below(4) == 0 {
+                        value.extend(lit(&mut below));
+                    } else {
+                        value.push(filler[below(filler.len())]);
+                    }
+                }
+                value.truncate(len);
+                if round % 2 == 0 {
+                    let stretch = len / LANES;
+                    let mut places: Vec<usize> = (1..LANES).map(|k| k * stretch).collect();
+                    places.extend([0, len, LANES * stretch, len - 1]);
+                    for p in places {
+                        let l = lit(&mut below);
+                        let at = p.saturating_sub(below(l.len() + 1)).min(len);
+                        let end = (at + l.len()).min(len);
+                        value[at..end].copy_from_slice(&l[..end - at]);
+                    }
+                }
+                let mut lanes = vec![0; scan.words];
+                scan.scan(&value, &mut lanes);
+                let mut single = vec![0; scan.words];
+                scan.walk_literals(usize::from(scan.start), &value, 0, &mut single);
+                assert_eq!(lanes, single, "{:?}", String::from_utf8_lossy(&value));
+                set_bits += single.iter().map(|w| w.count_ones()).sum::<u32>();
+            }
+        }
+        // The values do hold literals, not only miss them.
+        assert!(set_bits > 5000, "{set_bits}");
     }
 
     #[test]
