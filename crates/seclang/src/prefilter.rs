@@ -674,9 +674,13 @@ struct StateBits {
     whole_at: u32,
     whole_len: u16,
     /// `checks[checks_at..][..checks_len]`: the members whose literal goes on past the
-    /// prefix (and that no whole literal ending here already sets).
+    /// prefix (and that no whole literal ending here already sets). The first `short_len`
+    /// have rests shorter than a key; the others are sorted by their key's bytes, so that
+    /// those that can follow are found by a binary search (on an HTML page, the states
+    /// reached by "<titl" and "syste" hold 96 and 49 checks).
     checks_at: u32,
     checks_len: u32,
+    short_len: u16,
 }
 
 /// Member bits of one candidate word.
@@ -702,6 +706,8 @@ struct Check {
 
 /// Bytes of a rest in its `Check::key`.
 const KEY_BYTES: usize = 6;
+/// The bits of `Check::key` that hold the rest's bytes.
+const KEY_MASK: u64 = (1 << (8 * KEY_BYTES)) - 1;
 
 impl Check {
     fn new(rest: &[u8], member: u32, rest_at: u32) -> Option<Check> {
@@ -891,6 +897,11 @@ impl PhaseScan {
                 .collect::<Option<_>>()?;
             state_checks.sort_unstable_by_key(|c| (c.member, c.key, c.rest_at));
             state_checks.dedup();
+            state_checks.sort_by_key(|c| (c.rest_len() >= KEY_BYTES, c.key & KEY_MASK));
+            let short_len = state_checks
+                .iter()
+                .take_while(|c| c.rest_len() < KEY_BYTES)
+                .count();
             let (mut every, whole) = (masks_of(&every), masks_of(&whole));
             let first = (!every.is_empty()).then(|| every.remove(0))?;
             prefix_bits.push(PrefixBits {
@@ -902,6 +913,7 @@ impl PhaseScan {
             let bits = StateBits {
                 whole_len: u16::try_from(whole.len()).ok()?,
                 checks_len: state_checks.len() as u32,
+                short_len: u16::try_from(short_len).ok()?,
                 whole_at: intern(&mut masks, &mut mask_runs, whole),
                 checks_at: intern(&mut checks, &mut check_runs, state_checks),
             };
@@ -1029,7 +1041,13 @@ impl PhaseScan {
             return;
         }
         let window = key_window(after);
-        for c in &self.checks[s.checks_at as usize..][..s.checks_len as usize] {
+        let checks = &self.checks[s.checks_at as usize..][..s.checks_len as usize];
+        let (short, full) = checks.split_at(usize::from(s.short_len));
+        let from = full.partition_point(|c| c.key & KEY_MASK < window);
+        let same_key = full[from..]
+            .iter()
+            .take_while(|c| c.key & KEY_MASK == window);
+        for c in short.iter().chain(same_key) {
             let len = c.rest_len();
             // The window is padded with zeros: the length decides past the value's end.
             if !c.key_matches(window) || after.len() < len {
