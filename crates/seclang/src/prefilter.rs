@@ -1104,34 +1104,15 @@ impl PhaseScan {
     }
 
     /// Walks `value` from `state` up to the first match state; how many bytes that took.
-    /// Kept apart so that the walk over the long stretches between matches of a body keeps
-    /// its few variables in registers.
-    #[inline(never)]
+    /// Only the bytes past the lanes' stretches (fewer than `LANES`) and values too short to
+    /// split are walked this way.
     fn to_match(&self, state: &mut usize, value: &[u8]) -> Option<usize> {
-        let (trans, classes) = (&self.trans[..], &self.classes);
-        let (class_count, first_match) = (self.class_count, usize::from(self.first_match));
-        let step = |s: usize, b: u8| {
-            usize::from(trans[s * class_count + usize::from(classes[usize::from(b)])])
-        };
-        let mut s = *state;
-        // Four bytes a round: the match test stays per byte, the end-of-value test does not.
-        let quads = value.chunks_exact(4);
-        let (tail, whole) = (quads.remainder(), value.len() - value.len() % 4);
-        for (i, quad) in quads.enumerate() {
-            for (j, &b) in quad.iter().enumerate() {
-                s = step(s, b);
-                if s >= first_match {
-                    *state = s;
-                    return Some(4 * i + j + 1);
-                }
-            }
-        }
-        let found = tail.iter().position(|&b| {
-            s = step(s, b);
-            s >= first_match
+        let first_match = usize::from(self.first_match);
+        let found = value.iter().position(|&b| {
+            *state = self.next(*state, b);
+            *state >= first_match
         });
-        *state = s;
-        found.map(|i| whole + i + 1)
+        found.map(|i| i + 1)
     }
 }
 
