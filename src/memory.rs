@@ -1,8 +1,10 @@
-//! Giving freed heap pages back to the kernel at the two moments the module frees a lot:
+//! Giving freed heap pages back to the kernel at the moments the module frees a lot:
 //! after configuration (building the CRS peaks megabytes above what the built rule set
-//! keeps) and after a request whose rules built operator engines on their first search
-//! (building a regex's engines uses and frees several times what they keep). glibc keeps
-//! freed pages resident, and every worker would count them in its RSS.
+//! keeps), after a request whose rules built operator engines on their first search
+//! (building a regex's engines uses and frees several times what they keep), and on the
+//! shipper thread once it is idle after a burst of events (the events were built in the main
+//! heap and serialized in the thread's own arena). glibc keeps freed pages resident, and every
+//! worker would count them in its RSS.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -142,6 +142,7 @@ fn start(mcf: &MainConf, worker: usize, log: *mut ngx_log_t, log_level: ngx_uint
 
     let mut settings = ShipperSettings::new(queue.clone(), sinks, error_log_writer(log_level));
     settings.stats_interval = Duration::from_secs(60);
+    settings.return_freed_memory = Some(Box::new(crate::memory::release_freed));
     let shipper = match with_signals_blocked(|| Shipper::spawn(settings)) {
         Ok(handle) => Some(handle),
         Err(e) => {

@@ -109,7 +109,8 @@ impl FileSink {
                 return (done, error);
             }
         }
-        // Don't keep a huge buffer around after one exceptional batch.
+        // Don't keep a huge buffer around after one exceptional batch; the shipper's
+        // `release_buffers` drops the rest once a burst is over.
         self.buf.shrink_to(WRITE_CHUNK);
         (done, None)
     }
@@ -214,6 +215,11 @@ impl Sink for FileSink {
         Ok(())
     }
 
+    fn release_buffers(&mut self) {
+        self.buf = Vec::new();
+        self.ends = Vec::new();
+    }
+
     fn counters(&self) -> &SinkCounters {
         &self.counters
     }
@@ -300,6 +306,21 @@ mod tests {
 
     fn json_lines(recs: &[Record]) -> Vec<String> {
         recs.iter().map(|r| r.json.clone()).collect()
+    }
+
+    #[test]
+    fn released_buffers_are_rebuilt_by_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let mut sink = FileSink::open(&path).unwrap();
+        let first = records("a", 100);
+        sink.send(&first).unwrap();
+        assert!(sink.buf.capacity() > 0);
+        sink.release_buffers();
+        assert_eq!((sink.buf.capacity(), sink.ends.capacity()), (0, 0));
+        let second = records("b", 3);
+        sink.send(&second).unwrap();
+        assert_eq!(lines(&path), json_lines(&[first, second].concat()));
     }
 
     #[test]
