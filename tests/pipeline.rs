@@ -156,12 +156,65 @@ fn status_endpoint_reports_the_pipeline_counters() {
     assert_eq!(json["pid"].as_u64().unwrap() as u32, nginx.worker_pids()[0]);
     assert_eq!(json["pipeline"]["queue"]["queued"], 3, "{json:#}");
     assert_eq!(json["pipeline"]["queue"]["dropped"], 0);
+    let high_water = json["pipeline"]["queue"]["high_water"].as_u64().unwrap();
+    assert!((1..=3).contains(&high_water), "{json:#}");
     let sinks = json["pipeline"]["sinks"].as_array().unwrap();
     assert_eq!(sinks.len(), 1);
     assert_eq!(
         (sinks[0]["name"].as_str(), sinks[0]["shipped"].as_u64()),
         (Some("file"), Some(3))
     );
+}
+
+/// The events each release of memory by the shipper followed (its debug lines), in order.
+fn releases(nginx: &Nginx) -> Vec<u64> {
+    nginx
+        .error_log()
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("idle after ")?;
+            let (n, rest) = rest.split_once(" events; ")?;
+            rest.starts_with("buffers released in")
+                .then(|| n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Waits until the shipper's releases account for `events` events in all.
+fn wait_for_releases(nginx: &Nginx, events: u64) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let released = releases(nginx);
+        if released.iter().sum::<u64>() >= events {
+            return released;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "releases {released:?}, expected them to cover {events} events"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_shipper_releases_memory_after_a_burst_and_not_while_idle() {
+    let nginx = Nginx::start(decoy_config("").main("error_log logs/error.log debug;"));
+    let path = nginx.prefix().join("logs/events.ndjson");
+    for i in 0..10 {
+        http::get(nginx.port(0), &format!("/first-{i}"));
+    }
+    wait_for_events(&path, 10);
+    let first = wait_for_releases(&nginx, 10);
+    // Several idle ticks (200 ms each) later, nothing more.
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(releases(&nginx), first);
+    for i in 0..3 {
+        http::get(nginx.port(0), &format!("/second-{i}"));
+    }
+    wait_for_events(&path, 13);
+    let all = wait_for_releases(&nginx, 13);
+    assert_eq!(all.iter().sum::<u64>(), 13, "{all:?}");
+    assert_eq!(all[..first.len()], first[..]);
 }
 
 #[test]
