@@ -23,23 +23,6 @@ pub(crate) fn release_freed() {
     }
 }
 
-/// Keeps glibc's trim and mmap thresholds at their defaults (128 KiB) in this worker. By
-/// default glibc raises both to the size of the largest block freed so far (up to 32 MiB):
-/// after the shipper's write buffer of a burst is freed, its thread arena would keep
-/// megabytes of free pages at the top of its heap, where `malloc_trim` does not reach (it
-/// trims the top of the main heap only). Fixed thresholds let a free of the heap's top give
-/// the pages back, and blocks of 128 KiB or more get their own mapping, unmapped on free.
-/// Call it before the shipper thread starts.
-pub(crate) fn fix_trim_thresholds() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes the allocator's parameters, under its own lock; values
-    // within range.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
-
 /// After a request: releases what building engines freed, if any were built since the last
 /// release. Most requests build none (a worker builds each engine once), and pay one
 /// atomic load.
