@@ -4,7 +4,7 @@
 //! must not interleave. The file is opened with `O_APPEND`, which makes each `write()` find the
 //! end of the file and write there as one step on local filesystems (the kernel holds the inode
 //! lock for the whole write; `PIPE_BUF` only concerns pipes). So each batch is written with one
-//! `write()` per megabyte of whole lines, and two workers' writes can only follow each other,
+//! `write()` per 64 KiB of whole lines, and two workers' writes can only follow each other,
 //! never mix. A short write (disk full, file size limit) may still leave a partial line: the
 //! next write then starts with a newline so that only that one line is damaged. Over NFS none
 //! of this holds; use a local disk.
@@ -21,8 +21,11 @@ use std::time::Instant;
 
 use super::{Record, Sink, SinkCounters, SinkError, SinkResult};
 
-/// Most bytes handed to one `write()`; a batch larger than this takes several, each of whole lines.
-const WRITE_CHUNK: usize = 1 << 20;
+/// Most bytes handed to one `write()`; a batch larger than this takes several, each of whole
+/// lines (a longer line alone). Below glibc's smallest mmap threshold (128 KiB): a freed
+/// mapped block would make glibc raise its mmap and trim thresholds for the whole worker, and
+/// the shipper's arena would then keep megabytes of free pages after a burst.
+const WRITE_CHUNK: usize = 64 << 10;
 
 pub struct FileSink {
     path: PathBuf,
@@ -86,6 +89,9 @@ impl FileSink {
     /// the error that stopped it, if any.
     fn write_lines(&mut self, records: &[Record]) -> (usize, Option<io::Error>) {
         let mut done = 0;
+        // The exact size, so that doubling never takes the buffer past the threshold.
+        self.buf
+            .reserve_exact(WRITE_CHUNK.saturating_sub(self.buf.len()));
         while done < records.len() {
             self.buf.clear();
             self.ends.clear();
