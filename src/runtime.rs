@@ -83,6 +83,7 @@ pub(crate) extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         }
         // SAFETY: as above.
         let log_level = unsafe { (*log).log_level };
+        crate::memory::use_one_malloc_arena();
         let runtime = start(mcf, worker, log, log_level);
         if RUNTIME.set(runtime).is_err() {
             ngx_log_error!(

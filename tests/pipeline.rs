@@ -217,6 +217,51 @@ fn the_shipper_releases_memory_after_a_burst_and_not_while_idle() {
     assert_eq!(all[..first.len()], first[..]);
 }
 
+/// glibc's thread arenas in `pid`'s memory map: anonymous mappings that start on a 64 MiB
+/// boundary (glibc's `HEAP_MAX_SIZE`) and, with the reserved rest that follows them, span
+/// exactly 64 MiB.
+fn thread_arenas(pid: u32) -> usize {
+    const HEAP_MAX: u64 = 64 << 20;
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let anonymous: Vec<(u64, u64)> = maps
+        .lines()
+        .filter(|line| line.split_whitespace().nth(5).is_none())
+        .map(|line| {
+            let range = line.split_whitespace().next().unwrap();
+            let (start, end) = range.split_once('-').unwrap();
+            let hex = |s| u64::from_str_radix(s, 16).unwrap();
+            (hex(start), hex(end))
+        })
+        .collect();
+    anonymous
+        .iter()
+        .enumerate()
+        .filter(|(_, (start, _))| start % HEAP_MAX == 0)
+        .filter(|(i, (start, _))| {
+            let mut end = *start;
+            for (s, e) in &anonymous[*i..] {
+                if *s != end || e - start > HEAP_MAX {
+                    break;
+                }
+                end = *e;
+            }
+            end - start == HEAP_MAX
+        })
+        .count()
+}
+
+#[test]
+fn the_shipper_allocates_from_the_main_heap_not_an_arena_of_its_own() {
+    let nginx = Nginx::start(decoy_config(""));
+    for i in 0..20 {
+        http::get(nginx.port(0), &format!("/probe-{i}"));
+    }
+    wait_for_events(&nginx.prefix().join("logs/events.ndjson"), 20);
+    let worker = nginx.worker_pids()[0];
+    assert_eq!(harness::thread_count(worker), 2, "worker and shipper");
+    assert_eq!(thread_arenas(worker), 0);
+}
+
 #[test]
 fn reopen_moves_new_events_to_the_new_file_and_loses_none() {
     let nginx = Nginx::start(decoy_config(""));

@@ -5,8 +5,8 @@
 //! never calls nginx: it logs through the callback it was given.
 //!
 //! Memory after a burst: a flood of events leaves batch buffers sized for it, and freed heap
-//! pages that glibc keeps resident (in the worker's main heap, where the request path built the
-//! events, and in this thread's own malloc arena, where they were serialized). Once a whole
+//! pages that glibc keeps resident (where the request path built the events, and where this
+//! thread serialized them: its own malloc arena, unless the embedder makes threads share one). Once a whole
 //! tick passes without an event after a burst, the thread drops its buffers and the sinks'
 //! (`Sink::release_buffers`) and runs [`ShipperSettings::return_freed_memory`]. Never during a
 //! burst: then the buffers are reused.
