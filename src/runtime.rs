@@ -83,6 +83,7 @@ pub(crate) extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         }
         // SAFETY: as above.
         let log_level = unsafe { (*log).log_level };
+        crate::memory::use_one_malloc_arena();
         let runtime = start(mcf, worker, log, log_level);
         if RUNTIME.set(runtime).is_err() {
             ngx_log_error!(
@@ -142,6 +143,7 @@ fn start(mcf: &MainConf, worker: usize, log: *mut ngx_log_t, log_level: ngx_uint
 
     let mut settings = ShipperSettings::new(queue.clone(), sinks, error_log_writer(log_level));
     settings.stats_interval = Duration::from_secs(60);
+    settings.return_freed_memory = Some(Box::new(crate::memory::release_freed));
     let shipper = match with_signals_blocked(|| Shipper::spawn(settings)) {
         Ok(handle) => Some(handle),
         Err(e) => {

@@ -156,12 +156,110 @@ fn status_endpoint_reports_the_pipeline_counters() {
     assert_eq!(json["pid"].as_u64().unwrap() as u32, nginx.worker_pids()[0]);
     assert_eq!(json["pipeline"]["queue"]["queued"], 3, "{json:#}");
     assert_eq!(json["pipeline"]["queue"]["dropped"], 0);
+    let high_water = json["pipeline"]["queue"]["high_water"].as_u64().unwrap();
+    assert!((1..=3).contains(&high_water), "{json:#}");
     let sinks = json["pipeline"]["sinks"].as_array().unwrap();
     assert_eq!(sinks.len(), 1);
     assert_eq!(
         (sinks[0]["name"].as_str(), sinks[0]["shipped"].as_u64()),
         (Some("file"), Some(3))
     );
+}
+
+/// The events each release of memory by the shipper followed (its debug lines), in order.
+fn releases(nginx: &Nginx) -> Vec<u64> {
+    nginx
+        .error_log()
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("idle after ")?;
+            let (n, rest) = rest.split_once(" events; ")?;
+            rest.starts_with("buffers released in")
+                .then(|| n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Waits until the shipper's releases account for `events` events in all.
+fn wait_for_releases(nginx: &Nginx, events: u64) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let released = releases(nginx);
+        if released.iter().sum::<u64>() >= events {
+            return released;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "releases {released:?}, expected them to cover {events} events"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_shipper_releases_memory_after_a_burst_and_not_while_idle() {
+    let nginx = Nginx::start(decoy_config("").main("error_log logs/error.log debug;"));
+    let path = nginx.prefix().join("logs/events.ndjson");
+    for i in 0..10 {
+        http::get(nginx.port(0), &format!("/first-{i}"));
+    }
+    wait_for_events(&path, 10);
+    let first = wait_for_releases(&nginx, 10);
+    // Several idle ticks (200 ms each) later, nothing more.
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(releases(&nginx), first);
+    for i in 0..3 {
+        http::get(nginx.port(0), &format!("/second-{i}"));
+    }
+    wait_for_events(&path, 13);
+    let all = wait_for_releases(&nginx, 13);
+    assert_eq!(all.iter().sum::<u64>(), 13, "{all:?}");
+    assert_eq!(all[..first.len()], first[..]);
+}
+
+/// glibc's thread arenas in `pid`'s memory map: anonymous mappings that start on a 64 MiB
+/// boundary (glibc's `HEAP_MAX_SIZE`) and, with the reserved rest that follows them, span
+/// exactly 64 MiB.
+fn thread_arenas(pid: u32) -> usize {
+    const HEAP_MAX: u64 = 64 << 20;
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let anonymous: Vec<(u64, u64)> = maps
+        .lines()
+        .filter(|line| line.split_whitespace().nth(5).is_none())
+        .map(|line| {
+            let range = line.split_whitespace().next().unwrap();
+            let (start, end) = range.split_once('-').unwrap();
+            let hex = |s| u64::from_str_radix(s, 16).unwrap();
+            (hex(start), hex(end))
+        })
+        .collect();
+    anonymous
+        .iter()
+        .enumerate()
+        .filter(|(_, (start, _))| start % HEAP_MAX == 0)
+        .filter(|(i, (start, _))| {
+            let mut end = *start;
+            for (s, e) in &anonymous[*i..] {
+                if *s != end || e - start > HEAP_MAX {
+                    break;
+                }
+                end = *e;
+            }
+            end - start == HEAP_MAX
+        })
+        .count()
+}
+
+#[test]
+fn the_shipper_allocates_from_the_main_heap_not_an_arena_of_its_own() {
+    let nginx = Nginx::start(decoy_config(""));
+    for i in 0..20 {
+        http::get(nginx.port(0), &format!("/probe-{i}"));
+    }
+    wait_for_events(&nginx.prefix().join("logs/events.ndjson"), 20);
+    let worker = nginx.worker_pids()[0];
+    assert_eq!(harness::thread_count(worker), 2, "worker and shipper");
+    assert_eq!(thread_arenas(worker), 0);
 }
 
 #[test]

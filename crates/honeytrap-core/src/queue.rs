@@ -14,7 +14,7 @@
 //! event; and the shipper is woken long before the queue is full, so a worker's memory under
 //! a flood of events grows by what the shipper cannot keep up with, not by a tick's worth.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread::Thread;
 use std::time::Duration;
@@ -33,6 +33,7 @@ pub struct EventQueue {
     events: ArrayQueue<Box<Event>>,
     queued: AtomicU64,
     dropped: AtomicU64,
+    high_water: AtomicUsize,
     wake_at: usize,
     consumer: OnceLock<Thread>,
 }
@@ -46,6 +47,8 @@ pub struct QueueStats {
     pub dropped: u64,
     /// Events waiting now.
     pub len: usize,
+    /// Most events ever waiting at once: how far the shipper fell behind.
+    pub high_water: usize,
     pub capacity: usize,
 }
 
@@ -57,6 +60,7 @@ impl EventQueue {
             events: ArrayQueue::new(capacity),
             queued: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            high_water: AtomicUsize::new(0),
             wake_at: (capacity / 4).clamp(1, WAKE_AT_MOST),
             consumer: OnceLock::new(),
         }
@@ -69,7 +73,9 @@ impl EventQueue {
             return false;
         }
         self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.events.len() >= self.wake_at {
+        let len = self.events.len();
+        self.high_water.fetch_max(len, Ordering::Relaxed);
+        if len >= self.wake_at {
             if let Some(consumer) = self.consumer.get() {
                 consumer.unpark();
             }
@@ -79,18 +85,6 @@ impl EventQueue {
 
     pub fn pop(&self) -> Option<Event> {
         self.events.pop().map(|event| *event)
-    }
-
-    /// Moves up to `max` waiting events to `out`; returns how many.
-    pub fn drain_into(&self, out: &mut Vec<Event>, max: usize) -> usize {
-        let before = out.len();
-        while out.len() - before < max {
-            match self.events.pop() {
-                Some(event) => out.push(*event),
-                None => break,
-            }
-        }
-        out.len() - before
     }
 
     pub fn len(&self) -> usize {
@@ -110,6 +104,7 @@ impl EventQueue {
             queued: self.queued.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             len: self.events.len(),
+            high_water: self.high_water.load(Ordering::Relaxed),
             capacity: self.events.capacity(),
         }
     }
@@ -154,6 +149,7 @@ mod tests {
                 queued: 8,
                 dropped: 12,
                 len: 8,
+                high_water: 8,
                 capacity: 8
             }
         );
@@ -181,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn drain_takes_at_most_max_in_order() {
+    fn events_come_out_in_order() {
         let q = EventQueue::new(16);
         let ids: Vec<_> = (0..10)
             .map(|_| {
@@ -191,10 +187,7 @@ mod tests {
                 id
             })
             .collect();
-        let mut out = Vec::new();
-        assert_eq!(q.drain_into(&mut out, 4), 4);
-        assert_eq!(q.drain_into(&mut out, 100), 6);
-        assert_eq!(q.drain_into(&mut out, 100), 0);
+        let out: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
         assert_eq!(out.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
         assert!(q.is_empty());
         let unique: HashSet<_> = ids.iter().collect();
@@ -223,6 +216,20 @@ mod tests {
         }
         // Not woken, it would sleep its whole 30 s timeout.
         assert!(consumer.join().unwrap() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn high_water_keeps_the_longest_backlog() {
+        let q = EventQueue::new(16);
+        for _ in 0..5 {
+            q.try_push(event());
+        }
+        while q.pop().is_some() {}
+        for _ in 0..3 {
+            q.try_push(event());
+        }
+        let stats = q.stats();
+        assert_eq!((stats.len, stats.high_water), (3, 5));
     }
 
     #[test]

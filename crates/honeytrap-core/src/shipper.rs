@@ -3,6 +3,13 @@
 //! One thread per nginx worker, named `honeytrap-ship`. All sink I/O happens here, never on the
 //! request path. A sink that panics is logged and disabled; the others keep going. The thread
 //! never calls nginx: it logs through the callback it was given.
+//!
+//! Memory after a burst: a flood of events leaves batch buffers sized for it, and freed heap
+//! pages that glibc keeps resident (where the request path built the events, and where this
+//! thread serialized them: its own malloc arena, unless the embedder makes threads share one). Once a whole
+//! tick passes without an event after a burst, the thread drops its buffers and the sinks'
+//! (`Sink::release_buffers`) and runs [`ShipperSettings::return_freed_memory`]. Never during a
+//! burst: then the buffers are reused.
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -12,7 +19,6 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::event::Event;
 use crate::queue::{EventQueue, QueueStats};
 use crate::sink::{Record, Sink, SinkCounters, SinkCountersSnapshot, SinkResult};
 
@@ -43,6 +49,9 @@ pub struct ShipperSettings {
     pub stats_interval: Duration,
     /// A failing sink's errors are logged at most once per interval, with a count of the rest.
     pub error_log_interval: Duration,
+    /// Run on the shipper thread once it is idle after a burst, after the buffers were dropped:
+    /// the module hands freed heap pages back to the kernel there (`malloc_trim`).
+    pub return_freed_memory: Option<Box<dyn FnMut() + Send>>,
 }
 
 impl ShipperSettings {
@@ -55,6 +64,7 @@ impl ShipperSettings {
             tick_interval: Duration::from_millis(200),
             stats_interval: Duration::from_secs(60),
             error_log_interval: Duration::from_secs(10),
+            return_freed_memory: None,
         }
     }
 }
@@ -134,6 +144,7 @@ impl ShipperStats {
                 "queued": self.queue.queued,
                 "dropped": self.queue.dropped,
                 "len": self.queue.len,
+                "high_water": self.queue.high_water,
                 "capacity": self.queue.capacity,
             },
             "reopens": self.reopens,
@@ -259,9 +270,13 @@ pub struct Shipper {
     stats_interval: Duration,
     error_log_interval: Duration,
     control: Arc<Control>,
-    events: Vec<Event>,
     records: Vec<Record>,
     last_logged: Option<ShipperStats>,
+    return_freed_memory: Option<Box<dyn FnMut() + Send>>,
+    /// Events shipped since the last tick.
+    shipped_this_tick: u64,
+    /// Events shipped since buffers were last released: the burst in progress.
+    shipped_in_burst: u64,
 }
 
 impl Shipper {
@@ -299,9 +314,11 @@ impl Shipper {
             stats_interval: settings.stats_interval,
             error_log_interval: settings.error_log_interval,
             control: control.clone(),
-            events: Vec::with_capacity(batch_size),
-            records: Vec::with_capacity(batch_size),
+            records: Vec::new(),
             last_logged: None,
+            return_freed_memory: settings.return_freed_memory,
+            shipped_this_tick: 0,
+            shipped_in_burst: 0,
         };
         // Dropped when the thread ends, however it ends: shutdown waits for that, with a timeout.
         let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -346,6 +363,10 @@ impl Shipper {
             let now = Instant::now();
             if now >= next_tick {
                 self.each_sink("tick", false, |sink| sink.tick(now));
+                if self.shipped_in_burst > 0 && self.shipped_this_tick == 0 {
+                    self.release_memory();
+                }
+                self.shipped_this_tick = 0;
                 next_tick = later(now, self.tick_interval);
             }
             if !self.stats_interval.is_zero() && now >= next_stats {
@@ -372,13 +393,19 @@ impl Shipper {
 
     /// Ships up to one batch; returns how many events it took.
     fn ship_batch(&mut self) -> usize {
-        let taken = self.queue.drain_into(&mut self.events, self.batch_size);
+        // Each event is freed as soon as it is serialized.
+        while self.records.len() < self.batch_size {
+            match self.queue.pop() {
+                Some(event) => self.records.push(event.to_record()),
+                None => break,
+            }
+        }
+        let taken = self.records.len();
         if taken == 0 {
             return 0;
         }
-        self.records.clear();
-        self.records
-            .extend(self.events.drain(..).map(|event| event.to_record()));
+        self.shipped_this_tick += taken as u64;
+        self.shipped_in_burst += taken as u64;
         let records = &self.records;
         for slot in &mut self.slots {
             if slot.disabled() {
@@ -391,7 +418,30 @@ impl Shipper {
                 sink.send(records)
             });
         }
+        // The serialized events are not kept until the next batch.
+        self.records.clear();
         taken
+    }
+
+    /// After a burst: drops the buffers it left, ours and the sinks', then lets the embedder
+    /// return freed pages to the kernel.
+    fn release_memory(&mut self) {
+        let start = Instant::now();
+        self.records = Vec::new();
+        self.each_sink("release_buffers", false, |sink| {
+            sink.release_buffers();
+            Ok(())
+        });
+        if let Some(return_freed_memory) = &mut self.return_freed_memory {
+            return_freed_memory();
+        }
+        let line = format!(
+            "honeytrap: idle after {} events; buffers released in {} µs",
+            self.shipped_in_burst,
+            start.elapsed().as_micros()
+        );
+        (self.log)(Level::Debug, &line);
+        self.shipped_in_burst = 0;
     }
 
     fn each_sink(
@@ -416,7 +466,9 @@ impl Shipper {
     /// Logs the counters line; periodic lines only when something changed since the last one.
     fn log_stats(&mut self, at_exit: bool) {
         let mut stats = self.stats();
-        stats.queue.len = 0; // a changing backlog alone is not news
+        // A changing backlog alone is not news.
+        stats.queue.len = 0;
+        stats.queue.high_water = 0;
         if at_exit || self.last_logged.as_ref() != Some(&stats) {
             (self.log)(Level::Info, &stats.log_line());
             self.last_logged = Some(stats);
@@ -537,7 +589,7 @@ impl Drop for ShipperHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Kind, Observer};
+    use crate::event::{Event, Kind, Observer};
     use std::sync::Mutex;
 
     /// What a test sink saw, readable from the test thread.
@@ -546,6 +598,7 @@ mod tests {
         ids: Mutex<Vec<String>>,
         ticks: AtomicU64,
         reopens: AtomicU64,
+        releases: AtomicU64,
         flush_deadline: Mutex<Option<Instant>>,
     }
 
@@ -615,6 +668,9 @@ mod tests {
         fn reopen(&mut self) -> SinkResult {
             self.probe.reopens.fetch_add(1, Ordering::Relaxed);
             Ok(())
+        }
+        fn release_buffers(&mut self) {
+            self.probe.releases.fetch_add(1, Ordering::Relaxed);
         }
         fn counters(&self) -> &SinkCounters {
             &self.counters
@@ -689,6 +745,68 @@ mod tests {
             deadline > before
                 && deadline <= before + Duration::from_secs(2) + Duration::from_millis(100)
         );
+    }
+
+    /// A shipper whose sink and embedder hook count memory releases: (handle, sink probe,
+    /// embedder's count).
+    fn counting_releases(
+        queue: &Arc<EventQueue>,
+        tick: Duration,
+    ) -> (ShipperHandle, Arc<Probe>, Arc<AtomicU64>) {
+        let (sink, probe) = TestSink::boxed("a", Behaviour::Fine);
+        let (log, _) = capture();
+        let mut settings = ShipperSettings::new(queue.clone(), vec![sink], log);
+        settings.tick_interval = tick;
+        let returned = Arc::new(AtomicU64::new(0));
+        let count = returned.clone();
+        settings.return_freed_memory = Some(Box::new(move || {
+            count.fetch_add(1, Ordering::Relaxed);
+        }));
+        (Shipper::spawn(settings).unwrap(), probe, returned)
+    }
+
+    #[test]
+    fn memory_is_released_once_after_each_burst() {
+        let queue = Arc::new(EventQueue::new(64));
+        let (handle, probe, returned) = counting_releases(&queue, Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(
+            returned.load(Ordering::Relaxed),
+            0,
+            "released before any burst"
+        );
+        push(&queue, 20);
+        eventually("first release", || returned.load(Ordering::Relaxed) == 1);
+        assert_eq!(probe.ids.lock().unwrap().len(), 20);
+        std::thread::sleep(Duration::from_millis(60)); // idle ticks
+        assert_eq!(
+            returned.load(Ordering::Relaxed),
+            1,
+            "released again while idle"
+        );
+        push(&queue, 5);
+        eventually("second release", || returned.load(Ordering::Relaxed) == 2);
+        assert_eq!(probe.releases.load(Ordering::Relaxed), 2);
+        handle.shutdown(Duration::from_secs(1)).unwrap();
+    }
+
+    #[test]
+    fn memory_is_not_released_while_events_keep_coming() {
+        let queue = Arc::new(EventQueue::new(64));
+        let (handle, probe, returned) = counting_releases(&queue, Duration::from_millis(100));
+        let until = Instant::now() + Duration::from_millis(600);
+        let mut pushed = 0;
+        while Instant::now() < until {
+            push(&queue, 1);
+            pushed += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(returned.load(Ordering::Relaxed), 0, "released mid-burst");
+        eventually("release after the burst", || {
+            returned.load(Ordering::Relaxed) == 1
+        });
+        assert_eq!(probe.ids.lock().unwrap().len(), pushed);
+        handle.shutdown(Duration::from_secs(1)).unwrap();
     }
 
     #[test]
@@ -869,6 +987,7 @@ mod tests {
         assert_eq!(json["queue"]["queued"], 2);
         assert_eq!(json["queue"]["dropped"], 1);
         assert_eq!(json["queue"]["capacity"], 2);
+        assert_eq!(json["queue"]["high_water"], 2);
         assert_eq!(json["sinks"][0]["name"], "file");
         assert_eq!(json["sinks"][0]["shipped"], 2);
         assert_eq!(json["sinks"][0]["disabled"], false);

@@ -187,6 +187,11 @@ impl Sink for AuditLogSink {
         self.file.reopen()
     }
 
+    fn release_buffers(&mut self) {
+        self.lines = Vec::new();
+        self.file.release_buffers();
+    }
+
     fn counters(&self) -> &SinkCounters {
         self.file.counters()
     }

@@ -4,7 +4,7 @@
 //! must not interleave. The file is opened with `O_APPEND`, which makes each `write()` find the
 //! end of the file and write there as one step on local filesystems (the kernel holds the inode
 //! lock for the whole write; `PIPE_BUF` only concerns pipes). So each batch is written with one
-//! `write()` per megabyte of whole lines, and two workers' writes can only follow each other,
+//! `write()` per 64 KiB of whole lines, and two workers' writes can only follow each other,
 //! never mix. A short write (disk full, file size limit) may still leave a partial line: the
 //! next write then starts with a newline so that only that one line is damaged. Over NFS none
 //! of this holds; use a local disk.
@@ -21,8 +21,11 @@ use std::time::Instant;
 
 use super::{Record, Sink, SinkCounters, SinkError, SinkResult};
 
-/// Most bytes handed to one `write()`; a batch larger than this takes several, each of whole lines.
-const WRITE_CHUNK: usize = 1 << 20;
+/// Most bytes handed to one `write()`; a batch larger than this takes several, each of whole
+/// lines (a longer line alone). Below glibc's smallest mmap threshold (128 KiB): a freed
+/// mapped block would make glibc raise its mmap and trim thresholds for the whole worker, and
+/// the shipper's arena would then keep megabytes of free pages after a burst.
+const WRITE_CHUNK: usize = 64 << 10;
 
 pub struct FileSink {
     path: PathBuf,
@@ -86,6 +89,9 @@ impl FileSink {
     /// the error that stopped it, if any.
     fn write_lines(&mut self, records: &[Record]) -> (usize, Option<io::Error>) {
         let mut done = 0;
+        // The exact size, so that doubling never takes the buffer past the threshold.
+        self.buf
+            .reserve_exact(WRITE_CHUNK.saturating_sub(self.buf.len()));
         while done < records.len() {
             self.buf.clear();
             self.ends.clear();
@@ -109,7 +115,8 @@ impl FileSink {
                 return (done, error);
             }
         }
-        // Don't keep a huge buffer around after one exceptional batch.
+        // Don't keep a huge buffer around after one exceptional batch; the shipper's
+        // `release_buffers` drops the rest once a burst is over.
         self.buf.shrink_to(WRITE_CHUNK);
         (done, None)
     }
@@ -214,6 +221,11 @@ impl Sink for FileSink {
         Ok(())
     }
 
+    fn release_buffers(&mut self) {
+        self.buf = Vec::new();
+        self.ends = Vec::new();
+    }
+
     fn counters(&self) -> &SinkCounters {
         &self.counters
     }
@@ -300,6 +312,21 @@ mod tests {
 
     fn json_lines(recs: &[Record]) -> Vec<String> {
         recs.iter().map(|r| r.json.clone()).collect()
+    }
+
+    #[test]
+    fn released_buffers_are_rebuilt_by_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let mut sink = FileSink::open(&path).unwrap();
+        let first = records("a", 100);
+        sink.send(&first).unwrap();
+        assert!(sink.buf.capacity() > 0);
+        sink.release_buffers();
+        assert_eq!((sink.buf.capacity(), sink.ends.capacity()), (0, 0));
+        let second = records("b", 3);
+        sink.send(&second).unwrap();
+        assert_eq!(lines(&path), json_lines(&[first, second].concat()));
     }
 
     #[test]

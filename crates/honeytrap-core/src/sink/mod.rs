@@ -60,6 +60,10 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// The shipper has gone idle after a burst: drop buffers sized for it. Records a sink
+    /// still owes (pending, backlog) are kept; only reusable working space goes.
+    fn release_buffers(&mut self) {}
+
     /// Live counters, shared with the status endpoint.
     fn counters(&self) -> &SinkCounters;
 }
