@@ -197,23 +197,28 @@ fn wait_for_releases(nginx: &Nginx, events: u64) -> Vec<u64> {
 }
 
 #[test]
-fn the_shipper_releases_memory_after_a_burst_and_not_while_idle() {
+fn the_shipper_releases_memory_after_a_burst_and_not_while_idle_or_for_a_trickle() {
+    // The module keeps the shipper's default: a release needs 64 events since the last one.
     let nginx = Nginx::start(decoy_config("").main("error_log logs/error.log debug;"));
     let path = nginx.prefix().join("logs/events.ndjson");
-    for i in 0..10 {
+    for i in 0..70 {
         http::get(nginx.port(0), &format!("/first-{i}"));
     }
-    wait_for_events(&path, 10);
-    let first = wait_for_releases(&nginx, 10);
-    // Several idle ticks (200 ms each) later, nothing more.
+    wait_for_events(&path, 70);
+    let first = wait_for_releases(&nginx, 64);
+    // Several idle ticks (200 ms each) later, nothing more; nor after a trickle of 3.
+    for i in 0..3 {
+        http::get(nginx.port(0), &format!("/trickle-{i}"));
+    }
+    wait_for_events(&path, 73);
     thread::sleep(Duration::from_millis(1000));
     assert_eq!(releases(&nginx), first);
-    for i in 0..3 {
+    for i in 0..61 {
         http::get(nginx.port(0), &format!("/second-{i}"));
     }
-    wait_for_events(&path, 13);
-    let all = wait_for_releases(&nginx, 13);
-    assert_eq!(all.iter().sum::<u64>(), 13, "{all:?}");
+    wait_for_events(&path, 134);
+    let all = wait_for_releases(&nginx, 134);
+    assert_eq!(all.iter().sum::<u64>(), 134, "{all:?}");
     assert_eq!(all[..first.len()], first[..]);
 }
 

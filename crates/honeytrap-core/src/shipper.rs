@@ -7,7 +7,8 @@
 //! Memory after a burst: a flood of events leaves batch buffers sized for it, and freed heap
 //! pages that glibc keeps resident (where the request path built the events, and where this
 //! thread serialized them: its own malloc arena, unless the embedder makes threads share one). Once a whole
-//! tick passes without an event after a burst, the thread drops its buffers and the sinks'
+//! tick passes without an event after a burst (of at least
+//! [`ShipperSettings::release_after_events`] events since the last release), the thread drops its buffers and the sinks'
 //! (`Sink::release_buffers`) and runs [`ShipperSettings::return_freed_memory`]. Never during a
 //! burst: then the buffers are reused.
 
@@ -52,6 +53,10 @@ pub struct ShipperSettings {
     /// Run on the shipper thread once it is idle after a burst, after the buffers were dropped:
     /// the module hands freed heap pages back to the kernel there (`malloc_trim`).
     pub return_freed_memory: Option<Box<dyn FnMut() + Send>>,
+    /// Fewest events shipped since the last release that make an idle tick release memory:
+    /// a trickle of events (a sensor's usual traffic) leaves little to return, and each
+    /// `malloc_trim` holds the allocator's lock that requests need.
+    pub release_after_events: u64,
 }
 
 impl ShipperSettings {
@@ -65,6 +70,7 @@ impl ShipperSettings {
             stats_interval: Duration::from_secs(60),
             error_log_interval: Duration::from_secs(10),
             return_freed_memory: None,
+            release_after_events: 64,
         }
     }
 }
@@ -273,6 +279,7 @@ pub struct Shipper {
     records: Vec<Record>,
     last_logged: Option<ShipperStats>,
     return_freed_memory: Option<Box<dyn FnMut() + Send>>,
+    release_after_events: u64,
     /// Events shipped since the last tick.
     shipped_this_tick: u64,
     /// Events shipped since buffers were last released: the burst in progress.
@@ -317,6 +324,7 @@ impl Shipper {
             records: Vec::new(),
             last_logged: None,
             return_freed_memory: settings.return_freed_memory,
+            release_after_events: settings.release_after_events.max(1),
             shipped_this_tick: 0,
             shipped_in_burst: 0,
         };
@@ -363,7 +371,8 @@ impl Shipper {
             let now = Instant::now();
             if now >= next_tick {
                 self.each_sink("tick", false, |sink| sink.tick(now));
-                if self.shipped_in_burst > 0 && self.shipped_this_tick == 0 {
+                if self.shipped_in_burst >= self.release_after_events && self.shipped_this_tick == 0
+                {
                     self.release_memory();
                 }
                 self.shipped_this_tick = 0;
@@ -752,11 +761,13 @@ mod tests {
     fn counting_releases(
         queue: &Arc<EventQueue>,
         tick: Duration,
+        release_after_events: u64,
     ) -> (ShipperHandle, Arc<Probe>, Arc<AtomicU64>) {
         let (sink, probe) = TestSink::boxed("a", Behaviour::Fine);
         let (log, _) = capture();
         let mut settings = ShipperSettings::new(queue.clone(), vec![sink], log);
         settings.tick_interval = tick;
+        settings.release_after_events = release_after_events;
         let returned = Arc::new(AtomicU64::new(0));
         let count = returned.clone();
         settings.return_freed_memory = Some(Box::new(move || {
@@ -768,7 +779,7 @@ mod tests {
     #[test]
     fn memory_is_released_once_after_each_burst() {
         let queue = Arc::new(EventQueue::new(64));
-        let (handle, probe, returned) = counting_releases(&queue, Duration::from_millis(10));
+        let (handle, probe, returned) = counting_releases(&queue, Duration::from_millis(10), 1);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(
             returned.load(Ordering::Relaxed),
@@ -791,9 +802,22 @@ mod tests {
     }
 
     #[test]
+    fn a_trickle_of_events_releases_memory_only_once_enough_have_passed() {
+        let queue = Arc::new(EventQueue::new(64));
+        let (handle, probe, returned) = counting_releases(&queue, Duration::from_millis(10), 8);
+        push(&queue, 5);
+        eventually("5 shipped", || probe.ids.lock().unwrap().len() == 5);
+        std::thread::sleep(Duration::from_millis(60)); // idle ticks
+        assert_eq!(returned.load(Ordering::Relaxed), 0, "released after 5 of 8");
+        push(&queue, 3);
+        eventually("release after 8", || returned.load(Ordering::Relaxed) == 1);
+        handle.shutdown(Duration::from_secs(1)).unwrap();
+    }
+
+    #[test]
     fn memory_is_not_released_while_events_keep_coming() {
         let queue = Arc::new(EventQueue::new(64));
-        let (handle, probe, returned) = counting_releases(&queue, Duration::from_millis(100));
+        let (handle, probe, returned) = counting_releases(&queue, Duration::from_millis(100), 1);
         let until = Instant::now() + Duration::from_millis(600);
         let mut pushed = 0;
         while Instant::now() < until {
