@@ -267,16 +267,17 @@ impl Data {
 #[derive(Debug, Default)]
 struct Scratch {
     cache: TransformCache,
-    /// Prefilter unit state: candidate bits, and the generation they were computed in
-    /// (per unit, then per group at `units + group`, so that one reset covers both).
-    unit_bits: Vec<u64>,
-    unit_gen: Vec<u32>,
-    /// Per group: the OR of its units' bits, in the words its members' bits are in.
+    /// Per group: the generation its bits were computed in, and the bits (the OR of the
+    /// scans of its targets' values through its chains, in the words its members' bits
+    /// are in).
+    group_gen: Vec<u32>,
     group_bits: Vec<u64>,
+    /// The scan of a value without a cache slot (a body's), which no other scan shares.
+    unslotted_scan: Vec<u64>,
     /// Changes with every phase run (of any transaction using this scratch).
     gen: u32,
     scans: ValueScans,
-    /// Per unit target: the phase generation its list was made in, and the list (offset
+    /// Per group target: the phase generation its list was made in, and the list (offset
     /// and length in `target_values`, length `u32::MAX` if it cannot be listed).
     target_gen: Vec<u32>,
     target_list: Vec<(u32, u32)>,
@@ -398,13 +399,12 @@ impl Scratch {
         // Scans are keyed by the cache's rows, which start again.
         s.scans.clear();
         s.match_bytes.clear();
-        // Unit bits are valid only for the generation they were computed in, and
+        // Group bits are valid only for the generation they were computed in, and
         // generations keep counting across the transactions that reuse this scratch: no
         // clearing needed.
-        let (units, groups) = (rs.prefilter.units.len(), rs.prefilter.groups.len());
-        s.unit_bits.resize(units * rs.prefilter.words, 0);
+        let groups = rs.prefilter.groups.len();
         s.group_bits.resize(groups * rs.prefilter.words, 0);
-        s.unit_gen.resize(units + groups, 0);
+        s.group_gen.resize(groups, 0);
         s.target_gen.resize(rs.prefilter.targets.len(), 0);
         s.target_list.resize(rs.prefilter.targets.len(), (0, 0));
         let mut built = match s.built.iter().position(|b| b.rule_set == rs.uid) {
@@ -903,7 +903,7 @@ impl Transaction {
         let sc = &mut self.scratch;
         sc.gen = sc.gen.wrapping_add(1);
         if sc.gen == 0 {
-            sc.unit_gen.fill(0);
+            sc.group_gen.fill(0);
             sc.target_gen.fill(0);
             sc.gen = 1;
         }
@@ -1006,119 +1006,109 @@ impl Transaction {
         None
     }
 
-    /// Whether member `m` of prefilter group `g` can match this phase: whether one of the
-    /// group's units has its bit.
+    /// Whether member `m` of prefilter group `g` can match this phase: whether the scan of
+    /// one of the group's values has its bit.
     fn group_may_match(&mut self, rs: &RuleSet, g: usize, m: usize) -> bool {
         let pf = &rs.prefilter;
         let bit = pf.groups[g].bit + m;
-        if self.scratch.unit_gen[pf.units.len() + g] != self.scratch.gen {
+        if self.scratch.group_gen[g] != self.scratch.gen {
             self.group_bits(rs, g);
         }
         self.scratch.group_bits[g * pf.words + bit / 64] & (1 << (bit % 64)) != 0
     }
 
-    /// Computes group `g`'s bits for the phase, once for all its members (which otherwise
-    /// each went over every unit of the group). Out of line: the phase's step loop that
-    /// asks runs for every rule, this once per group.
+    /// Computes group `g`'s bits for the phase, once for all its members: target by target,
+    /// each value through each of the group's chains for it, each distinct transformed value
+    /// scanned once per phase whichever groups read it. Out of line: the phase's step loop
+    /// that asks runs for every rule, this once per group.
     #[inline(never)]
     fn group_bits(&mut self, rs: &RuleSet, g: usize) {
         let pf = &rs.prefilter;
         let group = &pf.groups[g];
         let w = pf.words;
-        let gen = self.scratch.gen;
-        self.scratch.unit_gen[pf.units.len() + g] = gen;
         let words = group.words.0 as usize..group.words.1 as usize;
+        self.scratch.group_gen[g] = self.scratch.gen;
+        let Some(scan) = pf.phases[self.phase as usize].as_deref() else {
+            // Not reached: groups exist only in phases with an automaton.
+            self.scratch.group_bits[g * w..][words].fill(!0);
+            return;
+        };
         self.scratch.group_bits[g * w..][words.clone()].fill(0);
-        for &u in &group.units {
-            let u = u as usize;
-            let sc = &self.scratch;
-            if sc.unit_gen[u] != gen {
-                // A target listed empty this phase: its units have no bits to compute.
-                let t = pf.units[u].target_id as usize;
-                if sc.target_gen[t] == gen && sc.target_list[t].1 == 0 {
-                    continue;
-                }
-                self.unit_bits(rs, u);
-            }
-            let sc = &mut self.scratch;
-            for i in words.clone() {
-                sc.group_bits[g * w + i] |= sc.unit_bits[u * w + i];
-            }
-        }
-    }
-
-    /// Computes the phase candidate bits of unit `u` (in the words its groups read): each
-    /// distinct transformed value is scanned once per phase, whichever units share it.
-    fn unit_bits(&mut self, rs: &RuleSet, u: usize) {
-        let pf = &rs.prefilter;
-        let w = pf.words;
-        let sc = &mut self.scratch;
-        if sc.unit_gen[u] != sc.gen {
-            sc.unit_gen[u] = sc.gen;
-            let Some(scan) = pf.phases[self.phase as usize].as_deref() else {
-                // Not reached: groups exist only in phases with an automaton.
-                sc.unit_bits[u * w..(u + 1) * w].fill(!0);
-                return;
-            };
-            let unit = &pf.units[u];
-            let words = unit.words.0 as usize..unit.words.1 as usize;
-            let t = unit.target_id as usize;
-            // The target's values (slot and cache row) are listed on its first unit of the
-            // phase; its other units read the list instead of visiting it again. Targets
-            // with values that have no slot (bodies) are visited every time.
-            if sc.target_gen[t] != sc.gen {
-                sc.target_gen[t] = sc.gen;
-                let start = sc.target_values.len();
-                let mut listed = true;
-                let Scratch {
-                    cache,
-                    target_values,
-                    ..
-                } = sc;
-                visit(
-                    &self.data,
-                    &pf.targets[t],
-                    &mut |_, _, _, slot| match slot {
-                        Some(s) => target_values.push((s, cache.row(s))),
-                        None => listed = false,
-                    },
-                );
-                sc.target_list[t] = if listed {
-                    (start as u32, (sc.target_values.len() - start) as u32)
-                } else {
-                    (0, u32::MAX)
-                };
-            }
+        for gt in &group.targets {
+            let t = gt.target_id as usize;
+            self.list_target(pf, t);
             let Scratch {
                 cache,
-                unit_bits,
+                group_bits,
                 scans,
                 target_values,
                 target_list,
+                unslotted_scan,
                 ..
-            } = sc;
-            let bits = &mut unit_bits[u * w..(u + 1) * w];
-            bits[words.clone()].fill(0);
-            // Only the words the unit's groups read: most units serve members of one.
-            // Zipped slices: no bounds check per word, and the compiler ORs two at a time.
-            let or_scan = |bits: &mut [u64], scanned: &[u64]| {
-                let (bits, scanned) = (&mut bits[words.clone()], &scanned[words.clone()]);
+            } = &mut self.scratch;
+            let bits = &mut group_bits[g * w..][words.clone()];
+            // Most groups' members fit in one word: that case without the loop the
+            // compiler vectorizes for longer ones.
+            let or_scan = |bits: &mut [u64], scans: &ValueScans, at: usize| {
+                let scanned = &scans.bits[at + words.start..at + words.end];
+                if let ([b], [s]) = (&mut *bits, scanned) {
+                    *b |= s;
+                    return;
+                }
                 for (b, s) in bits.iter_mut().zip(scanned) {
                     *b |= s;
                 }
             };
             let (start, len) = target_list[t];
-            if len != u32::MAX {
+            if len == u32::MAX {
+                visit(&self.data, &pf.targets[t], &mut |_, _, raw, slot| {
+                    for &chain in &gt.chains {
+                        let Some(row) = slot.map(|s| cache.row(s)) else {
+                            unslotted_scan.clear();
+                            unslotted_scan.resize(w, 0);
+                            scan.scan(cache.get(&rs.chains, None, raw, chain), unslotted_scan);
+                            for (b, s) in bits.iter_mut().zip(&unslotted_scan[words.clone()]) {
+                                *b |= s;
+                            }
+                            continue;
+                        };
+                        let v = match chain {
+                            Some(c) => cache.in_row(&rs.chains, row, raw, c),
+                            None => Val::Raw,
+                        };
+                        let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
+                        or_scan(bits, scans, at);
+                    }
+                });
+                continue;
+            }
+            for &(slot, row) in &target_values[start as usize..(start + len) as usize] {
+                // A value none of the chains changes (most, on benign traffic) is scanned
+                // and or-ed once for all of them.
+                if cache.leaves_raw(row, || slot_value(&self.data, slot), gt.transforms) {
+                    let at = match scans.scanned(row, Val::Raw) {
+                        Some(at) => at,
+                        None => scans.offset(scan, w, row, Val::Raw, slot_value(&self.data, slot)),
+                    };
+                    or_scan(bits, scans, at);
+                    continue;
+                }
                 // The raw value is read only where the transformed one or its scan is not
-                // known yet (mostly they are: units share values).
-                for &(slot, row) in &target_values[start as usize..(start + len) as usize] {
-                    let v = match unit.chain {
+                // known yet (mostly they are: groups share values).
+                let mut last = None;
+                for &chain in &gt.chains {
+                    let v = match chain {
                         Some(c) => match cache.known(&rs.chains, row, c) {
                             Some(v) => v,
                             None => cache.in_row(&rs.chains, row, slot_value(&self.data, slot), c),
                         },
                         None => Val::Raw,
                     };
+                    // Chains that agree on the value read the same scan.
+                    if last == Some(v) {
+                        continue;
+                    }
+                    last = Some(v);
                     let at = match scans.scanned(row, v) {
                         Some(at) => at,
                         None => {
@@ -1126,23 +1116,41 @@ impl Transaction {
                             scans.offset(scan, w, row, v, bytes)
                         }
                     };
-                    or_scan(bits, &scans.bits[at..at + w]);
+                    or_scan(bits, scans, at);
                 }
-            } else {
-                visit(&self.data, &pf.targets[t], &mut |_, _, raw, slot| {
-                    let Some(row) = slot.map(|s| cache.row(s)) else {
-                        scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
-                        return;
-                    };
-                    let v = match unit.chain {
-                        Some(c) => cache.in_row(&rs.chains, row, raw, c),
-                        None => Val::Raw,
-                    };
-                    let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
-                    or_scan(bits, &scans.bits[at..at + w]);
-                });
             }
         }
+    }
+
+    /// Lists target `t`'s values (slot and cache row) for the phase, on its first group:
+    /// the other groups read the list instead of visiting it again. A target with values
+    /// that have no slot (bodies) is marked as not listed, to be visited every time.
+    fn list_target(&mut self, pf: &crate::prefilter::Prefilter, t: usize) {
+        let sc = &mut self.scratch;
+        if sc.target_gen[t] == sc.gen {
+            return;
+        }
+        sc.target_gen[t] = sc.gen;
+        let start = sc.target_values.len();
+        let mut listed = true;
+        let Scratch {
+            cache,
+            target_values,
+            ..
+        } = sc;
+        visit(
+            &self.data,
+            &pf.targets[t],
+            &mut |_, _, _, slot| match slot {
+                Some(s) => target_values.push((s, cache.row(s))),
+                None => listed = false,
+            },
+        );
+        sc.target_list[t] = if listed {
+            (start as u32, (sc.target_values.len() - start) as u32)
+        } else {
+            (0, u32::MAX)
+        };
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
@@ -1346,10 +1354,10 @@ impl Transaction {
             wanted: link.capture,
             groups: Vec::new(),
         };
-        // Whether the phase scan of a value (cache row `row` through the chain the units
+        // Whether the phase scan of a value (cache row `row` through the chain the groups
         // scanned, `scanned`) shows the member's operator cannot match it. A group member
         // has no automaton of its own (asking one again after the phase scan cost more than
-        // it saved): a value no unit of the phase scanned goes to the operator.
+        // it saved): a value no group of the phase scanned goes to the operator.
         let ruled_out = |row: u32, scanned: Val| -> bool {
             let Some((word, mask)) = member_bit else {
                 return false;
@@ -2265,7 +2273,11 @@ mod tests {
         );
         // ARGS raw (1, 2), ARGS through urlDecodeUni (3, 4, 5), and jsDecode after
         // lowercase, which is not case-blind (6).
-        assert_eq!(rs.prefilter.units.len(), 3);
+        let units: std::collections::BTreeSet<_> = (rs.prefilter.groups.iter())
+            .flat_map(|g| &g.targets)
+            .flat_map(|t| t.chains.iter().map(|&c| (t.target_id, c)))
+            .collect();
+        assert_eq!(units.len(), 3);
         let tx = four_args(&rs);
         let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
         assert_eq!(ids, [1, 3, 4, 6]);
