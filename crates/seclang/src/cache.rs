@@ -207,21 +207,21 @@ impl TransformCache {
         }
     }
 
-    /// Whether every transformation in `transforms` (a set of [`ChainTable::masks`] bits)
-    /// leaves row `row`'s raw value (`raw()`) as it is, so that every chain made of them
-    /// yields the raw value. Tests the transformations not tested on the value yet.
+    /// Those of `transforms` (a set of [`ChainTable::masks`] bits) that may change row
+    /// `row`'s raw value (`raw()`): a chain made of the others yields the raw value. Tests
+    /// the transformations not tested on the value yet.
     #[inline]
-    pub fn leaves_raw<'a>(
+    pub fn changed_by<'a>(
         &mut self,
         row: Row,
         raw: impl FnOnce() -> &'a [u8],
         transforms: u64,
-    ) -> bool {
+    ) -> u64 {
         let r = row as usize;
         if self.tested[r] & transforms != transforms {
             self.test(row, raw(), transforms);
         }
-        self.changing[r] & transforms == 0
+        self.changing[r] & transforms
     }
 
     /// Tests which of `transforms` change row `row`'s raw value `raw`.
@@ -409,11 +409,11 @@ mod tests {
         assert_eq!(c.get(&chains, None, b"raw", None), b"raw");
     }
 
-    /// `leaves_raw` over a chain's transformations is true only where the chain yields the
-    /// raw value (it may be false there too: the features test is conservative), asked
+    /// `changed_by` a chain's transformations is empty only where the chain yields the
+    /// raw value (it may be not empty there too: the features test is conservative), asked
     /// before or after the chain ran, on values that some steps change.
     #[test]
-    fn leaves_raw_agrees_with_the_chains() {
+    fn changed_by_agrees_with_the_chains() {
         let names = [
             "lowercase",
             "urlDecodeUni",
@@ -442,10 +442,10 @@ mod tests {
                     let mask = chains.masks[id as usize];
                     let ran = |c: &mut TransformCache| c.in_row(&chains, row, v, id) == Val::Raw;
                     let (asked, expected) = if first {
-                        (c.leaves_raw(row, || v, mask), ran(&mut c))
+                        (c.changed_by(row, || v, mask) == 0, ran(&mut c))
                     } else {
                         let expected = ran(&mut c);
-                        (c.leaves_raw(row, || v, mask), expected)
+                        (c.changed_by(row, || v, mask) == 0, expected)
                     };
                     assert!(expected || !asked, "{:?} through {id}", v);
                     answers[usize::from(asked)] += 1;
@@ -454,11 +454,11 @@ mod tests {
             let lower = chains.intern(&steps[..1])[0];
             let blank = chains.intern(&[steps[2], steps[2]])[1];
             let (abc, ab) = (c.row(0), c.row(3));
-            assert!(c.leaves_raw(abc, || b"abc", chains.masks[lower as usize]));
-            assert!(!c.leaves_raw(abc, || b"abc", chains.masks[ids[3] as usize]));
-            assert!(!c.leaves_raw(ab, || b"a  b", chains.masks[blank as usize]));
+            assert!(c.changed_by(abc, || b"abc", chains.masks[lower as usize]) == 0);
+            assert!(c.changed_by(abc, || b"abc", chains.masks[ids[3] as usize]) != 0);
+            assert!(c.changed_by(ab, || b"a  b", chains.masks[blank as usize]) != 0);
             // No transformation at all leaves every value as it is.
-            assert!(c.leaves_raw(0, || unreachable!(), 0));
+            assert_eq!(c.changed_by(0, || unreachable!(), 0), 0);
         }
         assert!(answers[0] > 0 && answers[1] > 0, "{answers:?}");
     }

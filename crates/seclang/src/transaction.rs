@@ -281,6 +281,11 @@ struct Scratch {
     /// and length in `target_values`, length `u32::MAX` if it cannot be listed).
     target_gen: Vec<u32>,
     target_list: Vec<(u32, u32)>,
+    /// Per listed target, this phase: what the transformations asked about so far do to
+    /// its values as a whole, and the OR of its raw values' scans.
+    target_raw: Vec<TargetRaw>,
+    /// The ORs [`TargetRaw::bits`] points at, `words` words each, this phase.
+    target_raw_bits: Vec<u64>,
     /// (slot, cache row) of the values of listed targets, this phase.
     target_values: Vec<(u32, u32)>,
     /// Bytes of the matched variables that [`Matched`] records refer to.
@@ -384,6 +389,18 @@ impl ValueScans {
     }
 }
 
+/// What a phase knows of a listed target's values as a whole: for the groups whose chains
+/// leave every one of them as it is, the target's scans are read as one.
+#[derive(Debug, Default, Clone, Copy)]
+struct TargetRaw {
+    /// The transformations tested on every value, and those among them that change one.
+    tested: u64,
+    changing: u64,
+    /// Where in `Scratch::target_raw_bits` the OR of the raw values' scans is, plus 1 (0:
+    /// not computed yet).
+    bits: u32,
+}
+
 thread_local! {
     static POOL: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -407,6 +424,8 @@ impl Scratch {
         s.group_gen.resize(groups, 0);
         s.target_gen.resize(rs.prefilter.targets.len(), 0);
         s.target_list.resize(rs.prefilter.targets.len(), (0, 0));
+        s.target_raw
+            .resize(rs.prefilter.targets.len(), TargetRaw::default());
         let mut built = match s.built.iter().position(|b| b.rule_set == rs.uid) {
             Some(i) => s.built.remove(i),
             None => {
@@ -910,6 +929,7 @@ impl Transaction {
         self.phase = phase;
         self.scratch.scans.begin_phase(rs.prefilter.scan_id(phase));
         self.scratch.target_values.clear();
+        self.scratch.target_raw_bits.clear();
         let phase_steps = &rs.phases[phase as usize];
         let steps = &phase_steps.steps;
         let mut i = 0;
@@ -1033,32 +1053,48 @@ impl Transaction {
             self.scratch.group_bits[g * w..][words].fill(!0);
             return;
         };
-        self.scratch.group_bits[g * w..][words.clone()].fill(0);
+        let Scratch {
+            cache,
+            group_bits,
+            gen,
+            scans,
+            target_gen,
+            target_values,
+            target_list,
+            target_raw,
+            target_raw_bits,
+            unslotted_scan,
+            ..
+        } = &mut self.scratch;
+        let bits = &mut group_bits[g * w..][words.clone()];
+        bits.fill(0);
+        let or_scan = |bits: &mut [u64], scans: &ValueScans, at: usize| {
+            or_into(bits, &scans.bits[at + words.start..at + words.end]);
+        };
         for gt in &group.targets {
             let t = gt.target_id as usize;
-            self.list_target(pf, t);
-            let Scratch {
-                cache,
-                group_bits,
-                scans,
-                target_values,
-                target_list,
-                unslotted_scan,
-                ..
-            } = &mut self.scratch;
-            let bits = &mut group_bits[g * w..][words.clone()];
-            // Most groups' members fit in one word: that case without the loop the
-            // compiler vectorizes for longer ones.
-            let or_scan = |bits: &mut [u64], scans: &ValueScans, at: usize| {
-                let scanned = &scans.bits[at + words.start..at + words.end];
-                if let ([b], [s]) = (&mut *bits, scanned) {
-                    *b |= s;
-                    return;
-                }
-                for (b, s) in bits.iter_mut().zip(scanned) {
-                    *b |= s;
-                }
-            };
+            // The target's values (slot and cache row) are listed on its first group of the
+            // phase; the other groups read the list instead of visiting it again. A target
+            // with values that have no slot (bodies) is visited every time.
+            if target_gen[t] != *gen {
+                target_gen[t] = *gen;
+                let start = target_values.len();
+                let mut listed = true;
+                visit(
+                    &self.data,
+                    &pf.targets[t],
+                    &mut |_, _, _, slot| match slot {
+                        Some(s) => target_values.push((s, cache.row(s))),
+                        None => listed = false,
+                    },
+                );
+                target_raw[t] = TargetRaw::default();
+                target_list[t] = if listed {
+                    (start as u32, (target_values.len() - start) as u32)
+                } else {
+                    (0, u32::MAX)
+                };
+            }
             let (start, len) = target_list[t];
             if len == u32::MAX {
                 visit(&self.data, &pf.targets[t], &mut |_, _, raw, slot| {
@@ -1067,9 +1103,7 @@ impl Transaction {
                             unslotted_scan.clear();
                             unslotted_scan.resize(w, 0);
                             scan.scan(cache.get(&rs.chains, None, raw, chain), unslotted_scan);
-                            for (b, s) in bits.iter_mut().zip(&unslotted_scan[words.clone()]) {
-                                *b |= s;
-                            }
+                            or_into(bits, &unslotted_scan[words.clone()]);
                             continue;
                         };
                         let v = match chain {
@@ -1082,10 +1116,46 @@ impl Transaction {
                 });
                 continue;
             }
-            for &(slot, row) in &target_values[start as usize..(start + len) as usize] {
-                // A value none of the chains changes (most, on benign traffic) is scanned
-                // and or-ed once for all of them.
-                if cache.leaves_raw(row, || slot_value(&self.data, slot), gt.transforms) {
+            if len == 0 {
+                continue;
+            }
+            let values = &target_values[start as usize..(start + len) as usize];
+            let tr = &mut target_raw[t];
+            if tr.tested & gt.transforms != gt.transforms {
+                for &(slot, row) in values {
+                    tr.changing |=
+                        cache.changed_by(row, || slot_value(&self.data, slot), gt.transforms);
+                }
+                tr.tested |= gt.transforms;
+            }
+            // No value changed by any of the chains (most targets, on benign traffic): the
+            // OR of the raw values' scans, made once per phase, answers for all of them.
+            if tr.changing & gt.transforms == 0 {
+                if tr.bits == 0 {
+                    let at = target_raw_bits.len();
+                    target_raw_bits.resize(at + w, 0);
+                    for &(slot, row) in values {
+                        let scanned = match scans.scanned(row, Val::Raw) {
+                            Some(at) => at,
+                            None => {
+                                let raw = slot_value(&self.data, slot);
+                                scans.offset(scan, w, row, Val::Raw, raw)
+                            }
+                        };
+                        or_into(
+                            &mut target_raw_bits[at..at + w],
+                            &scans.bits[scanned..scanned + w],
+                        );
+                    }
+                    tr.bits = at as u32 + 1;
+                }
+                let at = tr.bits as usize - 1;
+                or_into(bits, &target_raw_bits[at + words.start..at + words.end]);
+                continue;
+            }
+            for &(slot, row) in values {
+                // A value none of the chains changes is scanned and or-ed once for all.
+                if cache.changed_by(row, || slot_value(&self.data, slot), gt.transforms) == 0 {
                     let at = match scans.scanned(row, Val::Raw) {
                         Some(at) => at,
                         None => scans.offset(scan, w, row, Val::Raw, slot_value(&self.data, slot)),
@@ -1120,37 +1190,6 @@ impl Transaction {
                 }
             }
         }
-    }
-
-    /// Lists target `t`'s values (slot and cache row) for the phase, on its first group:
-    /// the other groups read the list instead of visiting it again. A target with values
-    /// that have no slot (bodies) is marked as not listed, to be visited every time.
-    fn list_target(&mut self, pf: &crate::prefilter::Prefilter, t: usize) {
-        let sc = &mut self.scratch;
-        if sc.target_gen[t] == sc.gen {
-            return;
-        }
-        sc.target_gen[t] = sc.gen;
-        let start = sc.target_values.len();
-        let mut listed = true;
-        let Scratch {
-            cache,
-            target_values,
-            ..
-        } = sc;
-        visit(
-            &self.data,
-            &pf.targets[t],
-            &mut |_, _, _, slot| match slot {
-                Some(s) => target_values.push((s, cache.row(s))),
-                None => listed = false,
-            },
-        );
-        sc.target_list[t] = if listed {
-            (start as u32, (sc.target_values.len() - start) as u32)
-        } else {
-            (0, u32::MAX)
-        };
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
@@ -1796,6 +1835,19 @@ impl Transaction {
 
 /// `bytes` as text with invalid UTF-8 replaced, as `String::from_utf8_lossy` gives it:
 /// checking the (nearly always valid) text first is several times faster.
+/// `bits |= scanned`, word by word. Most groups' members fit in one word: that case without
+/// the loop the compiler vectorizes for longer ones.
+#[inline]
+fn or_into(bits: &mut [u64], scanned: &[u64]) {
+    if let ([b], [s]) = (&mut *bits, scanned) {
+        *b |= s;
+        return;
+    }
+    for (b, s) in bits.iter_mut().zip(scanned) {
+        *b |= s;
+    }
+}
+
 fn lossy_string(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_owned(),
