@@ -500,6 +500,9 @@ pub struct Transaction {
     rules_removed: bool,
     removed_targets_by_id: Vec<(Vec<IdRange>, VarRef)>,
     removed_targets_by_tag: Vec<(String, VarRef)>,
+    /// Whether one of the two lists above removes a `TX` target (the `TX:key` links, most
+    /// of CRS's, need not ask otherwise).
+    tx_targets_removed: bool,
     /// Phases up to and including this one are skipped (`allow`).
     allow_through: u8,
     intervention: Option<Intervention>,
@@ -540,6 +543,7 @@ impl RuleSet {
             rules_removed: false,
             removed_targets_by_id: Vec::new(),
             removed_targets_by_tag: Vec::new(),
+            tx_targets_removed: false,
             allow_through: 0,
             intervention: None,
             matched,
@@ -1548,7 +1552,7 @@ impl Transaction {
             count,
         } = *link.tx_key.as_ref()?;
         let name = &rs.tx_key_names[name_start as usize..][..usize::from(name_len)];
-        if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
+        if self.tx_targets_removed {
             // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
             let key: &[u8] = match (&link.targets[0].selector, count) {
                 (Selector::Key(k), false) => k,
@@ -1701,9 +1705,11 @@ impl Transaction {
                     self.rules_removed = true;
                 }
                 Ctl::RuleRemoveTargetById(ids, t) => {
+                    self.tx_targets_removed |= t.var == Var::Tx;
                     self.removed_targets_by_id.push((ids.clone(), t.clone()))
                 }
                 Ctl::RuleRemoveTargetByTag(tag, t) => {
+                    self.tx_targets_removed |= t.var == Var::Tx;
                     self.removed_targets_by_tag.push((tag.clone(), t.clone()))
                 }
                 Ctl::RuleRemoveTargetByMsg(..) | Ctl::Audit | Ctl::RequestBodyLimit(_) => {}
