@@ -1367,6 +1367,9 @@ impl Transaction {
         if let Some(matched) = self.eval_tx_key(rs, starter, link, op, op_fails) {
             return matched;
         }
+        if let Some(matched) = self.eval_count_cmp(rs, idx, starter, link, first, op_fails) {
+            return matched;
+        }
         let chain = link.chain_id();
         let multi = link.multi_match;
         let use_prefilter =
@@ -1600,6 +1603,61 @@ impl Transaction {
         let (n, v) = matched_vars.push_empty();
         n.extend_from_slice(name);
         v.extend_from_slice(value);
+        Some(true)
+    }
+
+    /// [`Transaction::eval_link`] for a link that compares how many values one target
+    /// has with an integer (`&REQUEST_HEADERS:Host "@eq 0"`: CRS's protocol checks), with
+    /// the same outcome: the count compared as an integer, without the text the operator
+    /// would read it from again; `None` for any other link.
+    fn eval_count_cmp(
+        &mut self,
+        rs: &RuleSet,
+        idx: usize,
+        starter: &Rule,
+        link: &Rule,
+        first: bool,
+        op_fails: bool,
+    ) -> Option<bool> {
+        let cmp = link.int_cmp?;
+        let [t] = &link.targets[..] else {
+            return None;
+        };
+        if !t.count
+            || !t.exclusions.is_empty()
+            || !link.chain_ids.is_empty()
+            || link.multi_match
+            || link.capture
+        {
+            return None;
+        }
+        let mut n = 0i64;
+        values(&self.data, t, &mut |_, _, _, _| n += 1);
+        let mut buf = [0; 20];
+        let text = format_i64(n, &mut buf);
+        // `int_cmp` is set for static operators only: the rule's own automaton may ask.
+        if first && !link.negated && !rs.prefilter.may_match(idx, text) {
+            return Some(false);
+        }
+        #[cfg(test)]
+        {
+            self.operator_runs += 1;
+        }
+        if (!op_fails && cmp.holds(n)) == link.negated {
+            return Some(false);
+        }
+        if (!self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty())
+            && self.target_removed(starter, t.var, b"")
+        {
+            return Some(false);
+        }
+        let d = &mut self.data;
+        write_var_name(&mut d.matched_var.0, t.var, b"");
+        d.matched_var.1.clear();
+        d.matched_var.1.extend_from_slice(text);
+        let (name, value) = d.matched_vars.push_empty();
+        write_var_name(name, t.var, b"");
+        value.extend_from_slice(text);
         Some(true)
     }
 
@@ -2787,6 +2845,55 @@ mod tests {
 
     /// `setvar` arithmetic reads the integer the store keeps for a slot; a later plain
     /// `setvar` of text must replace it.
+    /// Counts compared as integers (one counted target) give what the operator gives on
+    /// the count's text (a second, empty target takes the general path), match or not,
+    /// with the same MATCHED_VAR_NAME and MATCHED_VAR.
+    #[test]
+    fn count_comparisons_agree_with_the_general_path() {
+        let mut text = String::from("SecRuleEngine DetectionOnly\n");
+        let mut pairs = 0;
+        for target in ["REQUEST_HEADERS:X-N", "ARGS"] {
+            for op in ["lt", "le", "gt", "ge", "eq"] {
+                for operand in ["2", "-3", "0", "abc", " 1x"] {
+                    for neg in ["", "!"] {
+                        pairs += 1;
+                        for (kind, extra) in [("fast", ""), ("slow", "|REQUEST_HEADERS:X-None")] {
+                            let id = 2 * pairs + usize::from(kind == "slow");
+                            text.push_str(&format!(
+                                "SecRule &{target}{extra} \"{neg}@{op} {operand}\" \
+                                 \"id:{id},phase:1,pass,nolog,\
+                                 setvar:'tx.{kind}_{pairs}=%{{MATCHED_VAR_NAME}}=%{{MATCHED_VAR}}'\"\n"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let rs = Arc::new(RuleSet::from_text(&text, "t").unwrap());
+        let (mut matched, mut unmatched) = (0, 0);
+        for n in 0..4 {
+            let mut tx = rs.transaction(TxInput::default());
+            let query = vec!["a=1"; n].join("&");
+            tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
+            for _ in 0..n {
+                tx.add_request_header(b"x-n", b"v");
+            }
+            assert!(tx.process_request_headers().is_none());
+            // Each link asked once (a slow one's second target has no values).
+            assert_eq!(tx.operator_runs, 2 * pairs);
+            for p in 1..=pairs {
+                let got = tx.tx_var(&format!("fast_{p}")).map(<[u8]>::to_vec);
+                let want = tx.tx_var(&format!("slow_{p}")).map(<[u8]>::to_vec);
+                assert_eq!(got, want, "pair {p}, {n} values");
+                match got {
+                    Some(_) => matched += 1,
+                    None => unmatched += 1,
+                }
+            }
+        }
+        assert!(matched > 0 && unmatched > 0);
+    }
+
     #[test]
     fn slot_integers_follow_the_text_written() {
         let (tx, iv) = phase_1_intervention(
