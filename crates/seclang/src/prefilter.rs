@@ -1007,6 +1007,9 @@ pub struct Prefilter {
     pub groups: Vec<Group>,
     /// The groups' targets (without exclusions), by target id: listed once per phase.
     pub targets: Vec<Target>,
+    /// By target id: the transformations of every group's chains for it
+    /// ([`GroupTarget::transforms`] or-ed), tested on its values at once.
+    pub target_transforms: Vec<u64>,
     /// Indexed by phase; phases 1 and 2 share one (see [`scan_slot`]).
     pub phases: Vec<Option<Arc<PhaseScan>>>,
     /// The widest phase's candidate bits, in words.
@@ -1145,6 +1148,7 @@ impl Prefilter {
         // Number member bits automaton by automaton, group after group (the groups were
         // made phase by phase: phase 1's bits come before phase 2's).
         let mut groups = Vec::with_capacity(building.len());
+        let mut target_transforms = vec![0u64; targets.len()];
         let mut next_bit = [0usize; 6];
         for b in &building {
             let slot = scan_slot(b.phase);
@@ -1170,6 +1174,9 @@ impl Prefilter {
                         transforms: mask,
                     }),
                 }
+            }
+            for t in &targets {
+                target_transforms[t.target_id as usize] |= t.transforms;
             }
             groups.push(Group {
                 targets,
@@ -1252,6 +1259,7 @@ impl Prefilter {
             member,
             groups,
             targets,
+            target_transforms,
             phases: scans,
             words,
             scan_chains,

@@ -1126,11 +1126,12 @@ impl Transaction {
             let values = &target_values[start as usize..(start + len) as usize];
             let tr = &mut target_raw[t];
             if tr.tested & gt.transforms != gt.transforms {
+                // What every group asks of the target, tested on each value at once.
+                let all = pf.target_transforms[t] | gt.transforms;
                 for &(slot, row) in values {
-                    tr.changing |=
-                        cache.changed_by(row, || slot_value(&self.data, slot), gt.transforms);
+                    tr.changing |= cache.changed_by(row, || slot_value(&self.data, slot), all);
                 }
-                tr.tested |= gt.transforms;
+                tr.tested |= all;
             }
             // No value changed by any of the chains (most targets, on benign traffic): the
             // OR of the raw values' scans, made once per phase, answers for all of them.
@@ -1167,15 +1168,13 @@ impl Transaction {
                     or_scan(bits, scans, at);
                     continue;
                 }
-                // The raw value is read only where the transformed one or its scan is not
-                // known yet (mostly they are: groups share values).
+                // A value some chain changes: each chain's value (computed on first use)
+                // and its scan.
+                let raw = slot_value(&self.data, slot);
                 let mut last = None;
                 for &chain in &gt.chains {
                     let v = match chain {
-                        Some(c) => match cache.known(&rs.chains, row, c) {
-                            Some(v) => v,
-                            None => cache.in_row(&rs.chains, row, slot_value(&self.data, slot), c),
-                        },
+                        Some(c) => cache.in_row(&rs.chains, row, raw, c),
                         None => Val::Raw,
                     };
                     // Chains that agree on the value read the same scan.
@@ -1185,10 +1184,7 @@ impl Transaction {
                     last = Some(v);
                     let at = match scans.scanned(row, v) {
                         Some(at) => at,
-                        None => {
-                            let bytes = cache.bytes(v, slot_value(&self.data, slot));
-                            scans.offset(scan, w, row, v, bytes)
-                        }
+                        None => scans.offset(scan, w, row, v, cache.bytes(v, raw)),
                     };
                     or_scan(bits, scans, at);
                 }
