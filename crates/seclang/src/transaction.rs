@@ -1360,9 +1360,27 @@ impl Transaction {
         first: bool,
         op_fails: bool,
     ) -> bool {
-        if let Some(matched) = self.eval_tx_key(rs, starter, link, op, op_fails) {
-            return matched;
+        match self.eval_tx_key(rs, starter, link, op, op_fails) {
+            Some(matched) => matched,
+            None => self.eval_values(rs, idx, starter, link, op, first, op_fails),
         }
+    }
+
+    /// [`Transaction::eval_link_with`] for a link other than a `TX:key` one. Out of line:
+    /// inlined in the rule loop, its many live values made every link, `TX:key` ones
+    /// too, load and spill them.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn eval_values(
+        &mut self,
+        rs: &RuleSet,
+        idx: usize,
+        starter: &Rule,
+        link: &Rule,
+        op: &dyn Operator,
+        first: bool,
+        op_fails: bool,
+    ) -> bool {
         if let Some(matched) = self.eval_count_cmp(rs, idx, starter, link, first, op_fails) {
             return matched;
         }
