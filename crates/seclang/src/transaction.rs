@@ -277,14 +277,9 @@ struct Scratch {
     /// Changes with every phase run (of any transaction using this scratch).
     gen: u32,
     scans: ValueScans,
-    /// Per group target: the phase generation its list was made in, and the list (offset
-    /// and length in `target_values`, length `u32::MAX` if it cannot be listed).
-    target_gen: Vec<u32>,
-    target_list: Vec<(u32, u32)>,
-    /// Per listed target, this phase: what the transformations asked about so far do to
-    /// its values as a whole, and the OR of its raw values' scans.
-    target_raw: Vec<TargetRaw>,
-    /// The ORs [`TargetRaw::bits`] points at, `words` words each, this phase.
+    /// Per group target (by target id), what the phase knows of its values.
+    targets: Vec<TargetState>,
+    /// The ORs [`TargetState::raw_bits`] points at, `words` words each, this phase.
     target_raw_bits: Vec<u64>,
     /// (slot, cache row) of the values of listed targets, this phase.
     target_values: Vec<(u32, u32)>,
@@ -389,16 +384,25 @@ impl ValueScans {
     }
 }
 
-/// What a phase knows of a listed target's values as a whole: for the groups whose chains
-/// leave every one of them as it is, the target's scans are read as one.
+/// What a phase knows of a group target's values, in one place: the groups of a phase
+/// read it for each of their targets.
 #[derive(Debug, Default, Clone, Copy)]
-struct TargetRaw {
-    /// The transformations tested on every value, and those among them that change one.
-    tested: u64,
-    changing: u64,
+struct TargetState {
+    /// The phase generation the rest was made in.
+    gen: u32,
+    /// The target's values, listed on its first group of the phase: (slot, cache row) at
+    /// `Scratch::target_values[start..start + len]`; `len` is `u32::MAX` where they cannot
+    /// be listed (values without a slot: bodies).
+    start: u32,
+    len: u32,
     /// Where in `Scratch::target_raw_bits` the OR of the raw values' scans is, plus 1 (0:
     /// not computed yet).
-    bits: u32,
+    raw_bits: u32,
+    /// The transformations tested on every value, and those among them that change one:
+    /// for the groups whose chains leave every value as it is, the raw scans are read as
+    /// one.
+    tested: u64,
+    changing: u64,
 }
 
 thread_local! {
@@ -422,10 +426,8 @@ impl Scratch {
         let groups = rs.prefilter.groups.len();
         s.group_bits.resize(groups * rs.prefilter.words, 0);
         s.group_gen.resize(groups, 0);
-        s.target_gen.resize(rs.prefilter.targets.len(), 0);
-        s.target_list.resize(rs.prefilter.targets.len(), (0, 0));
-        s.target_raw
-            .resize(rs.prefilter.targets.len(), TargetRaw::default());
+        s.targets
+            .resize(rs.prefilter.targets.len(), TargetState::default());
         let mut built = match s.built.iter().position(|b| b.rule_set == rs.uid) {
             Some(i) => s.built.remove(i),
             None => {
@@ -927,7 +929,7 @@ impl Transaction {
         sc.gen = sc.gen.wrapping_add(1);
         if sc.gen == 0 {
             sc.group_gen.fill(0);
-            sc.target_gen.fill(0);
+            sc.targets.fill(TargetState::default());
             sc.gen = 1;
         }
         self.phase = phase;
@@ -1062,10 +1064,8 @@ impl Transaction {
             group_bits,
             gen,
             scans,
-            target_gen,
+            targets,
             target_values,
-            target_list,
-            target_raw,
             target_raw_bits,
             unslotted_scan,
             ..
@@ -1080,8 +1080,8 @@ impl Transaction {
             // The target's values (slot and cache row) are listed on its first group of the
             // phase; the other groups read the list instead of visiting it again. A target
             // with values that have no slot (bodies) is visited every time.
-            if target_gen[t] != *gen {
-                target_gen[t] = *gen;
+            let ts = &mut targets[t];
+            if ts.gen != *gen {
                 let start = target_values.len();
                 let mut listed = true;
                 visit(
@@ -1092,14 +1092,19 @@ impl Transaction {
                         None => listed = false,
                     },
                 );
-                target_raw[t] = TargetRaw::default();
-                target_list[t] = if listed {
+                let (start, len) = if listed {
                     (start as u32, (target_values.len() - start) as u32)
                 } else {
                     (0, u32::MAX)
                 };
+                *ts = TargetState {
+                    gen: *gen,
+                    start,
+                    len,
+                    ..TargetState::default()
+                };
             }
-            let (start, len) = target_list[t];
+            let (start, len) = (ts.start, ts.len);
             if len == u32::MAX {
                 visit(&self.data, &pf.targets[t], &mut |_, _, raw, slot| {
                     for &chain in &gt.chains {
@@ -1124,19 +1129,18 @@ impl Transaction {
                 continue;
             }
             let values = &target_values[start as usize..(start + len) as usize];
-            let tr = &mut target_raw[t];
-            if tr.tested & gt.transforms != gt.transforms {
+            if ts.tested & gt.transforms != gt.transforms {
                 // What every group asks of the target, tested on each value at once.
                 let all = pf.target_transforms[t] | gt.transforms;
                 for &(slot, row) in values {
-                    tr.changing |= cache.changed_by(row, || slot_value(&self.data, slot), all);
+                    ts.changing |= cache.changed_by(row, || slot_value(&self.data, slot), all);
                 }
-                tr.tested |= all;
+                ts.tested |= all;
             }
             // No value changed by any of the chains (most targets, on benign traffic): the
             // OR of the raw values' scans, made once per phase, answers for all of them.
-            if tr.changing & gt.transforms == 0 {
-                if tr.bits == 0 {
+            if ts.changing & gt.transforms == 0 {
+                if ts.raw_bits == 0 {
                     let at = target_raw_bits.len();
                     target_raw_bits.resize(at + w, 0);
                     for &(slot, row) in values {
@@ -1152,9 +1156,9 @@ impl Transaction {
                             &scans.bits[scanned..scanned + w],
                         );
                     }
-                    tr.bits = at as u32 + 1;
+                    ts.raw_bits = at as u32 + 1;
                 }
-                let at = tr.bits as usize - 1;
+                let at = ts.raw_bits as usize - 1;
                 or_into(bits, &target_raw_bits[at + words.start..at + words.end]);
                 continue;
             }
