@@ -1998,11 +1998,14 @@ fn slot_value(d: &Data, slot: u32) -> &[u8] {
     }
 }
 
-type Visitor<'v> = dyn FnMut(Var, &[u8], &[u8], Option<u32>) + 'v;
+/// What visiting calls for each value: generic, so that each caller's closure is inlined
+/// into the walk over the values instead of being called through a pointer per value.
+trait Visitor: FnMut(Var, &[u8], &[u8], Option<u32>) {}
+impl<F: FnMut(Var, &[u8], &[u8], Option<u32>)> Visitor for F {}
 
 /// Call `f(var, key, value, cache slot)` for every value `t` selects (or once with the
 /// count for `&` targets).
-fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
+fn visit(d: &Data, t: &Target, f: &mut impl Visitor) {
     if t.count {
         let mut n = 0i64;
         values(d, t, &mut |_, _, _, _| n += 1);
@@ -2013,24 +2016,23 @@ fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
 }
 
 /// [`visit`] for the values themselves (`t.count` ignored).
-fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
+fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
     let sel = &t.selector;
     // Most targets take the whole collection: no key test per member.
     let every = matches!(sel, Selector::All);
-    let pairs =
-        |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut Visitor<'_>| {
-            for (i, (k, v)) in ps.iter().enumerate() {
-                if every || sel.selects(k) {
-                    if names {
-                        f(var, k, k, slot(slot_var, base + i));
-                    } else {
-                        f(var, k, v, slot(slot_var, base + i));
-                    }
+    let pairs = |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut F| {
+        for (i, (k, v)) in ps.iter().enumerate() {
+            if every || sel.selects(k) {
+                if names {
+                    f(var, k, k, slot(slot_var, base + i));
+                } else {
+                    f(var, k, v, slot(slot_var, base + i));
                 }
             }
-        };
+        }
+    };
     let r = &d.req;
-    let scalar = |f: &mut Visitor<'_>, v: &[u8], cache: bool| {
+    let scalar = |f: &mut F, v: &[u8], cache: bool| {
         f(t.var, b"", v, if cache { slot(t.var, 0) } else { None })
     };
     match t.var {
@@ -2351,7 +2353,7 @@ fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
     }
 }
 
-fn store(s: &Store, t: &Target, f: &mut Visitor<'_>) {
+fn store(s: &Store, t: &Target, f: &mut impl Visitor) {
     match &t.selector {
         Selector::Key(k) => {
             let v = match t.slot {
