@@ -1440,87 +1440,92 @@ impl Transaction {
         #[cfg(test)]
         let operator_runs = &mut self.operator_runs;
         let data = &self.data;
-        for t in &link.targets {
-            visit(data, t, &mut |var, key, raw, slot| {
-                if t.exclusions.iter().any(|s| s.selects(key)) {
+        // One closure for every target of the link (built once: it holds many references),
+        // told each target's exclusions.
+        let exclusions: std::cell::Cell<&[Selector]> = std::cell::Cell::new(&[]);
+        let mut each = |var, key: &[u8], raw: &[u8], slot: Option<u32>| {
+            if exclusions.get().iter().any(|s| s.selects(key)) {
+                return;
+            }
+            let mut check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<Hit>| {
+                // Rules outside the groups ask their own automaton.
+                if use_prefilter && !pf.may_match(idx, v) {
+                    return false;
+                }
+                #[cfg(test)]
+                {
+                    *operator_runs += 1;
+                }
+                if (!op_fails && op.matches(v, caps)) != link.negated {
+                    let mut keep = |b: &[u8]| {
+                        hit_bytes.extend_from_slice(b);
+                        hit_bytes.len() - b.len()..hit_bytes.len()
+                    };
+                    hits.push(Hit {
+                        var,
+                        key: keep(key),
+                        value: keep(v),
+                        groups: std::mem::take(&mut caps.groups),
+                    });
+                    return true;
+                }
+                false
+            };
+            if multi {
+                // The operator runs on the raw value and after each transformation that
+                // changed it: an unchanged value cannot give a different answer.
+                let Some(slot) = slot else {
+                    cache.each_changed(&rs.chains, raw, &link.chain_ids, &mut |v| {
+                        check(v, &mut caps, hits)
+                    });
+                    return;
+                };
+                let row = cache.row(slot);
+                if !ruled_out(row, Val::Raw) && check(raw, &mut caps, hits) {
                     return;
                 }
-                let mut check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<Hit>| {
-                    // Rules outside the groups ask their own automaton.
-                    if use_prefilter && !pf.may_match(idx, v) {
-                        return false;
-                    }
-                    #[cfg(test)]
+                let mut prev = Val::Raw;
+                for &c in &link.chain_ids {
+                    let v = cache.in_row(&rs.chains, row, raw, c);
+                    if v != prev
+                        && !(member_bit.is_some()
+                            && ruled_out(row, scanned_value(cache, row, raw, Some(c))))
+                        && check(cache.bytes(v, raw), &mut caps, hits)
                     {
-                        *operator_runs += 1;
+                        return;
                     }
-                    if (!op_fails && op.matches(v, caps)) != link.negated {
-                        let mut keep = |b: &[u8]| {
-                            hit_bytes.extend_from_slice(b);
-                            hit_bytes.len() - b.len()..hit_bytes.len()
+                    prev = v;
+                }
+            } else {
+                match slot {
+                    Some(slot) => {
+                        let row = cache.row(slot);
+                        let scanned = if member_bit.is_some() {
+                            let scanned = scanned_value(cache, row, raw, chain);
+                            if ruled_out(row, scanned) {
+                                return;
+                            }
+                            Some(scanned)
+                        } else {
+                            None
                         };
-                        hits.push(Hit {
-                            var,
-                            key: keep(key),
-                            value: keep(v),
-                            groups: std::mem::take(&mut caps.groups),
-                        });
-                        return true;
+                        let v = match (chain, scanned) {
+                            (_, Some(v)) if scan_chain == chain => v,
+                            (Some(c), _) => cache.in_row(&rs.chains, row, raw, c),
+                            (None, _) => Val::Raw,
+                        };
+                        check(cache.bytes(v, raw), &mut caps, hits);
                     }
-                    false
-                };
-                if multi {
-                    // The operator runs on the raw value and after each transformation that
-                    // changed it: an unchanged value cannot give a different answer.
-                    let Some(slot) = slot else {
-                        cache.each_changed(&rs.chains, raw, &link.chain_ids, &mut |v| {
-                            check(v, &mut caps, hits)
-                        });
-                        return;
-                    };
-                    let row = cache.row(slot);
-                    if !ruled_out(row, Val::Raw) && check(raw, &mut caps, hits) {
-                        return;
-                    }
-                    let mut prev = Val::Raw;
-                    for &c in &link.chain_ids {
-                        let v = cache.in_row(&rs.chains, row, raw, c);
-                        if v != prev
-                            && !(member_bit.is_some()
-                                && ruled_out(row, scanned_value(cache, row, raw, Some(c))))
-                            && check(cache.bytes(v, raw), &mut caps, hits)
-                        {
-                            return;
-                        }
-                        prev = v;
-                    }
-                } else {
-                    match slot {
-                        Some(slot) => {
-                            let row = cache.row(slot);
-                            let scanned = if member_bit.is_some() {
-                                let scanned = scanned_value(cache, row, raw, chain);
-                                if ruled_out(row, scanned) {
-                                    return;
-                                }
-                                Some(scanned)
-                            } else {
-                                None
-                            };
-                            let v = match (chain, scanned) {
-                                (_, Some(v)) if scan_chain == chain => v,
-                                (Some(c), _) => cache.in_row(&rs.chains, row, raw, c),
-                                (None, _) => Val::Raw,
-                            };
-                            check(cache.bytes(v, raw), &mut caps, hits);
-                        }
-                        None => {
-                            let v = cache.get(&rs.chains, None, raw, chain);
-                            check(v, &mut caps, hits);
-                        }
+                    None => {
+                        let v = cache.get(&rs.chains, None, raw, chain);
+                        check(v, &mut caps, hits);
                     }
                 }
-            });
+            }
+        };
+        for t in &link.targets {
+            exclusions.set(&t.exclusions);
+            visit(data, t, &mut each);
         }
         let mut hits = std::mem::take(&mut self.scratch.hits);
         let bytes = std::mem::take(&mut self.scratch.hit_bytes);
@@ -2387,6 +2392,37 @@ mod tests {
         );
         assert!(tx.process_request_headers().is_none());
         tx
+    }
+
+    /// A target's exclusions apply to its own values only, whichever target of the link
+    /// comes first (the link's targets share one visiting closure).
+    #[test]
+    fn exclusions_apply_to_their_own_target() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS|!ARGS:b|REQUEST_HEADERS \"@streq attack\" \"id:1,phase:1,pass,\
+                   setvar:'tx.hit=%{MATCHED_VAR_NAME}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        for (query, header, hit) in [
+            ("a=attack", "x", Some("ARGS:a")),
+            ("b=attack", "x", None),
+            ("b=attack", "b", Some("REQUEST_HEADERS:b")),
+        ] {
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
+            // Only a header named `b` holds the word.
+            let value: &[u8] = if header == "b" { b"attack" } else { b"calm" };
+            tx.add_request_header(header.as_bytes(), value);
+            assert!(tx.process_request_headers().is_none());
+            let got = tx
+                .tx_var("hit")
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            assert_eq!(got.as_deref(), hit, "{query}, header {header}");
+        }
     }
 
     /// Members whose chain ends in `lowercase` (or has it followed only by case-blind
