@@ -207,12 +207,27 @@ impl TransformCache {
         }
     }
 
-    /// [`TransformCache::in_row`] for a value not known yet (or whose transformations'
-    /// unchanged-value tests have not all run).
-    #[inline(never)]
-    fn compute(&mut self, chains: &ChainTable, row: Row, raw: &[u8], chain: ChainId) -> Val {
+    /// Those of `transforms` (a set of [`ChainTable::masks`] bits) that may change row
+    /// `row`'s raw value (`raw()`): a chain made of the others yields the raw value. Tests
+    /// the transformations not tested on the value yet.
+    #[inline]
+    pub fn changed_by<'a>(
+        &mut self,
+        row: Row,
+        raw: impl FnOnce() -> &'a [u8],
+        transforms: u64,
+    ) -> u64 {
         let r = row as usize;
-        let used = chains.masks[chain as usize];
+        if self.tested[r] & transforms != transforms {
+            self.test(row, raw(), transforms);
+        }
+        self.changing[r] & transforms
+    }
+
+    /// Tests which of `transforms` change row `row`'s raw value `raw`.
+    #[inline(never)]
+    fn test(&mut self, row: Row, raw: &[u8], transforms: u64) {
+        let r = row as usize;
         if self.tested[r] == 0 {
             // One pass over the value answers for every transformation whose features it
             // lacks, and for those that change any value with them (never all 64 bits).
@@ -220,7 +235,7 @@ impl TransformCache {
             self.changing[r] = may & !refined;
             self.tested[r] = !refined;
         }
-        let mut untested = used & !self.tested[r];
+        let mut untested = transforms & !self.tested[r];
         while untested != 0 {
             let t = untested.trailing_zeros();
             untested &= untested - 1;
@@ -229,7 +244,18 @@ impl TransformCache {
                 self.changing[r] |= 1 << t;
             }
         }
-        self.tested[r] |= used;
+        self.tested[r] |= transforms;
+    }
+
+    /// [`TransformCache::in_row`] for a value not known yet (or whose transformations'
+    /// unchanged-value tests have not all run).
+    #[inline(never)]
+    fn compute(&mut self, chains: &ChainTable, row: Row, raw: &[u8], chain: ChainId) -> Val {
+        let r = row as usize;
+        let used = chains.masks[chain as usize];
+        if self.tested[r] & used != used {
+            self.test(row, raw, used);
+        }
         if self.changing[r] & used == 0 {
             return Val::Raw;
         }
@@ -381,6 +407,60 @@ mod tests {
         assert_eq!(c.get(&chains, None, b"X%59", Some(ids[1])), b"xy");
         assert_eq!(c.get(&chains, None, b"X%59", Some(ids[0])), b"XY");
         assert_eq!(c.get(&chains, None, b"raw", None), b"raw");
+    }
+
+    /// `changed_by` a chain's transformations is empty only where the chain yields the
+    /// raw value (it may be not empty there too: the features test is conservative), asked
+    /// before or after the chain ran, on values that some steps change.
+    #[test]
+    fn changed_by_agrees_with_the_chains() {
+        let names = [
+            "lowercase",
+            "urlDecodeUni",
+            "compressWhitespace",
+            "base64Decode",
+        ];
+        let steps: Vec<_> = names
+            .iter()
+            .map(|n| transformations::lookup(n).unwrap())
+            .collect();
+        let mut chains = ChainTable::default();
+        let mut ids = Vec::new();
+        for a in &steps {
+            for b in &steps {
+                ids.push(*chains.intern(&[*a, *b]).last().unwrap());
+            }
+        }
+        let values: [&[u8]; 6] = [b"abc", b"ABC", b"a%41", b"a  b", b"", b"aGVsbG8="];
+        let mut answers = [0; 2];
+        for first in [false, true] {
+            let mut c = TransformCache::default();
+            c.clear(0, chains.nodes.len());
+            for (slot, v) in values.iter().enumerate() {
+                let row = c.row(slot as u32);
+                for &id in &ids {
+                    let mask = chains.masks[id as usize];
+                    let ran = |c: &mut TransformCache| c.in_row(&chains, row, v, id) == Val::Raw;
+                    let (asked, expected) = if first {
+                        (c.changed_by(row, || v, mask) == 0, ran(&mut c))
+                    } else {
+                        let expected = ran(&mut c);
+                        (c.changed_by(row, || v, mask) == 0, expected)
+                    };
+                    assert!(expected || !asked, "{:?} through {id}", v);
+                    answers[usize::from(asked)] += 1;
+                }
+            }
+            let lower = chains.intern(&steps[..1])[0];
+            let blank = chains.intern(&[steps[2], steps[2]])[1];
+            let (abc, ab) = (c.row(0), c.row(3));
+            assert!(c.changed_by(abc, || b"abc", chains.masks[lower as usize]) == 0);
+            assert!(c.changed_by(abc, || b"abc", chains.masks[ids[3] as usize]) != 0);
+            assert!(c.changed_by(ab, || b"a  b", chains.masks[blank as usize]) != 0);
+            // No transformation at all leaves every value as it is.
+            assert_eq!(c.changed_by(0, || unreachable!(), 0), 0);
+        }
+        assert!(answers[0] > 0 && answers[1] > 0, "{answers:?}");
     }
 
     #[test]

@@ -576,28 +576,35 @@ fn target_key(t: &Target) -> String {
 
 /// The prefilterable rules of one phase with the same targets (up to exclusions and order)
 /// whose operator sees the same transformation chain(s). Whether a member can match this
-/// phase is read from the bits of the group's units.
+/// phase is read from the scans of its targets' values through those chains.
 #[derive(Debug)]
 pub struct Group {
-    /// (target, chain) units whose values the members' operators see.
-    pub units: Vec<u32>,
+    /// The (target, chain) units whose values the members' operators see, target by
+    /// target: a target's values are listed once for all its chains.
+    pub targets: Vec<GroupTarget>,
     /// Bit of the first member in its phase's candidate bits.
     pub bit: usize,
     /// The candidate words its members' bits are in (start, end exclusive).
     pub words: (u32, u32),
 }
 
-/// One target (without exclusions) through one transformation chain (`None`: raw). Its bits
-/// for a phase are the union of the phase automaton's matches over every value the target
-/// selects, transformed: computed at most once per phase however many groups share it.
+/// One target of a [`Group`] and the chains the group scans its values through.
 #[derive(Debug)]
-pub struct Unit {
+pub struct GroupTarget {
     /// The target, in [`Prefilter::targets`].
     pub target_id: u32,
-    pub chain: Option<ChainId>,
-    /// The candidate words the groups looking at it read (start, end exclusive): the only
-    /// ones its bits are computed for.
-    pub words: (u32, u32),
+    /// `None`: the raw value.
+    pub chains: Vec<Option<ChainId>>,
+    /// The transformations of all of `chains` ([`ChainTable::masks`] or-ed): a value that
+    /// none of them changes is scanned once for every chain.
+    pub transforms: u64,
+}
+
+/// One target (without exclusions) through one transformation chain (`None`: raw), as
+/// groups share them while they are built.
+struct Unit {
+    target_id: u32,
+    chain: Option<ChainId>,
 }
 
 /// Longest literal prefix the phase automata look for; the rest of a longer literal is
@@ -1124,10 +1131,11 @@ pub struct Prefilter {
     /// Indexed like `RuleSet::rules`: (group, member index).
     pub member: Vec<Option<(u32, u16)>>,
     pub groups: Vec<Group>,
-    pub units: Vec<Unit>,
-    /// The units' targets (without exclusions), by target id: kept apart from the units,
-    /// which a phase reads one by one and a target only once.
+    /// The groups' targets (without exclusions), by target id: listed once per phase.
     pub targets: Vec<Target>,
+    /// By target id: the transformations of every group's chains for it
+    /// ([`GroupTarget::transforms`] or-ed), tested on its values at once.
+    pub target_transforms: Vec<u64>,
     /// Indexed by phase; phases 1 and 2 share one (see [`scan_slot`]).
     pub phases: Vec<Option<Arc<PhaseScan>>>,
     /// The widest phase's candidate bits, in words.
@@ -1238,7 +1246,6 @@ impl Prefilter {
                             units.push(Unit {
                                 target_id,
                                 chain: c,
-                                words: (u32::MAX, 0),
                             });
                             units.len() as u32 - 1
                         });
@@ -1267,6 +1274,7 @@ impl Prefilter {
         // Number member bits automaton by automaton, group after group (the groups were
         // made phase by phase: phase 1's bits come before phase 2's).
         let mut groups = Vec::with_capacity(building.len());
+        let mut target_transforms = vec![0u64; targets.len()];
         let mut next_bit = [0usize; 6];
         for b in &building {
             let slot = scan_slot(b.phase);
@@ -1275,12 +1283,29 @@ impl Prefilter {
                 (bit / 64) as u32,
                 (bit + b.members.len()).div_ceil(64) as u32,
             );
-            for &u in &b.units {
-                let unit = &mut units[u as usize];
-                unit.words = (unit.words.0.min(words.0), unit.words.1.max(words.1));
+            let mut by_target = b.units.clone();
+            by_target.sort_by_key(|&u| units[u as usize].target_id);
+            let mut targets: Vec<GroupTarget> = Vec::new();
+            for &u in &by_target {
+                let unit = &units[u as usize];
+                let mask = unit.chain.map_or(0, |c| chains.masks[c as usize]);
+                match targets.last_mut() {
+                    Some(t) if t.target_id == unit.target_id => {
+                        t.chains.push(unit.chain);
+                        t.transforms |= mask;
+                    }
+                    _ => targets.push(GroupTarget {
+                        target_id: unit.target_id,
+                        chains: vec![unit.chain],
+                        transforms: mask,
+                    }),
+                }
+            }
+            for t in &targets {
+                target_transforms[t.target_id as usize] |= t.transforms;
             }
             groups.push(Group {
-                units: b.units.clone(),
+                targets,
                 bit,
                 words,
             });
@@ -1360,7 +1385,7 @@ impl Prefilter {
             member,
             groups,
             targets,
-            units,
+            target_transforms,
             phases: scans,
             words,
             scan_chains,

@@ -267,19 +267,20 @@ impl Data {
 #[derive(Debug, Default)]
 struct Scratch {
     cache: TransformCache,
-    /// Prefilter unit state: candidate bits, and the generation they were computed in
-    /// (per unit, then per group at `units + group`, so that one reset covers both).
-    unit_bits: Vec<u64>,
-    unit_gen: Vec<u32>,
-    /// Per group: the OR of its units' bits, in the words its members' bits are in.
+    /// Per group: the generation its bits were computed in, and the bits (the OR of the
+    /// scans of its targets' values through its chains, in the words its members' bits
+    /// are in).
+    group_gen: Vec<u32>,
     group_bits: Vec<u64>,
+    /// The scan of a value without a cache slot (a body's), which no other scan shares.
+    unslotted_scan: Vec<u64>,
     /// Changes with every phase run (of any transaction using this scratch).
     gen: u32,
     scans: ValueScans,
-    /// Per unit target: the phase generation its list was made in, and the list (offset
-    /// and length in `target_values`, length `u32::MAX` if it cannot be listed).
-    target_gen: Vec<u32>,
-    target_list: Vec<(u32, u32)>,
+    /// Per group target (by target id), what the phase knows of its values.
+    targets: Vec<TargetState>,
+    /// The ORs [`TargetState::raw_bits`] points at, `words` words each, this phase.
+    target_raw_bits: Vec<u64>,
     /// (slot, cache row) of the values of listed targets, this phase.
     target_values: Vec<(u32, u32)>,
     /// Bytes of the matched variables that [`Matched`] records refer to.
@@ -383,6 +384,27 @@ impl ValueScans {
     }
 }
 
+/// What a phase knows of a group target's values, in one place: the groups of a phase
+/// read it for each of their targets.
+#[derive(Debug, Default, Clone, Copy)]
+struct TargetState {
+    /// The phase generation the rest was made in.
+    gen: u32,
+    /// The target's values, listed on its first group of the phase: (slot, cache row) at
+    /// `Scratch::target_values[start..start + len]`; `len` is `u32::MAX` where they cannot
+    /// be listed (values without a slot: bodies).
+    start: u32,
+    len: u32,
+    /// Where in `Scratch::target_raw_bits` the OR of the raw values' scans is, plus 1 (0:
+    /// not computed yet).
+    raw_bits: u32,
+    /// The transformations tested on every value, and those among them that change one:
+    /// for the groups whose chains leave every value as it is, the raw scans are read as
+    /// one.
+    tested: u64,
+    changing: u64,
+}
+
 thread_local! {
     static POOL: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -398,15 +420,14 @@ impl Scratch {
         // Scans are keyed by the cache's rows, which start again.
         s.scans.clear();
         s.match_bytes.clear();
-        // Unit bits are valid only for the generation they were computed in, and
+        // Group bits are valid only for the generation they were computed in, and
         // generations keep counting across the transactions that reuse this scratch: no
         // clearing needed.
-        let (units, groups) = (rs.prefilter.units.len(), rs.prefilter.groups.len());
-        s.unit_bits.resize(units * rs.prefilter.words, 0);
+        let groups = rs.prefilter.groups.len();
         s.group_bits.resize(groups * rs.prefilter.words, 0);
-        s.unit_gen.resize(units + groups, 0);
-        s.target_gen.resize(rs.prefilter.targets.len(), 0);
-        s.target_list.resize(rs.prefilter.targets.len(), (0, 0));
+        s.group_gen.resize(groups, 0);
+        s.targets
+            .resize(rs.prefilter.targets.len(), TargetState::default());
         let mut built = match s.built.iter().position(|b| b.rule_set == rs.uid) {
             Some(i) => s.built.remove(i),
             None => {
@@ -481,6 +502,9 @@ pub struct Transaction {
     rules_removed: bool,
     removed_targets_by_id: Vec<(Vec<IdRange>, VarRef)>,
     removed_targets_by_tag: Vec<(String, VarRef)>,
+    /// Whether one of the two lists above removes a `TX` target (the `TX:key` links, most
+    /// of CRS's, need not ask otherwise).
+    tx_targets_removed: bool,
     /// Phases up to and including this one are skipped (`allow`).
     allow_through: u8,
     intervention: Option<Intervention>,
@@ -521,6 +545,7 @@ impl RuleSet {
             rules_removed: false,
             removed_targets_by_id: Vec::new(),
             removed_targets_by_tag: Vec::new(),
+            tx_targets_removed: false,
             allow_through: 0,
             intervention: None,
             matched,
@@ -903,13 +928,14 @@ impl Transaction {
         let sc = &mut self.scratch;
         sc.gen = sc.gen.wrapping_add(1);
         if sc.gen == 0 {
-            sc.unit_gen.fill(0);
-            sc.target_gen.fill(0);
+            sc.group_gen.fill(0);
+            sc.targets.fill(TargetState::default());
             sc.gen = 1;
         }
         self.phase = phase;
         self.scratch.scans.begin_phase(rs.prefilter.scan_id(phase));
         self.scratch.target_values.clear();
+        self.scratch.target_raw_bits.clear();
         let phase_steps = &rs.phases[phase as usize];
         let steps = &phase_steps.steps;
         let mut i = 0;
@@ -1006,75 +1032,58 @@ impl Transaction {
         None
     }
 
-    /// Whether member `m` of prefilter group `g` can match this phase: whether one of the
-    /// group's units has its bit.
+    /// Whether member `m` of prefilter group `g` can match this phase: whether the scan of
+    /// one of the group's values has its bit.
     fn group_may_match(&mut self, rs: &RuleSet, g: usize, m: usize) -> bool {
         let pf = &rs.prefilter;
         let bit = pf.groups[g].bit + m;
-        if self.scratch.unit_gen[pf.units.len() + g] != self.scratch.gen {
+        if self.scratch.group_gen[g] != self.scratch.gen {
             self.group_bits(rs, g);
         }
         self.scratch.group_bits[g * pf.words + bit / 64] & (1 << (bit % 64)) != 0
     }
 
-    /// Computes group `g`'s bits for the phase, once for all its members (which otherwise
-    /// each went over every unit of the group). Out of line: the phase's step loop that
-    /// asks runs for every rule, this once per group.
+    /// Computes group `g`'s bits for the phase, once for all its members: target by target,
+    /// each value through each of the group's chains for it, each distinct transformed value
+    /// scanned once per phase whichever groups read it. Out of line: the phase's step loop
+    /// that asks runs for every rule, this once per group.
     #[inline(never)]
     fn group_bits(&mut self, rs: &RuleSet, g: usize) {
         let pf = &rs.prefilter;
         let group = &pf.groups[g];
         let w = pf.words;
-        let gen = self.scratch.gen;
-        self.scratch.unit_gen[pf.units.len() + g] = gen;
         let words = group.words.0 as usize..group.words.1 as usize;
-        self.scratch.group_bits[g * w..][words.clone()].fill(0);
-        for &u in &group.units {
-            let u = u as usize;
-            let sc = &self.scratch;
-            if sc.unit_gen[u] != gen {
-                // A target listed empty this phase: its units have no bits to compute.
-                let t = pf.units[u].target_id as usize;
-                if sc.target_gen[t] == gen && sc.target_list[t].1 == 0 {
-                    continue;
-                }
-                self.unit_bits(rs, u);
-            }
-            let sc = &mut self.scratch;
-            for i in words.clone() {
-                sc.group_bits[g * w + i] |= sc.unit_bits[u * w + i];
-            }
-        }
-    }
-
-    /// Computes the phase candidate bits of unit `u` (in the words its groups read): each
-    /// distinct transformed value is scanned once per phase, whichever units share it.
-    fn unit_bits(&mut self, rs: &RuleSet, u: usize) {
-        let pf = &rs.prefilter;
-        let w = pf.words;
-        let sc = &mut self.scratch;
-        if sc.unit_gen[u] != sc.gen {
-            sc.unit_gen[u] = sc.gen;
-            let Some(scan) = pf.phases[self.phase as usize].as_deref() else {
-                // Not reached: groups exist only in phases with an automaton.
-                sc.unit_bits[u * w..(u + 1) * w].fill(!0);
-                return;
-            };
-            let unit = &pf.units[u];
-            let words = unit.words.0 as usize..unit.words.1 as usize;
-            let t = unit.target_id as usize;
-            // The target's values (slot and cache row) are listed on its first unit of the
-            // phase; its other units read the list instead of visiting it again. Targets
-            // with values that have no slot (bodies) are visited every time.
-            if sc.target_gen[t] != sc.gen {
-                sc.target_gen[t] = sc.gen;
-                let start = sc.target_values.len();
+        self.scratch.group_gen[g] = self.scratch.gen;
+        let Some(scan) = pf.phases[self.phase as usize].as_deref() else {
+            // Not reached: groups exist only in phases with an automaton.
+            self.scratch.group_bits[g * w..][words].fill(!0);
+            return;
+        };
+        let Scratch {
+            cache,
+            group_bits,
+            gen,
+            scans,
+            targets,
+            target_values,
+            target_raw_bits,
+            unslotted_scan,
+            ..
+        } = &mut self.scratch;
+        let bits = &mut group_bits[g * w..][words.clone()];
+        bits.fill(0);
+        let or_scan = |bits: &mut [u64], scans: &ValueScans, at: usize| {
+            or_into(bits, &scans.bits[at + words.start..at + words.end]);
+        };
+        for gt in &group.targets {
+            let t = gt.target_id as usize;
+            // The target's values (slot and cache row) are listed on its first group of the
+            // phase; the other groups read the list instead of visiting it again. A target
+            // with values that have no slot (bodies) is visited every time.
+            let ts = &mut targets[t];
+            if ts.gen != *gen {
+                let start = target_values.len();
                 let mut listed = true;
-                let Scratch {
-                    cache,
-                    target_values,
-                    ..
-                } = sc;
                 visit(
                     &self.data,
                     &pf.targets[t],
@@ -1083,64 +1092,106 @@ impl Transaction {
                         None => listed = false,
                     },
                 );
-                sc.target_list[t] = if listed {
-                    (start as u32, (sc.target_values.len() - start) as u32)
+                let (start, len) = if listed {
+                    (start as u32, (target_values.len() - start) as u32)
                 } else {
                     (0, u32::MAX)
                 };
+                *ts = TargetState {
+                    gen: *gen,
+                    start,
+                    len,
+                    ..TargetState::default()
+                };
             }
-            let Scratch {
-                cache,
-                unit_bits,
-                scans,
-                target_values,
-                target_list,
-                ..
-            } = sc;
-            let bits = &mut unit_bits[u * w..(u + 1) * w];
-            bits[words.clone()].fill(0);
-            // Only the words the unit's groups read: most units serve members of one.
-            // Zipped slices: no bounds check per word, and the compiler ORs two at a time.
-            let or_scan = |bits: &mut [u64], scanned: &[u64]| {
-                let (bits, scanned) = (&mut bits[words.clone()], &scanned[words.clone()]);
-                for (b, s) in bits.iter_mut().zip(scanned) {
-                    *b |= s;
-                }
-            };
-            let (start, len) = target_list[t];
-            if len != u32::MAX {
-                // The raw value is read only where the transformed one or its scan is not
-                // known yet (mostly they are: units share values).
-                for &(slot, row) in &target_values[start as usize..(start + len) as usize] {
-                    let v = match unit.chain {
-                        Some(c) => match cache.known(&rs.chains, row, c) {
-                            Some(v) => v,
-                            None => cache.in_row(&rs.chains, row, slot_value(&self.data, slot), c),
-                        },
-                        None => Val::Raw,
-                    };
-                    let at = match scans.scanned(row, v) {
-                        Some(at) => at,
-                        None => {
-                            let bytes = cache.bytes(v, slot_value(&self.data, slot));
-                            scans.offset(scan, w, row, v, bytes)
-                        }
-                    };
-                    or_scan(bits, &scans.bits[at..at + w]);
-                }
-            } else {
+            let (start, len) = (ts.start, ts.len);
+            if len == u32::MAX {
                 visit(&self.data, &pf.targets[t], &mut |_, _, raw, slot| {
-                    let Some(row) = slot.map(|s| cache.row(s)) else {
-                        scan.scan(cache.get(&rs.chains, None, raw, unit.chain), bits);
-                        return;
+                    for &chain in &gt.chains {
+                        let Some(row) = slot.map(|s| cache.row(s)) else {
+                            unslotted_scan.clear();
+                            unslotted_scan.resize(w, 0);
+                            scan.scan(cache.get(&rs.chains, None, raw, chain), unslotted_scan);
+                            or_into(bits, &unslotted_scan[words.clone()]);
+                            continue;
+                        };
+                        let v = match chain {
+                            Some(c) => cache.in_row(&rs.chains, row, raw, c),
+                            None => Val::Raw,
+                        };
+                        let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
+                        or_scan(bits, scans, at);
+                    }
+                });
+                continue;
+            }
+            if len == 0 {
+                continue;
+            }
+            let values = &target_values[start as usize..(start + len) as usize];
+            if ts.tested & gt.transforms != gt.transforms {
+                // What every group asks of the target, tested on each value at once.
+                let all = pf.target_transforms[t] | gt.transforms;
+                for &(slot, row) in values {
+                    ts.changing |= cache.changed_by(row, || slot_value(&self.data, slot), all);
+                }
+                ts.tested |= all;
+            }
+            // No value changed by any of the chains (most targets, on benign traffic): the
+            // OR of the raw values' scans, made once per phase, answers for all of them.
+            if ts.changing & gt.transforms == 0 {
+                if ts.raw_bits == 0 {
+                    let at = target_raw_bits.len();
+                    target_raw_bits.resize(at + w, 0);
+                    for &(slot, row) in values {
+                        let scanned = match scans.scanned(row, Val::Raw) {
+                            Some(at) => at,
+                            None => {
+                                let raw = slot_value(&self.data, slot);
+                                scans.offset(scan, w, row, Val::Raw, raw)
+                            }
+                        };
+                        or_into(
+                            &mut target_raw_bits[at..at + w],
+                            &scans.bits[scanned..scanned + w],
+                        );
+                    }
+                    ts.raw_bits = at as u32 + 1;
+                }
+                let at = ts.raw_bits as usize - 1;
+                or_into(bits, &target_raw_bits[at + words.start..at + words.end]);
+                continue;
+            }
+            for &(slot, row) in values {
+                // A value none of the chains changes is scanned and or-ed once for all.
+                if cache.changed_by(row, || slot_value(&self.data, slot), gt.transforms) == 0 {
+                    let at = match scans.scanned(row, Val::Raw) {
+                        Some(at) => at,
+                        None => scans.offset(scan, w, row, Val::Raw, slot_value(&self.data, slot)),
                     };
-                    let v = match unit.chain {
+                    or_scan(bits, scans, at);
+                    continue;
+                }
+                // A value some chain changes: each chain's value (computed on first use)
+                // and its scan.
+                let raw = slot_value(&self.data, slot);
+                let mut last = None;
+                for &chain in &gt.chains {
+                    let v = match chain {
                         Some(c) => cache.in_row(&rs.chains, row, raw, c),
                         None => Val::Raw,
                     };
-                    let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
-                    or_scan(bits, &scans.bits[at..at + w]);
-                });
+                    // Chains that agree on the value read the same scan.
+                    if last == Some(v) {
+                        continue;
+                    }
+                    last = Some(v);
+                    let at = match scans.scanned(row, v) {
+                        Some(at) => at,
+                        None => scans.offset(scan, w, row, v, cache.bytes(v, raw)),
+                    };
+                    or_scan(bits, scans, at);
+                }
             }
         }
     }
@@ -1313,7 +1364,28 @@ impl Transaction {
         first: bool,
         op_fails: bool,
     ) -> bool {
-        if let Some(matched) = self.eval_tx_key(rs, starter, link, op, op_fails) {
+        match self.eval_tx_key(rs, starter, link, op, op_fails) {
+            Some(matched) => matched,
+            None => self.eval_values(rs, idx, starter, link, op, first, op_fails),
+        }
+    }
+
+    /// [`Transaction::eval_link_with`] for a link other than a `TX:key` one. Out of line:
+    /// inlined in the rule loop, its many live values made every link, `TX:key` ones
+    /// too, load and spill them.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn eval_values(
+        &mut self,
+        rs: &RuleSet,
+        idx: usize,
+        starter: &Rule,
+        link: &Rule,
+        op: &dyn Operator,
+        first: bool,
+        op_fails: bool,
+    ) -> bool {
+        if let Some(matched) = self.eval_count_cmp(rs, idx, starter, link, first, op_fails) {
             return matched;
         }
         let chain = link.chain_id();
@@ -1346,10 +1418,10 @@ impl Transaction {
             wanted: link.capture,
             groups: Vec::new(),
         };
-        // Whether the phase scan of a value (cache row `row` through the chain the units
+        // Whether the phase scan of a value (cache row `row` through the chain the groups
         // scanned, `scanned`) shows the member's operator cannot match it. A group member
         // has no automaton of its own (asking one again after the phase scan cost more than
-        // it saved): a value no unit of the phase scanned goes to the operator.
+        // it saved): a value no group of the phase scanned goes to the operator.
         let ruled_out = |row: u32, scanned: Val| -> bool {
             let Some((word, mask)) = member_bit else {
                 return false;
@@ -1368,87 +1440,92 @@ impl Transaction {
         #[cfg(test)]
         let operator_runs = &mut self.operator_runs;
         let data = &self.data;
-        for t in &link.targets {
-            visit(data, t, &mut |var, key, raw, slot| {
-                if t.exclusions.iter().any(|s| s.selects(key)) {
+        // One closure for every target of the link (built once: it holds many references),
+        // told each target's exclusions.
+        let exclusions: std::cell::Cell<&[Selector]> = std::cell::Cell::new(&[]);
+        let mut each = |var, key: &[u8], raw: &[u8], slot: Option<u32>| {
+            if exclusions.get().iter().any(|s| s.selects(key)) {
+                return;
+            }
+            let mut check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<Hit>| {
+                // Rules outside the groups ask their own automaton.
+                if use_prefilter && !pf.may_match(idx, v) {
+                    return false;
+                }
+                #[cfg(test)]
+                {
+                    *operator_runs += 1;
+                }
+                if (!op_fails && op.matches(v, caps)) != link.negated {
+                    let mut keep = |b: &[u8]| {
+                        hit_bytes.extend_from_slice(b);
+                        hit_bytes.len() - b.len()..hit_bytes.len()
+                    };
+                    hits.push(Hit {
+                        var,
+                        key: keep(key),
+                        value: keep(v),
+                        groups: std::mem::take(&mut caps.groups),
+                    });
+                    return true;
+                }
+                false
+            };
+            if multi {
+                // The operator runs on the raw value and after each transformation that
+                // changed it: an unchanged value cannot give a different answer.
+                let Some(slot) = slot else {
+                    cache.each_changed(&rs.chains, raw, &link.chain_ids, &mut |v| {
+                        check(v, &mut caps, hits)
+                    });
+                    return;
+                };
+                let row = cache.row(slot);
+                if !ruled_out(row, Val::Raw) && check(raw, &mut caps, hits) {
                     return;
                 }
-                let mut check = |v: &[u8], caps: &mut Captures, hits: &mut Vec<Hit>| {
-                    // Rules outside the groups ask their own automaton.
-                    if use_prefilter && !pf.may_match(idx, v) {
-                        return false;
-                    }
-                    #[cfg(test)]
+                let mut prev = Val::Raw;
+                for &c in &link.chain_ids {
+                    let v = cache.in_row(&rs.chains, row, raw, c);
+                    if v != prev
+                        && !(member_bit.is_some()
+                            && ruled_out(row, scanned_value(cache, row, raw, Some(c))))
+                        && check(cache.bytes(v, raw), &mut caps, hits)
                     {
-                        *operator_runs += 1;
+                        return;
                     }
-                    if (!op_fails && op.matches(v, caps)) != link.negated {
-                        let mut keep = |b: &[u8]| {
-                            hit_bytes.extend_from_slice(b);
-                            hit_bytes.len() - b.len()..hit_bytes.len()
+                    prev = v;
+                }
+            } else {
+                match slot {
+                    Some(slot) => {
+                        let row = cache.row(slot);
+                        let scanned = if member_bit.is_some() {
+                            let scanned = scanned_value(cache, row, raw, chain);
+                            if ruled_out(row, scanned) {
+                                return;
+                            }
+                            Some(scanned)
+                        } else {
+                            None
                         };
-                        hits.push(Hit {
-                            var,
-                            key: keep(key),
-                            value: keep(v),
-                            groups: std::mem::take(&mut caps.groups),
-                        });
-                        return true;
+                        let v = match (chain, scanned) {
+                            (_, Some(v)) if scan_chain == chain => v,
+                            (Some(c), _) => cache.in_row(&rs.chains, row, raw, c),
+                            (None, _) => Val::Raw,
+                        };
+                        check(cache.bytes(v, raw), &mut caps, hits);
                     }
-                    false
-                };
-                if multi {
-                    // The operator runs on the raw value and after each transformation that
-                    // changed it: an unchanged value cannot give a different answer.
-                    let Some(slot) = slot else {
-                        cache.each_changed(&rs.chains, raw, &link.chain_ids, &mut |v| {
-                            check(v, &mut caps, hits)
-                        });
-                        return;
-                    };
-                    let row = cache.row(slot);
-                    if !ruled_out(row, Val::Raw) && check(raw, &mut caps, hits) {
-                        return;
-                    }
-                    let mut prev = Val::Raw;
-                    for &c in &link.chain_ids {
-                        let v = cache.in_row(&rs.chains, row, raw, c);
-                        if v != prev
-                            && !(member_bit.is_some()
-                                && ruled_out(row, scanned_value(cache, row, raw, Some(c))))
-                            && check(cache.bytes(v, raw), &mut caps, hits)
-                        {
-                            return;
-                        }
-                        prev = v;
-                    }
-                } else {
-                    match slot {
-                        Some(slot) => {
-                            let row = cache.row(slot);
-                            let scanned = if member_bit.is_some() {
-                                let scanned = scanned_value(cache, row, raw, chain);
-                                if ruled_out(row, scanned) {
-                                    return;
-                                }
-                                Some(scanned)
-                            } else {
-                                None
-                            };
-                            let v = match (chain, scanned) {
-                                (_, Some(v)) if scan_chain == chain => v,
-                                (Some(c), _) => cache.in_row(&rs.chains, row, raw, c),
-                                (None, _) => Val::Raw,
-                            };
-                            check(cache.bytes(v, raw), &mut caps, hits);
-                        }
-                        None => {
-                            let v = cache.get(&rs.chains, None, raw, chain);
-                            check(v, &mut caps, hits);
-                        }
+                    None => {
+                        let v = cache.get(&rs.chains, None, raw, chain);
+                        check(v, &mut caps, hits);
                     }
                 }
-            });
+            }
+        };
+        for t in &link.targets {
+            exclusions.set(&t.exclusions);
+            visit(data, t, &mut each);
         }
         let mut hits = std::mem::take(&mut self.scratch.hits);
         let bytes = std::mem::take(&mut self.scratch.hit_bytes);
@@ -1501,7 +1578,7 @@ impl Transaction {
             count,
         } = *link.tx_key.as_ref()?;
         let name = &rs.tx_key_names[name_start as usize..][..usize::from(name_len)];
-        if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
+        if self.tx_targets_removed {
             // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
             let key: &[u8] = match (&link.targets[0].selector, count) {
                 (Selector::Key(k), false) => k,
@@ -1549,6 +1626,61 @@ impl Transaction {
         let (n, v) = matched_vars.push_empty();
         n.extend_from_slice(name);
         v.extend_from_slice(value);
+        Some(true)
+    }
+
+    /// [`Transaction::eval_link`] for a link that compares how many values one target
+    /// has with an integer (`&REQUEST_HEADERS:Host "@eq 0"`: CRS's protocol checks), with
+    /// the same outcome: the count compared as an integer, without the text the operator
+    /// would read it from again; `None` for any other link.
+    fn eval_count_cmp(
+        &mut self,
+        rs: &RuleSet,
+        idx: usize,
+        starter: &Rule,
+        link: &Rule,
+        first: bool,
+        op_fails: bool,
+    ) -> Option<bool> {
+        let cmp = link.int_cmp?;
+        let [t] = &link.targets[..] else {
+            return None;
+        };
+        if !t.count
+            || !t.exclusions.is_empty()
+            || !link.chain_ids.is_empty()
+            || link.multi_match
+            || link.capture
+        {
+            return None;
+        }
+        let mut n = 0i64;
+        values(&self.data, t, &mut |_, _, _, _| n += 1);
+        let mut buf = [0; 20];
+        let text = format_i64(n, &mut buf);
+        // `int_cmp` is set for static operators only: the rule's own automaton may ask.
+        if first && !link.negated && !rs.prefilter.may_match(idx, text) {
+            return Some(false);
+        }
+        #[cfg(test)]
+        {
+            self.operator_runs += 1;
+        }
+        if (!op_fails && cmp.holds(n)) == link.negated {
+            return Some(false);
+        }
+        if (!self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty())
+            && self.target_removed(starter, t.var, b"")
+        {
+            return Some(false);
+        }
+        let d = &mut self.data;
+        write_var_name(&mut d.matched_var.0, t.var, b"");
+        d.matched_var.1.clear();
+        d.matched_var.1.extend_from_slice(text);
+        let (name, value) = d.matched_vars.push_empty();
+        write_var_name(name, t.var, b"");
+        value.extend_from_slice(text);
         Some(true)
     }
 
@@ -1654,9 +1786,11 @@ impl Transaction {
                     self.rules_removed = true;
                 }
                 Ctl::RuleRemoveTargetById(ids, t) => {
+                    self.tx_targets_removed |= t.var == Var::Tx;
                     self.removed_targets_by_id.push((ids.clone(), t.clone()))
                 }
                 Ctl::RuleRemoveTargetByTag(tag, t) => {
+                    self.tx_targets_removed |= t.var == Var::Tx;
                     self.removed_targets_by_tag.push((tag.clone(), t.clone()))
                 }
                 Ctl::RuleRemoveTargetByMsg(..) | Ctl::Audit | Ctl::RequestBodyLimit(_) => {}
@@ -1788,6 +1922,19 @@ impl Transaction {
 
 /// `bytes` as text with invalid UTF-8 replaced, as `String::from_utf8_lossy` gives it:
 /// checking the (nearly always valid) text first is several times faster.
+/// `bits |= scanned`, word by word. Most groups' members fit in one word: that case without
+/// the loop the compiler vectorizes for longer ones.
+#[inline]
+fn or_into(bits: &mut [u64], scanned: &[u64]) {
+    if let ([b], [s]) = (&mut *bits, scanned) {
+        *b |= s;
+        return;
+    }
+    for (b, s) in bits.iter_mut().zip(scanned) {
+        *b |= s;
+    }
+}
+
 fn lossy_string(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_owned(),
@@ -1856,11 +2003,14 @@ fn slot_value(d: &Data, slot: u32) -> &[u8] {
     }
 }
 
-type Visitor<'v> = dyn FnMut(Var, &[u8], &[u8], Option<u32>) + 'v;
+/// What visiting calls for each value: generic, so that each caller's closure is inlined
+/// into the walk over the values instead of being called through a pointer per value.
+trait Visitor: FnMut(Var, &[u8], &[u8], Option<u32>) {}
+impl<F: FnMut(Var, &[u8], &[u8], Option<u32>)> Visitor for F {}
 
 /// Call `f(var, key, value, cache slot)` for every value `t` selects (or once with the
 /// count for `&` targets).
-fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
+fn visit(d: &Data, t: &Target, f: &mut impl Visitor) {
     if t.count {
         let mut n = 0i64;
         values(d, t, &mut |_, _, _, _| n += 1);
@@ -1871,24 +2021,23 @@ fn visit(d: &Data, t: &Target, f: &mut Visitor<'_>) {
 }
 
 /// [`visit`] for the values themselves (`t.count` ignored).
-fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
+fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
     let sel = &t.selector;
     // Most targets take the whole collection: no key test per member.
     let every = matches!(sel, Selector::All);
-    let pairs =
-        |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut Visitor<'_>| {
-            for (i, (k, v)) in ps.iter().enumerate() {
-                if every || sel.selects(k) {
-                    if names {
-                        f(var, k, k, slot(slot_var, base + i));
-                    } else {
-                        f(var, k, v, slot(slot_var, base + i));
-                    }
+    let pairs = |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut F| {
+        for (i, (k, v)) in ps.iter().enumerate() {
+            if every || sel.selects(k) {
+                if names {
+                    f(var, k, k, slot(slot_var, base + i));
+                } else {
+                    f(var, k, v, slot(slot_var, base + i));
                 }
             }
-        };
+        }
+    };
     let r = &d.req;
-    let scalar = |f: &mut Visitor<'_>, v: &[u8], cache: bool| {
+    let scalar = |f: &mut F, v: &[u8], cache: bool| {
         f(t.var, b"", v, if cache { slot(t.var, 0) } else { None })
     };
     match t.var {
@@ -2209,7 +2358,7 @@ fn values(d: &Data, t: &Target, f: &mut Visitor<'_>) {
     }
 }
 
-fn store(s: &Store, t: &Target, f: &mut Visitor<'_>) {
+fn store(s: &Store, t: &Target, f: &mut impl Visitor) {
     match &t.selector {
         Selector::Key(k) => {
             let v = match t.slot {
@@ -2245,6 +2394,37 @@ mod tests {
         tx
     }
 
+    /// A target's exclusions apply to its own values only, whichever target of the link
+    /// comes first (the link's targets share one visiting closure).
+    #[test]
+    fn exclusions_apply_to_their_own_target() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS|!ARGS:b|REQUEST_HEADERS \"@streq attack\" \"id:1,phase:1,pass,\
+                   setvar:'tx.hit=%{MATCHED_VAR_NAME}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        for (query, header, hit) in [
+            ("a=attack", "x", Some("ARGS:a")),
+            ("b=attack", "x", None),
+            ("b=attack", "b", Some("REQUEST_HEADERS:b")),
+        ] {
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
+            // Only a header named `b` holds the word.
+            let value: &[u8] = if header == "b" { b"attack" } else { b"calm" };
+            tx.add_request_header(header.as_bytes(), value);
+            assert!(tx.process_request_headers().is_none());
+            let got = tx
+                .tx_var("hit")
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            assert_eq!(got.as_deref(), hit, "{query}, header {header}");
+        }
+    }
+
     /// Members whose chain ends in `lowercase` (or has it followed only by case-blind
     /// steps) share the units of the chain without it, and their values are ruled out by
     /// the scan of that chain's value: the operator runs only on values that can match.
@@ -2265,7 +2445,11 @@ mod tests {
         );
         // ARGS raw (1, 2), ARGS through urlDecodeUni (3, 4, 5), and jsDecode after
         // lowercase, which is not case-blind (6).
-        assert_eq!(rs.prefilter.units.len(), 3);
+        let units: std::collections::BTreeSet<_> = (rs.prefilter.groups.iter())
+            .flat_map(|g| &g.targets)
+            .flat_map(|t| t.chains.iter().map(|&c| (t.target_id, c)))
+            .collect();
+        assert_eq!(units.len(), 3);
         let tx = four_args(&rs);
         let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
         assert_eq!(ids, [1, 3, 4, 6]);
@@ -2717,6 +2901,55 @@ mod tests {
 
     /// `setvar` arithmetic reads the integer the store keeps for a slot; a later plain
     /// `setvar` of text must replace it.
+    /// Counts compared as integers (one counted target) give what the operator gives on
+    /// the count's text (a second, empty target takes the general path), match or not,
+    /// with the same MATCHED_VAR_NAME and MATCHED_VAR.
+    #[test]
+    fn count_comparisons_agree_with_the_general_path() {
+        let mut text = String::from("SecRuleEngine DetectionOnly\n");
+        let mut pairs = 0;
+        for target in ["REQUEST_HEADERS:X-N", "ARGS"] {
+            for op in ["lt", "le", "gt", "ge", "eq"] {
+                for operand in ["2", "-3", "0", "abc", " 1x"] {
+                    for neg in ["", "!"] {
+                        pairs += 1;
+                        for (kind, extra) in [("fast", ""), ("slow", "|REQUEST_HEADERS:X-None")] {
+                            let id = 2 * pairs + usize::from(kind == "slow");
+                            text.push_str(&format!(
+                                "SecRule &{target}{extra} \"{neg}@{op} {operand}\" \
+                                 \"id:{id},phase:1,pass,nolog,\
+                                 setvar:'tx.{kind}_{pairs}=%{{MATCHED_VAR_NAME}}=%{{MATCHED_VAR}}'\"\n"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let rs = Arc::new(RuleSet::from_text(&text, "t").unwrap());
+        let (mut matched, mut unmatched) = (0, 0);
+        for n in 0..4 {
+            let mut tx = rs.transaction(TxInput::default());
+            let query = vec!["a=1"; n].join("&");
+            tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
+            for _ in 0..n {
+                tx.add_request_header(b"x-n", b"v");
+            }
+            assert!(tx.process_request_headers().is_none());
+            // Each link asked once (a slow one's second target has no values).
+            assert_eq!(tx.operator_runs, 2 * pairs);
+            for p in 1..=pairs {
+                let got = tx.tx_var(&format!("fast_{p}")).map(<[u8]>::to_vec);
+                let want = tx.tx_var(&format!("slow_{p}")).map(<[u8]>::to_vec);
+                assert_eq!(got, want, "pair {p}, {n} values");
+                match got {
+                    Some(_) => matched += 1,
+                    None => unmatched += 1,
+                }
+            }
+        }
+        assert!(matched > 0 && unmatched > 0);
+    }
+
     #[test]
     fn slot_integers_follow_the_text_written() {
         let (tx, iv) = phase_1_intervention(
