@@ -2886,21 +2886,31 @@ mod tests {
             }
             tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
             assert!(tx.process_request_headers().is_none());
-            for p in 1..=pairs {
-                let got = tx.tx_var(&format!("fast_{p}")).map(<[u8]>::to_vec);
-                let want = tx.tx_var(&format!("slow_{p}")).map(<[u8]>::to_vec);
-                assert_eq!(got, want, "pair {p}, value {value:?}");
-                match got {
-                    Some(_) => matched += 1,
-                    None => unmatched += 1,
-                }
-            }
+            tally_fast_against_slow(&tx, pairs, &mut matched, &mut unmatched, &value);
         }
         assert!(matched > 0 && unmatched > 0);
     }
 
-    /// `setvar` arithmetic reads the integer the store keeps for a slot; a later plain
-    /// `setvar` of text must replace it.
+    /// Compares TX `fast_<p>` with `slow_<p>` for every pair (what a fast path and the general
+    /// one wrote), counting the pairs that matched and those that did not.
+    fn tally_fast_against_slow(
+        tx: &Transaction,
+        pairs: usize,
+        matched: &mut usize,
+        unmatched: &mut usize,
+        case: &dyn std::fmt::Debug,
+    ) {
+        for p in 1..=pairs {
+            let got = tx.tx_var(&format!("fast_{p}")).map(<[u8]>::to_vec);
+            let want = tx.tx_var(&format!("slow_{p}")).map(<[u8]>::to_vec);
+            assert_eq!(got, want, "pair {p}, case {case:?}");
+            match got {
+                Some(_) => *matched += 1,
+                None => *unmatched += 1,
+            }
+        }
+    }
+
     /// Counts compared as integers (one counted target) give what the operator gives on
     /// the count's text (a second, empty target takes the general path), match or not,
     /// with the same MATCHED_VAR_NAME and MATCHED_VAR.
@@ -2937,19 +2947,13 @@ mod tests {
             assert!(tx.process_request_headers().is_none());
             // Each link asked once (a slow one's second target has no values).
             assert_eq!(tx.operator_runs, 2 * pairs);
-            for p in 1..=pairs {
-                let got = tx.tx_var(&format!("fast_{p}")).map(<[u8]>::to_vec);
-                let want = tx.tx_var(&format!("slow_{p}")).map(<[u8]>::to_vec);
-                assert_eq!(got, want, "pair {p}, {n} values");
-                match got {
-                    Some(_) => matched += 1,
-                    None => unmatched += 1,
-                }
-            }
+            tally_fast_against_slow(&tx, pairs, &mut matched, &mut unmatched, &n);
         }
         assert!(matched > 0 && unmatched > 0);
     }
 
+    /// `setvar` arithmetic reads the integer the store keeps for a slot; a later plain
+    /// `setvar` of text must replace it.
     #[test]
     fn slot_integers_follow_the_text_written() {
         let (tx, iv) = phase_1_intervention(
