@@ -1002,10 +1002,10 @@ impl Transaction {
                 && !self.group_may_match(&rs, step.group as usize, step.member as usize)
             {
                 if !step.negated {
-                    // What evaluating the chain would have done before failing.
-                    self.data.matched.begin_rule();
-                    self.data.rule_id = step.id;
-                    self.data.rule_idx = ri;
+                    // Nothing to undo: the rule would have emptied MATCHED_VARS and named
+                    // itself the rule running, which only a rule run reads, after its own
+                    // `eval_chain` sets both again (grouped targets are phase-stable
+                    // variables, never MATCHED_*).
                     continue;
                 }
                 // A negated operator then holds for every value: the rule still runs,
