@@ -134,8 +134,7 @@ struct Data {
     tx: Store,
     persistent: [Store; 5],
     env: Store,
-    matched_var: (Vec<u8>, Vec<u8>),
-    matched_vars: Pairs,
+    matched: MatchVars,
     highest_severity: Option<u8>,
     /// The rule running: id, and index in `RuleSet::rules` (for `%{RULE.*}`).
     rule_id: u32,
@@ -240,8 +239,7 @@ impl Data {
             tx,
             persistent,
             env,
-            matched_var,
-            matched_vars,
+            matched,
             highest_severity,
             rule_id,
             rule_idx,
@@ -252,12 +250,56 @@ impl Data {
         for s in persistent.iter_mut().chain([tx, env]) {
             s.clear();
         }
-        recycle(&mut matched_var.0, max_keep);
-        recycle(&mut matched_var.1, max_keep);
-        matched_vars.clear(MAX_KEPT_PAIRS, MAX_KEPT_PAIR_BYTES);
+        matched.recycle(max_keep);
         *highest_severity = None;
         *rule_id = 0;
         *rule_idx = 0;
+    }
+}
+
+/// MATCHED_VAR_NAME, MATCHED_VAR and MATCHED_VARS(_NAMES), each matched value stored once.
+#[derive(Debug, Default)]
+struct MatchVars {
+    /// MATCHED_VAR_NAME and MATCHED_VAR.
+    last: Pair,
+    /// MATCHED_VARS, except its last entry while `last_listed`.
+    earlier: Pairs,
+    /// MATCHED_VARS ends with `last`, kept there only, so that the next rule empties
+    /// MATCHED_VARS without moving MATCHED_VAR.
+    last_listed: bool,
+}
+
+impl MatchVars {
+    fn recycle(&mut self, max_keep: usize) {
+        recycle(&mut self.last.0, max_keep);
+        recycle(&mut self.last.1, max_keep);
+        self.earlier.clear(MAX_KEPT_PAIRS, MAX_KEPT_PAIR_BYTES);
+        self.last_listed = false;
+    }
+
+    /// Empty MATCHED_VARS for the next rule; MATCHED_VAR stays.
+    fn begin_rule(&mut self) {
+        self.earlier.truncate(0);
+        self.last_listed = false;
+    }
+
+    /// Record a matched value: the name and value the caller writes into the emptied
+    /// pair returned become MATCHED_VAR_NAME, MATCHED_VAR and MATCHED_VARS' last entry.
+    /// The previous last entry of MATCHED_VARS moves into the list (swapped, not copied).
+    fn push(&mut self) -> &mut Pair {
+        if self.last_listed {
+            std::mem::swap(self.earlier.push_empty(), &mut self.last);
+        }
+        self.last_listed = true;
+        self.last.0.clear();
+        self.last.1.clear();
+        &mut self.last
+    }
+
+    /// MATCHED_VARS in order.
+    fn list(&self) -> impl Iterator<Item = &Pair> {
+        let last = self.last_listed.then_some(&self.last);
+        self.earlier.iter().chain(last)
     }
 }
 
@@ -960,10 +1002,10 @@ impl Transaction {
                 && !self.group_may_match(&rs, step.group as usize, step.member as usize)
             {
                 if !step.negated {
-                    // What evaluating the chain would have done before failing.
-                    self.data.matched_vars.truncate(0);
-                    self.data.rule_id = step.id;
-                    self.data.rule_idx = ri;
+                    // Nothing to undo: the rule would have emptied MATCHED_VARS and named
+                    // itself the rule running, which only a rule run reads, after its own
+                    // `eval_chain` sets both again (grouped targets are phase-stable
+                    // variables, never MATCHED_*).
                     continue;
                 }
                 // A negated operator then holds for every value: the rule still runs,
@@ -1211,7 +1253,7 @@ impl Transaction {
     /// Evaluate the chain of rule `idx` (whose id is `id`); `op_fails`: the first link's
     /// operator is known to match no value.
     fn eval_chain(&mut self, rs: &RuleSet, idx: usize, id: u32, op_fails: bool) -> bool {
-        self.data.matched_vars.truncate(0);
+        self.data.matched.begin_rule();
         self.data.rule_id = id;
         self.data.rule_idx = idx;
         let rule = &rs.rules[idx];
@@ -1534,13 +1576,8 @@ impl Transaction {
             hits.retain(|h| !self.target_removed(starter, h.var, &bytes[h.key.clone()]));
         }
         let matched = !hits.is_empty();
-        if let Some(last) = hits.last() {
+        if matched {
             let d = &mut self.data;
-            write_var_name(&mut d.matched_var.0, last.var, &bytes[last.key.clone()]);
-            d.matched_var.1.clear();
-            d.matched_var
-                .1
-                .extend_from_slice(&bytes[last.value.clone()]);
             if link.capture {
                 if let Some(h) = hits.iter().rev().find(|h| !h.groups.is_empty()) {
                     // TX:0..TX:9 are slots 0..9: the rule set numbers them first.
@@ -1550,7 +1587,7 @@ impl Transaction {
                 }
             }
             for h in &hits {
-                let (n, v) = d.matched_vars.push_empty();
+                let (n, v) = d.matched.push();
                 write_var_name(n, h.var, &bytes[h.key.clone()]);
                 v.extend_from_slice(&bytes[h.value.clone()]);
             }
@@ -1588,12 +1625,7 @@ impl Transaction {
                 return Some(false);
             }
         }
-        let Data {
-            tx,
-            matched_var,
-            matched_vars,
-            ..
-        } = &mut self.data;
+        let Data { tx, matched, .. } = &mut self.data;
         // An integer comparison needs the value's integer only (cached by the store).
         let matches = match (link.int_cmp, count) {
             _ if op_fails => false,
@@ -1619,11 +1651,7 @@ impl Transaction {
         let Some(value) = tx_key_value(tx, slot, count) else {
             return Some(false);
         };
-        matched_var.0.clear();
-        matched_var.0.extend_from_slice(name);
-        matched_var.1.clear();
-        matched_var.1.extend_from_slice(value);
-        let (n, v) = matched_vars.push_empty();
+        let (n, v) = matched.push();
         n.extend_from_slice(name);
         v.extend_from_slice(value);
         Some(true)
@@ -1674,11 +1702,7 @@ impl Transaction {
         {
             return Some(false);
         }
-        let d = &mut self.data;
-        write_var_name(&mut d.matched_var.0, t.var, b"");
-        d.matched_var.1.clear();
-        d.matched_var.1.extend_from_slice(text);
-        let (name, value) = d.matched_vars.push_empty();
+        let (name, value) = self.data.matched.push();
         write_var_name(name, t.var, b"");
         value.extend_from_slice(text);
         Some(true)
@@ -1702,8 +1726,8 @@ impl Transaction {
             bytes.extend_from_slice(b);
             (bytes.len() - b.len()) as u32..bytes.len() as u32
         };
-        let var_name = keep(&self.data.matched_var.0);
-        let var = keep(&self.data.matched_var.1);
+        let var_name = keep(&self.data.matched.last.0);
+        let var = keep(&self.data.matched.last.1);
         self.scratch.match_bytes = bytes;
         self.matched.push(Matched {
             rule: ri as u32,
@@ -1890,8 +1914,8 @@ impl Transaction {
                 // What the last match left (most logdata): read where visiting finds it,
                 // without building a target.
                 match var {
-                    Var::MatchedVar => return out.extend_from_slice(&data.matched_var.1),
-                    Var::MatchedVarName => return out.extend_from_slice(&data.matched_var.0),
+                    Var::MatchedVar => return out.extend_from_slice(&data.matched.last.1),
+                    Var::MatchedVarName => return out.extend_from_slice(&data.matched.last.0),
                     _ => {}
                 }
                 if var == Var::Duration {
@@ -2309,10 +2333,10 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
         Var::ServerName => scalar(f, d.input.server_name.as_bytes(), false),
         Var::ServerPort => scalar(f, d.input.server_port.to_string().as_bytes(), false),
         Var::UniqueId => scalar(f, d.input.unique_id.as_bytes(), false),
-        Var::MatchedVar => scalar(f, &d.matched_var.1, false),
-        Var::MatchedVarName => scalar(f, &d.matched_var.0, false),
+        Var::MatchedVar => scalar(f, &d.matched.last.1, false),
+        Var::MatchedVarName => scalar(f, &d.matched.last.0, false),
         Var::MatchedVars | Var::MatchedVarsNames => {
-            for (n, v) in d.matched_vars.iter() {
+            for (n, v) in d.matched.list() {
                 let key = n.splitn(2, |&c| c == b':').nth(1).unwrap_or(b"");
                 if sel.selects(key) || sel.selects(n) {
                     f(
@@ -2801,6 +2825,55 @@ mod tests {
             .collect();
         let want = [("in ARGS:a", "saw first"), ("in ARGS:b", "saw second")];
         assert_eq!(texts, want.map(|(m, l)| (m.to_string(), l.to_string())));
+    }
+
+    /// MATCHED_VAR is the last value matched by any rule, and outlives rules that match
+    /// nothing; MATCHED_VARS holds the current rule's values only, every link's, in order.
+    #[test]
+    fn matched_vars_are_the_current_rules_and_matched_var_the_last() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRule ARGS \"@rx .\" \"id:1,phase:1,pass,nolog,\
+                   setvar:'tx.first=%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'\"\n\
+                 SecRule ARGS \"@rx ^never$\" \"id:2,phase:1,pass,nolog\"\n\
+                 SecAction \"id:3,phase:1,pass,nolog,\
+                   setvar:'tx.kept=%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'\"\n\
+                 SecRule ARGS:a|ARGS:b \"@rx .\" \"id:4,phase:1,pass,nolog,chain\"\n\
+                   SecRule &MATCHED_VARS \"@eq 2\" \"chain,setvar:'tx.count=%{MATCHED_VAR}'\"\n\
+                   SecRule MATCHED_VARS_NAMES \"@rx ^ARGS:a$\" \"setvar:'tx.name=%{MATCHED_VAR}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/?a=1&b=2&c=3", b"HTTP/1.1");
+        assert!(tx.process_request_headers().is_none());
+        let tx_var = |k: &str| {
+            tx.tx_var(k)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        // Rule 1 matched all three arguments; MATCHED_VAR is the last.
+        assert_eq!(tx_var("first").as_deref(), Some("ARGS:c=3"));
+        // Rule 2 matched nothing and SecAction reads no value: MATCHED_VAR stays.
+        assert_eq!(tx_var("kept").as_deref(), Some("ARGS:c=3"));
+        // Rule 4's second link counts its first link's two values, none of rule 1's.
+        assert_eq!(tx_var("count").as_deref(), Some("2"));
+        // Its third link still finds the first value of the first link among three.
+        assert_eq!(tx_var("name").as_deref(), Some("ARGS:a"));
+        let records: Vec<(u32, String, Vec<u8>)> = tx
+            .matched_rules()
+            .iter()
+            .map(|m| (m.id, m.matched_var_name.clone(), m.matched_var.clone()))
+            .collect();
+        let want = [
+            (1, "ARGS:c", &b"3"[..]),
+            (3, "ARGS:c", b"3"),
+            (4, "MATCHED_VARS_NAMES:ARGS:a", b"ARGS:a"),
+        ];
+        assert_eq!(
+            records,
+            want.map(|(i, n, v)| (i, n.to_string(), v.to_vec()))
+        );
     }
 
     /// A GET / through phase 1 of `rules`, which must intervene.
