@@ -104,7 +104,7 @@ impl<'a> Object<'a> {
     }
 
     fn num(&mut self, key: &str, value: impl Into<u64>) {
-        let _ = write!(self.key(key), "{}", value.into());
+        push_decimal(self.key(key), value.into());
     }
 
     fn bool(&mut self, key: &str, value: bool) {
@@ -151,18 +151,25 @@ fn push_escaped(out: &mut String, value: &str) {
     let mut written = 0;
     let mut at = 0;
     while at < bytes.len() {
-        // Text from requests seldom needs escaping: skip it a word at a time.
-        if let Some(word) = bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            if !word_needs_escape(word) {
-                at += 8;
+        // Text from requests seldom needs escaping: skip it a word at a time, and look at single
+        // bytes only in a word that has one to escape, or in the last few.
+        let end = match bytes.get(at..at + 8) {
+            Some(word) => {
+                if !word_needs_escape(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
+                    at += 8;
+                    continue;
+                }
+                at + 8
+            }
+            None => bytes.len(),
+        };
+        for (offset, &b) in bytes[at..end].iter().enumerate() {
+            if !byte_needs_escape(b) {
                 continue;
             }
-        }
-        let b = bytes[at];
-        if byte_needs_escape(b) {
+            let here = at + offset;
             // `b` is ASCII, so both cuts fall on character boundaries.
-            out.push_str(&value[written..at]);
+            out.push_str(&value[written..here]);
             match b {
                 b'"' => out.push_str("\\\""),
                 b'\\' => out.push_str("\\\\"),
@@ -172,15 +179,19 @@ fn push_escaped(out: &mut String, value: &str) {
                 0x08 => out.push_str("\\b"),
                 0x0C => out.push_str("\\f"),
                 _ => {
-                    let _ = write!(out, "\\u{b:04x}");
+                    out.push_str("\\u00");
+                    out.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
+                    out.push(char::from(HEX_DIGITS[usize::from(b & 0xf)]));
                 }
             }
-            written = at + 1;
+            written = here + 1;
         }
-        at += 1;
+        at = end;
     }
     out.push_str(&value[written..]);
 }
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 fn byte_needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
@@ -191,11 +202,30 @@ fn byte_needs_escape(b: u8) -> bool {
 fn word_needs_escape(word: u64) -> bool {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
-    let has_control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-    has_control
-        || has_zero(word ^ (ONES * u64::from(b'"')))
-        || has_zero(word ^ (ONES * u64::from(b'\\')))
+    // (w - n per byte) & !w has high bits set iff some byte is below n (n <= 0x80); a byte
+    // equal to c is a zero byte, below 1, in w ^ c. The three tests are or-ed before a single
+    // branch: this runs on every word of every string.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    (below(word, 0x20) | below(quote, 1) | below(backslash, 1)) & HIGHS != 0
+}
+
+/// `n` in decimal, without going through `fmt` (its padding logic costs more than the digits).
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[start..] {
+        out.push(char::from(d));
+    }
 }
 
 /// An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d; ECS wants a.b.c.d.
@@ -567,6 +597,26 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            403,
+            65_535,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = String::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string());
         }
     }
 
