@@ -11,7 +11,9 @@ use serde::Serialize;
 use super::text::{host_without_port, split_target};
 use super::{AnomalyScore, Attribution, Bait, Credentials, Event, MitreRef, RuleMatch, RuleRef};
 
-use super::doc::{rfc3339_millis, CATEGORY, DATASET, ECS_VERSION, MODULE, PRODUCT};
+use super::doc::{
+    rfc3339_millis_by_time as rfc3339_millis, CATEGORY, DATASET, ECS_VERSION, MODULE, PRODUCT,
+};
 
 pub fn to_json(event: &Event) -> String {
     serde_json::to_string(&Document::of(event)).expect("string keys only")
