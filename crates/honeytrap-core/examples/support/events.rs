@@ -140,8 +140,9 @@ const CRS_SQLI_TAGS: &[&str] = &[
     "capec/1000/152/248/66",
 ];
 
-/// What bench/crs's attack GET logs with CRS at PL1: a blocked SQL injection in the query,
-/// two detection rules and the anomaly-score rule that blocked it, a browser's headers.
+/// What bench/crs's attack GET logs with CRS at PL1 (as the module wrote it there): a blocked
+/// SQL injection in the query, four detection rules, the anomaly-score rule that blocked it and
+/// CRS's reporting rule, a browser's headers.
 pub fn crs_attack_event(observer: &Arc<Observer>, n: u64) -> Event {
     let limits = Limits::default();
     let mut e = Event::new(Kind::Rules, observer.clone());
@@ -150,10 +151,9 @@ pub fn crs_attack_event(observer: &Arc<Observer>, n: u64) -> Event {
     e.timestamp = SystemTime::UNIX_EPOCH + Duration::from_micros(1_780_000_000_000_000 + n * 1_317);
     e.denied = true;
     e.source = Some(([127, 0, 0, 1], 40_000 + (n % 20_000) as u16).into());
-    e.destination = Some(([127, 0, 0, 1], 8080).into());
+    e.destination = Some(([127, 0, 0, 1], 34_947).into());
     e.http_version = Some("1.1".to_owned());
     e.status_code = Some(403);
-    e.transaction_id = Some(format!("{:032x}", u128::from(n) * 0x9e37_79b9_7f4a_7c15));
     e.set_method(b"GET");
     e.set_url(
         b"/products.html?category=books&page=2&sort=price&q=1%27%20UNION%20SELECT%20password%20FROM%20users--",
@@ -175,41 +175,63 @@ pub fn crs_attack_event(observer: &Arc<Observer>, n: u64) -> Event {
     }
     let sqli_tags: Arc<[String]> = CRS_SQLI_TAGS.iter().map(|t| (*t).to_owned()).collect();
     let payload = "1' UNION SELECT password FROM users--";
-    e.add_rule(RuleMatch {
-        id: "942100".to_owned(),
-        msg: Some("SQL Injection Attack Detected via libinjection".to_owned()),
-        tags: sqli_tags.clone(),
-        severity: Some(2),
-        matched_var: Some("ARGS:q".to_owned()),
-        matched_data: Some(format!("Matched Data: 1'U found within ARGS:q: {payload}")),
-    });
-    e.add_rule(RuleMatch {
-        id: "942190".to_owned(),
-        msg: Some("Detects MSSQL code execution and information gathering attempts".to_owned()),
-        tags: sqli_tags,
-        severity: Some(2),
-        matched_var: Some("ARGS:q".to_owned()),
-        matched_data: Some(format!(
-            "Matched Data: UNION SELECT found within ARGS:q: {payload}"
-        )),
-    });
-    e.add_rule(RuleMatch {
-        id: "949110".to_owned(),
-        msg: Some("Inbound Anomaly Score Exceeded (Total Score: 10)".to_owned()),
-        tags: ["anomaly-evaluation", "OWASP_CRS"]
-            .map(str::to_owned)
-            .into(),
-        severity: Some(0),
-        matched_var: Some("TX:BLOCKING_INBOUND_ANOMALY_SCORE".to_owned()),
-        matched_data: Some("10".to_owned()),
-    });
+    for (id, msg, matched) in [
+        (
+            "942100",
+            "SQL Injection Attack Detected via libinjection",
+            "sUEnk",
+        ),
+        (
+            "942190",
+            "Detects MSSQL code execution and information gathering attempts",
+            "' UNION SELECT p",
+        ),
+        (
+            "942270",
+            "Looking for basic sql injection. Common attack string for mysql, oracle and others",
+            "UNION SELECT password FROM",
+        ),
+        (
+            "942360",
+            "Detects concatenated basic SQL injection and SQLLFI attempts",
+            "1' UNION SELECT",
+        ),
+    ] {
+        e.add_rule(RuleMatch {
+            id: id.to_owned(),
+            msg: Some(msg.to_owned()),
+            tags: sqli_tags.clone(),
+            severity: Some(2),
+            matched_var: Some("ARGS:q".to_owned()),
+            matched_data: Some(format!(
+                "Matched Data: {matched} found within ARGS:q: {payload}"
+            )),
+        });
+    }
+    for (id, msg, tag) in [
+        ("949110", "Inbound Anomaly Score Exceeded (Total Score: 20)", "anomaly-evaluation"),
+        (
+            "980170",
+            "Anomaly Scores: (Inbound Scores: blocking=20, detection=20, per_pl=20-0-0-0, threshold=5) - (Outbound Scores: blocking=0, detection=0, per_pl=0-0-0-0, threshold=4) - (SQLI=20, XSS=0, RFI=0, LFI=0, RCE=0, PHPI=0, HTTP=0, SESS=0, COMBINED_SCORE=20)",
+            "reporting",
+        ),
+    ] {
+        e.add_rule(RuleMatch {
+            id: id.to_owned(),
+            msg: Some(msg.to_owned()),
+            tags: [tag, "OWASP_CRS"].map(str::to_owned).into(),
+            severity: None,
+            matched_var: Some("TX:blocking_inbound_anomaly_score".to_owned()),
+            matched_data: Some("20".to_owned()),
+        });
+    }
     e.rule = Some(RuleRef {
-        id: Some("949110".to_owned()),
-        name: Some("Inbound Anomaly Score Exceeded (Total Score: 10)".to_owned()),
-        category: None,
+        id: Some("942100".to_owned()),
+        name: Some("SQL Injection Attack Detected via libinjection".to_owned()),
+        category: Some("attack-sqli".to_owned()),
     });
     e.anomaly_score = Some(AnomalyScore {
-        inbound: 10,
+        inbound: 20,
         outbound: 0,
     });
     e

@@ -225,17 +225,23 @@ fn push_escaped(out: &mut String, value: &str) {
     let mut at = 0;
     while at < bytes.len() {
         // Text from requests seldom needs escaping: skip it a word at a time, and look at single
-        // bytes only in a word that has one to escape, or in the last few.
-        let end = match bytes.get(at..at + 8) {
-            Some(word) => {
-                if !word_needs_escape(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
-                    at += 8;
-                    continue;
-                }
-                at + 8
+        // bytes only in a word that has one to escape. The last few bytes are tested as a word
+        // too: the string's last 8 (the ones before them were found clean already), or, in a
+        // string shorter than 8, its bytes padded with clean ones.
+        let end = (at + 8).min(bytes.len());
+        let word = match bytes.get(at..at + 8) {
+            Some(word) => word.try_into().expect("8 bytes"),
+            None if bytes.len() >= 8 => bytes[bytes.len() - 8..].try_into().expect("8 bytes"),
+            None => {
+                let mut padded = [b'a'; 8];
+                padded[..bytes.len()].copy_from_slice(bytes);
+                padded
             }
-            None => bytes.len(),
         };
+        if !word_needs_escape(u64::from_le_bytes(word)) {
+            at = end;
+            continue;
+        }
         for (offset, &b) in bytes[at..end].iter().enumerate() {
             if !byte_needs_escape(b) {
                 continue;
@@ -676,6 +682,14 @@ mod tests {
             e.add_header(b"X-\"B", &text, &limits);
             e.add_header(b"x-\"b", b"again", &limits);
             e.tags = vec![String::from_utf8_lossy(&text).into_owned()];
+            assert_same_as_reference(&e);
+            // One byte to escape, last, in strings shorter and longer than a word.
+            let mut e = Event::new(Kind::Decoy, Arc::new(Observer::new("s")));
+            for last in [b'"', b'\\', b'\n', 0x01, 0x1f] {
+                let mut text = b"y".repeat(shift);
+                text.push(last);
+                e.tags.push(String::from_utf8_lossy(&text).into_owned());
+            }
             assert_same_as_reference(&e);
         }
     }
