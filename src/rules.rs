@@ -326,16 +326,15 @@ pub(crate) fn finish(
         return None;
     }
     let mut e = event(Kind::Rules);
-    // The most severe match names the event; the matches are then moved into it.
+    // The most severe match names the event (the first of equals); the matches are then moved
+    // into it and the name is taken from the moved copy, so each id is printed once.
     let worst = logged
         .iter()
         .enumerate()
         .min_by_key(|(at, m)| (m.severity.unwrap_or(u8::MAX), *at))
-        .map(|(_, m)| RuleRef {
-            id: Some(m.id.to_string()),
-            name: (!m.msg.is_empty()).then(|| m.msg.clone()),
-            category: m.tags.iter().find(|t| t.starts_with("attack-")).cloned(),
-        });
+        .map(|(at, _)| at);
+    let first = e.rules.len();
+    e.rules.reserve_exact(logged.len());
     for m in logged {
         e.add_rule(RuleMatch {
             id: m.id.to_string(),
@@ -352,7 +351,14 @@ pub(crate) fn finish(
             },
         });
     }
-    e.rule = worst;
+    e.rule = worst.map(|at| {
+        let m = &e.rules[first + at];
+        RuleRef {
+            id: Some(m.id.clone()),
+            name: m.msg.clone(),
+            category: m.tags.iter().find(|t| t.starts_with("attack-")).cloned(),
+        }
+    });
     let scores = tx.anomaly_scores();
     e.anomaly_score = Some(AnomalyScore {
         inbound: u32::try_from(scores.inbound.max(0)).unwrap_or(u32::MAX),

@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use honeytrap_core::event::{Event, Kind, Limits, Observer};
+use std::time::{Duration, SystemTime};
+
+use honeytrap_core::event::{
+    AnomalyScore, Event, EventId, Kind, Limits, Observer, RuleMatch, RuleRef,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -122,5 +126,113 @@ pub fn decoy_event(observer: &Arc<Observer>, n: u64, shape: Shape) -> Event {
     if !body.is_empty() {
         e.set_body(&body, &limits);
     }
+    e
+}
+
+const CRS_SQLI_TAGS: &[&str] = &[
+    "application-multi",
+    "language-multi",
+    "platform-multi",
+    "attack-sqli",
+    "paranoia-level/1",
+    "OWASP_CRS",
+    "OWASP_CRS/ATTACK-SQLI",
+    "capec/1000/152/248/66",
+];
+
+/// What bench/crs's attack GET logs with CRS at PL1 (as the module wrote it there): a blocked
+/// SQL injection in the query, four detection rules, the anomaly-score rule that blocked it and
+/// CRS's reporting rule, a browser's headers.
+pub fn crs_attack_event(observer: &Arc<Observer>, n: u64) -> Event {
+    let limits = Limits::default();
+    let mut e = Event::new(Kind::Rules, observer.clone());
+    // Fixed id and time, so that the same `n` gives the same document in every build.
+    e.id = EventId(u128::from(n) * 0x2545_f491_4f6c_dd1d);
+    e.timestamp = SystemTime::UNIX_EPOCH + Duration::from_micros(1_780_000_000_000_000 + n * 1_317);
+    e.denied = true;
+    e.source = Some(([127, 0, 0, 1], 40_000 + (n % 20_000) as u16).into());
+    e.destination = Some(([127, 0, 0, 1], 34_947).into());
+    e.http_version = Some("1.1".to_owned());
+    e.status_code = Some(403);
+    e.set_method(b"GET");
+    e.set_url(
+        b"/products.html?category=books&page=2&sort=price&q=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+    );
+    let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
+    e.set_host(b"shop.example", &limits);
+    e.set_user_agent(ua.as_bytes(), &limits);
+    for (name, value) in [
+        ("Host", "shop.example"),
+        ("User-Agent", ua),
+        (
+            "Accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("Accept-Language", "en-US,en;q=0.9"),
+        ("Accept-Encoding", "gzip, deflate"),
+    ] {
+        e.add_header(name.as_bytes(), value.as_bytes(), &limits);
+    }
+    let sqli_tags: Arc<[String]> = CRS_SQLI_TAGS.iter().map(|t| (*t).to_owned()).collect();
+    let payload = "1' UNION SELECT password FROM users--";
+    for (id, msg, matched) in [
+        (
+            "942100",
+            "SQL Injection Attack Detected via libinjection",
+            "sUEnk",
+        ),
+        (
+            "942190",
+            "Detects MSSQL code execution and information gathering attempts",
+            "' UNION SELECT p",
+        ),
+        (
+            "942270",
+            "Looking for basic sql injection. Common attack string for mysql, oracle and others",
+            "UNION SELECT password FROM",
+        ),
+        (
+            "942360",
+            "Detects concatenated basic SQL injection and SQLLFI attempts",
+            "1' UNION SELECT",
+        ),
+    ] {
+        e.add_rule(RuleMatch {
+            id: id.to_owned(),
+            msg: Some(msg.to_owned()),
+            tags: sqli_tags.clone(),
+            severity: Some(2),
+            matched_var: Some("ARGS:q".to_owned()),
+            matched_data: Some(format!(
+                "Matched Data: {matched} found within ARGS:q: {payload}"
+            )),
+        });
+    }
+    for (id, msg, tag) in [
+        ("949110", "Inbound Anomaly Score Exceeded (Total Score: 20)", "anomaly-evaluation"),
+        (
+            "980170",
+            "Anomaly Scores: (Inbound Scores: blocking=20, detection=20, per_pl=20-0-0-0, threshold=5) - (Outbound Scores: blocking=0, detection=0, per_pl=0-0-0-0, threshold=4) - (SQLI=20, XSS=0, RFI=0, LFI=0, RCE=0, PHPI=0, HTTP=0, SESS=0, COMBINED_SCORE=20)",
+            "reporting",
+        ),
+    ] {
+        e.add_rule(RuleMatch {
+            id: id.to_owned(),
+            msg: Some(msg.to_owned()),
+            tags: [tag, "OWASP_CRS"].map(str::to_owned).into(),
+            severity: None,
+            matched_var: Some("TX:blocking_inbound_anomaly_score".to_owned()),
+            matched_data: Some("20".to_owned()),
+        });
+    }
+    e.rule = Some(RuleRef {
+        id: Some("942100".to_owned()),
+        name: Some("SQL Injection Attack Detected via libinjection".to_owned()),
+        category: Some("attack-sqli".to_owned()),
+    });
+    e.anomaly_score = Some(AnomalyScore {
+        inbound: 20,
+        outbound: 0,
+    });
     e
 }

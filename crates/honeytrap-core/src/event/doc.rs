@@ -1,435 +1,619 @@
-//! The shape of the ECS document: borrowed views of an [`Event`] that serde writes out.
+//! The ECS document of an [`Event`], written as JSON by hand.
 //!
 //! Everything derived (ids printed, URL split, headers merged, constants) happens here, on the
-//! shipper thread, so the request path only copies what it saw.
+//! shipper thread, so the request path only copies what it saw. The writer is hand-made
+//! because this runs once per event on the worker's CPU: serde_json's string escaping looks at
+//! one byte at a time and was most of the cost, and the layout is fixed anyway. Fields appear in
+//! a fixed order and `None` or empty ones are left out; the output is byte for byte what the
+//! serde-derived reference in `doc_reference.rs` writes (tests compare them).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
 use super::text::{host_without_port, split_target};
-use super::{AnomalyScore, Attribution, Bait, Credentials, Event, MitreRef, RuleMatch, RuleRef};
+use super::{Event, Kind, MitreRef};
 
 pub const ECS_VERSION: &str = "9.4.0";
 pub const DATASET: &str = "honeytrap.events";
-const MODULE: &str = "honeytrap";
-const PRODUCT: &str = "ngx-honeytrap";
-const CATEGORY: [&str; 2] = ["intrusion_detection", "web"];
+pub(super) const MODULE: &str = "honeytrap";
+pub(super) const PRODUCT: &str = "ngx-honeytrap";
+pub(super) const CATEGORY: [&str; 2] = ["intrusion_detection", "web"];
 
-pub fn to_json(event: &Event) -> String {
-    match serde_json::to_string(&Document::of(event)) {
-        Ok(json) => json,
-        // Unreachable with these types (string keys only); still, a record beats a panic.
-        Err(e) => serde_json::json!({
-            "@timestamp": rfc3339_millis(event.timestamp),
-            "event": { "id": event.id.to_string(), "dataset": DATASET },
-            "honeytrap": { "serialize_error": e.to_string() },
-        })
-        .to_string(),
+/// The document as one JSON line; `id` is the event's id as printed (the caller needs it too).
+pub fn to_json(event: &Event, id: &str) -> String {
+    let mut out = String::with_capacity(size_hint(event));
+    write_document(&mut out, event, id);
+    out
+}
+
+#[cfg(test)]
+fn rfc3339_millis(t: SystemTime) -> String {
+    let mut out = String::with_capacity(24);
+    push_rfc3339_millis(&mut out, t);
+    out
+}
+
+/// `2024-05-23T08:05:34.853Z`, as ECS dates are usually written. Every event has one or two
+/// dates: years 1970 to 9999 are written here, by calendar arithmetic, for a fraction of what
+/// the general formatter costs; earlier ones (a clock set before 1970) by it.
+fn push_rfc3339_millis(out: &mut String, t: SystemTime) {
+    /// 10000-01-01T00:00:00Z.
+    const YEAR_10000: u64 = 253_402_300_800;
+    let since_epoch = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) if d.as_secs() < YEAR_10000 => d,
+        // Beyond what the time crate converts (it panics): the same stand-in as its errors.
+        Ok(_) => return out.push_str(UNWRITABLE_DATE),
+        Err(_) => return out.push_str(&rfc3339_millis_by_time(t)),
+    };
+    let secs = since_epoch.as_secs();
+    let (year, month, day) = civil_date(secs / 86_400);
+    let of_day = secs % 86_400;
+    push_padded(out, year, 4);
+    out.push('-');
+    push_padded(out, month, 2);
+    out.push('-');
+    push_padded(out, day, 2);
+    out.push('T');
+    push_padded(out, of_day / 3600, 2);
+    out.push(':');
+    push_padded(out, of_day / 60 % 60, 2);
+    out.push(':');
+    push_padded(out, of_day % 60, 2);
+    out.push('.');
+    push_padded(out, u64::from(since_epoch.subsec_millis()), 3);
+    out.push('Z');
+}
+
+/// `n` in `width` (at most 4) digits, zeros first.
+fn push_padded(out: &mut String, mut n: u64, width: usize) {
+    let mut buf = [b'0'; 4];
+    for slot in buf[..width].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    for &b in &buf[..width] {
+        out.push(char::from(b));
     }
 }
 
-/// `2024-05-23T08:05:34.853Z`, as ECS dates are usually written.
-pub fn rfc3339_millis(t: SystemTime) -> String {
+/// (year, month, day) of the proleptic Gregorian calendar for a count of days since 1970-01-01:
+/// H. Hinnant's `civil_from_days`, on unsigned numbers as days are never negative here. Years
+/// are counted from March so that the leap day falls last.
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    // Shift the epoch to 0000-03-01, the start of a 400-year era.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Written for a date that cannot be written.
+const UNWRITABLE_DATE: &str = "1970-01-01T00:00:00.000Z";
+
+pub(super) fn rfc3339_millis_by_time(t: SystemTime) -> String {
     const FORMAT: &[FormatItem<'static>] =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     OffsetDateTime::from(t)
         .format(FORMAT)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
+        .unwrap_or_else(|_| UNWRITABLE_DATE.to_owned())
 }
 
-#[derive(Serialize)]
-struct Document<'a> {
-    #[serde(rename = "@timestamp")]
-    timestamp: String,
-    ecs: Ecs,
-    event: EventFields,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    source: Option<Endpoint>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    destination: Option<Endpoint>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<Url<'a>>,
-    #[serde(skip_serializing_if = "Http::is_empty")]
-    http: Http<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_agent: Option<UserAgent<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<&'a RuleRef>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    threat: Option<Threat<'a>>,
-    observer: ObserverFields<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transaction: Option<Transaction<'a>>,
-    #[serde(skip_serializing_if = "Related::is_empty")]
-    related: Related,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    tags: &'a [String],
-    honeytrap: Honeytrap<'a>,
+/// Enough room for the whole document in one allocation in the usual case: the constant part
+/// plus the variable text, the URL counted twice for its path and query.
+fn size_hint(e: &Event) -> usize {
+    let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let headers: usize = e.headers.iter().map(|(n, v)| n.len() + v.len() + 6).sum();
+    let rules: usize = e
+        .rules
+        .iter()
+        .map(|r| {
+            r.id.len()
+                + len(&r.msg)
+                + len(&r.matched_var)
+                + len(&r.matched_data)
+                + r.tags.iter().map(|t| t.len() + 3).sum::<usize>()
+                + 96
+        })
+        .sum();
+    let rule = e.rule.as_ref().map_or(0, |r| len(&r.name) + 64);
+    768 + 2 * len(&e.url)
+        + len(&e.host)
+        + 2 * len(&e.user_agent)
+        + len(&e.body)
+        + headers
+        + rules
+        + rule
 }
 
-impl<'a> Document<'a> {
-    fn of(e: &'a Event) -> Document<'a> {
-        let (path, query) = match &e.url {
-            Some(url) => {
-                let (path, query) = split_target(url);
-                (Some(path), query)
-            }
-            None => (None, None),
-        };
-        let domain = e.host.as_deref().map(host_without_port);
-        let url = (e.url.is_some() || domain.is_some()).then_some(Url {
-            original: e.url.as_deref(),
-            path,
-            query,
-            domain,
-        });
-        let threat = (!e.techniques.is_empty() || !e.tactics.is_empty()).then_some(Threat {
-            framework: "MITRE ATT&CK",
-            technique: IdsAndNames(&e.techniques),
-            tactic: IdsAndNames(&e.tactics),
-        });
-        let event_type = if e.denied {
-            "denied"
-        } else {
-            match e.kind {
-                super::Kind::Decoy | super::Kind::Bait => "access",
-                super::Kind::Rules => "info",
-            }
-        };
-        Document {
-            timestamp: rfc3339_millis(e.timestamp),
-            ecs: Ecs {
-                version: ECS_VERSION,
-            },
-            event: EventFields {
-                kind: "alert",
-                category: CATEGORY,
-                r#type: [event_type],
-                action: e.kind.action(),
-                severity: e.severity,
-                id: e.id.to_string(),
-                dataset: DATASET,
-                module: MODULE,
-            },
-            source: e.source.map(Endpoint::from),
-            destination: e.destination.map(Endpoint::from),
-            url,
-            http: Http {
-                request: HttpRequest {
-                    method: e.method.as_deref(),
-                    body: (e.body.is_some() || e.body_bytes.is_some()).then_some(Body {
-                        content: e.body.as_deref(),
-                        bytes: e.body_bytes,
-                    }),
-                },
-                version: e.http_version.as_deref(),
-                response: e.status_code.map(|status_code| Response { status_code }),
-            },
-            user_agent: e
-                .user_agent
-                .as_deref()
-                .map(|original| UserAgent { original }),
-            rule: e.rule.as_ref(),
-            threat,
-            observer: ObserverFields {
-                name: &e.observer.name,
-                r#type: "honeypot",
-                vendor: &e.observer.vendor,
-                product: PRODUCT,
-                version: &e.observer.version,
-            },
-            transaction: e.transaction_id.as_deref().map(|id| Transaction { id }),
-            related: Related::of(e),
-            tags: &e.tags,
-            honeytrap: Honeytrap {
-                kind: e.kind.as_str(),
-                bait: e.bait.as_ref(),
-                attribution: e.attribution.as_ref().map(AttributionFields::from),
-                anomaly_score: e.anomaly_score.as_ref(),
-                rules: &e.rules,
-                credentials: e.credentials.as_ref(),
-                flagged: e.flagged,
-                truncated: &e.truncated,
-                request: RequestFields {
-                    headers: Headers(&e.headers),
-                },
-            },
+/// An object being written: the opening brace is out, each field puts its comma before it.
+struct Object<'a> {
+    out: &'a mut String,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    fn open(out: &'a mut String) -> Object<'a> {
+        out.push('{');
+        Object { out, empty: true }
+    }
+
+    /// Writes `"key":` (the key is one of ours: plain ASCII, nothing to escape) and hands back
+    /// the buffer for the value.
+    fn key(&mut self, key: &str) -> &mut String {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
+        self.out
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        push_str_value(self.key(key), value);
+    }
+
+    fn opt_str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(key, value);
         }
     }
+
+    fn num(&mut self, key: &str, value: impl Into<u64>) {
+        push_decimal(self.key(key), value.into());
+    }
+
+    fn bool(&mut self, key: &str, value: bool) {
+        self.key(key).push_str(if value { "true" } else { "false" });
+    }
+
+    fn ip(&mut self, key: &str, ip: IpAddr) {
+        push_ip(self.key(key), ip);
+    }
+
+    fn strs<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) {
+        let out = self.key(key);
+        out.push('[');
+        for (at, value) in values.into_iter().enumerate() {
+            if at > 0 {
+                out.push(',');
+            }
+            push_str_value(out, value);
+        }
+        out.push(']');
+    }
+
+    fn object(&mut self, key: &str) -> Object<'_> {
+        Object::open(self.key(key))
+    }
+
+    fn close(self) {
+        self.out.push('}');
+    }
 }
 
-#[derive(Serialize)]
-struct Ecs {
-    version: &'static str,
+/// A JSON string as serde_json writes it: `"` and `\` escaped, control characters as their
+/// short escapes or `\u00xx`, everything else (DEL, non-ASCII) as it is.
+fn push_str_value(out: &mut String, value: &str) {
+    out.push('"');
+    push_escaped(out, value);
+    out.push('"');
 }
 
-#[derive(Serialize)]
-struct EventFields {
-    kind: &'static str,
-    category: [&'static str; 2],
-    r#type: [&'static str; 1],
-    action: &'static str,
-    severity: u8,
-    id: String,
-    dataset: &'static str,
-    module: &'static str,
+/// The inside of a JSON string, without the quotes.
+fn push_escaped(out: &mut String, value: &str) {
+    let bytes = value.as_bytes();
+    let mut written = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        // Text from requests seldom needs escaping: skip it a word at a time, and look at single
+        // bytes only in a word that has one to escape. The last few bytes are tested as a word
+        // too: the string's last 8 (the ones before them were found clean already), or, in a
+        // string shorter than 8, its bytes padded with clean ones.
+        let end = (at + 8).min(bytes.len());
+        let word = match bytes.get(at..at + 8) {
+            Some(word) => word.try_into().expect("8 bytes"),
+            None if bytes.len() >= 8 => bytes[bytes.len() - 8..].try_into().expect("8 bytes"),
+            None => {
+                let mut padded = [b'a'; 8];
+                padded[..bytes.len()].copy_from_slice(bytes);
+                padded
+            }
+        };
+        if !word_needs_escape(u64::from_le_bytes(word)) {
+            at = end;
+            continue;
+        }
+        for (offset, &b) in bytes[at..end].iter().enumerate() {
+            if !byte_needs_escape(b) {
+                continue;
+            }
+            let here = at + offset;
+            // `b` is ASCII, so both cuts fall on character boundaries.
+            out.push_str(&value[written..here]);
+            match b {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                0x08 => out.push_str("\\b"),
+                0x0C => out.push_str("\\f"),
+                _ => {
+                    out.push_str("\\u00");
+                    out.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
+                    out.push(char::from(HEX_DIGITS[usize::from(b & 0xf)]));
+                }
+            }
+            written = here + 1;
+        }
+        at = end;
+    }
+    out.push_str(&value[written..]);
 }
 
-#[derive(Serialize)]
-struct Endpoint {
-    ip: IpAddr,
-    port: u16,
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+fn byte_needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
 }
 
-impl From<SocketAddr> for Endpoint {
-    fn from(addr: SocketAddr) -> Endpoint {
-        // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d; ECS wants a.b.c.d.
-        Endpoint {
-            ip: addr.ip().to_canonical(),
-            port: addr.port(),
+/// Whether any of the 8 bytes in `word` needs escaping, tested on all of them at once: the
+/// classic "has a byte less than n" and "has a zero byte" bit tricks, exact as yes/no answers.
+fn word_needs_escape(word: u64) -> bool {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    // (w - n per byte) & !w has high bits set iff some byte is below n (n <= 0x80); a byte
+    // equal to c is a zero byte, below 1, in w ^ c. The three tests are or-ed before a single
+    // branch: this runs on every word of every string.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    (below(word, 0x20) | below(quote, 1) | below(backslash, 1)) & HIGHS != 0
+}
+
+/// `n` in decimal, without going through `fmt` (its padding logic costs more than the digits).
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
-}
-
-#[derive(Serialize)]
-struct Url<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    original: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    query: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    domain: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct Http<'a> {
-    #[serde(skip_serializing_if = "HttpRequest::is_empty")]
-    request: HttpRequest<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<Response>,
-}
-
-impl Http<'_> {
-    fn is_empty(&self) -> bool {
-        self.request.is_empty() && self.version.is_none() && self.response.is_none()
+    for &d in &digits[start..] {
+        out.push(char::from(d));
     }
 }
 
-#[derive(Serialize)]
-struct HttpRequest<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    method: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<Body<'a>>,
+/// An address as a JSON string. An address's text is digits, dots, colons and hex: nothing
+/// to escape. IPv4, the common case, skips `fmt`.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    out.push('"');
+    match ip {
+        IpAddr::V4(v4) => {
+            for (at, octet) in v4.octets().into_iter().enumerate() {
+                if at > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, octet.into());
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.push('"');
 }
 
-impl HttpRequest<'_> {
-    fn is_empty(&self) -> bool {
-        self.method.is_none() && self.body.is_none()
+/// An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d; ECS wants a.b.c.d.
+fn endpoint(doc: &mut Object<'_>, key: &str, addr: Option<SocketAddr>) {
+    if let Some(addr) = addr {
+        let mut endpoint = doc.object(key);
+        endpoint.ip("ip", addr.ip().to_canonical());
+        endpoint.num("port", addr.port());
+        endpoint.close();
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bytes: Option<u64>,
-}
+fn write_document(out: &mut String, e: &Event, id: &str) {
+    let mut doc = Object::open(out);
+    let timestamp = doc.key("@timestamp");
+    timestamp.push('"');
+    push_rfc3339_millis(timestamp, e.timestamp);
+    timestamp.push('"');
+    let mut ecs = doc.object("ecs");
+    ecs.str("version", ECS_VERSION);
+    ecs.close();
 
-#[derive(Serialize)]
-struct Response {
-    status_code: u16,
-}
+    let mut event = doc.object("event");
+    event.str("kind", "alert");
+    event.strs("category", CATEGORY);
+    let event_type = if e.denied {
+        "denied"
+    } else {
+        match e.kind {
+            Kind::Decoy | Kind::Bait => "access",
+            Kind::Rules => "info",
+        }
+    };
+    event.strs("type", [event_type]);
+    event.str("action", e.kind.action());
+    event.num("severity", e.severity);
+    event.str("id", id);
+    event.str("dataset", DATASET);
+    event.str("module", MODULE);
+    event.close();
 
-#[derive(Serialize)]
-struct UserAgent<'a> {
-    original: &'a str,
-}
+    endpoint(&mut doc, "source", e.source);
+    endpoint(&mut doc, "destination", e.destination);
 
-#[derive(Serialize)]
-struct Threat<'a> {
-    framework: &'static str,
-    #[serde(skip_serializing_if = "IdsAndNames::is_empty")]
-    technique: IdsAndNames<'a>,
-    #[serde(skip_serializing_if = "IdsAndNames::is_empty")]
-    tactic: IdsAndNames<'a>,
+    let domain = e.host.as_deref().map(host_without_port);
+    if e.url.is_some() || domain.is_some() {
+        let mut url = doc.object("url");
+        if let Some(original) = &e.url {
+            let (path, query) = split_target(original);
+            url.str("original", original);
+            url.str("path", path);
+            url.opt_str("query", query);
+        }
+        url.opt_str("domain", domain);
+        url.close();
+    }
+
+    let has_body = e.body.is_some() || e.body_bytes.is_some();
+    let has_request = e.method.is_some() || has_body;
+    if has_request || e.http_version.is_some() || e.status_code.is_some() {
+        let mut http = doc.object("http");
+        if has_request {
+            let mut request = http.object("request");
+            request.opt_str("method", e.method.as_deref());
+            if has_body {
+                let mut body = request.object("body");
+                body.opt_str("content", e.body.as_deref());
+                if let Some(bytes) = e.body_bytes {
+                    body.num("bytes", bytes);
+                }
+                body.close();
+            }
+            request.close();
+        }
+        http.opt_str("version", e.http_version.as_deref());
+        if let Some(status_code) = e.status_code {
+            let mut response = http.object("response");
+            response.num("status_code", status_code);
+            response.close();
+        }
+        http.close();
+    }
+
+    if let Some(original) = &e.user_agent {
+        let mut user_agent = doc.object("user_agent");
+        user_agent.str("original", original);
+        user_agent.close();
+    }
+
+    if let Some(r) = &e.rule {
+        let mut rule = doc.object("rule");
+        rule.opt_str("id", r.id.as_deref());
+        rule.opt_str("name", r.name.as_deref());
+        rule.opt_str("category", r.category.as_deref());
+        rule.close();
+    }
+
+    if !e.techniques.is_empty() || !e.tactics.is_empty() {
+        let mut threat = doc.object("threat");
+        threat.str("framework", "MITRE ATT&CK");
+        ids_and_names(&mut threat, "technique", &e.techniques);
+        ids_and_names(&mut threat, "tactic", &e.tactics);
+        threat.close();
+    }
+
+    let mut observer = doc.object("observer");
+    observer.str("name", &e.observer.name);
+    observer.str("type", "honeypot");
+    observer.str("vendor", &e.observer.vendor);
+    observer.str("product", PRODUCT);
+    observer.str("version", &e.observer.version);
+    observer.close();
+
+    if let Some(id) = &e.transaction_id {
+        let mut transaction = doc.object("transaction");
+        transaction.str("id", id);
+        transaction.close();
+    }
+
+    related(&mut doc, e);
+    if !e.tags.is_empty() {
+        doc.strs("tags", e.tags.iter().map(String::as_str));
+    }
+    honeytrap(&mut doc, e);
+    doc.close();
 }
 
 /// ECS keeps technique ids and names in two parallel arrays.
-struct IdsAndNames<'a>(&'a [MitreRef]);
-
-impl IdsAndNames<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+fn ids_and_names(threat: &mut Object<'_>, key: &str, refs: &[MitreRef]) {
+    if refs.is_empty() {
+        return;
     }
-}
-
-impl Serialize for IdsAndNames<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry(
-            "id",
-            &self.0.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-        )?;
-        map.serialize_entry(
-            "name",
-            &self.0.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-        )?;
-        map.end()
-    }
-}
-
-#[derive(Serialize)]
-struct ObserverFields<'a> {
-    name: &'a str,
-    r#type: &'static str,
-    vendor: &'a str,
-    product: &'static str,
-    version: &'a str,
-}
-
-#[derive(Serialize)]
-struct Transaction<'a> {
-    id: &'a str,
+    let mut object = threat.object(key);
+    object.strs("id", refs.iter().map(|r| r.id.as_str()));
+    object.strs("name", refs.iter().map(|r| r.name.as_str()));
+    object.close();
 }
 
 /// `related.ip`: the attacker-side addresses, to pivot on (not the sensor's own address).
-#[derive(Serialize)]
-struct Related {
-    ip: Vec<IpAddr>,
+fn related(doc: &mut Object<'_>, e: &Event) {
+    let mut ips: [Option<IpAddr>; 2] = [
+        e.source.map(|s| s.ip().to_canonical()),
+        e.attribution
+            .as_ref()
+            .and_then(|a| a.served_to_ip)
+            .map(|ip| ip.to_canonical()),
+    ];
+    if ips[0].is_some() && ips[0] == ips[1] {
+        ips[1] = None;
+    }
+    if ips.iter().all(Option::is_none) {
+        return;
+    }
+    let out = doc.key("related");
+    out.push_str("{\"ip\":[");
+    for (at, ip) in ips.into_iter().flatten().enumerate() {
+        if at > 0 {
+            out.push(',');
+        }
+        push_ip(out, ip);
+    }
+    out.push_str("]}");
 }
 
-impl Related {
-    fn of(e: &Event) -> Related {
-        let mut ip = Vec::with_capacity(2);
-        let candidates = [
-            e.source.map(|s| s.ip().to_canonical()),
-            e.attribution
-                .as_ref()
-                .and_then(|a| a.served_to_ip)
-                .map(|ip| ip.to_canonical()),
-        ];
-        for addr in candidates.into_iter().flatten() {
-            if !ip.contains(&addr) {
-                ip.push(addr);
+fn honeytrap(doc: &mut Object<'_>, e: &Event) {
+    let mut h = doc.object("honeytrap");
+    h.str("kind", e.kind.as_str());
+    if let Some(b) = &e.bait {
+        let mut bait = h.object("bait");
+        bait.str("type", &b.kind);
+        bait.str("name", &b.name);
+        bait.opt_str("token", b.token.as_deref());
+        bait.close();
+    }
+    if let Some(a) = &e.attribution {
+        let mut attribution = h.object("attribution");
+        if let Some(ip) = a.served_to_ip {
+            attribution.ip("served_to_ip", ip.to_canonical());
+        }
+        if let Some(at) = a.served_at {
+            let served_at = attribution.key("served_at");
+            served_at.push('"');
+            push_rfc3339_millis(served_at, at);
+            served_at.push('"');
+        }
+        attribution.opt_str("token_id", a.token_id.as_deref());
+        attribution.bool("valid", a.valid);
+        attribution.close();
+    }
+    if let Some(s) = &e.anomaly_score {
+        let mut score = h.object("anomaly_score");
+        score.num("inbound", s.inbound);
+        score.num("outbound", s.outbound);
+        score.close();
+    }
+    if !e.rules.is_empty() {
+        let out = h.key("rules");
+        out.push('[');
+        for (at, r) in e.rules.iter().enumerate() {
+            if at > 0 {
+                out.push(',');
             }
+            let mut rule = Object::open(out);
+            rule.str("id", &r.id);
+            rule.opt_str("msg", r.msg.as_deref());
+            if !r.tags.is_empty() {
+                rule.strs("tags", r.tags.iter().map(String::as_str));
+            }
+            if let Some(severity) = r.severity {
+                rule.num("severity", severity);
+            }
+            rule.opt_str("matched_var", r.matched_var.as_deref());
+            rule.opt_str("matched_data", r.matched_data.as_deref());
+            rule.close();
         }
-        Related { ip }
+        out.push(']');
     }
-
-    fn is_empty(&self) -> bool {
-        self.ip.is_empty()
+    if let Some(c) = &e.credentials {
+        let mut credentials = h.object("credentials");
+        credentials.opt_str("username", c.username.as_deref());
+        credentials.opt_str("password", c.password.as_deref());
+        credentials.close();
     }
-}
-
-#[derive(Serialize)]
-struct Honeytrap<'a> {
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bait: Option<&'a Bait>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attribution: Option<AttributionFields<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anomaly_score: Option<&'a AnomalyScore>,
-    #[serde(skip_serializing_if = "<[RuleMatch]>::is_empty")]
-    rules: &'a [RuleMatch],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    credentials: Option<&'a Credentials>,
-    flagged: bool,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    truncated: &'a [String],
-    #[serde(skip_serializing_if = "RequestFields::is_empty")]
-    request: RequestFields<'a>,
-}
-
-#[derive(Serialize)]
-struct AttributionFields<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    served_to_ip: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    served_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token_id: Option<&'a str>,
-    valid: bool,
-}
-
-impl<'a> From<&'a Attribution> for AttributionFields<'a> {
-    fn from(a: &'a Attribution) -> AttributionFields<'a> {
-        AttributionFields {
-            served_to_ip: a.served_to_ip.map(|ip| ip.to_canonical()),
-            served_at: a.served_at.map(rfc3339_millis),
-            token_id: a.token_id.as_deref(),
-            valid: a.valid,
-        }
+    h.bool("flagged", e.flagged);
+    if !e.truncated.is_empty() {
+        h.strs("truncated", e.truncated.iter().map(String::as_str));
     }
-}
-
-#[derive(Serialize)]
-struct RequestFields<'a> {
-    headers: Headers<'a>,
-}
-
-impl RequestFields<'_> {
-    fn is_empty(&self) -> bool {
-        self.headers.0.is_empty()
+    if !e.headers.is_empty() {
+        let mut request = h.object("request");
+        headers(&mut request, &e.headers);
+        request.close();
     }
+    h.close();
 }
 
 /// Request headers as one object. Names are lowercased (HTTP names are case-insensitive and
 /// HTTP/2 sends them lowercase anyway) and repeats joined with ", " as RFC 9110 allows, since
-/// a JSON object with a repeated key is rejected by Elasticsearch.
+/// a JSON object with a repeated key is rejected by Elasticsearch. Keys come out sorted.
 ///
 /// Names are attacker-chosen: map `honeytrap.request.headers` as `flattened` in the index
 /// template, or random names will explode the mapping.
-struct Headers<'a>(&'a [(String, String)]);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut merged: BTreeMap<String, Cow<'_, str>> = BTreeMap::new();
-        for (name, value) in self.0 {
-            match merged.entry(name.to_ascii_lowercase()) {
-                std::collections::btree_map::Entry::Vacant(slot) => {
-                    slot.insert(Cow::Borrowed(value));
-                }
-                std::collections::btree_map::Entry::Occupied(mut slot) => {
-                    let joined = slot.get_mut().to_mut();
-                    joined.push_str(", ");
-                    joined.push_str(value);
-                }
+fn headers(request: &mut Object<'_>, headers: &[(String, String)]) {
+    // Sorting (name, arrival) pairs puts repeats next to each other in arrival order; most
+    // names need no lowercasing and are borrowed.
+    let mut sorted: Vec<(Cow<'_, str>, &str)> = headers
+        .iter()
+        .map(|(name, value)| {
+            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(name.as_str())
+            };
+            (name, value.as_str())
+        })
+        .collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let out = request.key("headers");
+    out.push('{');
+    let mut previous: Option<&str> = None;
+    for (name, value) in &sorted {
+        let name: &str = name;
+        if previous == Some(name) {
+            // A repeat: close the value up to here with ", " and carry on inside it.
+            out.pop();
+            out.push_str(", ");
+        } else {
+            if previous.is_some() {
+                out.push(',');
             }
+            push_str_value(out, name);
+            out.push_str(":\"");
         }
-        let mut map = serializer.serialize_map(Some(merged.len()))?;
-        for (name, value) in &merged {
-            map.serialize_entry(name, value)?;
-        }
-        map.end()
+        push_escaped(out, value);
+        out.push('"');
+        previous = Some(name);
     }
+    out.push('}');
 }
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::full_event;
-    use super::super::{Kind, Observer};
+    use super::super::{Attribution, Kind, Observer, RuleMatch};
     use super::*;
     use serde_json::{json, Value};
     use std::sync::Arc;
     use std::time::Duration;
 
     fn doc(e: &Event) -> Value {
-        serde_json::from_str(&to_json(e)).unwrap()
+        serde_json::from_str(&to_json(e, &e.id.to_string())).unwrap()
     }
 
     fn walk(v: &Value, path: &str, visit: &mut impl FnMut(&str, &Value)) {
@@ -443,6 +627,158 @@ mod tests {
             Value::Array(items) => items.iter().for_each(|child| walk(child, path, visit)),
             _ => {}
         }
+    }
+
+    fn assert_same_as_reference(e: &Event) {
+        let id = e.id.to_string();
+        assert_eq!(to_json(e, &id), super::super::doc_reference::to_json(e));
+    }
+
+    #[test]
+    fn documents_are_byte_identical_to_the_serde_reference() {
+        assert_same_as_reference(&full_event());
+        for kind in [Kind::Decoy, Kind::Bait, Kind::Rules] {
+            assert_same_as_reference(&Event::new(kind, Arc::new(Observer::new("s"))));
+        }
+        // Only a served-to address, and one equal to the source: `related.ip` either way.
+        let mut e = full_event();
+        e.source = None;
+        assert_same_as_reference(&e);
+        e.source = Some("[::ffff:198.51.100.9]:1".parse().unwrap());
+        assert_same_as_reference(&e);
+        // Everything optional inside the optional objects left out.
+        e.credentials = Some(Default::default());
+        e.attribution = Some(Attribution {
+            served_to_ip: None,
+            served_at: None,
+            token_id: None,
+            valid: false,
+        });
+        e.body = None;
+        e.rules = vec![RuleMatch {
+            id: "1".into(),
+            ..RuleMatch::default()
+        }];
+        e.url = None;
+        e.techniques.clear();
+        assert_same_as_reference(&e);
+    }
+
+    #[test]
+    fn attacker_text_is_escaped_as_serde_json_escapes_it() {
+        let limits = super::super::Limits::default();
+        // Every ASCII control, quotes and backslashes, DEL and non-ASCII, at every offset of a
+        // block so that the fast skip and the byte loop both meet them.
+        let mut nasty: Vec<u8> = (0u8..0x20).collect();
+        nasty.extend_from_slice(b"\"\\\x7f/\xc3\xa9\xe2\x82\xac plain text to fill a block");
+        for shift in 0..20 {
+            let mut text = b"x".repeat(shift);
+            text.extend_from_slice(&nasty);
+            let mut e = Event::new(Kind::Decoy, Arc::new(Observer::new("s\"\n")));
+            e.set_url(&text);
+            e.set_user_agent(&text, &limits);
+            e.set_body(&text, &limits);
+            e.add_header(&text, &text, &limits);
+            e.add_header(b"X-\"B", &text, &limits);
+            e.add_header(b"x-\"b", b"again", &limits);
+            e.tags = vec![String::from_utf8_lossy(&text).into_owned()];
+            assert_same_as_reference(&e);
+            // One byte to escape, last, in strings shorter and longer than a word.
+            let mut e = Event::new(Kind::Decoy, Arc::new(Observer::new("s")));
+            for last in [b'"', b'\\', b'\n', 0x01, 0x1f] {
+                let mut text = b"y".repeat(shift);
+                text.push(last);
+                e.tags.push(String::from_utf8_lossy(&text).into_owned());
+            }
+            assert_same_as_reference(&e);
+        }
+    }
+
+    #[test]
+    fn the_word_test_agrees_with_the_byte_test() {
+        // Each byte value in each position, among neighbours that need no escaping (high
+        // bytes included, as the subtraction's borrows are what could fool the word test).
+        for filler in [b'a', 0x7f, 0x80, 0xff] {
+            for b in 0..=255u8 {
+                for at in 0..8 {
+                    let mut word = [filler; 8];
+                    word[at] = b;
+                    assert_eq!(
+                        word_needs_escape(u64::from_le_bytes(word)),
+                        byte_needs_escape(b),
+                        "byte {b:#04x} at {at} among {filler:#04x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            403,
+            65_535,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = String::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
+
+    #[test]
+    fn repeated_headers_merge_like_the_reference_whatever_their_order() {
+        let limits = super::super::Limits::default();
+        let mut e = Event::new(Kind::Decoy, Arc::new(Observer::new("s")));
+        for (name, value) in [
+            ("B", "1"),
+            ("a", "2"),
+            ("b", "3"),
+            ("A-", "4"),
+            ("A", "5"),
+            ("b", "6"),
+            ("", "7"),
+        ] {
+            e.add_header(name.as_bytes(), value.as_bytes(), &limits);
+        }
+        assert_same_as_reference(&e);
+        assert_eq!(
+            doc(&e)["honeytrap"]["request"]["headers"],
+            json!({ "": "7", "a": "2, 5", "a-": "4", "b": "1, 3, 6" })
+        );
+    }
+
+    #[test]
+    fn dates_are_written_as_the_time_crate_writes_them() {
+        let epoch = SystemTime::UNIX_EPOCH;
+        let mut times = vec![
+            epoch,
+            epoch - Duration::from_millis(1),
+            epoch - Duration::from_secs(86_400 * 400),
+            // The last millisecond before year 10000.
+            epoch + Duration::from_millis(253_402_300_799_999),
+        ];
+        // Every day from 1970 to 2500, at a time of day and millisecond that move along, so
+        // that leap days and century rules (2000 is leap, 2100 is not) are all crossed.
+        for day in 0..(530 * 366) {
+            let secs = day * 86_400 + (day * 7_919) % 86_400;
+            times.push(
+                epoch + Duration::from_secs(secs) + Duration::from_micros(day * 997 % 1_000_000),
+            );
+        }
+        for t in times {
+            assert_eq!(rfc3339_millis(t), rfc3339_millis_by_time(t), "{t:?}");
+        }
+        // From year 10000 on, which the time crate cannot take, a stand-in instead of a panic.
+        let far = epoch + Duration::from_secs(253_402_300_800);
+        assert_eq!(rfc3339_millis(far), UNWRITABLE_DATE);
     }
 
     #[test]

@@ -24,9 +24,22 @@ impl EventId {
     }
 }
 
+impl EventId {
+    /// The 32 hex digits, without `fmt`'s padding machinery: every shipped event prints its id.
+    pub fn hex(self) -> [u8; 32] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (at, digit) in out.iter_mut().enumerate() {
+            *digit = DIGITS[((self.0 >> (124 - 4 * at)) & 0xf) as usize];
+        }
+        out
+    }
+}
+
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        let hex = self.hex();
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -63,6 +76,20 @@ fn seed(pid: u32) -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn printed_as_32_lowercase_hex_digits() {
+        for n in [
+            0,
+            1,
+            0xabc,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            assert_eq!(EventId(n).to_string(), format!("{n:032x}"));
+        }
+    }
+
     use super::*;
     use std::collections::HashSet;
 

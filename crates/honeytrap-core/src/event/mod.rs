@@ -8,6 +8,8 @@
 //! ECS names are used where ECS has a field; everything else lives under `honeytrap.*`.
 
 mod doc;
+#[cfg(test)]
+mod doc_reference;
 mod id;
 mod text;
 
@@ -350,10 +352,9 @@ impl Event {
 
     /// The ECS document as one JSON line, with its id. Runs on the shipper thread.
     pub fn to_record(&self) -> Record {
-        Record {
-            id: self.id.to_string(),
-            json: doc::to_json(self),
-        }
+        let id = self.id.to_string();
+        let json = doc::to_json(self, &id);
+        Record { id, json }
     }
 
     fn capped(&mut self, raw: &[u8], cap: usize, field: &str) -> String {
