@@ -695,6 +695,54 @@ mod tests {
     }
 
     #[test]
+    fn random_attacker_text_is_written_as_the_reference_writes_it() {
+        let limits = super::super::Limits::default();
+        let mut rng = fastrand::Rng::with_seed(0x6865_7964);
+        // Mostly plain bytes, with the ones that need escaping, and UTF-8 sequences whole and
+        // cut, at random offsets and lengths (around the 8-byte words the writer skips by).
+        let alphabet: Vec<u8> =
+            b"aZ09 -/<>=&%\"\\\x00\x01\x08\x0c\x1f\x7f\x80\xc3\xa9\xe2\x82\xac\xff".to_vec();
+        let text = |rng: &mut fastrand::Rng| -> Vec<u8> {
+            let len = rng.usize(0..40);
+            (0..len)
+                .map(|_| {
+                    if rng.u8(..) < 160 {
+                        b'a' + rng.u8(0..26)
+                    } else {
+                        alphabet[rng.usize(0..alphabet.len())]
+                    }
+                })
+                .collect()
+        };
+        for _ in 0..3000 {
+            let mut e = Event::new(Kind::Rules, Arc::new(Observer::new("s")));
+            e.set_url(&text(&mut rng));
+            e.set_user_agent(&text(&mut rng), &limits);
+            e.set_body(&text(&mut rng), &limits);
+            for _ in 0..rng.usize(0..4) {
+                e.add_header(&text(&mut rng), &text(&mut rng), &limits);
+            }
+            e.tags = (0..rng.usize(0..3))
+                .map(|_| String::from_utf8_lossy(&text(&mut rng)).into_owned())
+                .collect();
+            e.rules = (0..rng.usize(0..3))
+                .map(|_| {
+                    let mut lossy = || String::from_utf8_lossy(&text(&mut rng)).into_owned();
+                    RuleMatch {
+                        id: lossy(),
+                        msg: Some(lossy()),
+                        tags: vec![lossy(), lossy()].into(),
+                        severity: Some(2),
+                        matched_var: Some(lossy()),
+                        matched_data: Some(lossy()),
+                    }
+                })
+                .collect();
+            assert_same_as_reference(&e);
+        }
+    }
+
+    #[test]
     fn the_word_test_agrees_with_the_byte_test() {
         // Each byte value in each position, among neighbours that need no escaping (high
         // bytes included, as the subtraction's borrows are what could fool the word test).
