@@ -253,10 +253,7 @@ impl TransformCache {
     fn compute(&mut self, chains: &ChainTable, row: Row, raw: &[u8], chain: ChainId) -> Val {
         let r = row as usize;
         let used = chains.masks[chain as usize];
-        if self.tested[r] & used != used {
-            self.test(row, raw, used);
-        }
-        if self.changing[r] & used == 0 {
+        if self.changed_by(row, || raw, used) == 0 {
             return Val::Raw;
         }
         let at = r * self.chains + chain as usize;
