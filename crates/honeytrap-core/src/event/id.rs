@@ -22,9 +22,7 @@ impl EventId {
         let pid = std::process::id();
         EventId(GENERATOR.with(|g| g.borrow_mut().next(pid)))
     }
-}
 
-impl EventId {
     /// The 32 hex digits, without `fmt`'s padding machinery: every shipped event prints its id.
     pub fn hex(self) -> [u8; 32] {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -76,6 +74,8 @@ fn seed(pid: u32) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn printed_as_32_lowercase_hex_digits() {
@@ -89,9 +89,6 @@ mod tests {
             assert_eq!(EventId(n).to_string(), format!("{n:032x}"));
         }
     }
-
-    use super::*;
-    use std::collections::HashSet;
 
     #[test]
     fn ids_are_32_hex_digits() {
