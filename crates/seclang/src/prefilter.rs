@@ -580,24 +580,28 @@ fn target_key(t: &Target) -> String {
 #[derive(Debug)]
 pub struct Group {
     /// The (target, chain) units whose values the members' operators see, target by
-    /// target: a target's values are listed once for all its chains.
-    pub targets: Vec<GroupTarget>,
+    /// target: a target's values are listed once for all its chains. The range of
+    /// [`Prefilter::group_targets`]: one table for every group, read in step order, so that
+    /// a transaction reads a few contiguous cache lines rather than a block per group.
+    pub targets: (u32, u32),
     /// Bit of the first member in its phase's candidate bits.
     pub bit: usize,
     /// The candidate words its members' bits are in (start, end exclusive).
     pub words: (u32, u32),
 }
 
-/// One target of a [`Group`] and the chains the group scans its values through.
+/// One target of a [`Group`] and the chains the group scans its values through
+/// ([`Prefilter::chains_of`]). 16 bytes.
 #[derive(Debug)]
 pub struct GroupTarget {
-    /// The target, in [`Prefilter::targets`].
-    pub target_id: u32,
-    /// `None`: the raw value.
-    pub chains: Vec<Option<ChainId>>,
-    /// The transformations of all of `chains` ([`ChainTable::masks`] or-ed): a value that
+    /// The transformations of all of its chains ([`ChainTable::masks`] or-ed): a value that
     /// none of them changes is scanned once for every chain.
     pub transforms: u64,
+    /// `Prefilter::group_chains[chains_at..][..chains_len]`.
+    chains_at: u32,
+    chains_len: u16,
+    /// The target, in [`Prefilter::targets`].
+    pub target_id: u16,
 }
 
 /// One target (without exclusions) through one transformation chain (`None`: raw), as
@@ -1203,6 +1207,10 @@ pub struct Prefilter {
     /// Indexed like `RuleSet::rules`: (group, member index).
     pub member: Vec<Option<(u32, u16)>>,
     pub groups: Vec<Group>,
+    /// Every group's targets, group after group.
+    pub group_targets: Vec<GroupTarget>,
+    /// Their chains (`None`: the raw value), target after target.
+    group_chains: Vec<Option<ChainId>>,
     /// The groups' targets (without exclusions), by target id: listed once per phase.
     pub targets: Vec<Target>,
     /// By target id: the transformations of every group's chains for it
@@ -1296,6 +1304,12 @@ impl Prefilter {
                 } else {
                     vec![r.chain_id()]
                 };
+                // Group targets number their target and count their chains in 16 bits.
+                if targets.len() + r.targets.len() > usize::from(u16::MAX)
+                    || rule_chains.len() > usize::from(u16::MAX)
+                {
+                    continue;
+                }
                 for c in &mut rule_chains {
                     if let Some(id) = *c {
                         let scanned = *scanned_as
@@ -1346,6 +1360,7 @@ impl Prefilter {
         // Number member bits automaton by automaton, group after group (the groups were
         // made phase by phase: phase 1's bits come before phase 2's).
         let mut groups = Vec::with_capacity(building.len());
+        let (mut group_targets, mut group_chains): (Vec<GroupTarget>, _) = (Vec::new(), Vec::new());
         let mut target_transforms = vec![0u64; targets.len()];
         let mut next_bit = [0usize; 6];
         for b in &building {
@@ -1357,27 +1372,30 @@ impl Prefilter {
             );
             let mut by_target = b.units.clone();
             by_target.sort_by_key(|&u| units[u as usize].target_id);
-            let mut targets: Vec<GroupTarget> = Vec::new();
+            let first = group_targets.len();
             for &u in &by_target {
                 let unit = &units[u as usize];
                 let mask = unit.chain.map_or(0, |c| chains.masks[c as usize]);
-                match targets.last_mut() {
-                    Some(t) if t.target_id == unit.target_id => {
-                        t.chains.push(unit.chain);
+                match group_targets[first..].last_mut() {
+                    Some(t) if u32::from(t.target_id) == unit.target_id => {
+                        t.chains_len += 1;
                         t.transforms |= mask;
                     }
-                    _ => targets.push(GroupTarget {
-                        target_id: unit.target_id,
-                        chains: vec![unit.chain],
+                    _ => group_targets.push(GroupTarget {
                         transforms: mask,
+                        chains_at: group_chains.len() as u32,
+                        chains_len: 1,
+                        // Rules whose targets would pass 16 bits are not grouped.
+                        target_id: unit.target_id as u16,
                     }),
                 }
+                group_chains.push(unit.chain);
             }
-            for t in &targets {
-                target_transforms[t.target_id as usize] |= t.transforms;
+            for t in &group_targets[first..] {
+                target_transforms[usize::from(t.target_id)] |= t.transforms;
             }
             groups.push(Group {
-                targets,
+                targets: (first as u32, group_targets.len() as u32),
                 bit,
                 words,
             });
@@ -1456,12 +1474,24 @@ impl Prefilter {
             by_rule,
             member,
             groups,
+            group_targets,
+            group_chains,
             targets,
             target_transforms,
             phases: scans,
             words,
             scan_chains,
         }
+    }
+
+    /// Group `g`'s targets.
+    pub fn targets_of(&self, g: &Group) -> &[GroupTarget] {
+        &self.group_targets[g.targets.0 as usize..g.targets.1 as usize]
+    }
+
+    /// The chains a group scans `t`'s values through.
+    pub fn chains_of(&self, t: &GroupTarget) -> &[Option<ChainId>] {
+        &self.group_chains[t.chains_at as usize..][..usize::from(t.chains_len)]
     }
 
     /// The automaton that scans `phase`'s values, as a number that phases sharing one

@@ -1117,8 +1117,8 @@ impl Transaction {
         let or_scan = |bits: &mut [u64], scans: &ValueScans, at: usize| {
             or_into(bits, &scans.bits[at + words.start..at + words.end]);
         };
-        for gt in &group.targets {
-            let t = gt.target_id as usize;
+        for gt in pf.targets_of(group) {
+            let t = usize::from(gt.target_id);
             // The target's values (slot and cache row) are listed on its first group of the
             // phase; the other groups read the list instead of visiting it again. A target
             // with values that have no slot (bodies) is visited every time.
@@ -1149,7 +1149,7 @@ impl Transaction {
             let (start, len) = (ts.start, ts.len);
             if len == u32::MAX {
                 visit(&self.data, &pf.targets[t], &mut |_, _, raw, slot| {
-                    for &chain in &gt.chains {
+                    for &chain in pf.chains_of(gt) {
                         let Some(row) = slot.map(|s| cache.row(s)) else {
                             unslotted_scan.clear();
                             unslotted_scan.resize(w, 0);
@@ -1218,7 +1218,7 @@ impl Transaction {
                 // and its scan.
                 let raw = slot_value(&self.data, slot);
                 let mut last = None;
-                for &chain in &gt.chains {
+                for &chain in pf.chains_of(gt) {
                     let v = match chain {
                         Some(c) => cache.in_row(&rs.chains, row, raw, c),
                         None => Val::Raw,
@@ -2469,9 +2469,10 @@ mod tests {
         );
         // ARGS raw (1, 2), ARGS through urlDecodeUni (3, 4, 5), and jsDecode after
         // lowercase, which is not case-blind (6).
-        let units: std::collections::BTreeSet<_> = (rs.prefilter.groups.iter())
-            .flat_map(|g| &g.targets)
-            .flat_map(|t| t.chains.iter().map(|&c| (t.target_id, c)))
+        let pf = &rs.prefilter;
+        let units: std::collections::BTreeSet<_> = (pf.groups.iter())
+            .flat_map(|g| pf.targets_of(g))
+            .flat_map(|t| pf.chains_of(t).iter().map(|&c| (t.target_id, c)))
             .collect();
         assert_eq!(units.len(), 3);
         let tx = four_args(&rs);
