@@ -1001,6 +1001,11 @@ impl PhaseScan {
             }
             state_bits.push(id);
         }
+        // Grown by doubling: the spare capacity would stay in every worker for nothing.
+        masks.shrink_to_fit();
+        checks.shrink_to_fit();
+        states.shrink_to_fit();
+        rest_bytes.shrink_to_fit();
         Some(PhaseScan {
             columns,
             stride,
