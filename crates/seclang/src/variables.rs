@@ -294,6 +294,8 @@ pub fn parse_targets(s: &str) -> Result<Vec<Target>, String> {
     for ex in exclusions {
         add_exclusion(&mut targets, ex);
     }
+    // Kept for the rule set's life in every worker: no spare capacity.
+    targets.shrink_to_fit();
     Ok(targets)
 }
 
