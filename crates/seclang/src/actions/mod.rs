@@ -212,6 +212,9 @@ impl Actions {
         for (name, value) in split(text)? {
             a.apply(&name, value.as_deref())?;
         }
+        // Kept for the rule set's life in every worker: no spare capacity.
+        a.exec.shrink_to_fit();
+        a.transforms.shrink_to_fit();
         Ok(a)
     }
 
