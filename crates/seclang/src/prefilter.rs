@@ -1209,6 +1209,9 @@ impl PhaseScan {
 pub struct Prefilter {
     /// Indexed like `RuleSet::rules`; `None` = always evaluate.
     by_rule: Vec<Option<AhoCorasick>>,
+    /// Indexed like `RuleSet::rules`: a test on a value before its transformations (see
+    /// [`RawScreen`]).
+    raw_screens: Vec<Option<RawScreen>>,
     /// Indexed like `RuleSet::rules`: (group, member index).
     pub member: Vec<Option<(u32, u16)>>,
     pub groups: Vec<Group>,
@@ -1230,19 +1233,114 @@ pub struct Prefilter {
     scan_chains: Vec<Option<ChainId>>,
 }
 
-/// The chain whose values the phase scans in place of `chain`'s: `chain` without the
-/// `lowercase` steps that only [case-blind](transformations::case_blind) ones follow. The
-/// scan matches ASCII-case-insensitively, so both chains' values set the same member bits,
-/// and units that differ only by such a step share their values.
-fn scan_chain(chains: &mut ChainTable, chain: ChainId) -> Option<ChainId> {
+/// The transformations of `chain`, first to last.
+fn chain_steps(chains: &ChainTable, chain: Option<ChainId>) -> Vec<transformations::TransformId> {
     let mut steps = Vec::new();
-    let mut cur = Some(chain);
+    let mut cur = chain;
     while let Some(c) = cur {
         let (parent, t) = chains.nodes[c as usize];
         steps.push(t);
         cur = parent;
     }
     steps.reverse();
+    steps
+}
+
+/// For a rule whose transformations only delete bytes (`removeWhitespace`, `removeNulls`)
+/// and lower-case ASCII letters: what its operator needs of a value, asked before the value
+/// is transformed. One of the operator's literals (each ASCII-case-blind, one of which a
+/// match contains) must then occur in the raw value once the deleted bytes are skipped and
+/// case is ignored. Over a response body, CRS 955300 (`t:removeWhitespace,t:lowercase`,
+/// `@contains` a web shell's title) costs a search for `<` and a few byte comparisons at
+/// each, instead of a copy of the page without whitespace and a search in it.
+#[derive(Debug)]
+pub struct RawScreen {
+    /// The literals without the deleted bytes, lower-cased.
+    literals: Vec<Vec<u8>>,
+    deleted: [bool; 256],
+}
+
+impl RawScreen {
+    fn new(literals: &[Vec<u8>], steps: &[transformations::TransformId]) -> Option<RawScreen> {
+        let lookup = |name| transformations::lookup(name).expect("a built-in transformation");
+        let (lowercase, whitespace, nulls) = (
+            lookup("lowercase"),
+            lookup("removeWhitespace"),
+            lookup("removeNulls"),
+        );
+        let mut deleted = [false; 256];
+        for &t in steps {
+            if t == whitespace {
+                for (b, d) in deleted.iter_mut().enumerate() {
+                    *d |= transformations::is_space(b as u8);
+                }
+            } else if t == nulls {
+                deleted[0] = true;
+            } else if t != lowercase {
+                return None;
+            }
+        }
+        // Without deletions the value is scanned as it is, or nearly: nothing to save.
+        if !deleted.contains(&true) {
+            return None;
+        }
+        let literals: Vec<Vec<u8>> = literals
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .filter(|&&b| !deleted[usize::from(b)])
+                    .map(u8::to_ascii_lowercase)
+                    .collect()
+            })
+            .collect();
+        // A literal made only of deleted bytes occurs in every value.
+        if literals.is_empty() || literals.iter().any(Vec::is_empty) {
+            return None;
+        }
+        Some(RawScreen { literals, deleted })
+    }
+
+    /// Whether the rule can match a value that is `raw` before its transformations.
+    pub fn may_match(&self, raw: &[u8]) -> bool {
+        self.literals.iter().any(|l| self.occurs(raw, l))
+    }
+
+    /// Whether `literal` (lower-cased, without deleted bytes) occurs in `raw` with deleted
+    /// bytes skipped and ASCII case ignored.
+    fn occurs(&self, raw: &[u8], literal: &[u8]) -> bool {
+        let (&first, rest) = literal.split_first().expect("literals are not empty");
+        let follows = |from: usize| {
+            let mut want = rest.iter();
+            let mut next = want.next();
+            for &b in &raw[from..] {
+                let Some(&w) = next else {
+                    break;
+                };
+                if self.deleted[usize::from(b)] {
+                    continue;
+                }
+                if b.to_ascii_lowercase() != w {
+                    return false;
+                }
+                next = want.next();
+            }
+            next.is_none()
+        };
+        let upper = first.to_ascii_uppercase();
+        if upper == first {
+            memchr::memchr_iter(first, raw).any(|at| follows(at + 1))
+        } else {
+            memchr::memchr2_iter(first, upper, raw).any(|at| follows(at + 1))
+        }
+    }
+}
+
+/// The chain whose values the phase scans in place of `chain`'s: `chain` without the
+/// `lowercase` steps that only [case-blind](transformations::case_blind) ones follow. The
+/// scan matches ASCII-case-insensitively, so both chains' values set the same member bits,
+/// and units that differ only by such a step share their values.
+fn scan_chain(chains: &mut ChainTable, chain: ChainId) -> Option<ChainId> {
+    let mut steps = chain_steps(chains, Some(chain));
     let lowercase = transformations::lookup("lowercase");
     let blind_from = steps
         .iter()
@@ -1469,6 +1567,19 @@ impl Prefilter {
                 Some(ac)
             })
             .collect();
+        let raw_screens = rules
+            .iter()
+            .zip(&member)
+            .map(|(r, m)| {
+                let RuleOperator::Static(op) = &r.operator else {
+                    return None;
+                };
+                if m.is_some() || r.negated || r.multi_match {
+                    return None;
+                }
+                RawScreen::new(&op.screen_literals()?, &chain_steps(chains, r.chain_id()))
+            })
+            .collect();
         let words = scans.iter().flatten().map(|s| s.words).max().unwrap_or(0);
         let mut scan_chains: Vec<Option<ChainId>> =
             (0..chains.nodes.len() as ChainId).map(Some).collect();
@@ -1477,6 +1588,7 @@ impl Prefilter {
         }
         Prefilter {
             by_rule,
+            raw_screens,
             member,
             groups,
             group_targets,
@@ -1512,6 +1624,11 @@ impl Prefilter {
     pub fn scanned_chain(&self, chain: Option<ChainId>) -> Option<ChainId> {
         let c = chain?;
         self.scan_chains.get(c as usize).copied().unwrap_or(Some(c))
+    }
+
+    /// Rule `idx`'s test of values before their transformations, if it has one.
+    pub fn raw_screen(&self, idx: usize) -> Option<&RawScreen> {
+        self.raw_screens.get(idx)?.as_ref()
     }
 
     /// Whether rule `idx` can match `value` at all.
@@ -1969,5 +2086,93 @@ mod tests {
         assert_eq!(respond(&[&padding[..], b"no mark"].concat()), Some(502));
         assert_eq!(respond(&[&padding[..], b"a MARKER"].concat()), None);
         assert_eq!(respond(b"short"), Some(502));
+    }
+
+    fn transform_ids(names: &[&str]) -> Vec<transformations::TransformId> {
+        names
+            .iter()
+            .map(|n| transformations::lookup(n).unwrap())
+            .collect()
+    }
+
+    /// Only chains that delete bytes and fold case get a screen, and only literals that keep
+    /// something once the deleted bytes are gone.
+    #[test]
+    fn raw_screens_only_for_deleting_chains() {
+        let lit = vec![b"<Title>".to_vec()];
+        for ok in [
+            &["removeWhitespace"][..],
+            &["removeNulls"],
+            &["lowercase", "removeWhitespace"],
+            &["removeWhitespace", "lowercase", "removeNulls"],
+        ] {
+            assert!(RawScreen::new(&lit, &transform_ids(ok)).is_some(), "{ok:?}");
+        }
+        for no in [
+            &[][..],
+            &["lowercase"],
+            &["removeWhitespace", "urlDecodeUni"],
+            &["compressWhitespace"],
+        ] {
+            assert!(RawScreen::new(&lit, &transform_ids(no)).is_none(), "{no:?}");
+        }
+        let blank = vec![b" \t ".to_vec()];
+        assert!(RawScreen::new(&blank, &transform_ids(&["removeWhitespace"])).is_none());
+        let s = RawScreen::new(&lit, &transform_ids(&["removeWhitespace"])).unwrap();
+        assert!(s.may_match(b"x < t\x0bI t\xa0L e\n> y"));
+        assert!(!s.may_match(b"x < t\x0bI t\xa0L e\n y"));
+        assert!(!s.may_match(b"<titl"));
+        assert!(!s.may_match(b""));
+    }
+
+    /// Against transforming first: for a chain that lower-cases and a literal in lower case
+    /// without deleted bytes, the screen says whether the transformed value contains it.
+    #[test]
+    fn raw_screen_agrees_with_transforming_first() {
+        let mut next = crate::test_rng::below(0x2545_f491_4f6c_dd1d);
+        let chains: [&[&str]; 4] = [
+            &["removeWhitespace", "lowercase"],
+            &["lowercase", "removeWhitespace"],
+            &["removeNulls", "lowercase"],
+            &["removeNulls", "removeWhitespace", "lowercase"],
+        ];
+        let alphabet = b"abAB<> \t\n\x0b\x0c\xa0\x00/";
+        let (mut found, mut rejected) = (0, 0);
+        for round in 0..20_000 {
+            let steps = transform_ids(chains[round % chains.len()]);
+            let word = |next: &mut dyn FnMut(usize) -> usize, len: usize| -> Vec<u8> {
+                (0..len).map(|_| alphabet[next(alphabet.len())]).collect()
+            };
+            let len = 1 + next(4);
+            let literal: Vec<u8> = word(&mut next, len)
+                .to_ascii_lowercase()
+                .into_iter()
+                .filter(|&b| !transformations::is_space(b) && b != 0)
+                .collect();
+            if literal.is_empty() {
+                continue;
+            }
+            let len = next(24);
+            let raw = word(&mut next, len);
+            let mut transformed = raw.clone();
+            for &t in &steps {
+                let mut out = Vec::new();
+                transformations::apply(t, &transformed, &mut out);
+                transformed = out;
+            }
+            let contains = memchr::memmem::find(&transformed, &literal).is_some();
+            let screen = RawScreen::new(std::slice::from_ref(&literal), &steps).unwrap();
+            // The literal keeps no byte the chain deletes and no upper case: then the screen
+            // answers exactly what transforming first answers.
+            let passes = screen.may_match(&raw);
+            let shown = (
+                String::from_utf8_lossy(&raw),
+                String::from_utf8_lossy(&literal),
+            );
+            assert_eq!(passes, contains, "{shown:?} {:?}", chains[round % 4]);
+            found += usize::from(contains);
+            rejected += usize::from(!passes);
+        }
+        assert!(found > 1000 && rejected > 1000, "{found} {rejected}");
     }
 }

@@ -9,7 +9,7 @@ use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
 use crate::macros::{Macro, Ref};
 use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
-use crate::prefilter::PhaseScan;
+use crate::prefilter::{PhaseScan, RawScreen};
 use crate::rule::{Amount, ChainId, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest};
 use crate::ruleset::{RuleSet, MARKER, NO_GROUP, NO_SKIP_AFTER};
 use crate::store::{format_i64, Store};
@@ -1437,6 +1437,12 @@ impl Transaction {
         // A group member's bit in the phase scan of a value: unset, the operator cannot
         // match that value (the scan is shared with every rule looking at it).
         let pf = &rs.prefilter;
+        // The few rules that can tell from the values before they are transformed.
+        if let Some(screen) = pf.raw_screen(idx).filter(|_| use_prefilter) {
+            if !self.any_raw_value(link, screen) {
+                return false;
+            }
+        }
         let member_bit = match (pf.member[idx], &pf.phases[self.phase as usize]) {
             (Some((g, m)), Some(_)) if use_prefilter => {
                 let bit = pf.groups[g as usize].bit + m as usize;
@@ -1595,6 +1601,18 @@ impl Transaction {
         self.scratch.hits = hits;
         self.scratch.hit_bytes = bytes;
         matched
+    }
+
+    /// Whether one of `link`'s values passes `screen` before its transformations (exclusions
+    /// aside: a value they drop only makes the answer yes where it could be no).
+    fn any_raw_value(&self, link: &Rule, screen: &RawScreen) -> bool {
+        let mut any = false;
+        for t in &link.targets {
+            visit(&self.data, t, &mut |_, _, raw, _| {
+                any |= screen.may_match(raw)
+            });
+        }
+        any
     }
 
     /// [`Transaction::eval_link`] for the commonest link in CRS, one untransformed
@@ -2446,6 +2464,40 @@ mod tests {
                 .tx_var("hit")
                 .map(|v| String::from_utf8_lossy(v).into_owned());
             assert_eq!(got.as_deref(), hit, "{query}, header {header}");
+        }
+    }
+
+    /// A rule whose chain only deletes whitespace and lower-cases, with a literal operator,
+    /// runs its operator only when a value holds the literal with whitespace and case
+    /// ignored; it matches as before.
+    #[test]
+    fn raw_screen_spares_the_transformations() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@contains <title>shell</title>\" \"id:1,phase:1,pass,\
+                   t:none,t:removeWhitespace,t:lowercase,setvar:'tx.hit=%{MATCHED_VAR}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        assert!(rs.prefilter.raw_screen(0).is_some());
+        for (query, hit) in [
+            (
+                "a=%3CTi%20tle%3ES%0AHELL%3C/title%3E",
+                Some("<title>shell</title>"),
+            ),
+            ("a=%3Ctitle%3Eshel%3C/title%3E&b=title", None),
+            ("a=calm&b=%3Ctitle%3E", None),
+        ] {
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            let got = tx
+                .tx_var("hit")
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            assert_eq!(got.as_deref(), hit, "{query}");
+            assert_eq!(tx.operator_runs, usize::from(hit.is_some()), "{query}");
         }
     }
 

@@ -13,6 +13,12 @@ impl Operator for Contains {
     fn matches(&self, input: &[u8], _: &mut Captures) -> bool {
         memchr::memmem::find(input, &self.0).is_some()
     }
+
+    // Not `literals`: that would put its rules in the phase scans' groups, for no gain (a
+    // search as cheap as theirs) and at the cost of bigger automata.
+    fn screen_literals(&self) -> Option<Vec<Vec<u8>>> {
+        Some(vec![self.0.clone()])
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,12 @@ pub trait Operator: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Literals one of which occurs (ASCII case aside) in every input the operator matches,
+    /// for a test of values before their transformations (see `prefilter::RawScreen`).
+    fn screen_literals(&self) -> Option<Vec<Vec<u8>>> {
+        self.literals()
+    }
+
     /// Whether the operator matches exactly the inputs that contain one of `literals()`:
     /// a per-value prefilter of them would repeat its whole work (and its memory).
     fn is_literal_search(&self) -> bool {
