@@ -135,7 +135,8 @@ impl Store {
         self.set_known_int(key, slot, format_i64(n, &mut digits), Some(n));
     }
 
-    fn set_known_int(&mut self, key: &[u8], slot: Option<u32>, value: &[u8], n: Option<i64>) {
+    /// [`Store::set`], with the value's integer `n` when the caller knows it.
+    pub fn set_known_int(&mut self, key: &[u8], slot: Option<u32>, value: &[u8], n: Option<i64>) {
         match slot.or_else(|| self.slot(key)) {
             Some(s) => {
                 let v = &mut self.values[s as usize];
@@ -154,6 +155,18 @@ impl Store {
                 }
             },
         }
+    }
+
+    /// The numbered keys that are set: slot, value, and the value's integer if known.
+    pub fn set_slots(&self) -> impl Iterator<Item = (u32, &[u8], Option<i64>)> {
+        (0..self.set.len())
+            .filter(|&s| self.set[s])
+            .map(|s| (s as u32, self.values[s].as_slice(), self.ints[s]))
+    }
+
+    /// Whether a key made at run time (not numbered) is set.
+    pub fn has_unnumbered(&self) -> bool {
+        !self.extra.is_empty()
     }
 
     pub fn remove(&mut self, key: &[u8], slot: Option<u32>) {
