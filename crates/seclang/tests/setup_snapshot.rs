@@ -84,29 +84,41 @@ fn run(rs: &Arc<RuleSet>, req: &Request, flagged: bool) -> [String; 3] {
 fn same_with_and_without(prelude: &str, files: &[PathBuf], root: &Path) -> usize {
     let (with, without) = (load(prelude, files, true), load(prelude, files, false));
     assert_eq!(without.setup_snapshot_steps(), 0);
+    let stages = crs_suite::stages(root);
     let mut compared = 0;
-    for (n, stage) in crs_suite::stages(root).iter().enumerate() {
-        let req = crs_suite::build_request(&stage.input);
-        let flagged = n % 3 == 0;
-        let (a, b) = (run(&with, &req, flagged), run(&without, &req, flagged));
-        for (phase, (a, b)) in ["phase 1", "phase 2", "phase 5"]
+    // A batch of requests on one set, then on the other: each transaction reuses the
+    // pooled state the one before left, as a worker's do.
+    for batch in stages.chunks(64) {
+        let requests: Vec<_> = batch
             .iter()
-            .zip(a.iter().zip(&b))
-        {
-            if a != b {
-                // The first line that differs: the whole state is long.
-                let (x, y) = a
-                    .lines()
-                    .zip(b.lines())
-                    .find(|(x, y)| x != y)
-                    .unwrap_or_default();
-                panic!(
-                    "{} after {phase}: with the snapshot {x:?}, without {y:?}",
-                    stage.name
-                );
+            .enumerate()
+            .map(|(n, s)| (crs_suite::build_request(&s.input), n % 3 == 0))
+            .collect();
+        let all = |rs| {
+            let seen = requests.iter().map(|(req, flagged)| run(rs, req, *flagged));
+            seen.collect::<Vec<_>>()
+        };
+        let (with_seen, without_seen) = (all(&with), all(&without));
+        for ((stage, a), b) in batch.iter().zip(&with_seen).zip(&without_seen) {
+            for (phase, (a, b)) in ["phase 1", "phase 2", "phase 5"]
+                .iter()
+                .zip(a.iter().zip(b))
+            {
+                if a != b {
+                    // The first line that differs: the whole state is long.
+                    let (x, y) = a
+                        .lines()
+                        .zip(b.lines())
+                        .find(|(x, y)| x != y)
+                        .unwrap_or_default();
+                    panic!(
+                        "{} after {phase}: with the snapshot {x:?}, without {y:?}",
+                        stage.name
+                    );
+                }
             }
+            compared += 1;
         }
-        compared += 1;
     }
     println!(
         "{compared} requests, the snapshot {} steps",

@@ -43,6 +43,8 @@ use crate::TxInput;
 pub(crate) struct SetupSnapshot {
     /// Phase 1's first step after the prefix.
     resume_at: usize,
+    /// The rule set's `uid`: names the TX values for [`crate::store::Store::restore`].
+    id: u64,
     /// Per TX slot, one bit: whether the prefix reads or writes it.
     touched: Vec<u64>,
     /// TX as the prefix left it: slot, value (in `tx_bytes`), and its integer if the store
@@ -116,6 +118,7 @@ impl SetupSnapshot {
         let m = &tx.data.matched;
         Some(SetupSnapshot {
             resume_at: prefix.end,
+            id: rs.uid,
             touched,
             tx: tx_values,
             tx_bytes,
@@ -257,10 +260,7 @@ impl Transaction {
     /// [`Transaction::start_from_setup`]'s work, out of the rule loop's function.
     #[inline(never)]
     fn restore_setup(&mut self, s: &SetupSnapshot) -> usize {
-        for (slot, value, int) in &s.tx {
-            let value = &s.tx_bytes[value.clone()];
-            self.data.tx.set_known_int(b"", Some(*slot), value, *int);
-        }
+        self.data.tx.restore(s.id, &s.tx, &s.tx_bytes);
         let m = &mut self.data.matched;
         m.last.0.clone_from(&s.last_match.0);
         m.last.1.clone_from(&s.last_match.1);
@@ -458,9 +458,12 @@ mod tests {
     fn same_either_way(text: &str, reqs: &[Req]) -> Arc<RuleSet> {
         let (with, without) = (build(text, true), build(text, false));
         assert!(without.setup.is_none());
-        for req in reqs {
-            let (a, b) = (phases(&with, req), phases(&without, req));
-            for (phase, (a, b)) in a.iter().zip(&b).enumerate() {
+        // All requests on one set, then on the other: each transaction reuses the pooled
+        // state the one before left, as a worker's do.
+        let all = |rs| reqs.iter().map(|r| phases(rs, r)).collect::<Vec<_>>();
+        let (a, b) = (all(&with), all(&without));
+        for ((req, a), b) in reqs.iter().zip(&a).zip(&b) {
+            for (phase, (a, b)) in a.iter().zip(b).enumerate() {
                 assert_eq!(a, b, "query {:?}, after step {phase}", req.query);
             }
         }
@@ -490,19 +493,24 @@ mod tests {
             setvar:tx.seen=+1\"\n\
         SecRule &TX \"@gt 0\" \"id:102,phase:2,pass,nolog,setvar:'tx.count=%{MATCHED_VAR}'\"\n";
 
-    const REQUESTS: [Req; 3] = [
+    const ATTACK: Req = Req {
+        query: "q=attack",
+        headers: &[("User-Agent", "x")],
+        host_tx: &[],
+    };
+
+    /// Each after one that changed what the prefix set.
+    const REQUESTS: [Req; 5] = [
         PLAIN,
-        Req {
-            query: "q=attack",
-            headers: &[("User-Agent", "x")],
-            host_tx: &[],
-        },
+        ATTACK,
+        ATTACK,
         // A key the prefix reads, set by the host: the prefix runs in the transaction.
         Req {
             query: "q=attack",
             headers: &[],
             host_tx: &[("paranoia_level", "3"), ("honeytrap_flagged", "1")],
         },
+        PLAIN,
     ];
 
     #[test]
