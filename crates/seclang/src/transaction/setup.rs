@@ -167,8 +167,12 @@ fn run_steps(rs: &mut Arc<RuleSet>, full: &PhaseSteps, len: usize) -> Option<Tra
     Some(tx)
 }
 
+/// The most rules a prefix holds: finding it runs the steps up to each of its rules, so
+/// the work grows with the square of its length (CRS's is 27 rules).
+const MAX_PREFIX_RULES: usize = 256;
+
 /// Follows phase 1's steps `full` as the rule loop does, up to the first that is not
-/// constant; `None` if no rule is.
+/// constant (or the [`MAX_PREFIX_RULES`]th); `None` if no rule is.
 ///
 /// Whether a rule matches, where that decides, is asked of the rule loop: a transaction
 /// runs the steps up to and including it, once per rule (a few dozen rules, at build time).
@@ -188,6 +192,9 @@ fn find_prefix(rs: &mut Arc<RuleSet>, full: &PhaseSteps) -> Option<Prefix> {
             skip -= 1;
             i += 1;
             continue;
+        }
+        if rules == MAX_PREFIX_RULES {
+            break;
         }
         let ri = step.rule as usize;
         let rule = &rs.rules[ri];
@@ -637,6 +644,19 @@ mod tests {
             let rs = same_either_way(&text, &REQUESTS);
             assert_eq!(resumes_at(&rs), Some(at), "{stopper}");
         }
+    }
+
+    #[test]
+    fn a_long_prefix_is_cut_at_its_most_rules() {
+        let mut text = String::new();
+        for id in 1..=MAX_PREFIX_RULES + 2 {
+            let _ = writeln!(
+                text,
+                "SecAction \"id:{id},phase:1,pass,nolog,setvar:tx.n=+1\""
+            );
+        }
+        let rs = same_either_way(&text, &[PLAIN]);
+        assert_eq!(resumes_at(&rs), Some(MAX_PREFIX_RULES as u32 + 1));
     }
 
     #[test]
