@@ -168,7 +168,7 @@ fn run_steps(rs: &mut Arc<RuleSet>, full: &PhaseSteps, len: usize) -> Option<Tra
 }
 
 /// The most rules a prefix holds: finding it runs the steps up to each of its rules, so
-/// the work grows with the square of its length (CRS's is 27 rules).
+/// the work grows with the square of its length (CRS's is 26 rules).
 const MAX_PREFIX_RULES: usize = 256;
 
 /// Follows phase 1's steps `full` as the rule loop does, up to the first that is not
