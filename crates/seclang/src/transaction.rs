@@ -948,8 +948,9 @@ impl Transaction {
     /// before the phase that reads it.
     pub fn set_tx_var(&mut self, name: &str, value: &[u8]) {
         let key = name.to_ascii_lowercase();
-        self.host_set_tx(self.data.tx.slot(key.as_bytes()));
-        self.data.tx.set(key.as_bytes(), None, value);
+        let slot = self.data.tx.slot(key.as_bytes());
+        self.host_set_tx(slot);
+        self.data.tx.set(key.as_bytes(), slot, value);
     }
 
     /// CRS anomaly scores (v4 `blocking_*_anomaly_score`, else v3 `*_anomaly_score`).
