@@ -15,7 +15,7 @@ use crate::rule::{
     SlotSetVar, TxKeyTest,
 };
 use crate::store::SlotTable;
-use crate::transaction::write_var_name;
+use crate::transaction::{write_var_name, SetupSnapshot};
 use crate::variables::{add_exclusion, parse_targets, parse_var_ref, Selector, Var};
 
 /// Engine-wide settings from `Sec*` directives.
@@ -154,6 +154,9 @@ pub struct RuleSet {
     pub(crate) setvar_values: Vec<u8>,
     /// Links whose operator is built per transaction (`RuleOperator::Dynamic`).
     pub(crate) dynamic_operators: usize,
+    /// What phase 1's leading rules leave in every transaction (see
+    /// `transaction::setup`), if they do not depend on the request.
+    pub(crate) setup: Option<SetupSnapshot>,
     /// Unique per rule set built in this process: what a transaction's pooled state keeps
     /// for one rule set is never used for another, even one at the same address.
     pub(crate) uid: u64,
@@ -166,7 +169,6 @@ enum Entry {
 }
 
 /// Accumulates files and text in order, then compiles.
-#[derive(Default)]
 pub struct RuleSetBuilder {
     entries: Vec<Entry>,
     defaults: [Option<Arc<Actions>>; 6],
@@ -175,6 +177,8 @@ pub struct RuleSetBuilder {
     /// Whether the last rule ended with `chain` and awaits its next link.
     open_chain: bool,
     depth: usize,
+    /// Whether `build` takes the setup snapshot (on unless turned off).
+    setup_snapshot: bool,
 }
 
 impl RuleSet {
@@ -217,6 +221,14 @@ impl RuleSet {
         self.rules.iter().map(|r| r.id)
     }
 
+    /// How many of phase 1's first steps (rules and markers) transactions skip, starting
+    /// from the state they leave, computed once when the set was built because it does not
+    /// depend on the request (CRS's setup: `crs-setup.conf` and REQUEST-901's defaults); 0
+    /// when phase 1 does not start with such rules.
+    pub fn setup_snapshot_steps(&self) -> usize {
+        self.setup.as_ref().map_or(0, SetupSnapshot::resume_at)
+    }
+
     /// The compiled rules in load order (chain starters and `SecAction`s; links hang off
     /// `chained`), so that tools can summarise or explain a set without re-parsing it.
     pub fn rules(&self) -> &[Rule] {
@@ -224,7 +236,29 @@ impl RuleSet {
     }
 }
 
+impl Default for RuleSetBuilder {
+    fn default() -> Self {
+        RuleSetBuilder {
+            entries: Vec::new(),
+            defaults: Default::default(),
+            config: EngineConfig::default(),
+            notices: Vec::new(),
+            open_chain: false,
+            depth: 0,
+            setup_snapshot: true,
+        }
+    }
+}
+
 impl RuleSetBuilder {
+    /// Whether the built set starts each transaction from the state its request-independent
+    /// leading phase-1 rules leave (on by default; the outcome is the same either way, so
+    /// this is for comparing the two).
+    pub fn setup_snapshot(&mut self, on: bool) -> &mut Self {
+        self.setup_snapshot = on;
+        self
+    }
+
     /// Override engine settings (e.g. from the embedding server's own configuration).
     pub fn config_mut(&mut self) -> &mut EngineConfig {
         &mut self.config
@@ -311,7 +345,7 @@ impl RuleSetBuilder {
         static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let prefilter = Prefilter::build(&rules, &phases, &mut chains);
         let phases = phases.map(|steps| PhaseSteps::pack(&steps, &rules, &prefilter));
-        Ok(RuleSet {
+        let rs = RuleSet {
             rules,
             phases,
             chains,
@@ -322,8 +356,20 @@ impl RuleSetBuilder {
             slot_setvars,
             setvar_values,
             dynamic_operators,
+            setup: None,
             uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             notices: self.notices,
+        };
+        if !self.setup_snapshot {
+            return Ok(rs);
+        }
+        // Taken by running transactions of the set, which are gone when it returns.
+        SetupSnapshot::attach(rs).ok_or_else(|| {
+            LoadError::new(
+                "",
+                0,
+                "internal: the setup snapshot's transactions outlived it",
+            )
         })
     }
 

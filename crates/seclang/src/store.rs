@@ -7,6 +7,7 @@
 //! would give.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -62,6 +63,10 @@ pub struct Store {
     /// (TX values are read as numbers far more often than they are written).
     ints: Vec<Option<i64>>,
     extra: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Per slot: whether its buffer still holds what the last [`Store::restore`] of the
+    /// values numbered `restored_from` put there (no write since).
+    restored: Vec<bool>,
+    restored_from: u64,
 }
 
 impl Default for Store {
@@ -77,6 +82,8 @@ impl Store {
             set: vec![false; table.len()],
             values: vec![Vec::new(); table.len()],
             ints: vec![None; table.len()],
+            restored: vec![false; table.len()],
+            restored_from: 0,
             table,
             extra: BTreeMap::new(),
         }
@@ -143,6 +150,7 @@ impl Store {
                 v.extend_from_slice(value);
                 self.set[s as usize] = true;
                 self.ints[s as usize] = n;
+                self.restored[s as usize] = false;
             }
             None => match self.extra.get_mut(key) {
                 Some(v) => {
@@ -154,6 +162,41 @@ impl Store {
                 }
             },
         }
+    }
+
+    /// Sets numbered keys as [`Store::set_known_int`] does, from `values`: (slot, value's
+    /// range in `bytes`, its integer if known). `id` names `values` (nonzero, the same for
+    /// the same values): a buffer that still holds what the last restore of them put there
+    /// is not copied again, so that a store reused by the next transaction restores the
+    /// values it did not change by setting flags.
+    pub fn restore(&mut self, id: u64, values: &[(u32, Range<usize>, Option<i64>)], bytes: &[u8]) {
+        if self.restored_from != id {
+            self.restored.fill(false);
+            self.restored_from = id;
+        }
+        for (slot, value, n) in values {
+            let s = *slot as usize;
+            if !self.restored[s] {
+                let v = &mut self.values[s];
+                v.clear();
+                v.extend_from_slice(&bytes[value.clone()]);
+                self.restored[s] = true;
+            }
+            self.set[s] = true;
+            self.ints[s] = *n;
+        }
+    }
+
+    /// The numbered keys that are set: slot, value, and the value's integer if known.
+    pub fn set_slots(&self) -> impl Iterator<Item = (u32, &[u8], Option<i64>)> {
+        (0..self.set.len())
+            .filter(|&s| self.set[s])
+            .map(|s| (s as u32, self.values[s].as_slice(), self.ints[s]))
+    }
+
+    /// Whether a key made at run time (not numbered) is set.
+    pub fn has_unnumbered(&self) -> bool {
+        !self.extra.is_empty()
     }
 
     pub fn remove(&mut self, key: &[u8], slot: Option<u32>) {
@@ -275,6 +318,43 @@ mod tests {
         assert_eq!(s.get(b"c"), None);
         s.set(b"d", None, b"5");
         assert_eq!(s.get(b"d"), Some(&b"5"[..]));
+    }
+
+    #[test]
+    fn restoring_again_gives_the_values_whatever_was_written_since() {
+        let mut t = SlotTable::default();
+        let (a, b, c) = (t.intern(b"a"), t.intern(b"b"), t.intern(b"c"));
+        let mut s = Store::new(Arc::new(t));
+        let bytes = b"onetwo";
+        let values = [(a, 0..3, None), (b, 3..6, Some(7))];
+        let seen = |s: &mut Store| {
+            let ints = (s.slot_int(a), s.slot_int(b));
+            (
+                s.get_slot(a).map(<[u8]>::to_vec),
+                s.get_slot(b).map(<[u8]>::to_vec),
+                ints,
+            )
+        };
+        let fresh = (
+            Some(b"one".to_vec()),
+            Some(b"two".to_vec()),
+            (Some(0), Some(7)),
+        );
+        for round in 0..3 {
+            s.restore(1, &values, bytes);
+            assert_eq!(seen(&mut s), fresh, "round {round}");
+            // What a transaction may do: the next restore must undo it.
+            s.set(b"a", Some(a), b"changed");
+            s.set_int(b"b", Some(b), 9);
+            s.set(b"c", Some(c), b"3");
+            s.clear();
+        }
+        // Other values under another id are copied, not taken from the buffers.
+        s.restore(1, &values, bytes);
+        s.clear();
+        s.restore(2, &[(a, 3..6, None)], bytes);
+        assert_eq!(s.get_slot(a), Some(&b"two"[..]));
+        assert_eq!((s.get_slot(b), s.get_slot(c)), (None, None));
     }
 
     #[test]

@@ -15,6 +15,9 @@ use crate::ruleset::{RuleSet, MARKER, NO_GROUP, NO_SKIP_AFTER};
 use crate::store::{format_i64, Store};
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
 
+mod setup;
+pub(crate) use setup::SetupSnapshot;
+
 /// Connection facts the server knows before the request line.
 #[derive(Debug, Clone, Default)]
 pub struct TxInput {
@@ -55,7 +58,7 @@ pub struct MatchedRule {
 
 /// A match as recorded while rules run; [`MatchedRule`]s are built from these when asked
 /// for, so that the many `nolog` bookkeeping matches of a request cost no allocations.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Matched {
     /// Index in `RuleSet::rules`.
     rule: u32,
@@ -556,6 +559,9 @@ pub struct Transaction {
     phases_done: u8,
     /// The phase running.
     phase: u8,
+    /// Whether the first phase run may start from the rule set's setup snapshot (no phase
+    /// ran yet, and the host set no TX key the snapshot's rules read or write).
+    setup_pending: bool,
     /// Values rule operators were asked about, for tests of what the prefilter spares.
     #[cfg(test)]
     operator_runs: usize,
@@ -594,6 +600,7 @@ impl RuleSet {
             matched_view: std::cell::OnceCell::new(),
             phases_done: 0,
             phase: 0,
+            setup_pending: self.setup.is_some(),
             #[cfg(test)]
             operator_runs: 0,
             #[cfg(test)]
@@ -932,11 +939,18 @@ impl Transaction {
         self.data.tx.get(name.to_ascii_lowercase().as_bytes())
     }
 
+    /// Every TX variable (lower-case key, value), in key order: what `TX` iterates.
+    pub fn each_tx_var(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        self.data.tx.each(&|_| true, f);
+    }
+
     /// Sets `TX:name` (any case) as `setvar` would: how a host exposes what it knows to rules,
     /// before the phase that reads it.
     pub fn set_tx_var(&mut self, name: &str, value: &[u8]) {
         let key = name.to_ascii_lowercase();
-        self.data.tx.set(key.as_bytes(), None, value);
+        let slot = self.data.tx.slot(key.as_bytes());
+        self.host_set_tx(slot);
+        self.data.tx.set(key.as_bytes(), slot, value);
     }
 
     /// CRS anomaly scores (v4 `blocking_*_anomaly_score`, else v3 `*_anomaly_score`).
@@ -980,7 +994,7 @@ impl Transaction {
         self.scratch.target_raw_bits.clear();
         let phase_steps = &rs.phases[phase as usize];
         let steps = &phase_steps.steps;
-        let mut i = 0;
+        let mut i = self.start_from_setup(&rs, phase);
         let mut skip = 0u32;
         while i < steps.len() {
             let step = steps[i];
