@@ -1211,7 +1211,7 @@ pub struct Prefilter {
     by_rule: Vec<Option<AhoCorasick>>,
     /// Indexed like `RuleSet::rules`: a test on a value before its transformations (see
     /// [`RawScreen`]).
-    raw_screens: Vec<Option<RawScreen>>,
+    raw_screens: Vec<Option<Box<RawScreen>>>,
     /// Indexed like `RuleSet::rules`: (group, member index).
     pub member: Vec<Option<(u32, u16)>>,
     pub groups: Vec<Group>,
@@ -1578,6 +1578,7 @@ impl Prefilter {
                     return None;
                 }
                 RawScreen::new(&op.screen_literals()?, &chain_steps(chains, r.chain_id()))
+                    .map(Box::new)
             })
             .collect();
         let words = scans.iter().flatten().map(|s| s.words).max().unwrap_or(0);
@@ -1628,7 +1629,7 @@ impl Prefilter {
 
     /// Rule `idx`'s test of values before their transformations, if it has one.
     pub fn raw_screen(&self, idx: usize) -> Option<&RawScreen> {
-        self.raw_screens.get(idx)?.as_ref()
+        self.raw_screens.get(idx)?.as_deref()
     }
 
     /// Whether rule `idx` can match `value` at all.

@@ -317,6 +317,8 @@ impl RuleSetBuilder {
                 }
             }
         }
+        // Kept for the set's life in every worker: no spare capacity.
+        rules.shrink_to_fit();
         for p in 1..6 {
             let len = phases[p].len();
             for (i, step) in phases[p].iter_mut().enumerate() {
