@@ -51,6 +51,8 @@ struct Lazy {
     /// Matches every input whole with no group of its own (`^.*$`, CRS 920450 on every
     /// header): answered, and captured, without searching.
     whole: bool,
+    /// Input lengths the pattern can match at all (see [`Lengths`]).
+    lengths: Lengths,
     /// Built on the first search; `None` inside only if building failed where it had
     /// succeeded at load (it is the same computation), which leaves the pattern matching
     /// nothing.
@@ -191,6 +193,33 @@ fn matches_every_input_whole(hir: &regex_syntax::hir::Hir) -> bool {
     matches!(parts, [run] if any_bytes(run))
 }
 
+/// The input lengths outside which a pattern cannot match, read from its syntax: no match
+/// is shorter than the pattern's shortest, and a pattern anchored at both ends matches the
+/// whole input, so no longer than its longest. CRS tests many values against `^$` and
+/// short anchored alternations, which this answers without a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lengths {
+    min: usize,
+    max: Option<usize>,
+}
+
+impl Lengths {
+    fn of(hir: &regex_syntax::hir::Hir) -> Lengths {
+        let p = hir.properties();
+        let anchored_both =
+            p.look_set_prefix().contains(Look::Start) && p.look_set_suffix().contains(Look::End);
+        Lengths {
+            // No minimum: the pattern matches nothing.
+            min: p.minimum_len().unwrap_or(usize::MAX),
+            max: if anchored_both { p.maximum_len() } else { None },
+        }
+    }
+
+    fn admit(self, len: usize) -> bool {
+        len >= self.min && self.max.map_or(true, |max| len <= max)
+    }
+}
+
 impl Lazy {
     /// Checks that `pattern` compiles (its engines within our size limits) without keeping
     /// them.
@@ -199,6 +228,7 @@ impl Lazy {
         drop(Engines::build(pattern)?);
         Ok(Lazy {
             whole: matches_every_input_whole(&hir),
+            lengths: Lengths::of(&hir),
             pattern: pattern.to_string(),
             engines: OnceLock::new(),
         })
@@ -500,6 +530,7 @@ impl Operator for Rx {
                 }
                 true
             }
+            Engine::Rust(re) if !re.lengths.admit(input.len()) => false,
             // Captures cost more; most values do not match, so ask the cheap question first.
             Engine::Rust(re) if caps.wanted => re.captures(input, &mut caps.groups),
             Engine::Rust(re) => re.is_match(input),
@@ -812,5 +843,63 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    #[test]
+    fn length_bounds_rule_out_only_what_cannot_match() {
+        let patterns = [
+            "^$",
+            r"^(?:GET|HEAD)$",
+            r"^a{2,3}$",
+            r"^\s*$",
+            "abc",
+            r"^ab|cd$",
+            r"(?:x|^ab)$",
+            r"^a(?:b|cd)",
+            r"\bword\b",
+            r"^(?:a|bc)+$",
+            "[^\\x00-\\xff]",
+        ];
+        let inputs: [&[u8]; 12] = [
+            b"",
+            b"a",
+            b"aa",
+            b"aaa",
+            b"aaaa",
+            b"GET",
+            b"HEAD",
+            b"HEADS",
+            b"xxabcxx",
+            b"ab\ncd",
+            b"abcd word",
+            b" \t ",
+        ];
+        let mut decided = 0;
+        for p in patterns {
+            let re = Rx::compile(p, &mut Vec::new()).unwrap();
+            let Engine::Rust(lazy) = &re.engine else {
+                panic!("{p} fell back");
+            };
+            let reference = regex::bytes::RegexBuilder::new(p)
+                .unicode(false)
+                .dot_matches_new_line(true)
+                .build()
+                .unwrap();
+            for i in inputs {
+                let expected = reference.captures(i);
+                if !lazy.lengths.admit(i.len()) {
+                    decided += 1;
+                    assert!(expected.is_none(), "{p} ruled out {i:?}");
+                }
+                let mut caps = Captures {
+                    wanted: true,
+                    groups: Vec::new(),
+                };
+                assert_eq!(re.matches(i, &mut Captures::default()), expected.is_some());
+                assert_eq!(re.matches(i, &mut caps), expected.is_some(), "{p} {i:?}");
+            }
+        }
+        // The bounds do decide some (the test would pass vacuously otherwise).
+        assert!(decided > 20, "{decided}");
     }
 }
