@@ -216,7 +216,7 @@ impl Lengths {
     }
 
     fn admit(self, len: usize) -> bool {
-        len >= self.min && self.max.map_or(true, |max| len <= max)
+        len >= self.min && self.max.is_none_or(|max| len <= max)
     }
 }
 
