@@ -1113,7 +1113,11 @@ impl Transaction {
             ..
         } = &mut self.scratch;
         let bits = &mut group_bits[g * w..][words.clone()];
-        bits.fill(0);
+        // Most groups' members fit in one word: cleared without a call to `memset`.
+        match bits {
+            [word] => *word = 0,
+            _ => bits.fill(0),
+        }
         let or_scan = |bits: &mut [u64], scans: &ValueScans, at: usize| {
             or_into(bits, &scans.bits[at + words.start..at + words.end]);
         };
@@ -2711,6 +2715,20 @@ mod tests {
         }
         // Not 12: its raw value holds `w12a` escaped.
         assert_eq!(candidates, [7, 9, 10, 66, 92, 125]);
+        // The next transaction on this thread reuses the scratch, group bits included: none
+        // of this one's candidates remains one.
+        drop(tx);
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/?q=w&w=q", b"HTTP/1.1");
+        assert!(tx.process_request_headers().is_none());
+        assert!(tx.process_request_body().is_none());
+        for i in 0..rs.rules.len() {
+            let (g, m) = rs.prefilter.member[i].unwrap();
+            assert!(
+                !tx.group_may_match(&rs, g as usize, m as usize),
+                "w{i}a, w{i}b"
+            );
+        }
     }
 
     /// An operator with macros is built again only when its expanded parameter changes:
