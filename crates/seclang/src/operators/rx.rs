@@ -51,6 +51,8 @@ struct Lazy {
     /// Matches every input whole with no group of its own (`^.*$`, CRS 920450 on every
     /// header): answered, and captured, without searching.
     whole: bool,
+    /// Inputs the pattern cannot match, told without a search (see [`Screen`]).
+    screen: Screen,
     /// Built on the first search; `None` inside only if building failed where it had
     /// succeeded at load (it is the same computation), which leaves the pattern matching
     /// nothing.
@@ -191,6 +193,151 @@ fn matches_every_input_whole(hir: &regex_syntax::hir::Hir) -> bool {
     matches!(parts, [run] if any_bytes(run))
 }
 
+/// What a pattern's syntax tells about the inputs it can match at all, for answering "no
+/// match" without a search (whose set-up alone costs a few hundred instructions; CRS tests
+/// many header values against anchored patterns):
+/// - no match is shorter than the pattern's shortest, and a pattern anchored at both ends
+///   matches the whole input, so no longer than its longest (`^$`, `^(?:GET|HEAD)$`);
+/// - a pattern anchored at the start whose matches are never empty begins its match, so the
+///   input, with one of its first bytes (`^\(\s*\)\s+\{` on a User-Agent);
+/// - the literal bytes of the pattern's top-level sequence are in every match (`~` in
+///   `\.[^.~]+~(?:/.*|)$`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Screen {
+    min: usize,
+    max: Option<usize>,
+    /// The bytes a match can start with (bit per byte), when the input's first byte must be
+    /// one of them.
+    first: Option<[u64; 4]>,
+    /// Bytes every match holds (a few, the first found).
+    required: Vec<u8>,
+}
+
+/// Required bytes kept per pattern: each costs a scan of the value.
+const MAX_REQUIRED: usize = 2;
+
+impl Screen {
+    fn of(hir: &regex_syntax::hir::Hir) -> Screen {
+        let p = hir.properties();
+        let anchored_start = p.look_set_prefix().contains(Look::Start);
+        let anchored_both = anchored_start && p.look_set_suffix().contains(Look::End);
+        let first = match first_bytes(hir) {
+            Some((set, false)) if anchored_start => Some(set),
+            _ => None,
+        };
+        let mut required = Vec::new();
+        let parts = match hir.kind() {
+            regex_syntax::hir::HirKind::Concat(parts) => parts.as_slice(),
+            _ => std::slice::from_ref(hir),
+        };
+        for part in parts {
+            if let regex_syntax::hir::HirKind::Literal(lit) = part.kind() {
+                for &b in lit.0.iter() {
+                    if required.len() < MAX_REQUIRED && !required.contains(&b) {
+                        required.push(b);
+                    }
+                }
+            }
+        }
+        Screen {
+            // No minimum: the pattern matches nothing.
+            min: p.minimum_len().unwrap_or(usize::MAX),
+            max: if anchored_both { p.maximum_len() } else { None },
+            first,
+            required,
+        }
+    }
+
+    /// Whether the pattern may match `input` (false: it cannot).
+    fn admit(&self, input: &[u8]) -> bool {
+        input.len() >= self.min
+            && self.max.is_none_or(|max| input.len() <= max)
+            && self
+                .first
+                .is_none_or(|set| input.first().is_some_and(|&b| has_byte(&set, b)))
+            && self.required.iter().all(|b| input.contains(b))
+    }
+}
+
+fn has_byte(set: &[u64; 4], b: u8) -> bool {
+    set[usize::from(b >> 6)] & 1 << (b & 63) != 0
+}
+
+/// The bytes a match of `hir` can start with, and whether it can be empty; `None` where the
+/// syntax is not understood here. Look-arounds count as empty (they only remove matches).
+fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<([u64; 4], bool)> {
+    use regex_syntax::hir::{Class, HirKind};
+    let mut set = [0u64; 4];
+    let add = |set: &mut [u64; 4], lo: u8, hi: u8| {
+        for b in lo..=hi {
+            set[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+    };
+    let nullable = match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(lit) => {
+            let &b = lit.0.first()?;
+            add(&mut set, b, b);
+            false
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            for r in c.ranges() {
+                add(&mut set, r.start(), r.end());
+            }
+            false
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            for r in c.ranges() {
+                // Past ASCII a code point's first byte is not the code point.
+                let (lo, hi) = (u8::try_from(r.start()).ok()?, u8::try_from(r.end()).ok()?);
+                if hi > 0x7f {
+                    return None;
+                }
+                add(&mut set, lo, hi);
+            }
+            false
+        }
+        HirKind::Repetition(r) => {
+            let (sub, empty) = first_bytes(&r.sub)?;
+            or_set(&mut set, &sub);
+            r.min == 0 || empty
+        }
+        HirKind::Capture(c) => {
+            let (sub, empty) = first_bytes(&c.sub)?;
+            or_set(&mut set, &sub);
+            empty
+        }
+        HirKind::Concat(parts) => {
+            let mut empty = true;
+            for part in parts {
+                let (sub, part_empty) = first_bytes(part)?;
+                or_set(&mut set, &sub);
+                if !part_empty {
+                    empty = false;
+                    break;
+                }
+            }
+            empty
+        }
+        HirKind::Alternation(alts) => {
+            let mut empty = false;
+            for alt in alts {
+                let (sub, alt_empty) = first_bytes(alt)?;
+                or_set(&mut set, &sub);
+                empty |= alt_empty;
+            }
+            empty
+        }
+    };
+    Some((set, nullable))
+}
+
+fn or_set(set: &mut [u64; 4], other: &[u64; 4]) {
+    for (a, b) in set.iter_mut().zip(other) {
+        *a |= b;
+    }
+}
+
 impl Lazy {
     /// Checks that `pattern` compiles (its engines within our size limits) without keeping
     /// them.
@@ -199,6 +346,7 @@ impl Lazy {
         drop(Engines::build(pattern)?);
         Ok(Lazy {
             whole: matches_every_input_whole(&hir),
+            screen: Screen::of(&hir),
             pattern: pattern.to_string(),
             engines: OnceLock::new(),
         })
@@ -500,6 +648,7 @@ impl Operator for Rx {
                 }
                 true
             }
+            Engine::Rust(re) if !re.screen.admit(input) => false,
             // Captures cost more; most values do not match, so ask the cheap question first.
             Engine::Rust(re) if caps.wanted => re.captures(input, &mut caps.groups),
             Engine::Rust(re) => re.is_match(input),
@@ -812,5 +961,99 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    #[test]
+    fn screens_rule_out_only_what_cannot_match() {
+        let patterns = [
+            "^$",
+            r"^(?:GET|HEAD)$",
+            r"^a{2,3}$",
+            r"^\s*$",
+            "abc",
+            r"^ab|cd$",
+            r"(?:x|^ab)$",
+            r"^a(?:b|cd)",
+            r"\bword\b",
+            r"^(?:a|bc)+$",
+            "[^\\x00-\\xff]",
+            r"^\(\s*\)\s+\{",
+            r"(?:^([\d.]+|\[[\da-f:]+\]|[\da-f:]+)(:[\d]+)?$)",
+            r"\.[^.~]+~(?:/.*|)$",
+            r"(?i)^(?:get|head)\b",
+            r"^\b(?:x?y|z*)w",
+            r"^(?:a?)*b",
+            r"^(a)?\d",
+            "^\\xff+a",
+            r"(?i)x~y",
+        ];
+        let inputs: [&[u8]; 20] = [
+            b"",
+            b"a",
+            b"aa",
+            b"aaa",
+            b"aaaa",
+            b"GET",
+            b"HEAD",
+            b"HEADS",
+            b"xxabcxx",
+            b"ab\ncd",
+            b"abcd word",
+            b" \t ",
+            b"() {",
+            b"Mozilla/5.0 (X11)",
+            b"10.0.0.1:80",
+            b"/index.php.~/x",
+            b"get /",
+            b"yw",
+            b"1",
+            b"\xff\xffa",
+        ];
+        let mut decided = 0;
+        for p in patterns {
+            let re = Rx::compile(p, &mut Vec::new()).unwrap();
+            let Engine::Rust(lazy) = &re.engine else {
+                panic!("{p} fell back");
+            };
+            let reference = regex::bytes::RegexBuilder::new(p)
+                .unicode(false)
+                .dot_matches_new_line(true)
+                .build()
+                .unwrap();
+            for i in inputs
+                .iter()
+                .copied()
+                .chain([&b"zz~"[..], b"X~Y", b"bw", b"aab"])
+            {
+                let expected = reference.captures(i);
+                if !lazy.screen.admit(i) {
+                    decided += 1;
+                    assert!(expected.is_none(), "{p} ruled out {i:?}");
+                }
+                let mut caps = Captures {
+                    wanted: true,
+                    groups: Vec::new(),
+                };
+                assert_eq!(re.matches(i, &mut Captures::default()), expected.is_some());
+                assert_eq!(re.matches(i, &mut caps), expected.is_some(), "{p} {i:?}");
+            }
+        }
+        // Each kind of screen decides some (the test would pass vacuously otherwise).
+        assert!(decided > 100, "{decided}");
+        let screen = |p: &str| match Rx::compile(p, &mut Vec::new()).unwrap().engine {
+            Engine::Rust(lazy) => lazy.screen.clone(),
+            Engine::Pcre(_) => panic!("{p} fell back"),
+        };
+        assert_eq!(screen("^$").max, Some(0));
+        let first = screen(r"^\(\s*\)\s+\{").first.unwrap();
+        assert!(has_byte(&first, b'(') && !has_byte(&first, b'M'));
+        assert_eq!(screen(r"\.[^.~]+~(?:/.*|)$").required, b".~");
+        // A start that may be empty, or unanchored: no first bytes.
+        assert_eq!(
+            screen(r"^(?:a?)*b").first.map(|f| has_byte(&f, b'b')),
+            Some(true)
+        );
+        assert_eq!(screen(r"^a*").first, None);
+        assert_eq!(screen(r"ab").first, None);
     }
 }

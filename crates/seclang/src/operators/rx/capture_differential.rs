@@ -222,3 +222,55 @@ fn captures_agree_with_a_whole_value_search_on_crs() {
     assert!(tally.exact_with_groups >= 100, "{tally:?}");
     assert!(tally.within >= 100, "{tally:?}");
 }
+
+/// [`super::Screen`] rules out no value a CRS pattern matches: the regression suite's
+/// values and values generated from each pattern (matches, alone and among other bytes).
+#[test]
+fn screens_never_rule_out_a_match_on_crs() {
+    let root = crate::test_crs::root();
+    let Some(rs) = crate::test_crs::rule_set() else {
+        return;
+    };
+    let by_rule = patterns_by_rule(&rs);
+    let (mut matched, mut ruled_out) = (0, 0);
+    let mut check = |re: &Lazy, reference: &mut Reference<'_>, v: &[u8]| {
+        let admitted = re.screen.admit(v);
+        ruled_out += usize::from(!admitted);
+        if reference.captures(v).is_some() {
+            matched += 1;
+            assert!(admitted, "{}: {:?}", re.pattern, String::from_utf8_lossy(v));
+        }
+    };
+    for (id, values) in regression_values(&root) {
+        for re in by_rule.get(&id).into_iter().flatten() {
+            let mut reference = Reference::new(re);
+            for v in &values {
+                check(re, &mut reference, v);
+            }
+        }
+    }
+    let mut below = crate::test_rng::below(0x9e37_79b9_7f4a_7c15);
+    let mut seen = FxHashSet::default();
+    let filler = b" a0.-/'\"<(=\n%\\xZ;~";
+    for re in by_rule.values().flatten() {
+        if !seen.insert(re.pattern.as_str()) {
+            continue;
+        }
+        let hir = super::parse(&re.pattern).unwrap();
+        let mut reference = Reference::new(re);
+        for round in 0..12 {
+            let mut value: Vec<u8> = (0..below(4) * (round % 2))
+                .map(|_| filler[below(filler.len())])
+                .collect();
+            crate::test_hir::sample(&hir, &mut below, &mut value);
+            for _ in 0..below(4) {
+                value.push(filler[below(filler.len())]);
+            }
+            check(re, &mut reference, &value);
+        }
+    }
+    println!("{matched} matches, {ruled_out} values ruled out by the screens");
+    // Both sides were exercised.
+    assert!(matched >= 5000, "{matched}");
+    assert!(ruled_out >= 1000, "{ruled_out}");
+}
