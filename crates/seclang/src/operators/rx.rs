@@ -55,8 +55,9 @@ struct Lazy {
     screen: Screen,
     /// Built on the first search; `None` inside only if building failed where it had
     /// succeeded at load (it is the same computation), which leaves the pattern matching
-    /// nothing.
-    engines: OnceLock<Option<Engines>>,
+    /// nothing. Boxed: the engines' structures take some 800 bytes, which the many patterns
+    /// no request reaches would keep for nothing in every worker.
+    engines: OnceLock<Option<Box<Engines>>>,
 }
 
 struct Engines {
@@ -353,7 +354,10 @@ impl Lazy {
     }
 
     fn engines(&self) -> Option<&Engines> {
-        super::shared::built_on_first_search(&self.engines, || Engines::build(&self.pattern))
+        super::shared::built_on_first_search(&self.engines, || {
+            Engines::build(&self.pattern).map(Box::new)
+        })
+        .map(|e| &**e)
     }
 
     fn is_match(&self, input: &[u8]) -> bool {
