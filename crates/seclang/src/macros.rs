@@ -62,6 +62,13 @@ impl Macro {
         if !lit.is_empty() {
             parts.push(Part::Lit(lit));
         }
+        // Kept for the rule set's life in every worker: no spare capacity.
+        for p in &mut parts {
+            if let Part::Lit(l) = p {
+                l.shrink_to_fit();
+            }
+        }
+        parts.shrink_to_fit();
         Macro { parts }
     }
 
