@@ -89,7 +89,10 @@ impl Store {
     /// Empty the store, keeping its slot numbering and buffers.
     pub fn clear(&mut self) {
         self.set.fill(false);
-        self.extra.clear();
+        // Clearing a map drops it and makes a new one, even an empty map.
+        if !self.extra.is_empty() {
+            self.extra.clear();
+        }
     }
 
     pub fn slot(&self, key: &[u8]) -> Option<u32> {

@@ -350,8 +350,9 @@ struct Scratch {
     /// Buffers macros expand into, lent while a `setvar`, `setenv` or operator parameter
     /// is expanded.
     expansions: [Vec<u8>; 2],
-    /// Request data and match records, lent to the transaction.
-    data: Data,
+    /// Request data and match records, lent to the transaction (`None` meanwhile, so that
+    /// a scratch made to stand in for the one given back holds no data to make and drop).
+    data: Option<Data>,
     matched: Vec<Matched>,
     /// Operators with macros in their parameter as last built, for the rule sets this
     /// scratch served last (the current one last).
@@ -533,10 +534,9 @@ impl Scratch {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        // The scratch takes the emptied buffers; the transaction keeps the empty ones
-        // the scratch held meanwhile.
+        // The scratch takes the emptied buffers.
         self.data.recycle(MAX_KEPT_BYTES);
-        std::mem::swap(&mut self.data, &mut self.scratch.data);
+        self.scratch.data = Some(std::mem::take(&mut self.data));
         self.matched.clear();
         std::mem::swap(&mut self.matched, &mut self.scratch.matched);
         std::mem::take(&mut self.scratch).give_back();
@@ -585,7 +585,7 @@ impl RuleSet {
     /// Start a transaction.
     pub fn transaction(self: &Arc<Self>, input: TxInput) -> Transaction {
         let mut scratch = Scratch::take(self);
-        let mut data = std::mem::take(&mut scratch.data);
+        let mut data = scratch.data.take().unwrap_or_default();
         data.input = input;
         data.tx.reset(&self.tx_slots);
         let matched = std::mem::take(&mut scratch.matched);
