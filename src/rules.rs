@@ -331,7 +331,7 @@ pub(crate) fn finish(
     // Each text is copied once, from the transaction into the event.
     for m in tx.logged() {
         e.add_rule(RuleMatch {
-            id: m.id.to_string(),
+            id: m.id,
             msg: (!m.msg.is_empty()).then(|| text(m.msg)),
             tags: Arc::clone(m.tags),
             severity: m.severity,
@@ -345,7 +345,7 @@ pub(crate) fn finish(
         });
     }
     // The most severe match names the event (the first of equals); the name is taken from
-    // the event's own copy, so each id is printed once.
+    // the event's own copy.
     let worst = e.rules[first..]
         .iter()
         .enumerate()
@@ -354,7 +354,7 @@ pub(crate) fn finish(
     e.rule = worst.map(|at| {
         let m = &e.rules[first + at];
         RuleRef {
-            id: Some(m.id.clone()),
+            id: Some(m.id.to_string()),
             name: m.msg.clone(),
             category: m.tags.iter().find(|t| t.starts_with("attack-")).cloned(),
         }
