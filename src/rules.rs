@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use honeytrap_core::event::{AnomalyScore, Event, EventId, Kind, RuleMatch, RuleRef};
-use honeytrap_seclang::{EngineMode, Intervention, RuleSet, Transaction, TxInput};
+use honeytrap_seclang::{lossy_string, EngineMode, Intervention, RuleSet, Transaction, TxInput};
 use ngx::ffi::{
     ngx_chain_t, ngx_http_request_t, ngx_int_t, NGX_HTTP_CLOSE, NGX_HTTP_HEAD,
     NGX_HTTP_MOVED_TEMPORARILY,
@@ -332,15 +332,15 @@ pub(crate) fn finish(
     for m in tx.logged() {
         e.add_rule(RuleMatch {
             id: m.id,
-            msg: (!m.msg.is_empty()).then(|| text(m.msg)),
+            msg: (!m.msg.is_empty()).then(|| lossy_string(m.msg)),
             tags: Arc::clone(m.tags),
             severity: m.severity,
-            matched_var: (!m.matched_var_name.is_empty()).then(|| text(m.matched_var_name)),
+            matched_var: (!m.matched_var_name.is_empty()).then(|| lossy_string(m.matched_var_name)),
             // The rule's expanded `logdata` (what ModSecurity logs as `data`), else the value.
             matched_data: if m.logdata.is_empty() {
-                (!m.matched_var.is_empty()).then(|| text(m.matched_var))
+                (!m.matched_var.is_empty()).then(|| lossy_string(m.matched_var))
             } else {
-                Some(text(m.logdata))
+                Some(lossy_string(m.logdata))
             },
         });
     }
@@ -368,13 +368,4 @@ pub(crate) fn finish(
         e.denied = true;
     }
     Some(e)
-}
-
-/// `bytes` as text, invalid UTF-8 replaced as `String::from_utf8_lossy` does; valid text (nearly
-/// all) is checked by the faster validator and copied once.
-fn text(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
 }

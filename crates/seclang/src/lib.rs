@@ -46,5 +46,5 @@ pub use actions::EngineMode;
 pub use error::LoadError;
 pub use ruleset::{EngineConfig, RuleSet, RuleSetBuilder};
 pub use transaction::{
-    AnomalyScores, Intervention, LoggedMatch, MatchedRule, Transaction, TxInput,
+    lossy_string, AnomalyScores, Intervention, LoggedMatch, MatchedRule, Transaction, TxInput,
 };

@@ -1975,8 +1975,6 @@ impl Transaction {
     }
 }
 
-/// `bytes` as text with invalid UTF-8 replaced, as `String::from_utf8_lossy` gives it:
-/// checking the (nearly always valid) text first is several times faster.
 /// `bits |= scanned`, word by word. Most groups' members fit in one word: that case without
 /// the loop the compiler vectorizes for longer ones.
 #[inline]
@@ -1990,7 +1988,9 @@ fn or_into(bits: &mut [u64], scanned: &[u64]) {
     }
 }
 
-fn lossy_string(bytes: &[u8]) -> String {
+/// `bytes` as text with invalid UTF-8 replaced, as `String::from_utf8_lossy` gives it:
+/// checking the (nearly always valid) text first is several times faster.
+pub fn lossy_string(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_owned(),
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),

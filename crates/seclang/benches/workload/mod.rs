@@ -93,12 +93,8 @@ pub fn one_logged(rs: &Arc<RuleSet>, uri: &[u8]) -> bool {
     let mut tx = request(rs, uri);
     let blocked = tx.process_request_headers().is_some() || tx.process_request_body().is_some();
     tx.process_logging();
-    // As the module makes text of bytes: valid UTF-8 (nearly all) checked by the faster
-    // validator.
-    let text = |b: &[u8]| match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
-    };
+    // As the module makes text of bytes.
+    let text = honeytrap_seclang::lossy_string;
     let mut record = Vec::with_capacity(tx.logged().count());
     for m in tx.logged() {
         let data = if m.logdata.is_empty() {
