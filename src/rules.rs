@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use honeytrap_core::event::{AnomalyScore, Event, EventId, Kind, RuleMatch, RuleRef};
-use honeytrap_seclang::{EngineMode, Intervention, RuleSet, Transaction, TxInput};
+use honeytrap_seclang::{lossy_string, EngineMode, Intervention, RuleSet, Transaction, TxInput};
 use ngx::ffi::{
     ngx_chain_t, ngx_http_request_t, ngx_int_t, NGX_HTTP_CLOSE, NGX_HTTP_HEAD,
     NGX_HTTP_MOVED_TEMPORARILY,
@@ -321,40 +321,40 @@ pub(crate) fn finish(
 ) -> Option<Event> {
     tx.process_logging();
     // Most transactions match only `nolog` bookkeeping rules: no event, nothing built.
-    let logged = tx.logged_rules();
-    if logged.is_empty() {
+    let count = tx.logged().count();
+    if count == 0 {
         return None;
     }
     let mut e = event(Kind::Rules);
-    // The most severe match names the event (the first of equals); the matches are then moved
-    // into it and the name is taken from the moved copy, so each id is printed once.
-    let worst = logged
+    let first = e.rules.len();
+    e.rules.reserve_exact(count);
+    // Each text is copied once, from the transaction into the event.
+    for m in tx.logged() {
+        e.add_rule(RuleMatch {
+            id: m.id,
+            msg: (!m.msg.is_empty()).then(|| lossy_string(m.msg)),
+            tags: Arc::clone(m.tags),
+            severity: m.severity,
+            matched_var: (!m.matched_var_name.is_empty()).then(|| lossy_string(m.matched_var_name)),
+            // The rule's expanded `logdata` (what ModSecurity logs as `data`), else the value.
+            matched_data: if m.logdata.is_empty() {
+                (!m.matched_var.is_empty()).then(|| lossy_string(m.matched_var))
+            } else {
+                Some(lossy_string(m.logdata))
+            },
+        });
+    }
+    // The most severe match names the event (the first of equals); the name is taken from
+    // the event's own copy.
+    let worst = e.rules[first..]
         .iter()
         .enumerate()
         .min_by_key(|(at, m)| (m.severity.unwrap_or(u8::MAX), *at))
         .map(|(at, _)| at);
-    let first = e.rules.len();
-    e.rules.reserve_exact(logged.len());
-    for m in logged {
-        e.add_rule(RuleMatch {
-            id: m.id.to_string(),
-            msg: (!m.msg.is_empty()).then_some(m.msg),
-            tags: m.tags,
-            severity: m.severity,
-            matched_var: (!m.matched_var_name.is_empty()).then_some(m.matched_var_name),
-            // The rule's expanded `logdata` (what ModSecurity logs as `data`), else the value.
-            matched_data: if m.logdata.is_empty() {
-                (!m.matched_var.is_empty())
-                    .then(|| String::from_utf8_lossy(&m.matched_var).into_owned())
-            } else {
-                Some(m.logdata)
-            },
-        });
-    }
     e.rule = worst.map(|at| {
         let m = &e.rules[first + at];
         RuleRef {
-            id: Some(m.id.clone()),
+            id: Some(m.id.to_string()),
             name: m.msg.clone(),
             category: m.tags.iter().find(|t| t.starts_with("attack-")).cloned(),
         }

@@ -816,11 +816,11 @@ fn real_events() -> Vec<Json> {
         category: Some("attack-sqli".into()),
     });
     for (id, msg) in [
-        ("942100", "SQL Injection Attack Detected via libinjection"),
-        ("949110", "Inbound Anomaly Score Exceeded"),
+        (942100, "SQL Injection Attack Detected via libinjection"),
+        (949110, "Inbound Anomaly Score Exceeded"),
     ] {
         rules.add_rule(RuleMatch {
-            id: id.into(),
+            id,
             msg: Some(msg.into()),
             tags: ["attack-sqli".to_owned()].into(),
             severity: Some(2),

@@ -204,21 +204,30 @@ fn the_core_rule_set_blocks_attacks_through_nginx_and_lets_benign_requests_pass(
                       honeytrap_rules_file {prefix}/conf/crs.conf;
                       location / { return 200 \"ok\"; } }",
         )
-        .file("conf/crs.conf", wrapper),
+        .file("conf/crs.conf", wrapper.clone()),
     );
     let p0 = nginx.port(0);
     let benign = send(p0, "GET /products?page=2&sort=price HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: text/html\r\nAccept-Language: en\r\nConnection: close\r\n\r\n");
     assert_eq!(benign.text(), "ok");
-    for attack in [
+    let attacks = [
         "/?id=1%27%20OR%201%3D1--",
         "/?q=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E",
         "/?file=../../../../etc/passwd",
         "/?cmd=;cat%20/etc/passwd",
-    ] {
-        let response = send(p0, &format!("GET {attack} HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: text/html\r\nConnection: close\r\n\r\n"));
+        // Bytes that are not UTF-8 in what the rules log.
+        "/?q=%ff1%27%20UNION%20SELECT%20password%20FROM%20users--",
+    ];
+    for attack in attacks {
+        let response = send(p0, &format!("GET {attack} HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: {CRS_TEST_AGENT}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"));
         assert_eq!(response.status, 403, "{attack} not blocked");
     }
-    let events = wait_for_events(&nginx.prefix().join("logs/events.ndjson"), 4);
+    let events = wait_for_events(&nginx.prefix().join("logs/events.ndjson"), attacks.len());
+    let rule_set = crs_rule_set(&wrapper);
+    for (event, attack) in events.iter().zip(attacks) {
+        let (rules, named) = rules_the_engine_logs(&rule_set, attack);
+        assert_eq!(field(event, "honeytrap.rules"), &rules, "{attack}");
+        assert_eq!(field(event, "rule"), &named, "{attack}");
+    }
     for event in &events {
         assert!(
             field(event, "honeytrap.rules").as_array().unwrap().len() >= 2,
@@ -269,6 +278,91 @@ fn our_rules_in_rules_dir_load_and_name_scanners() {
         .as_str()
         .unwrap();
     assert!(matched.starts_with("sqlmap/"), "{matched}");
+}
+
+const CRS_TEST_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64)";
+
+/// The rule set nginx compiles from `text`, compiled here.
+fn crs_rule_set(text: &str) -> std::sync::Arc<honeytrap_seclang::RuleSet> {
+    let mut builder = honeytrap_seclang::RuleSet::builder();
+    builder
+        .add_text(text, "test", std::path::Path::new("/"))
+        .unwrap();
+    std::sync::Arc::new(builder.build().unwrap())
+}
+
+/// What an event's `honeytrap.rules` and `rule` must be for a GET of `target` (sent with the
+/// CRS test's headers and blocked), from the engine's own record of every match
+/// ([`honeytrap_seclang::Transaction::matched_rules`]), as ModSecurity logs them: logging
+/// rules with an id, their expanded `logdata` as the data, else the matched value; the rule
+/// named is the most severe, the first of equals.
+fn rules_the_engine_logs(
+    rule_set: &std::sync::Arc<honeytrap_seclang::RuleSet>,
+    target: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    use serde_json::{json, Map, Value};
+    let mut tx = rule_set.transaction(honeytrap_seclang::TxInput::default());
+    tx.set_request_line(b"GET", target.as_bytes(), b"HTTP/1.1");
+    for (name, value) in [
+        ("Host", "shop.example"),
+        ("User-Agent", CRS_TEST_AGENT),
+        ("Accept", "text/html"),
+        ("Connection", "close"),
+    ] {
+        tx.add_request_header(name.as_bytes(), value.as_bytes());
+    }
+    if tx.process_request_headers().is_none() {
+        tx.process_request_body();
+    }
+    tx.process_logging();
+    let logged: Vec<_> = tx
+        .matched_rules()
+        .iter()
+        .filter(|m| m.log && m.id != 0)
+        .collect();
+    let rules = logged
+        .iter()
+        .map(|m| {
+            let mut r = Map::new();
+            r.insert("id".into(), json!(m.id.to_string()));
+            if !m.msg.is_empty() {
+                r.insert("msg".into(), json!(m.msg));
+            }
+            if !m.tags.is_empty() {
+                r.insert("tags".into(), json!(m.tags[..]));
+            }
+            if let Some(severity) = m.severity {
+                r.insert("severity".into(), json!(severity));
+            }
+            if !m.matched_var_name.is_empty() {
+                r.insert("matched_var".into(), json!(m.matched_var_name));
+            }
+            let data = if m.logdata.is_empty() {
+                String::from_utf8_lossy(&m.matched_var).into_owned()
+            } else {
+                m.logdata.clone()
+            };
+            if !data.is_empty() {
+                r.insert("matched_data".into(), json!(data));
+            }
+            Value::Object(r)
+        })
+        .collect();
+    let worst = logged
+        .iter()
+        .enumerate()
+        .min_by_key(|(at, m)| (m.severity.unwrap_or(u8::MAX), *at))
+        .map(|(_, m)| m)
+        .expect("a blocked request matched a logging rule");
+    let mut named = Map::new();
+    named.insert("id".into(), json!(worst.id.to_string()));
+    if !worst.msg.is_empty() {
+        named.insert("name".into(), json!(worst.msg));
+    }
+    if let Some(category) = worst.tags.iter().find(|t| t.starts_with("attack-")) {
+        named.insert("category".into(), json!(category));
+    }
+    (Value::Array(rules), Value::Object(named))
 }
 
 /// The rule ids of the rules events among `events`, in order.

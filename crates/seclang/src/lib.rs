@@ -45,4 +45,6 @@ pub mod variables;
 pub use actions::EngineMode;
 pub use error::LoadError;
 pub use ruleset::{EngineConfig, RuleSet, RuleSetBuilder};
-pub use transaction::{AnomalyScores, Intervention, MatchedRule, Transaction, TxInput};
+pub use transaction::{
+    lossy_string, AnomalyScores, Intervention, LoggedMatch, MatchedRule, Transaction, TxInput,
+};

@@ -52,9 +52,11 @@ impl SlotTable {
 }
 
 /// One collection's variables.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Store {
-    table: Arc<SlotTable>,
+    /// No table (the default) numbers no key: a store made and dropped unused costs no
+    /// reference count.
+    table: Option<Arc<SlotTable>>,
     /// Per slot: whether it is set, and its value. Buffers of unset slots are kept, so a
     /// store reused by the next transaction ([`Store::reset`]) does not allocate again.
     set: Vec<bool>,
@@ -69,13 +71,6 @@ pub struct Store {
     restored_from: u64,
 }
 
-impl Default for Store {
-    fn default() -> Self {
-        static EMPTY: std::sync::OnceLock<Arc<SlotTable>> = std::sync::OnceLock::new();
-        Store::new(Arc::clone(EMPTY.get_or_init(Default::default)))
-    }
-}
-
 impl Store {
     pub fn new(table: Arc<SlotTable>) -> Store {
         Store {
@@ -84,14 +79,14 @@ impl Store {
             ints: vec![None; table.len()],
             restored: vec![false; table.len()],
             restored_from: 0,
-            table,
+            table: Some(table),
             extra: BTreeMap::new(),
         }
     }
 
     /// Empty the store for slots numbered by `table`, keeping its buffers.
     pub fn reset(&mut self, table: &Arc<SlotTable>) {
-        if !Arc::ptr_eq(&self.table, table) {
+        if !self.table.as_ref().is_some_and(|t| Arc::ptr_eq(t, table)) {
             *self = Store::new(Arc::clone(table));
             return;
         }
@@ -101,11 +96,19 @@ impl Store {
     /// Empty the store, keeping its slot numbering and buffers.
     pub fn clear(&mut self) {
         self.set.fill(false);
-        self.extra.clear();
+        // Clearing a map drops it and makes a new one, even an empty map.
+        if !self.extra.is_empty() {
+            self.extra.clear();
+        }
     }
 
     pub fn slot(&self, key: &[u8]) -> Option<u32> {
-        self.table.get(key)
+        self.table.as_ref()?.get(key)
+    }
+
+    /// The key of slot `s`, a slot of this store's table.
+    fn key(&self, s: usize) -> &[u8] {
+        self.table.as_ref().map_or(&[][..], |t| &t.keys[s])
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
@@ -224,7 +227,7 @@ impl Store {
             .iter()
             .enumerate()
             .filter(|(_, &set)| set)
-            .map(|(i, _)| (self.table.keys[i].as_slice(), self.values[i].as_slice()))
+            .map(|(i, _)| (self.key(i), self.values[i].as_slice()))
             .chain(self.extra.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
             .filter(|(k, _)| keep(k))
             .collect();
@@ -250,7 +253,7 @@ impl Store {
             .filter(|&&s| self.set[s as usize])
             .map(|&s| {
                 let s = s as usize;
-                (self.table.keys[s].as_slice(), self.values[s].as_slice())
+                (self.key(s), self.values[s].as_slice())
             })
             .peekable();
         // Numbered and run-time keys are distinct: merge the two ordered runs.
@@ -312,7 +315,7 @@ mod tests {
         assert_eq!(s.get(b"b"), None);
         assert_eq!(s.get(b"a"), None);
         assert_eq!(s.get(b"zz"), None);
-        let table = Arc::clone(&s.table);
+        let table = Arc::clone(s.table.as_ref().unwrap());
         s.reset(&table);
         assert_eq!(s.get(b"d"), None);
         assert_eq!(s.get(b"c"), None);

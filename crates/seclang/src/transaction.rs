@@ -56,6 +56,23 @@ pub struct MatchedRule {
     pub log: bool,
 }
 
+/// A logging rule's match as the transaction holds it, borrowed: what an audit record
+/// takes, each text copied once, by the record itself ([`Transaction::logged`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LoggedMatch<'t> {
+    pub id: u32,
+    pub phase: u8,
+    /// `msg` and `logdata` as expanded when the rule matched, as [`MatchedRule`] has them
+    /// but not yet made valid UTF-8.
+    pub msg: &'t [u8],
+    pub logdata: &'t [u8],
+    pub tags: &'t Arc<[String]>,
+    pub severity: Option<u8>,
+    pub matched_var_name: &'t [u8],
+    pub matched_var: &'t [u8],
+    pub disruptive: Disruptive,
+}
+
 /// A match as recorded while rules run; [`MatchedRule`]s are built from these when asked
 /// for, so that the many `nolog` bookkeeping matches of a request cost no allocations.
 #[derive(Debug, Clone)]
@@ -336,8 +353,9 @@ struct Scratch {
     /// Buffers macros expand into, lent while a `setvar`, `setenv` or operator parameter
     /// is expanded.
     expansions: [Vec<u8>; 2],
-    /// Request data and match records, lent to the transaction.
-    data: Data,
+    /// Request data and match records, lent to the transaction (`None` meanwhile, so that
+    /// a scratch made to stand in for the one given back holds no data to make and drop).
+    data: Option<Data>,
     matched: Vec<Matched>,
     /// Operators with macros in their parameter as last built, for the rule sets this
     /// scratch served last (the current one last).
@@ -519,10 +537,9 @@ impl Scratch {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        // The scratch takes the emptied buffers; the transaction keeps the empty ones
-        // the scratch held meanwhile.
+        // The scratch takes the emptied buffers.
         self.data.recycle(MAX_KEPT_BYTES);
-        std::mem::swap(&mut self.data, &mut self.scratch.data);
+        self.scratch.data = Some(std::mem::take(&mut self.data));
         self.matched.clear();
         std::mem::swap(&mut self.matched, &mut self.scratch.matched);
         std::mem::take(&mut self.scratch).give_back();
@@ -574,7 +591,7 @@ impl RuleSet {
     /// Start a transaction.
     pub fn transaction(self: &Arc<Self>, input: TxInput) -> Transaction {
         let mut scratch = Scratch::take(self);
-        let mut data = std::mem::take(&mut scratch.data);
+        let mut data = scratch.data.take().unwrap_or_default();
         data.input = input;
         data.tx.reset(&self.tx_slots);
         let matched = std::mem::take(&mut scratch.matched);
@@ -893,40 +910,54 @@ impl Transaction {
     }
 
     /// The logging rules with an id that matched so far, in order: what an audit record
-    /// holds, without building the `nolog` bookkeeping matches (most of them, in the CRS).
-    pub fn logged_rules(&self) -> Vec<MatchedRule> {
+    /// holds, borrowed, without building the `nolog` bookkeeping matches (most of them, in
+    /// the CRS).
+    pub fn logged(&self) -> impl Iterator<Item = LoggedMatch<'_>> {
         self.matched
             .iter()
             .filter(|m| {
                 let rule = &self.rs.rules[m.rule as usize];
                 rule.log && rule.id != 0
             })
-            .map(|m| self.matched_rule(m))
-            .collect()
+            .map(|m| self.view(m))
     }
 
-    fn matched_rule(&self, m: &Matched) -> MatchedRule {
+    fn view<'t>(&'t self, m: &Matched) -> LoggedMatch<'t> {
         let bytes = &self.scratch.match_bytes;
         let slice = |r: &std::ops::Range<u32>| &bytes[r.start as usize..r.end as usize];
-        let text = |expanded: &Option<std::ops::Range<u32>>, written: &Option<Macro>| {
-            let t = match expanded {
+        let rule = &self.rs.rules[m.rule as usize];
+        // Text without macros was not copied at match time: it is the rule's own.
+        let text =
+            |expanded: &Option<std::ops::Range<u32>>, written: &'t Option<Macro>| match expanded {
                 Some(r) => slice(r),
                 None => written.as_ref().and_then(Macro::as_literal).unwrap_or(b""),
             };
-            lossy_string(t)
-        };
-        let rule = &self.rs.rules[m.rule as usize];
-        MatchedRule {
+        LoggedMatch {
             id: rule.id,
             phase: m.phase,
             msg: text(&m.msg, &rule.actions.msg),
             logdata: text(&m.logdata, &rule.actions.logdata),
-            tags: rule.actions.tags.clone(),
+            tags: &rule.actions.tags,
             severity: rule.actions.severity,
-            matched_var_name: lossy_string(slice(&m.var_name)),
-            matched_var: slice(&m.var).to_vec(),
+            matched_var_name: slice(&m.var_name),
+            matched_var: slice(&m.var),
             disruptive: m.disruptive,
-            log: rule.log,
+        }
+    }
+
+    fn matched_rule(&self, m: &Matched) -> MatchedRule {
+        let v = self.view(m);
+        MatchedRule {
+            id: v.id,
+            phase: v.phase,
+            msg: lossy_string(v.msg),
+            logdata: lossy_string(v.logdata),
+            tags: Arc::clone(v.tags),
+            severity: v.severity,
+            matched_var_name: lossy_string(v.matched_var_name),
+            matched_var: v.matched_var.to_vec(),
+            disruptive: v.disruptive,
+            log: self.rs.rules[m.rule as usize].log,
         }
     }
 
@@ -1898,8 +1929,6 @@ impl Transaction {
     }
 }
 
-/// `bytes` as text with invalid UTF-8 replaced, as `String::from_utf8_lossy` gives it:
-/// checking the (nearly always valid) text first is several times faster.
 /// [`Transaction::eval_values`]'s visitor: what a link tests each value with, a type of its
 /// own so that [`Visitor::value`] is inlined into the walk over a target's values (as a
 /// closure it was called per value, and its many captured references loaded each time).
@@ -2063,7 +2092,9 @@ fn or_into(bits: &mut [u64], scanned: &[u64]) {
     }
 }
 
-fn lossy_string(bytes: &[u8]) -> String {
+/// `bytes` as text with invalid UTF-8 replaced, as `String::from_utf8_lossy` gives it:
+/// checking the (nearly always valid) text first is several times faster.
+pub fn lossy_string(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_owned(),
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
@@ -2993,6 +3024,69 @@ mod tests {
             .collect();
         let want = [("in ARGS:a", "saw first"), ("in ARGS:b", "saw second")];
         assert_eq!(texts, want.map(|(m, l)| (m.to_string(), l.to_string())));
+    }
+
+    /// What an audit record takes is the logging matches with an id, each as
+    /// `matched_rules` shows it: literal and expanded texts, tags, the matched value.
+    #[test]
+    fn logged_matches_are_the_logging_matched_rules() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS:a \"@rx .\" \"id:1,phase:1,pass,msg:'literal',tag:'t1',tag:'t2',\
+                   severity:'CRITICAL',logdata:'saw %{MATCHED_VAR}'\"\n\
+                 SecRule ARGS:a \"@rx .\" \"id:2,phase:1,pass,nolog,msg:'not logged'\"\n\
+                 SecRule ARGS:b \"@rx .\" \"id:3,phase:1,pass,msg:'in %{MATCHED_VAR_NAME}',\
+                   logdata:'plain'\"\n\
+                 SecRule ARGS:c \"@rx .\" \"id:4,phase:1,pass\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", b"/?a=first&b=%ff&c=third", b"HTTP/1.1");
+        assert!(tx.process_request_headers().is_none());
+        let logged: Vec<MatchedRule> = tx
+            .logged()
+            .map(|m| MatchedRule {
+                id: m.id,
+                phase: m.phase,
+                msg: lossy_string(m.msg),
+                logdata: lossy_string(m.logdata),
+                tags: Arc::clone(m.tags),
+                severity: m.severity,
+                matched_var_name: lossy_string(m.matched_var_name),
+                matched_var: m.matched_var.to_vec(),
+                disruptive: m.disruptive,
+                log: true,
+            })
+            .collect();
+        let want: Vec<&MatchedRule> = tx
+            .matched_rules()
+            .iter()
+            .filter(|m| m.log && m.id != 0)
+            .collect();
+        assert_eq!(
+            logged.iter().map(|m| m.id).collect::<Vec<_>>(),
+            [1, 3, 4],
+            "{logged:?}"
+        );
+        assert_eq!(format!("{logged:?}"), format!("{want:?}"));
+        let texts = |m: &MatchedRule| {
+            [&m.msg, &m.logdata, &m.matched_var_name].map(|t| t.as_str().to_owned())
+        };
+        assert_eq!(
+            logged.iter().map(texts).collect::<Vec<_>>(),
+            [
+                ["literal", "saw first", "ARGS:a"],
+                ["in ARGS:b", "plain", "ARGS:b"],
+                ["", "", "ARGS:c"],
+            ]
+        );
+        assert_eq!(&logged[0].tags[..], ["t1", "t2"]);
+        assert_eq!(logged[0].severity, Some(2));
+        assert_eq!(logged[1].matched_var, b"\xff");
+        assert_eq!(logged[2].matched_var, b"third");
     }
 
     /// MATCHED_VAR is the last value matched by any rule, and outlives rules that match

@@ -37,7 +37,7 @@ fn observed(tx: &Transaction, out: &mut String) {
     for m in tx.matched_rules() {
         let _ = writeln!(out, "{m:?}");
     }
-    let logged: Vec<u32> = tx.logged_rules().iter().map(|m| m.id).collect();
+    let logged: Vec<u32> = tx.logged().map(|m| m.id).collect();
     let _ = writeln!(
         out,
         "logged {logged:?} {:?} {:?} {:?}",

@@ -104,7 +104,7 @@ pub fn event(rng: &mut Rng, observer: &Arc<Observer>, n: u64, total: u64, source
             let (id, msg, tid, tname) = RULES[rng.below(RULES.len() as u64) as usize];
             e.set_url(format!("/search?q=1%27%20OR%20{n}").as_bytes());
             e.add_rule(RuleMatch {
-                id: id.into(),
+                id: id.parse().expect("a rule id is a number"),
                 msg: Some(msg.into()),
                 tags: ["attack-sqli".to_owned()].into(),
                 severity: Some(2),

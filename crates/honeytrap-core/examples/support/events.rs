@@ -177,28 +177,28 @@ pub fn crs_attack_event(observer: &Arc<Observer>, n: u64) -> Event {
     let payload = "1' UNION SELECT password FROM users--";
     for (id, msg, matched) in [
         (
-            "942100",
+            942100,
             "SQL Injection Attack Detected via libinjection",
             "sUEnk",
         ),
         (
-            "942190",
+            942190,
             "Detects MSSQL code execution and information gathering attempts",
             "' UNION SELECT p",
         ),
         (
-            "942270",
+            942270,
             "Looking for basic sql injection. Common attack string for mysql, oracle and others",
             "UNION SELECT password FROM",
         ),
         (
-            "942360",
+            942360,
             "Detects concatenated basic SQL injection and SQLLFI attempts",
             "1' UNION SELECT",
         ),
     ] {
         e.add_rule(RuleMatch {
-            id: id.to_owned(),
+            id,
             msg: Some(msg.to_owned()),
             tags: sqli_tags.clone(),
             severity: Some(2),
@@ -209,15 +209,15 @@ pub fn crs_attack_event(observer: &Arc<Observer>, n: u64) -> Event {
         });
     }
     for (id, msg, tag) in [
-        ("949110", "Inbound Anomaly Score Exceeded (Total Score: 20)", "anomaly-evaluation"),
+        (949110, "Inbound Anomaly Score Exceeded (Total Score: 20)", "anomaly-evaluation"),
         (
-            "980170",
+            980170,
             "Anomaly Scores: (Inbound Scores: blocking=20, detection=20, per_pl=20-0-0-0, threshold=5) - (Outbound Scores: blocking=0, detection=0, per_pl=0-0-0-0, threshold=4) - (SQLI=20, XSS=0, RFI=0, LFI=0, RCE=0, PHPI=0, HTTP=0, SESS=0, COMBINED_SCORE=20)",
             "reporting",
         ),
     ] {
         e.add_rule(RuleMatch {
-            id: id.to_owned(),
+            id,
             msg: Some(msg.to_owned()),
             tags: [tag, "OWASP_CRS"].map(str::to_owned).into(),
             severity: None,

@@ -124,8 +124,7 @@ fn size_hint(e: &Event) -> usize {
         .rules
         .iter()
         .map(|r| {
-            r.id.len()
-                + len(&r.msg)
+            10 + len(&r.msg)
                 + len(&r.matched_var)
                 + len(&r.matched_data)
                 + r.tags.iter().map(|t| t.len() + 3).sum::<usize>()
@@ -169,6 +168,14 @@ impl<'a> Object<'a> {
 
     fn str(&mut self, key: &str, value: &str) {
         push_str_value(self.key(key), value);
+    }
+
+    /// A number as a JSON string (`"942100"`).
+    fn decimal_str(&mut self, key: &str, value: u64) {
+        let out = self.key(key);
+        out.push('"');
+        push_decimal(out, value);
+        out.push('"');
     }
 
     fn opt_str(&mut self, key: &str, value: Option<&str>) {
@@ -528,7 +535,7 @@ fn honeytrap(doc: &mut Object<'_>, e: &Event) {
                 out.push(',');
             }
             let mut rule = Object::open(out);
-            rule.str("id", &r.id);
+            rule.decimal_str("id", r.id.into());
             rule.opt_str("msg", r.msg.as_deref());
             if !r.tags.is_empty() {
                 rule.strs("tags", r.tags.iter().map(String::as_str));
@@ -656,7 +663,7 @@ mod tests {
         });
         e.body = None;
         e.rules = vec![RuleMatch {
-            id: "1".into(),
+            id: 1,
             ..RuleMatch::default()
         }];
         e.url = None;
@@ -727,9 +734,10 @@ mod tests {
                 .collect();
             e.rules = (0..rng.usize(0..3))
                 .map(|_| {
+                    let id = rng.u32(..);
                     let mut lossy = || String::from_utf8_lossy(&text(&mut rng)).into_owned();
                     RuleMatch {
-                        id: lossy(),
+                        id,
                         msg: Some(lossy()),
                         tags: vec![lossy(), lossy()].into(),
                         severity: Some(2),

@@ -114,6 +114,10 @@ pub struct RuleRef {
     pub category: Option<String>,
 }
 
+fn decimal_string<S: serde::Serializer>(n: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(n)
+}
+
 fn no_tags(tags: &std::sync::Arc<[String]>) -> bool {
     tags.is_empty()
 }
@@ -121,7 +125,10 @@ fn no_tags(tags: &std::sync::Arc<[String]>) -> bool {
 /// One matched SecLang rule (`honeytrap.rules[]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RuleMatch {
-    pub id: String,
+    /// Kept as the rule's number, printed (as a JSON string, as ModSecurity logs it) only
+    /// when the document is written, off the request path.
+    #[serde(serialize_with = "decimal_string")]
+    pub id: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub msg: Option<String>,
     /// The rule's own list, shared (not copied) by every event it matches in.
@@ -397,7 +404,7 @@ pub(crate) mod tests {
             category: Some("attack-sqli".into()),
         });
         e.add_rule(RuleMatch {
-            id: "942100".into(),
+            id: 942100,
             msg: Some("SQL Injection Attack Detected via libinjection".into()),
             tags: ["attack-sqli".to_owned(), "OWASP_CRS".to_owned()].into(),
             severity: Some(2),
@@ -492,22 +499,22 @@ pub(crate) mod tests {
     fn the_most_severe_rule_sets_the_event_severity() {
         let mut e = Event::new(Kind::Rules, Arc::new(Observer::new("s")));
         e.add_rule(RuleMatch {
-            id: "1".into(),
+            id: 1,
             severity: Some(4),
             ..RuleMatch::default()
         });
         e.add_rule(RuleMatch {
-            id: "2".into(),
+            id: 2,
             severity: Some(2),
             ..RuleMatch::default()
         });
         e.add_rule(RuleMatch {
-            id: "3".into(),
+            id: 3,
             severity: Some(3),
             ..RuleMatch::default()
         });
         e.add_rule(RuleMatch {
-            id: "4".into(),
+            id: 4,
             severity: None,
             ..RuleMatch::default()
         });

@@ -904,7 +904,7 @@ mod tests {
         e.status_code = Some(403);
         e.http_version = Some("2".to_owned());
         e.add_rule(RuleMatch {
-            id: "942100".into(),
+            id: 942100,
             msg: Some("SQL Injection Attack Detected via libinjection".into()),
             tags: ["attack-sqli".to_owned(), "OWASP_CRS".to_owned()].into(),
             severity: Some(2),
@@ -912,7 +912,7 @@ mod tests {
             matched_data: Some("Matched Data: s&1c found within ARGS:q: 1' OR 1=1--".into()),
         });
         e.add_rule(RuleMatch {
-            id: "949110".into(),
+            id: 949110,
             msg: Some("Inbound Anomaly Score Exceeded (Total Score: 5)".into()),
             ..RuleMatch::default()
         });
@@ -1299,7 +1299,7 @@ mod tests {
             token: Some(String::from_utf8_lossy(b"t\xff\n").into_owned()),
         });
         e.add_rule(RuleMatch {
-            id: "1".into(),
+            id: 1,
             matched_data: Some("line1\nline2\u{0}".into()),
             ..RuleMatch::default()
         });

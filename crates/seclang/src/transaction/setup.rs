@@ -412,7 +412,7 @@ mod tests {
         for r in tx.matched_rules() {
             let _ = writeln!(out, "{r:?}");
         }
-        let logged: Vec<u32> = tx.logged_rules().iter().map(|r| r.id).collect();
+        let logged: Vec<u32> = tx.logged().map(|r| r.id).collect();
         let _ = writeln!(out, "logged {logged:?}");
         let _ = writeln!(
             out,
@@ -556,7 +556,7 @@ mod tests {
         assert_eq!(resumes_at(&rs), Some(3));
         let mut tx = rs.transaction(TxInput::default());
         tx.process_request_headers();
-        let logged: Vec<u32> = tx.logged_rules().iter().map(|r| r.id).collect();
+        let logged: Vec<u32> = tx.logged().map(|r| r.id).collect();
         assert_eq!(logged, [1, 2, 3]);
     }
 
@@ -586,7 +586,7 @@ mod tests {
         // Rule 3 is gone: rule 4 copies an unset level.
         assert_eq!(tx.tx_var("paranoia_level"), None);
         assert_eq!(tx.tx_var("detection_level"), Some(&b""[..]));
-        assert!(tx.logged_rules().iter().any(|r| r.id == 5));
+        assert!(tx.logged().any(|r| r.id == 5));
     }
 
     #[test]
