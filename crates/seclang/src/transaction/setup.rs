@@ -709,17 +709,9 @@ mod tests {
     /// suite's `test-setup.conf`, whose `ctl` ends the prefix at once).
     #[test]
     fn crs_setup_is_snapshotted_up_to_901340() {
-        let v4 = crate::test_crs::root().join("v4.28.0");
-        if !v4.join("rules").is_dir() {
-            println!("SKIPPED: CRS data not found");
+        let Some((v4, files)) = crate::test_crs::v4_rule_files() else {
             return;
-        }
-        let mut files: Vec<_> = std::fs::read_dir(v4.join("rules"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-            .collect();
-        files.sort();
+        };
         let mut text = String::from("SecRuleEngine On\n");
         for f in std::iter::once(v4.join("crs-setup.conf.example")).chain(files) {
             let _ = writeln!(text, "Include {}", f.display());
