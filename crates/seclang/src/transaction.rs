@@ -9,7 +9,7 @@ use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
 use crate::macros::{Macro, Ref};
 use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
-use crate::prefilter::{PhaseScan, RawScreen};
+use crate::prefilter::{PhaseScan, RawScreen, NO_SET};
 use crate::rule::{Amount, ChainId, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest};
 use crate::ruleset::{RuleSet, MARKER, NO_GROUP, NO_SKIP_AFTER};
 use crate::store::{format_i64, Store};
@@ -341,6 +341,8 @@ struct Scratch {
     scans: ValueScans,
     /// Per group target (by target id), what the phase knows of its values.
     targets: Vec<TargetState>,
+    /// The same per set of targets (by [`crate::prefilter::Group::set`]).
+    sets: Vec<SetState>,
     /// The ORs [`TargetState::raw_bits`] points at, `words` words each, this phase.
     target_raw_bits: Vec<u64>,
     /// (slot, cache row) of the values of listed targets, this phase.
@@ -468,6 +470,21 @@ struct TargetState {
     changing: u64,
 }
 
+/// What a phase knows of a set of groups' targets ([`crate::prefilter::Group::set`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct SetState {
+    /// The phase generation the rest was made in.
+    gen: u32,
+    /// Whether every target's values are listed (none is a body's).
+    listed: bool,
+    /// Of the transformations any group asks of the targets, those that change one of
+    /// their values.
+    changing: u64,
+    /// Where in `Scratch::target_raw_bits` the OR of every value's raw scan is, plus 1 (0:
+    /// not computed yet).
+    raw_bits: u32,
+}
+
 thread_local! {
     static POOL: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -491,6 +508,8 @@ impl Scratch {
         s.group_gen.resize(groups, 0);
         s.targets
             .resize(rs.prefilter.targets.len(), TargetState::default());
+        s.sets
+            .resize(rs.prefilter.target_sets.len(), SetState::default());
         let mut built = match s.built.iter().position(|b| b.rule_set == rs.uid) {
             Some(i) => s.built.remove(i),
             None => {
@@ -1017,6 +1036,7 @@ impl Transaction {
         if sc.gen == 0 {
             sc.group_gen.fill(0);
             sc.targets.fill(TargetState::default());
+            sc.sets.fill(SetState::default());
             sc.gen = 1;
         }
         self.phase = phase;
@@ -1130,17 +1150,113 @@ impl Transaction {
         self.scratch.group_bits[g * pf.words + bit / 64] & (1 << (bit % 64)) != 0
     }
 
-    /// Computes group `g`'s bits for the phase, once for all its members: target by target,
-    /// each value through each of the group's chains for it, each distinct transformed value
-    /// scanned once per phase whichever groups read it. Out of line: the phase's step loop
-    /// that asks runs for every rule, this once per group.
+    /// Computes group `g`'s bits for the phase, once for all its members. A group whose
+    /// chains change none of its targets' values (most, on benign traffic) copies the OR of
+    /// their raw scans, made once per phase for every group with the same targets; the rest
+    /// read target by target. Out of line: the phase's step loop that asks runs for every
+    /// rule, this once per group.
     #[inline(never)]
     fn group_bits(&mut self, rs: &RuleSet, g: usize) {
         let pf = &rs.prefilter;
         let group = &pf.groups[g];
+        self.scratch.group_gen[g] = self.scratch.gen;
+        if group.set != NO_SET {
+            let set = self.scratch.sets[group.set as usize];
+            let known = set.gen == self.scratch.gen
+                && (set.raw_bits != 0 || !set.listed || set.changing & group.transforms != 0);
+            let set = if known {
+                set
+            } else {
+                self.read_set(rs, group.set, group.transforms)
+            };
+            if set.listed && set.changing & group.transforms == 0 {
+                let w = pf.words;
+                let words = group.words.0 as usize..group.words.1 as usize;
+                let at = set.raw_bits as usize - 1;
+                let sc = &mut self.scratch;
+                let bits = &mut sc.group_bits[g * w..][words.clone()];
+                let raw = &sc.target_raw_bits[at + words.start..at + words.end];
+                // Most groups' members fit in one word: copied without a call to `memcpy`.
+                match (bits, raw) {
+                    ([word], [r]) => *word = *r,
+                    (bits, raw) => bits.copy_from_slice(raw),
+                }
+                return;
+            }
+        }
+        self.group_bits_by_target(rs, g);
+    }
+
+    /// What the phase knows of target set `set`, read on its first group of the phase: its
+    /// targets' values listed and tested with what any group asks of them, and the OR of
+    /// their raw scans once a group with `transforms` can use it.
+    #[inline(never)]
+    fn read_set(&mut self, rs: &RuleSet, set: u32, transforms: u64) -> SetState {
+        let pf = &rs.prefilter;
+        let Scratch {
+            cache,
+            gen,
+            scans,
+            targets,
+            sets,
+            target_values,
+            target_raw_bits,
+            ..
+        } = &mut self.scratch;
+        let gen = *gen;
+        let data = &self.data;
+        let state = &mut sets[set as usize];
+        let Some(scan) = pf.phases[self.phase as usize].as_deref() else {
+            // Not reached: groups exist only in phases with an automaton.
+            *state = SetState {
+                gen,
+                ..SetState::default()
+            };
+            return *state;
+        };
+        if state.gen != gen {
+            *state = SetState {
+                gen,
+                listed: true,
+                ..SetState::default()
+            };
+            for st in pf.set_targets(set) {
+                let t = usize::from(st.target_id);
+                let ts = &mut targets[t];
+                list_target(data, &pf.targets[t], cache, target_values, ts, gen);
+                if ts.len == u32::MAX {
+                    state.listed = false;
+                    break;
+                }
+                test_target(data, cache, target_values, ts, pf.target_transforms[t]);
+                state.changing |= ts.changing;
+            }
+        }
+        if state.listed && state.changing & transforms == 0 && state.raw_bits == 0 {
+            let at = set_raw_bits(
+                data,
+                pf,
+                set,
+                scan,
+                scans,
+                targets,
+                target_values,
+                target_raw_bits,
+            );
+            state.raw_bits = at as u32 + 1;
+        }
+        *state
+    }
+
+    /// [`Transaction::group_bits`] target by target: each value through each of the group's
+    /// chains for it, each distinct transformed value scanned once per phase whichever
+    /// groups read it.
+    #[inline(never)]
+    fn group_bits_by_target(&mut self, rs: &RuleSet, g: usize) {
+        let pf = &rs.prefilter;
+        let group = &pf.groups[g];
         let w = pf.words;
         let words = group.words.0 as usize..group.words.1 as usize;
-        self.scratch.group_gen[g] = self.scratch.gen;
         let Some(scan) = pf.phases[self.phase as usize].as_deref() else {
             // Not reached: groups exist only in phases with an automaton.
             self.scratch.group_bits[g * w..][words].fill(!0);
@@ -1157,8 +1273,9 @@ impl Transaction {
             unslotted_scan,
             ..
         } = &mut self.scratch;
+        let gen = *gen;
+        let data = &self.data;
         let bits = &mut group_bits[g * w..][words.clone()];
-        // Most groups' members fit in one word: cleared without a call to `memset`.
         match bits {
             [word] => *word = 0,
             _ => bits.fill(0),
@@ -1168,36 +1285,11 @@ impl Transaction {
         };
         for gt in pf.targets_of(group) {
             let t = usize::from(gt.target_id);
-            // The target's values (slot and cache row) are listed on its first group of the
-            // phase; the other groups read the list instead of visiting it again. A target
-            // with values that have no slot (bodies) is visited every time.
             let ts = &mut targets[t];
-            if ts.gen != *gen {
-                let start = target_values.len();
-                let mut listed = true;
-                visit_each(
-                    &self.data,
-                    &pf.targets[t],
-                    &mut |_, _, _, slot| match slot {
-                        Some(s) => target_values.push((s, cache.row(s))),
-                        None => listed = false,
-                    },
-                );
-                let (start, len) = if listed {
-                    (start as u32, (target_values.len() - start) as u32)
-                } else {
-                    (0, u32::MAX)
-                };
-                *ts = TargetState {
-                    gen: *gen,
-                    start,
-                    len,
-                    ..TargetState::default()
-                };
-            }
-            let (start, len) = (ts.start, ts.len);
-            if len == u32::MAX {
-                visit_each(&self.data, &pf.targets[t], &mut |_, _, raw, slot| {
+            list_target(data, &pf.targets[t], cache, target_values, ts, gen);
+            if ts.len == u32::MAX {
+                // Values without a slot (bodies): visited every time.
+                visit_each(data, &pf.targets[t], &mut |_, _, raw, slot| {
                     for &chain in pf.chains_of(gt) {
                         let Some(row) = slot.map(|s| cache.row(s)) else {
                             unslotted_scan.clear();
@@ -1216,56 +1308,37 @@ impl Transaction {
                 });
                 continue;
             }
-            if len == 0 {
+            if ts.len == 0 {
                 continue;
             }
-            let values = &target_values[start as usize..(start + len) as usize];
-            if ts.tested & gt.transforms != gt.transforms {
-                // What every group asks of the target, tested on each value at once.
-                let all = pf.target_transforms[t] | gt.transforms;
-                for &(slot, row) in values {
-                    ts.changing |= cache.changed_by(row, || slot_value(&self.data, slot), all);
-                }
-                ts.tested |= all;
-            }
-            // No value changed by any of the chains (most targets, on benign traffic): the
-            // OR of the raw values' scans, made once per phase, answers for all of them.
+            test_target(
+                data,
+                cache,
+                target_values,
+                ts,
+                pf.target_transforms[t] | gt.transforms,
+            );
+            // No value changed by any of the chains: the OR of the raw values' scans, made
+            // once per phase, answers for all of them.
             if ts.changing & gt.transforms == 0 {
-                if ts.raw_bits == 0 {
-                    let at = target_raw_bits.len();
-                    target_raw_bits.resize(at + w, 0);
-                    for &(slot, row) in values {
-                        let scanned = match scans.scanned(row, Val::Raw) {
-                            Some(at) => at,
-                            None => {
-                                let raw = slot_value(&self.data, slot);
-                                scans.offset(scan, w, row, Val::Raw, raw)
-                            }
-                        };
-                        or_into(
-                            &mut target_raw_bits[at..at + w],
-                            &scans.bits[scanned..scanned + w],
-                        );
-                    }
-                    ts.raw_bits = at as u32 + 1;
-                }
-                let at = ts.raw_bits as usize - 1;
+                let at = target_raw(data, scan, w, scans, target_values, target_raw_bits, ts);
                 or_into(bits, &target_raw_bits[at + words.start..at + words.end]);
                 continue;
             }
+            let values = &target_values[ts.start as usize..][..ts.len as usize];
             for &(slot, row) in values {
                 // A value none of the chains changes is scanned and or-ed once for all.
-                if cache.changed_by(row, || slot_value(&self.data, slot), gt.transforms) == 0 {
+                if cache.changed_by(row, || slot_value(data, slot), gt.transforms) == 0 {
                     let at = match scans.scanned(row, Val::Raw) {
                         Some(at) => at,
-                        None => scans.offset(scan, w, row, Val::Raw, slot_value(&self.data, slot)),
+                        None => scans.offset(scan, w, row, Val::Raw, slot_value(data, slot)),
                     };
                     or_scan(bits, scans, at);
                     continue;
                 }
                 // A value some chain changes: each chain's value (computed on first use)
                 // and its scan.
-                let raw = slot_value(&self.data, slot);
+                let raw = slot_value(data, slot);
                 let mut last = None;
                 for &chain in pf.chains_of(gt) {
                     let v = match chain {
@@ -2079,6 +2152,134 @@ impl Visitor for LinkValues<'_> {
     }
 }
 
+/// Lists the values of `target` (slot and cache row) into `target_values` on its first
+/// group of the phase; the other groups read the list instead of visiting it again. A
+/// target with values that have no slot (bodies) is not listed (`len` `u32::MAX`).
+/// Inlined, as the two helpers below: asked on every group target pass, most of the time
+/// to find the work done, which a call would cost more than (8 k instructions per benign
+/// CRS transaction).
+#[inline(always)]
+fn list_target(
+    data: &Data,
+    target: &Target,
+    cache: &mut TransformCache,
+    target_values: &mut Vec<(u32, u32)>,
+    ts: &mut TargetState,
+    gen: u32,
+) {
+    if ts.gen == gen {
+        return;
+    }
+    let start = target_values.len();
+    let mut listed = true;
+    visit_each(data, target, &mut |_, _, _, slot| match slot {
+        Some(s) => target_values.push((s, cache.row(s))),
+        None => listed = false,
+    });
+    let (start, len) = if listed {
+        (start as u32, (target_values.len() - start) as u32)
+    } else {
+        (0, u32::MAX)
+    };
+    *ts = TargetState {
+        gen,
+        start,
+        len,
+        ..TargetState::default()
+    };
+}
+
+/// Tests `transforms` on each value of a listed target at once, those not tested yet.
+#[inline(always)]
+fn test_target(
+    data: &Data,
+    cache: &mut TransformCache,
+    target_values: &[(u32, u32)],
+    ts: &mut TargetState,
+    transforms: u64,
+) {
+    if ts.tested & transforms == transforms {
+        return;
+    }
+    for &(slot, row) in &target_values[ts.start as usize..][..ts.len as usize] {
+        ts.changing |= cache.changed_by(row, || slot_value(data, slot), transforms);
+    }
+    ts.tested |= transforms;
+}
+
+/// Where in `target_raw_bits` the OR of the scans of a listed target's raw values is (`w`
+/// words), made on first use in the phase.
+#[inline(always)]
+fn target_raw(
+    data: &Data,
+    scan: &PhaseScan,
+    w: usize,
+    scans: &mut ValueScans,
+    target_values: &[(u32, u32)],
+    target_raw_bits: &mut Vec<u64>,
+    ts: &mut TargetState,
+) -> usize {
+    if ts.raw_bits == 0 {
+        let at = target_raw_bits.len();
+        target_raw_bits.resize(at + w, 0);
+        for &(slot, row) in &target_values[ts.start as usize..][..ts.len as usize] {
+            let scanned = match scans.scanned(row, Val::Raw) {
+                Some(at) => at,
+                None => scans.offset(scan, w, row, Val::Raw, slot_value(data, slot)),
+            };
+            or_into(
+                &mut target_raw_bits[at..at + w],
+                &scans.bits[scanned..scanned + w],
+            );
+        }
+        ts.raw_bits = at as u32 + 1;
+    }
+    ts.raw_bits as usize - 1
+}
+
+/// Where in `target_raw_bits` the OR of the raw scans of every target of `set` (all listed)
+/// is: the one target's own where only one has values.
+#[allow(clippy::too_many_arguments)]
+fn set_raw_bits(
+    data: &Data,
+    pf: &crate::prefilter::Prefilter,
+    set: u32,
+    scan: &PhaseScan,
+    scans: &mut ValueScans,
+    targets: &mut [TargetState],
+    target_values: &[(u32, u32)],
+    target_raw_bits: &mut Vec<u64>,
+) -> usize {
+    let w = pf.words;
+    let mut with_values = 0;
+    let mut only = 0;
+    for st in pf.set_targets(set) {
+        let ts = &mut targets[usize::from(st.target_id)];
+        if ts.len != 0 {
+            only = target_raw(data, scan, w, scans, target_values, target_raw_bits, ts);
+            with_values += 1;
+        }
+    }
+    if with_values == 1 {
+        return only;
+    }
+    let at = target_raw_bits.len();
+    target_raw_bits.resize(at + w, 0);
+    if with_values == 0 {
+        return at;
+    }
+    for st in pf.set_targets(set) {
+        let ts = &targets[usize::from(st.target_id)];
+        if ts.len != 0 {
+            let from = ts.raw_bits as usize - 1;
+            for i in 0..w {
+                target_raw_bits[at + i] |= target_raw_bits[from + i];
+            }
+        }
+    }
+    at
+}
+
 /// `bits |= scanned`, word by word. Most groups' members fit in one word: that case without
 /// the loop the compiler vectorizes for longer ones.
 #[inline]
@@ -2826,6 +3027,62 @@ mod tests {
                 !tx.group_may_match(&rs, g as usize, m as usize),
                 "w{i}a, w{i}b"
             );
+        }
+    }
+
+    /// Groups with the same targets read one OR of those targets' raw scans when their
+    /// chains change no value, and their own values otherwise: a member is a candidate
+    /// exactly when one of its values (through its chain) holds its literal, with the
+    /// literals in one target, the other, both or neither, and values the chains change.
+    #[test]
+    fn groups_sharing_targets_read_every_target_of_the_set() {
+        // Two members per chain, each with a literal of its own.
+        let chains = ["", ",t:lowercase", ",t:urlDecodeUni"];
+        let words = ["alpha", "bravo", "lima", "mike", "tango", "xray"];
+        let mut rules = String::from("SecRuleEngine DetectionOnly\n");
+        for (i, word) in words.iter().enumerate() {
+            rules.push_str(&format!(
+                "SecRule ARGS|REQUEST_HEADERS \"@pm {word}\" \"id:{},phase:1,pass{}\"\n",
+                i + 1,
+                chains[i / 2]
+            ));
+        }
+        let rs = Arc::new(RuleSet::from_text(&rules, "t").unwrap());
+        let pf = &rs.prefilter;
+        let groups: Vec<u32> = pf.member.iter().map(|m| m.unwrap().0).collect();
+        let set = pf.groups[groups[0] as usize].set;
+        assert_ne!(set, crate::prefilter::NO_SET);
+        assert!(groups.iter().all(|&g| pf.groups[g as usize].set == set));
+        // (argument value, header value); `%61` is `a`.
+        let requests = [
+            ("alpha", "bravo"),
+            ("bravo", "alpha"),
+            ("x", "alpha bravo"),
+            ("x", "y"),
+            ("LIMA", "mike"),
+            ("t%61ngo", "MIKE"),
+            ("lima", "xr%61y %61lpha br%61vo"),
+        ];
+        for (arg, header) in requests {
+            let mut tx = rs.transaction(TxInput::default());
+            let uri = format!("/?a={}", arg.replace('%', "%25"));
+            tx.set_request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+            tx.add_request_header(b"X-Test", header.as_bytes());
+            assert!(tx.process_request_headers().is_none());
+            for (i, &(g, m)) in pf.member.iter().flatten().enumerate() {
+                let literal = words[i];
+                let through_chain = |v: &str| match i / 2 {
+                    0 => v.to_string(),
+                    1 => v.to_ascii_lowercase(),
+                    _ => v.replace("%61", "a"),
+                };
+                // `@pm` ignores case; the header names and the other headers hold none.
+                let expected = [arg, header]
+                    .iter()
+                    .any(|v| through_chain(v).to_ascii_lowercase().contains(literal));
+                let got = tx.group_may_match(&rs, g as usize, m as usize);
+                assert_eq!(got, expected, "{literal} in {arg:?} / {header:?}");
+            }
         }
     }
 
