@@ -95,7 +95,7 @@ const UNCHANGED: &[(&str, UnchangedFn, u32, bool, u32)] = &[
     ("base64Encode", never, ALWAYS, false, 0),
     (
         "cmdLine",
-        cmd_line_unchanged,
+        cmd_line::unchanged,
         CMD_LINE | BACKSLASH | UPPER | SPACE,
         true,
         UPPER | BACKSLASH | CMD_LINE,
@@ -400,16 +400,6 @@ fn compressed(input: &[u8]) -> bool {
         let ok = !sp || (c == b' ' && !prev_space);
         prev_space = sp;
         ok
-    })
-}
-
-fn cmd_line_unchanged(input: &[u8]) -> bool {
-    input.iter().enumerate().all(|(i, &c)| match c {
-        b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => false,
-        b'A'..=b'Z' => false,
-        // A space survives unless another space, `/` or `(` follows it.
-        b' ' => !matches!(input.get(i + 1), Some(b' ' | b'/' | b'(')),
-        _ => true,
     })
 }
 
