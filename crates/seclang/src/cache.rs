@@ -103,12 +103,9 @@ impl TransformCache {
         self.raw_applied.clear();
         self.chains = chains;
         self.stored_may.clear();
-        for mut b in self.store.drain(..) {
-            if b.capacity() <= max_keep {
-                b.clear();
-                self.spare.push(b);
-            }
-        }
+        // Spare buffers keep their bytes: `transformations::apply` clears its output.
+        self.store.retain(|b| b.capacity() <= max_keep);
+        self.spare.append(&mut self.store);
         self.spare.truncate(4096);
         for b in &mut self.scratch {
             if b.capacity() > max_keep {
@@ -465,6 +462,23 @@ mod tests {
             assert_eq!(c.changed_by(0, || unreachable!(), 0), 0);
         }
         assert!(answers[0] > 0 && answers[1] > 0, "{answers:?}");
+    }
+
+    /// The buffers kept for the next transaction are reused without a byte of the last.
+    #[test]
+    fn values_after_clear_hold_nothing_of_the_last_transaction() {
+        let mut chains = ChainTable::default();
+        let lower = transformations::lookup("lowercase").unwrap();
+        let url = transformations::lookup("urlDecode").unwrap();
+        let ids = chains.intern(&[url, lower]);
+        let mut c = TransformCache::default();
+        c.clear(1 << 20, chains.nodes.len());
+        let first = c.get(&chains, Some(1), b"LONG%20VALUE%21", Some(ids[1]));
+        assert_eq!(first, b"long value!");
+        c.clear(1 << 20, chains.nodes.len());
+        assert_eq!(c.spare.len(), 2);
+        assert_eq!(c.get(&chains, Some(1), b"A%42", Some(ids[1])), b"ab");
+        assert_eq!(c.get(&chains, Some(1), b"A%42", Some(ids[0])), b"AB");
     }
 
     #[test]
