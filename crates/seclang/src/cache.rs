@@ -44,6 +44,13 @@ fn value(e: u32) -> Val {
     }
 }
 
+/// A row's `tested` and `changing` sets (see [`TransformCache`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Tested {
+    tested: u64,
+    changing: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct TransformCache {
     /// Slot → row + 1 (0: not numbered yet), indexed by the slot's high byte (its
@@ -53,13 +60,13 @@ pub struct TransformCache {
     /// `rows × chains` entries, indexed directly: the chain prefix tree is walked without
     /// hashing.
     table: Vec<u32>,
-    /// Per row: the transformations known to leave the raw value as it is or not, and
-    /// those among them that may change it. A chain of transformations that all leave
-    /// the raw value as it is yields the raw value, without walking the chain. `tested`
-    /// is 0 until the row's value has been looked at; then the value's features settle
-    /// every transformation but those whose own test has not run yet.
-    tested: Vec<u64>,
-    changing: Vec<u64>,
+    /// Per row, side by side (one bounds check and one cache line for both): the
+    /// transformations known to leave the raw value as it is or not (`tested`), and those
+    /// among them that may change it (`changing`). A chain of transformations that all
+    /// leave the raw value as it is yields the raw value, without walking the chain.
+    /// `tested` is 0 until the row's value has been looked at; then the value's features
+    /// settle every transformation but those whose own test has not run yet.
+    tested: Vec<Tested>,
     chains: usize,
     /// (row, table entry of the input, transformation) → table entry of the result, for
     /// every transformation applied to a stored value: a value reached by two chains is
@@ -92,17 +99,13 @@ impl TransformCache {
         self.row_count = 0;
         self.table.clear();
         self.tested.clear();
-        self.changing.clear();
         self.applied.clear();
         self.raw_applied.clear();
         self.chains = chains;
         self.stored_may.clear();
-        for mut b in self.store.drain(..) {
-            if b.capacity() <= max_keep {
-                b.clear();
-                self.spare.push(b);
-            }
-        }
+        // Spare buffers keep their bytes: `transformations::apply` clears its output.
+        self.store.retain(|b| b.capacity() <= max_keep);
+        self.spare.append(&mut self.store);
         self.spare.truncate(4096);
         for b in &mut self.scratch {
             if b.capacity() > max_keep {
@@ -140,8 +143,7 @@ impl TransformCache {
                 self.raw_applied.len() + transformations::TABLE.len(),
                 UNKNOWN,
             );
-            self.tested.push(0);
-            self.changing.push(0);
+            self.tested.push(Tested::default());
         }
         rows[low] - 1
     }
@@ -195,10 +197,11 @@ impl TransformCache {
     pub fn known(&self, chains: &ChainTable, row: Row, chain: ChainId) -> Option<Val> {
         let r = row as usize;
         let used = chains.masks[chain as usize];
-        if self.tested[r] & used != used {
+        let row_tests = self.tested[r];
+        if row_tests.tested & used != used {
             return None;
         }
-        if self.changing[r] & used == 0 {
+        if row_tests.changing & used == 0 {
             return Some(Val::Raw);
         }
         match self.table[r * self.chains + chain as usize] {
@@ -217,34 +220,35 @@ impl TransformCache {
         raw: impl FnOnce() -> &'a [u8],
         transforms: u64,
     ) -> u64 {
-        let r = row as usize;
-        if self.tested[r] & transforms != transforms {
-            self.test(row, raw(), transforms);
+        let row_tests = self.tested[row as usize];
+        if row_tests.tested & transforms != transforms {
+            return self.test(row, raw(), transforms);
         }
-        self.changing[r] & transforms
+        row_tests.changing & transforms
     }
 
-    /// Tests which of `transforms` change row `row`'s raw value `raw`.
+    /// Tests which of `transforms` change row `row`'s raw value `raw`, and returns them.
     #[inline(never)]
-    fn test(&mut self, row: Row, raw: &[u8], transforms: u64) {
-        let r = row as usize;
-        if self.tested[r] == 0 {
+    fn test(&mut self, row: Row, raw: &[u8], transforms: u64) -> u64 {
+        let row_tests = &mut self.tested[row as usize];
+        if row_tests.tested == 0 {
             // One pass over the value answers for every transformation whose features it
             // lacks, and for those that change any value with them (never all 64 bits).
             let (may, refined) = transformations::may_change(transformations::features(raw));
-            self.changing[r] = may & !refined;
-            self.tested[r] = !refined;
+            row_tests.changing = may & !refined;
+            row_tests.tested = !refined;
         }
-        let mut untested = transforms & !self.tested[r];
+        let mut untested = transforms & !row_tests.tested;
         while untested != 0 {
             let t = untested.trailing_zeros();
             untested &= untested - 1;
             let t = t as transformations::TransformId;
             if !transformations::unchanged(t, raw) {
-                self.changing[r] |= 1 << t;
+                row_tests.changing |= 1 << t;
             }
         }
-        self.tested[r] |= transforms;
+        row_tests.tested |= transforms;
+        row_tests.changing & transforms
     }
 
     /// [`TransformCache::in_row`] for a value not known yet (or whose transformations'
@@ -269,7 +273,7 @@ impl TransformCache {
         };
         let unchanged = match input {
             // The row's tests above already tell whether `t` leaves the raw value as it is.
-            Val::Raw => self.changing[r] & 1 << t == 0,
+            Val::Raw => self.tested[r].changing & 1 << t == 0,
             Val::Stored(i) => self.stored_unchanged(i as usize, t),
         };
         let v = if unchanged {
@@ -458,6 +462,23 @@ mod tests {
             assert_eq!(c.changed_by(0, || unreachable!(), 0), 0);
         }
         assert!(answers[0] > 0 && answers[1] > 0, "{answers:?}");
+    }
+
+    /// The buffers kept for the next transaction are reused without a byte of the last.
+    #[test]
+    fn values_after_clear_hold_nothing_of_the_last_transaction() {
+        let mut chains = ChainTable::default();
+        let lower = transformations::lookup("lowercase").unwrap();
+        let url = transformations::lookup("urlDecode").unwrap();
+        let ids = chains.intern(&[url, lower]);
+        let mut c = TransformCache::default();
+        c.clear(1 << 20, chains.nodes.len());
+        let first = c.get(&chains, Some(1), b"LONG%20VALUE%21", Some(ids[1]));
+        assert_eq!(first, b"long value!");
+        c.clear(1 << 20, chains.nodes.len());
+        assert_eq!(c.spare.len(), 2);
+        assert_eq!(c.get(&chains, Some(1), b"A%42", Some(ids[1])), b"ab");
+        assert_eq!(c.get(&chains, Some(1), b"A%42", Some(ids[0])), b"AB");
     }
 
     #[test]

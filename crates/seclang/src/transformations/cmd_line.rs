@@ -36,6 +36,42 @@ static LOWER: [u8; 256] = {
     t
 };
 
+/// Bytes `cmdLine` changes wherever they are: those it drops, folds to a space or
+/// lower-cases (a space is the one byte it keeps or drops by what follows).
+static ALWAYS_CHANGED: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let class = CLASS[c];
+        if class == DROP || (class == SPACE && c != b' ' as usize) || LOWER[c] != c as u8 {
+            t[c] = 1;
+        }
+        c += 1;
+    }
+    t
+};
+
+/// Whether `cmdLine` returns `input` as it is: no byte it always changes, and no space
+/// before a space, `/` or `(`.
+pub(crate) fn unchanged(input: &[u8]) -> bool {
+    // Eight bytes a turn, or-ed: a value's bytes are mostly plain, and the per-byte loop's
+    // branch costs as much as the lookup.
+    let mut chunks = input.chunks_exact(8);
+    for chunk in &mut chunks {
+        if chunk
+            .iter()
+            .fold(0, |any, &c| any | ALWAYS_CHANGED[usize::from(c)])
+            != 0
+        {
+            return false;
+        }
+    }
+    let rest = chunks.remainder();
+    rest.iter().all(|&c| ALWAYS_CHANGED[usize::from(c)] == 0)
+        && memchr::memchr_iter(b' ', input)
+            .all(|i| !matches!(input.get(i + 1), Some(b' ' | b'/' | b'(')))
+}
+
 pub fn apply(input: &[u8], out: &mut Vec<u8>) {
     // The output is never longer than the input: it is written in place into a buffer of
     // the input's length and cut to size, instead of a capacity check per pushed byte.
@@ -122,6 +158,28 @@ mod tests {
             20,
             0xc0de_c0ff_ee11,
         );
+    }
+
+    /// The unchanged-value test against its definition (the output equals the input), on
+    /// values mostly left as they are, of every length around the eight-byte steps.
+    #[test]
+    fn unchanged_agrees_with_applying() {
+        let mut below = crate::test_rng::below(0xc3d1_7e57_0dd5);
+        let (plain, rare) = (b"az09 /(.-", b"AZ\"'\\^,;\t\r\n\x0b\xa0\xc3");
+        let mut kept = 0;
+        for _ in 0..20_000 {
+            let len = below(20);
+            let value: Vec<u8> = (0..len)
+                .map(|_| match below(30) {
+                    0 => rare[below(rare.len())],
+                    _ => plain[below(plain.len())],
+                })
+                .collect();
+            let expected = run(super::apply, &value) == value;
+            assert_eq!(super::unchanged(&value), expected, "{value:?}");
+            kept += usize::from(expected);
+        }
+        assert!(kept > 2000 && kept < 18_000, "{kept}");
     }
 
     #[test]

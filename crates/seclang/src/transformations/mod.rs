@@ -86,68 +86,80 @@ pub const TABLE: &[(&str, TransformFn)] = &[
 ];
 
 /// Each transformation's unchanged-value test, in [`TABLE`] order, with the [`features`]
-/// without which a value is left as it is, and whether a value with some of them is worth
-/// the test (for the others it fails whenever they are there).
-const UNCHANGED: &[(&str, UnchangedFn, u32, bool)] = &[
-    ("base64Decode", never, ALWAYS, false),
-    ("base64DecodeExt", never, ALWAYS, false),
-    ("base64Encode", never, ALWAYS, false),
+/// without which a value is left as it is, whether a value with some of them is worth
+/// the test (for the others it fails whenever they are there), and the features with
+/// which it fails for certain (the test is not worth running on a value with one).
+const UNCHANGED: &[(&str, UnchangedFn, u32, bool, u32)] = &[
+    ("base64Decode", never, ALWAYS, false, 0),
+    ("base64DecodeExt", never, ALWAYS, false, 0),
+    ("base64Encode", never, ALWAYS, false, 0),
     (
         "cmdLine",
-        cmd_line_unchanged,
+        cmd_line::unchanged,
         CMD_LINE | BACKSLASH | UPPER | SPACE,
         true,
+        UPPER | BACKSLASH | CMD_LINE,
     ),
-    ("compressWhitespace", compressed, SPACE, true),
-    ("cssDecode", no_backslash, BACKSLASH, false),
-    ("escapeSeqDecode", no_backslash, BACKSLASH, false),
-    ("hexDecode", never, ALWAYS, false),
-    ("hexEncode", never, ALWAYS, false),
-    ("htmlEntityDecode", no_ampersand, AMPERSAND, false),
-    ("jsDecode", no_backslash, BACKSLASH, false),
-    ("length", never, ALWAYS, false),
-    ("lowercase", no_upper, UPPER, false),
-    ("md5", never, ALWAYS, false),
-    ("normalisePath", normal_path, DOT | SLASH, true),
-    ("normalizePath", normal_path, DOT | SLASH, true),
+    ("compressWhitespace", compressed, SPACE, true, 0),
+    ("cssDecode", no_backslash, BACKSLASH, false, 0),
+    ("escapeSeqDecode", no_backslash, BACKSLASH, false, 0),
+    ("hexDecode", never, ALWAYS, false, 0),
+    ("hexEncode", never, ALWAYS, false, 0),
+    ("htmlEntityDecode", no_ampersand, AMPERSAND, false, 0),
+    ("jsDecode", no_backslash, BACKSLASH, false, 0),
+    ("length", never, ALWAYS, false, 0),
+    ("lowercase", no_upper, UPPER, false, 0),
+    ("md5", never, ALWAYS, false, 0),
+    ("normalisePath", normal_path, DOT | SLASH, true, 0),
+    ("normalizePath", normal_path, DOT | SLASH, true, 0),
     (
         "normalisePathWin",
         normal_path_win,
         DOT | SLASH | BACKSLASH,
         true,
+        BACKSLASH,
     ),
     (
         "normalizePathWin",
         normal_path_win,
         DOT | SLASH | BACKSLASH,
         true,
+        BACKSLASH,
     ),
     (
         "removeComments",
         no_comment_marks,
         HASH | SLASH | DASH | LESS,
         true,
+        HASH,
     ),
     (
         "removeCommentsChar",
         no_comment_chars,
         HASH | STAR | DASH,
         true,
+        HASH,
     ),
-    ("removeNulls", no_nul, NUL, false),
-    ("removeWhitespace", no_space, SPACE, false),
-    ("replaceComments", no_comment_start, STAR, true),
-    ("replaceNulls", no_nul, NUL, false),
-    ("sha1", never, ALWAYS, false),
-    ("sqlHexDecode", never, ALWAYS, false),
-    ("trim", trimmed, SPACE, true),
-    ("trimLeft", trimmed_left, SPACE, true),
-    ("trimRight", trimmed_right, SPACE, true),
-    ("uppercase", no_lower, LOWER, false),
-    ("urlDecode", no_percent_or_plus, PERCENT_OR_PLUS, false),
-    ("urlDecodeUni", no_percent_or_plus, PERCENT_OR_PLUS, false),
-    ("urlEncode", never, ALWAYS, false),
-    ("utf8toUnicode", ascii, NON_ASCII, false),
+    ("removeNulls", no_nul, NUL, false, 0),
+    ("removeWhitespace", no_space, SPACE, false, 0),
+    ("replaceComments", no_comment_start, STAR, true, 0),
+    ("replaceNulls", no_nul, NUL, false, 0),
+    ("sha1", never, ALWAYS, false, 0),
+    ("sqlHexDecode", never, ALWAYS, false, 0),
+    ("trim", trimmed, SPACE, true, 0),
+    ("trimLeft", trimmed_left, SPACE, true, 0),
+    ("trimRight", trimmed_right, SPACE, true, 0),
+    ("uppercase", no_lower, LOWER, false, 0),
+    ("urlDecode", no_percent_or_plus, PERCENT_OR_PLUS, false, 0),
+    (
+        "urlDecodeUni",
+        no_percent_or_plus,
+        PERCENT_OR_PLUS,
+        false,
+        0,
+    ),
+    ("urlEncode", never, ALWAYS, false, 0),
+    ("utf8toUnicode", ascii, NON_ASCII, false, 0),
 ];
 
 // Value features: kinds of bytes the unchanged-value tests look for.
@@ -232,14 +244,14 @@ pub fn unchanged_given(id: TransformId, features: u32, input: &[u8]) -> bool {
 
 /// The transformations that may change a value whose [`features`] are `features` (as a
 /// set of [`TransformId`] bits), and among them those worth their [`unchanged`] test; the
-/// others change it. Two table lookups answer for every transformation at once, where a
+/// others change it (they lack such a test, or the value has a feature they always change). Two table lookups answer for every transformation at once, where a
 /// cache would otherwise ask [`unchanged_given`] once per transformation and value.
 #[inline]
 pub fn may_change(features: u32) -> (u64, u64) {
-    let low = MAY_CHANGE[0][(features & 0xff) as usize];
-    let high = MAY_CHANGE[1][(features >> 8 & 0xff) as usize];
-    let may = low | high;
-    (may, may & REFINED)
+    let (low, high) = ((features & 0xff) as usize, (features >> 8 & 0xff) as usize);
+    let may = MAY_CHANGE[0][low] | MAY_CHANGE[1][high];
+    let certain = CERTAIN[0][low] | CERTAIN[1][high];
+    (may, may & REFINED & !certain)
 }
 
 // The features fit the two bytes that index [`MAY_CHANGE`].
@@ -260,7 +272,14 @@ const REFINED: u64 = {
 
 /// Per byte of the features (low, high) and its value: the transformations that need one
 /// of the features it holds.
-static MAY_CHANGE: [[u64; 256]; 2] = {
+static MAY_CHANGE: [[u64; 256]; 2] = by_feature_bytes(false);
+
+/// The same for the transformations that change every value with one of the features.
+static CERTAIN: [[u64; 256]; 2] = by_feature_bytes(true);
+
+/// Per byte of the features and its value: the transformations whose needed (or, with
+/// `certain`, certainly changing) features it holds some of.
+const fn by_feature_bytes(certain: bool) -> [[u64; 256]; 2] {
     let mut table = [[0u64; 256]; 2];
     let mut half = 0;
     while half < 2 {
@@ -269,7 +288,12 @@ static MAY_CHANGE: [[u64; 256]; 2] = {
             let features = (v as u32) << (8 * half);
             let mut t = 0;
             while t < UNCHANGED.len() {
-                if UNCHANGED[t].2 & features != 0 {
+                let of = if certain {
+                    UNCHANGED[t].4
+                } else {
+                    UNCHANGED[t].2
+                };
+                if of & features != 0 {
                     table[half][v] |= 1 << t;
                 }
                 t += 1;
@@ -279,7 +303,7 @@ static MAY_CHANGE: [[u64; 256]; 2] = {
         half += 1;
     }
     table
-};
+}
 
 // Chains keep their set of transformations in a `u64`.
 const _: () = assert!(TABLE.len() <= 64 && UNCHANGED.len() == TABLE.len());
@@ -379,16 +403,6 @@ fn compressed(input: &[u8]) -> bool {
     })
 }
 
-fn cmd_line_unchanged(input: &[u8]) -> bool {
-    input.iter().enumerate().all(|(i, &c)| match c {
-        b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => false,
-        b'A'..=b'Z' => false,
-        // A space survives unless another space, `/` or `(` follows it.
-        b' ' => !matches!(input.get(i + 1), Some(b' ' | b'/' | b'(')),
-        _ => true,
-    })
-}
-
 fn no_comment_start(input: &[u8]) -> bool {
     memchr::memmem::find(input, b"/*").is_none()
 }
@@ -410,11 +424,11 @@ fn no_comment_chars(input: &[u8]) -> bool {
     })
 }
 
-/// No empty, `.` or `..` segment (they start the value or follow a slash).
+/// No empty, `.` or `..` segment (they start the value or follow a slash). One pass over
+/// the slashes: two substring searches cost more in set-up than in search on short values.
 fn normal_path(input: &[u8]) -> bool {
     !input.starts_with(b".")
-        && memchr::memmem::find(input, b"//").is_none()
-        && memchr::memmem::find(input, b"/.").is_none()
+        && memchr::memchr_iter(b'/', input).all(|i| !matches!(input.get(i + 1), Some(b'/' | b'.')))
 }
 
 fn normal_path_win(input: &[u8]) -> bool {
@@ -619,17 +633,68 @@ mod tests {
         });
         for features in singles.chain(random) {
             let (may, refined) = may_change(features);
-            for (t, (name, _, needs, refine)) in UNCHANGED.iter().enumerate() {
+            for (t, (name, _, needs, refine, certain)) in UNCHANGED.iter().enumerate() {
                 let bit = 1u64 << t;
                 let needed = features & needs != 0;
                 assert_eq!(may & bit != 0, needed, "{name} {features:#x}");
                 assert_eq!(
                     refined & bit != 0,
-                    needed && *refine,
+                    needed && *refine && features & certain == 0,
                     "{name} {features:#x}"
                 );
             }
         }
+    }
+
+    /// A value with one of a transformation's certainly-changing features is changed by it,
+    /// on random values over the bytes the tests look for (each feature is met often).
+    #[test]
+    fn certain_features_always_change_the_value() {
+        let mut next = crate::test_rng::below(0xce27_a1d5_0b5e);
+        let alphabet = b"aAzZ09 \t\n\x0b\xa0\"'^,;\\#*-/.<!%+&\x00\xc3()";
+        let mut checked = 0;
+        for (t, (name, _, needs, _, certain)) in UNCHANGED.iter().enumerate() {
+            assert_eq!(certain & needs, *certain, "{name}");
+            if *certain == 0 {
+                continue;
+            }
+            for _ in 0..5000 {
+                let len = next(10);
+                let value: Vec<u8> = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+                if features(&value) & certain == 0 {
+                    continue;
+                }
+                let mut out = Vec::new();
+                apply(t as TransformId, &value, &mut out);
+                assert_ne!(out, value, "{name} on {value:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 4000, "{checked}");
+    }
+
+    /// The slash-walking test against the substring searches it replaced, on random
+    /// path-like values; where it says unchanged, `normalisePath` agrees.
+    #[test]
+    fn normal_path_agrees_with_substring_searches() {
+        let mut next = crate::test_rng::below(0x9a7b_5ea5_c4e5);
+        let alphabet = b"//..a\\";
+        let contains = |v: &[u8], s: &[u8]| v.windows(2).any(|w| w == s);
+        let mut normal = 0;
+        for _ in 0..20_000 {
+            let len = next(9);
+            let value: Vec<u8> = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            let expected =
+                !value.starts_with(b".") && !contains(&value, b"//") && !contains(&value, b"/.");
+            assert_eq!(normal_path(&value), expected, "{value:?}");
+            if expected {
+                let mut out = Vec::new();
+                apply(lookup("normalisePath").unwrap(), &value, &mut out);
+                assert_eq!(out, value);
+                normal += 1;
+            }
+        }
+        assert!(normal > 1000, "{normal}");
     }
 
     /// Values of every length around the eight-byte steps, with a rare byte anywhere:
