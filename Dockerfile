@@ -26,12 +26,8 @@ ARG CRS_VERSION
 ARG CRS_TARBALL_SHA256=
 WORKDIR /src
 COPY . .
-# The release's regression suite (kept in /tmp/crs-release, not in the image) trains the
-# profile-guided build of the module (scripts/pgo).
-RUN CRS_VERSION=${CRS_VERSION} CRS_TARBALL_SHA256=${CRS_TARBALL_SHA256} CRS_RELEASE_COPY=/tmp/crs-release \
-    docker/fetch-crs.sh /out/crs
-RUN NGINX_VERSION=${NGINX_VERSION} CRS_DIR=/out/crs CRS_RELEASE_DIR=/tmp/crs-release \
-    docker/build-module.sh /out
+RUN CRS_VERSION=${CRS_VERSION} CRS_TARBALL_SHA256=${CRS_TARBALL_SHA256} docker/fetch-crs.sh /out/crs
+RUN NGINX_VERSION=${NGINX_VERSION} CRS_DIR=/out/crs docker/build-module.sh /out
 
 FROM nginx:${NGINX_VERSION}-${DEBIAN_RELEASE}
 ARG NGINX_VERSION

@@ -7,25 +7,10 @@ bench_name=${bench_name:-bench}
 pids=() # nginx masters started by start_nginx
 
 # Builds the release module; sets $nginx and $module. Build messages go to $1/build-module.json.
-# With a CRS release directory as $2 and BENCH_PGO not 0, the build is profile-guided as the
-# image's is (scripts/pgo: trained on that release's regression suite), in its own target
-# directory ($CARGO_TARGET_DIR/pgo-use); $build_kind says which build it was.
 build_module() {
-    local target=${CARGO_TARGET_DIR:-target}
-    if [ -n "${2:-}" ] && [ "${BENCH_PGO:-1}" != 0 ]; then
-        echo "$bench_name: building the release module, profile-guided" >&2
-        local profile
-        profile=$(scripts/pgo "$2")
-        CARGO_TARGET_DIR="$target/pgo-use" RUSTFLAGS="-Cprofile-use=$profile" \
-            cargo build --locked --release --lib --message-format=json-render-diagnostics \
-            >"$1/build-module.json"
-        build_kind="release, profile-guided (scripts/pgo)"
-    else
-        echo "$bench_name: building the release module" >&2
-        cargo build --locked --release --lib --message-format=json-render-diagnostics \
-            >"$1/build-module.json"
-        build_kind="release"
-    fi
+    echo "$bench_name: building the release module" >&2
+    cargo build --locked --release --lib --message-format=json-render-diagnostics \
+        >"$1/build-module.json"
     # Where nginx-sys built nginx: the binary the module was built for (as scripts/demo finds it).
     nginx=$(grep '"reason":"build-script-executed"' "$1/build-module.json" |
         grep '"package_id":"[^"]*nginx-sys' |

@@ -10,10 +10,6 @@
 #                  downloads and GPG-verifies that release (NGX_VERSION), which needs network.
 #   CRS_DIR        an installed CRS (docker/fetch-crs.sh output). Default: installed into
 #                  OUT_DIR from ../shared/crs/v$CRS_VERSION if present, else downloaded.
-#   CRS_RELEASE_DIR  the CRS release whose regression suite trains the profile-guided build
-#                  (scripts/pgo). Default: ../shared/crs/v$CRS_VERSION.
-#   HONEYTRAP_PGO  1 (default): the module is built profile-guided, in
-#                  $CARGO_TARGET_DIR/pgo-use; 0: a plain release build.
 #
 # Output: OUT_DIR/ngx_http_honeytrap_module.so, and OUT_DIR/check/, the image's configuration
 # laid out under a scratch root, on which nginx -t ran twice: with the image's defaults, and
@@ -47,17 +43,7 @@ fi
 scripts/deps
 
 log="$out/cargo-build.json"
-crs_version=$(sed -n 's/^ARG CRS_VERSION=\([0-9][0-9.]*\)$/\1/p' Dockerfile)
-if [ "${HONEYTRAP_PGO:-1}" != 0 ]; then
-    release=${CRS_RELEASE_DIR:-$repo/../shared/crs/v$crs_version}
-    [ -d "$release/tests/regression/tests" ] ||
-        fail "no CRS release with its regression tests at '$release' to train the profile-guided build (set CRS_RELEASE_DIR, or HONEYTRAP_PGO=0)"
-    profile=$(scripts/pgo "$release")
-    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/pgo-use" RUSTFLAGS="-Cprofile-use=$profile" \
-        cargo build --locked --release --lib --message-format=json-render-diagnostics >"$log"
-else
-    cargo build --locked --release --lib --message-format=json-render-diagnostics >"$log"
-fi
+cargo build --locked --release --lib --message-format=json-render-diagnostics >"$log"
 # The cdylib and the nginx binary of this very build (nginx-sys reports its build directory).
 module=$(grep '"reason":"compiler-artifact"' "$log" | grep -o '"[^"]*/libngx_http_honeytrap_module\.so"' \
     | tr -d '"' | tail -n 1)
@@ -84,6 +70,7 @@ cp -R nginx-conf/site/. "$root/usr/share/nginx/html/"
 if [ -n "${CRS_DIR:-}" ]; then
     cp -R "$CRS_DIR" "$root/etc/nginx/honeytrap/crs"
 else
+    crs_version=$(sed -n 's/^ARG CRS_VERSION=\([0-9][0-9.]*\)$/\1/p' Dockerfile)
     shared="$repo/../shared/crs/v$crs_version"
     [ -d "$shared" ] && export CRS_SOURCE_DIR=$shared
     CRS_VERSION=$crs_version docker/fetch-crs.sh "$root/etc/nginx/honeytrap/crs"

@@ -11,8 +11,6 @@
 #   CRS_VERSION       release to install (default 4.28.0; needs its manifest next to this file)
 #   CRS_SOURCE_DIR    an already extracted release to install from instead of downloading
 #   CRS_TARBALL_SHA256  optional sha256 of the downloaded archive
-#   CRS_RELEASE_COPY  also copy the whole verified release there (its regression tests are
-#                     the profile-guided build's training corpus: scripts/pgo); not installed
 set -euo pipefail
 
 fail() {
@@ -55,8 +53,4 @@ cp "$src/crs-setup.conf.example" "$dest/crs-setup.conf"
 awk '$2 ~ /^rules\// {print $2}' "$manifest" | while read -r f; do
     cp "$src/$f" "$dest/$f"
 done
-if [ -n "${CRS_RELEASE_COPY:-}" ]; then
-    mkdir -p "$CRS_RELEASE_COPY"
-    cp -R "$src/." "$CRS_RELEASE_COPY/"
-fi
 echo "fetch-crs: CRS $CRS_VERSION verified and installed in $dest" >&2

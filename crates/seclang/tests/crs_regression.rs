@@ -11,8 +11,6 @@
 //! status carry no log expectation and are counted as not applicable.
 
 mod common;
-#[path = "common/crs_drive.rs"]
-mod crs_drive;
 #[path = "common/crs_suite.rs"]
 mod crs_suite;
 
@@ -21,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crs_suite::{LoggedRule, Request};
-use honeytrap_seclang::RuleSet;
+use honeytrap_seclang::{RuleSet, TxInput};
 
 /// Run one request through all phases; returns the ids of rules that logged.
 fn run(
@@ -30,7 +28,50 @@ fn run(
     debug: bool,
     dump: Option<&mut String>,
 ) -> Vec<LoggedRule> {
-    let tx = crs_drive::drive(rs, req);
+    let mut tx = rs.transaction(TxInput {
+        remote_addr: "127.0.0.1".into(),
+        remote_port: 40000,
+        server_addr: "127.0.0.1".into(),
+        server_port: 80,
+        server_name: "localhost".into(),
+        unique_id: "test".into(),
+    });
+    tx.set_request_line(&req.method, &req.uri, &req.version);
+    for (n, v) in &req.headers {
+        tx.add_request_header(n, v);
+    }
+    tx.process_request_headers();
+    tx.append_request_body(&req.body);
+    tx.process_request_body();
+    // The suite's /reflect backend answers with the status, headers and body it is sent.
+    let reflected = req
+        .uri
+        .starts_with(b"/reflect")
+        .then(|| serde_json::from_slice::<serde_json::Value>(&req.body).ok())
+        .flatten();
+    match reflected {
+        Some(j) => {
+            tx.set_response_status(j["status"].as_u64().unwrap_or(200) as u16, b"HTTP/1.1");
+            if let Some(h) = j["headers"].as_object() {
+                for (k, v) in h {
+                    tx.add_response_header(k.as_bytes(), v.as_str().unwrap_or("").as_bytes());
+                }
+            }
+            if j["headers"].get("Content-Type").is_none() {
+                tx.add_response_header(b"Content-Type", b"text/html");
+            }
+            tx.process_response_headers();
+            tx.append_response_body(j["body"].as_str().unwrap_or("").as_bytes());
+        }
+        None => {
+            tx.set_response_status(200, b"HTTP/1.1");
+            tx.add_response_header(b"Content-Type", b"text/html");
+            tx.process_response_headers();
+            tx.append_response_body(b"<html><body>ok</body></html>");
+        }
+    }
+    tx.process_response_body();
+    tx.process_logging();
     if let Some(out) = dump {
         // Everything observable, so an engine change can be diffed stage by stage.
         use std::fmt::Write;

@@ -145,13 +145,8 @@ pub fn regression_dir(crs_root: &Path) -> PathBuf {
 
 /// Every stage of the suite, in file name order, then test and stage order.
 pub fn stages(crs_root: &Path) -> Vec<Stage> {
-    stages_in(&regression_dir(crs_root).join("tests"))
-}
-
-/// Every stage of the YAML files under `tests_dir` (a release's `tests/regression/tests`).
-pub fn stages_in(tests_dir: &Path) -> Vec<Stage> {
     let mut files = Vec::new();
-    yaml_files(tests_dir, &mut files);
+    yaml_files(&regression_dir(crs_root).join("tests"), &mut files);
     files.sort();
     let mut out = Vec::new();
     for f in &files {
