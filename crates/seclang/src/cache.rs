@@ -391,12 +391,18 @@ impl TransformCache {
 mod tests {
     use super::*;
 
-    #[test]
-    fn caches_and_shares_prefixes() {
+    /// A chain table with `t:urlDecode,t:lowercase`, and the ids of its two prefixes.
+    fn url_decode_then_lowercase() -> (ChainTable, Vec<ChainId>) {
         let mut chains = ChainTable::default();
         let lower = transformations::lookup("lowercase").unwrap();
         let url = transformations::lookup("urlDecode").unwrap();
         let ids = chains.intern(&[url, lower]);
+        (chains, ids)
+    }
+
+    #[test]
+    fn caches_and_shares_prefixes() {
+        let (chains, ids) = url_decode_then_lowercase();
         let mut c = TransformCache::default();
         c.clear(0, chains.nodes.len());
         assert_eq!(c.get(&chains, Some(1), b"A%42", Some(ids[1])), b"ab");
@@ -467,10 +473,7 @@ mod tests {
     /// The buffers kept for the next transaction are reused without a byte of the last.
     #[test]
     fn values_after_clear_hold_nothing_of_the_last_transaction() {
-        let mut chains = ChainTable::default();
-        let lower = transformations::lookup("lowercase").unwrap();
-        let url = transformations::lookup("urlDecode").unwrap();
-        let ids = chains.intern(&[url, lower]);
+        let (chains, ids) = url_decode_then_lowercase();
         let mut c = TransformCache::default();
         c.clear(1 << 20, chains.nodes.len());
         let first = c.get(&chains, Some(1), b"LONG%20VALUE%21", Some(ids[1]));
@@ -483,10 +486,7 @@ mod tests {
 
     #[test]
     fn unchanged_values_alias_their_input() {
-        let mut chains = ChainTable::default();
-        let lower = transformations::lookup("lowercase").unwrap();
-        let url = transformations::lookup("urlDecode").unwrap();
-        let ids = chains.intern(&[url, lower]);
+        let (chains, ids) = url_decode_then_lowercase();
         let mut c = TransformCache::default();
         c.clear(0, chains.nodes.len());
         assert_eq!(c.cached(&chains, 7, b"abc", ids[1]), Val::Raw);
