@@ -244,8 +244,9 @@ pub fn unchanged_given(id: TransformId, features: u32, input: &[u8]) -> bool {
 
 /// The transformations that may change a value whose [`features`] are `features` (as a
 /// set of [`TransformId`] bits), and among them those worth their [`unchanged`] test; the
-/// others change it (they lack such a test, or the value has a feature they always change). Two table lookups answer for every transformation at once, where a
-/// cache would otherwise ask [`unchanged_given`] once per transformation and value.
+/// others change it (they lack such a test, or the value has a feature they always
+/// change). Two table lookups answer for every transformation at once, where a cache would
+/// otherwise ask [`unchanged_given`] once per transformation and value.
 #[inline]
 pub fn may_change(features: u32) -> (u64, u64) {
     let (low, high) = ((features & 0xff) as usize, (features >> 8 & 0xff) as usize);
