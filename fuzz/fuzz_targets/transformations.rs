@@ -2,11 +2,12 @@
 //! Also checks the engine's shortcut: when `unchanged` (or `unchanged_given`, from the
 //! value's features) says a value passes through as it is, the transformation must indeed
 //! return it unchanged; and the phase prefilter's: a case-blind transformation gives the
-//! same output, up to ASCII case, for the input lower-cased.
+//! same output, up to ASCII case, for the input lower-cased, and no output is longer than
+//! `max_len` says (values too short for a literal are not scanned).
 #![no_main]
 
 use honeytrap_seclang::transformations::{
-    apply, case_blind, features, unchanged, unchanged_given, TABLE,
+    apply, case_blind, features, max_len, unchanged, unchanged_given, TABLE,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -17,6 +18,13 @@ fuzz_target!(|data: &[u8]| {
     let id = pick % TABLE.len() as u8;
     let mut out = Vec::new();
     apply(id, input, &mut out);
+    assert!(
+        out.len() <= max_len(id, input.len()),
+        "{} made {} bytes of {}",
+        TABLE[id as usize].0,
+        out.len(),
+        input.len()
+    );
     if unchanged(id, input) || unchanged_given(id, features(input), input) {
         assert_eq!(
             out, input,

@@ -166,6 +166,12 @@ impl TransformCache {
         }
     }
 
+    /// How many transformed values the cache holds.
+    #[cfg(test)]
+    pub fn stored(&self) -> usize {
+        self.store.len()
+    }
+
     /// The bytes of a [`Val`] that [`TransformCache::cached`] returned for `raw`.
     pub fn bytes<'a>(&'a self, v: Val, raw: &'a [u8]) -> &'a [u8] {
         match v {

@@ -1290,7 +1290,10 @@ impl Transaction {
             if ts.len == u32::MAX {
                 // Values without a slot (bodies): visited every time.
                 visit_each(data, &pf.targets[t], &mut |_, _, raw, slot| {
-                    for &chain in pf.chains_of(gt) {
+                    for (&chain, &min) in pf.chains_of(gt).iter().zip(pf.chain_mins_of(gt)) {
+                        if raw.len() < usize::from(min) {
+                            continue;
+                        }
                         let Some(row) = slot.map(|s| cache.row(s)) else {
                             unslotted_scan.clear();
                             unslotted_scan.resize(w, 0);
@@ -1331,7 +1334,14 @@ impl Transaction {
                 if cache.changed_by(row, || slot_value(data, slot), gt.transforms) == 0 {
                     let at = match scans.scanned(row, Val::Raw) {
                         Some(at) => at,
-                        None => scans.offset(scan, w, row, Val::Raw, slot_value(data, slot)),
+                        None => {
+                            let raw = slot_value(data, slot);
+                            // Too short for any of the group's literals.
+                            if raw.len() < usize::from(group.shortest) {
+                                continue;
+                            }
+                            scans.offset(scan, w, row, Val::Raw, raw)
+                        }
                     };
                     or_scan(bits, scans, at);
                     continue;
@@ -1340,7 +1350,12 @@ impl Transaction {
                 // and its scan.
                 let raw = slot_value(data, slot);
                 let mut last = None;
-                for &chain in pf.chains_of(gt) {
+                for (&chain, &min) in pf.chains_of(gt).iter().zip(pf.chain_mins_of(gt)) {
+                    // Too short for the chain to make of it a value with one of the
+                    // group's literals: neither computed nor scanned.
+                    if raw.len() < usize::from(min) {
+                        continue;
+                    }
                     let v = match chain {
                         Some(c) => cache.in_row(&rs.chains, row, raw, c),
                         None => Val::Raw,
@@ -2831,6 +2846,44 @@ mod tests {
                 .map(|v| String::from_utf8_lossy(v).into_owned());
             assert_eq!(got.as_deref(), hit, "{query}");
             assert_eq!(tx.operator_runs, usize::from(hit.is_some()), "{query}");
+        }
+    }
+
+    /// A value too short for a chain to make of it one with a literal of the group is
+    /// neither transformed nor scanned through that chain; one just long enough matches.
+    #[test]
+    fn values_too_short_for_a_literal_skip_the_chain() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx eval\" \"id:1,phase:1,pass,t:none,t:base64Decode,\
+                   multiMatch,setvar:'tx.hit=%{MATCHED_VAR_NAME}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let pf = &rs.prefilter;
+        assert_eq!(pf.groups[0].shortest, 4);
+        // Raw, a value needs the literal's four bytes; base64 digits decode to three
+        // quarters as many bytes.
+        assert_eq!(pf.chain_mins_of(&pf.group_targets[0]), [4, 6]);
+        for (query, hit, decoded) in [
+            // "eval" in six digits.
+            ("a=ZXZhbA", Some("ARGS:a"), 1),
+            ("a=ZXZhbG", Some("ARGS:a"), 1),
+            // Four digits make three bytes: not decoded (the rule does not run).
+            ("a=ZXZh&b=ev", None, 0),
+            // Six digits are decoded: "evad".
+            ("a=ZXZhZH&b=ZXZ", None, 1),
+        ] {
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            let got = tx
+                .tx_var("hit")
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            assert_eq!(got.as_deref(), hit, "{query}");
+            assert_eq!(tx.scratch.cache.stored(), decoded, "{query}");
         }
     }
 

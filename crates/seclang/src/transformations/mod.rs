@@ -162,6 +162,58 @@ const UNCHANGED: &[(&str, UnchangedFn, u32, bool, u32)] = &[
     ("utf8toUnicode", ascii, NON_ASCII, false, 0),
 ];
 
+/// How long each transformation's output can be, in [`TABLE`] order: at most
+/// `n * num / den + add` bytes for an input of `n` bytes (`output_length_is_bounded` and
+/// the `transformations` fuzz target check it). The prefilter skips values too short to
+/// hold any of a rule's literals once transformed: `base64Decode` leaves three quarters.
+const MAX_LEN: &[(&str, usize, usize, usize)] = &[
+    ("base64Decode", 3, 4, 0),
+    ("base64DecodeExt", 3, 4, 0),
+    ("base64Encode", 4, 3, 4),
+    ("cmdLine", 1, 1, 0),
+    ("compressWhitespace", 1, 1, 0),
+    ("cssDecode", 1, 1, 0),
+    ("escapeSeqDecode", 1, 1, 0),
+    ("hexDecode", 1, 1, 0),
+    ("hexEncode", 2, 1, 0),
+    ("htmlEntityDecode", 1, 1, 0),
+    ("jsDecode", 1, 1, 0),
+    // The decimal length of a `usize`.
+    ("length", 0, 1, 20),
+    ("lowercase", 1, 1, 0),
+    ("md5", 0, 1, 40),
+    // `..` becomes `../`.
+    ("normalisePath", 1, 1, 1),
+    ("normalizePath", 1, 1, 1),
+    ("normalisePathWin", 1, 1, 1),
+    ("normalizePathWin", 1, 1, 1),
+    ("removeComments", 1, 1, 0),
+    ("removeCommentsChar", 1, 1, 0),
+    ("removeNulls", 1, 1, 0),
+    ("removeWhitespace", 1, 1, 0),
+    ("replaceComments", 1, 1, 0),
+    ("replaceNulls", 1, 1, 0),
+    ("sha1", 0, 1, 40),
+    ("sqlHexDecode", 1, 1, 0),
+    ("trim", 1, 1, 0),
+    ("trimLeft", 1, 1, 0),
+    ("trimRight", 1, 1, 0),
+    ("uppercase", 1, 1, 0),
+    ("urlDecode", 1, 1, 0),
+    ("urlDecodeUni", 1, 1, 0),
+    ("urlEncode", 3, 1, 0),
+    // A two-byte sequence becomes `%uHHHH`.
+    ("utf8toUnicode", 3, 1, 0),
+];
+
+const _: () = assert!(MAX_LEN.len() == TABLE.len());
+
+/// The most bytes transformation `id` can make of an input of `n` bytes.
+pub fn max_len(id: TransformId, n: usize) -> usize {
+    let (_, num, den, add) = MAX_LEN[id as usize];
+    (n.saturating_mul(num) / den).saturating_add(add)
+}
+
 // Value features: kinds of bytes the unchanged-value tests look for.
 /// Set in every value's features: transformations that change any value require it.
 const ALWAYS: u32 = 1;
@@ -509,6 +561,48 @@ pub(crate) fn run(f: TransformFn, input: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_length_is_bounded() {
+        for (i, (name, _)) in TABLE.iter().enumerate() {
+            assert_eq!(MAX_LEN[i].0, *name, "MAX_LEN is in TABLE order");
+        }
+        let mut next = crate::test_rng::below(0x2545_f491_4f6c_dd1du64);
+        // The bytes the decoders and path rules react to, base64 and hex digits, and the
+        // lead bytes of multi-byte UTF-8 sequences.
+        let alphabet = b"aAfFgGxXuUzZ09+/=%%&&#;\\..//*-<!\"' \t\n\x00\xc3\xa9\xe2\x82\xac\xf0\x9f";
+        let base64 = b"QUJDREVGazAz+/=";
+        let mut out = Vec::new();
+        for (id, (name, _)) in TABLE.iter().enumerate() {
+            let id = id as TransformId;
+            for round in 0..4000 {
+                let bytes: &[u8] = if round % 2 == 0 { alphabet } else { base64 };
+                let len = next(40);
+                let input: Vec<u8> = (0..len).map(|_| bytes[next(bytes.len())]).collect();
+                apply(id, &input, &mut out);
+                assert!(
+                    out.len() <= max_len(id, input.len()),
+                    "{name} made {} bytes of {:?}",
+                    out.len(),
+                    String::from_utf8_lossy(&input)
+                );
+            }
+        }
+        for s in [&b".."[..], b"a/..", b"\xc3\xa9", b"QUJD", b"QUJDRA==", b""] {
+            for id in 0..TABLE.len() as TransformId {
+                apply(id, s, &mut out);
+                assert!(
+                    out.len() <= max_len(id, s.len()),
+                    "{} on {s:?}",
+                    TABLE[id as usize].0
+                );
+            }
+        }
+        // The bounds are tight where the prefilter relies on them.
+        assert_eq!(max_len(lookup("base64Decode").unwrap(), 8), 6);
+        apply(lookup("base64Decode").unwrap(), b"QUJDREVG", &mut out);
+        assert_eq!(out, b"ABCDEF");
+    }
 
     #[test]
     fn unchanged_is_never_wrong() {
