@@ -1437,6 +1437,42 @@ fn scan_chain(chains: &mut ChainTable, chain: ChainId) -> Option<ChainId> {
     chains.intern(&steps).last().copied()
 }
 
+/// Text that nearly every browser's request holds (User-Agents, `Accept` headers), lower
+/// case: see [`scanned_part`].
+const COMMON_TEXT: &[u8] = b"\
+mozilla/5.0 (windows nt 10.0; win64; x64) applewebkit/537.36 (khtml, like gecko) \
+chrome/124.0.0.0 safari/537.36 edg/124.0.0.0
+mozilla/5.0 (macintosh; intel mac os x 10_15_7) applewebkit/605.1.15 (khtml, like gecko) \
+version/17.4 safari/605.1.15
+mozilla/5.0 (x11; linux x86_64; rv:128.0) gecko/20100101 firefox/128.0
+mozilla/5.0 (iphone; cpu iphone os 17_4 like mac os x) applewebkit/605.1.15 \
+(khtml, like gecko) version/17.4 mobile/15e148 safari/604.1
+mozilla/5.0 (linux; android 14; pixel 8) applewebkit/537.36 (khtml, like gecko) \
+chrome/124.0.0.0 mobile safari/537.36
+mozilla/5.0 (compatible; googlebot/2.1; +http://www.google.com/bot.html)
+mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)
+text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8
+gzip, deflate, br, zstd
+en-us,en;q=0.9
+";
+
+/// The part of `literal` a phase automaton looks for, `prefix` being its prefix length:
+/// the literal from its first `prefix`-byte window that is not [`COMMON_TEXT`]. A literal
+/// that begins like a browser's request (`Mozilla/5.0 (compatible; AppScan;`, a scanner's
+/// User-Agent in the list of CRS 913100) would otherwise set its member's bit in every
+/// request, by its prefix alone, in the short values scanned for prefixes; wherever the
+/// literal occurs, so does any part of it that runs to its end. The whole literal if every
+/// window is common.
+fn scanned_part(literal: &[u8], prefix: usize) -> &[u8] {
+    if literal.len() <= prefix {
+        return literal;
+    }
+    let common = |w: &[u8]| memchr::memmem::find(COMMON_TEXT, &w.to_ascii_lowercase()).is_some();
+    (0..=literal.len() - prefix)
+        .find(|&i| !common(&literal[i..i + prefix]))
+        .map_or(literal, |i| &literal[i..])
+}
+
 /// Inputs shorter than this are not looked at by [`shortest_input`]: it says so.
 const SHORT_INPUTS: usize = 64;
 
@@ -1576,7 +1612,11 @@ impl Prefilter {
                 .members
                 .iter()
                 .flat_map(|&ri| lits[ri].iter().flatten())
-                .map(|l| l.len().min(scan_prefix(slot)))
+                .map(|l| {
+                    scanned_part(l, scan_prefix(slot))
+                        .len()
+                        .min(scan_prefix(slot))
+                })
                 .min()
                 .unwrap_or(0) as u16;
             let words = (
@@ -1658,6 +1698,7 @@ impl Prefilter {
                 }
                 for (mi, &ri) in b.members.iter().enumerate() {
                     for l in lits[ri].iter().flatten() {
+                        let l = scanned_part(l, scan_prefix(slot));
                         let cut = l.len().min(scan_prefix(slot));
                         prefixes.push(l[..cut].to_vec());
                         pats.push(PhasePattern {
@@ -1984,6 +2025,36 @@ mod tests {
         assert!(!pf.may_match(1, b"curl"));
         assert!(pf.may_match(1, b"x NIKTO"));
         assert!(pf.may_match(2, b"curl"));
+    }
+
+    /// A literal that begins like a browser's User-Agent is looked for from its first
+    /// uncommon window: a browser's request does not set its bit, the literal still does.
+    #[test]
+    fn literals_are_looked_for_past_their_common_beginning() {
+        assert_eq!(
+            scanned_part(b"Mozilla/5.0 (compatible; AppScan;", SCAN_PREFIX),
+            b"le; AppScan;"
+        );
+        assert_eq!(scanned_part(b"sqlmap/1.0", SCAN_PREFIX), b"sqlmap/1.0");
+        // Nothing uncommon: the whole literal.
+        assert_eq!(scanned_part(b"Mozilla/5.0", SCAN_PREFIX), b"Mozilla/5.0");
+        let rs = crate::RuleSet::from_text(
+            "SecRule REQUEST_HEADERS:User-Agent \"@rx sqlmap/|Mozilla/5\\.0 \\(compatible; AppScan;\" \
+               \"id:1,phase:1,pass,t:lowercase\"\n",
+            "t",
+        )
+        .unwrap();
+        let pf = &rs.prefilter;
+        assert_eq!(pf.member[0], Some((0, 0)));
+        let scan = pf.phases[1].as_ref().unwrap();
+        let mut bits = vec![0; pf.words];
+        scan.scan(
+            b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            &mut bits,
+        );
+        assert_eq!(bits[0], 0);
+        scan.scan(b"Mozilla/5.0 (compatible; AppScan; v9)", &mut bits);
+        assert_eq!(bits[0], 1);
     }
 
     #[test]
