@@ -10,6 +10,9 @@
 //!
 //! Instructions per transaction = collected total / iterations (loading is not counted).
 //!
+//! `--without <ids>` (after the other arguments) removes rules first (`SecRuleRemoveById
+//! <ids>`): what a rule costs is the difference (`bench/rule-costs` does it for each).
+//!
 //! A third argument `cold` also times each transaction after writing over 2 MB of other
 //! memory (more than this machine's 1 MB L2), as a worker's request does after the kernel's
 //! network path and nginx have run: the time the engine spends waiting on memory shows there
@@ -28,7 +31,7 @@ use honeytrap_seclang::RuleSet;
 
 #[path = "../benches/workload/mod.rs"]
 mod workload;
-use workload::{load, one, one_logged, with_response, ATTACK, BENIGN};
+use workload::{load_with, one, one_logged, with_response, ATTACK, BENIGN};
 
 /// What one transaction goes through.
 #[derive(Clone, Copy, PartialEq)]
@@ -82,7 +85,16 @@ fn counted_cold(rs: &Arc<RuleSet>, uri: &[u8], n: usize, steps: Steps) -> std::t
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let without = match args.iter().position(|a| a == "--without") {
+        Some(at) => {
+            let ids = args.get(at + 1).cloned().unwrap_or_default();
+            args.truncate(at);
+            format!("SecRuleRemoveById {ids}\n")
+        }
+        None => String::new(),
+    };
+    let mut args = args.into_iter();
     let which = args.next().unwrap_or_else(|| "benign".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let cold = args.next().is_some_and(|a| a == "cold");
@@ -96,7 +108,9 @@ fn main() {
         w if w.ends_with("-logged") => Steps::Logged,
         _ => Steps::Request,
     };
-    let Some(rs) = load() else { return };
+    let Some(rs) = load_with(&without) else {
+        return;
+    };
     // One uncounted run first: it builds the engines its operators need (on first search)
     // and fills their lazy caches.
     let first = std::time::Instant::now();

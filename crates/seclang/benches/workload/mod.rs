@@ -35,7 +35,13 @@ pub const BENIGN: &[u8] = b"/products/list.php?category=books&page=2&sort=price&
 pub const ATTACK: &[u8] = b"/products/list.php?category=books&page=2&sort=price&q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
 
 /// The CRS with the benchmark's settings; `None` when ../shared/crs is not there.
+#[allow(dead_code)]
 pub fn load() -> Option<Arc<RuleSet>> {
+    load_with("")
+}
+
+/// [`load`], then the SecLang `extra` (e.g. `SecRuleRemoveById`).
+pub fn load_with(extra: &str) -> Option<Arc<RuleSet>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs/v4.28.0");
     if !root.is_dir() {
         eprintln!("SKIPPED: CRS v4.28.0 not found at {}", root.display());
@@ -58,6 +64,9 @@ pub fn load() -> Option<Arc<RuleSet>> {
     rules.sort();
     for r in rules {
         b.add_file(&r).unwrap();
+    }
+    if !extra.is_empty() {
+        b.add_text(extra, "extra", Path::new(".")).unwrap();
     }
     Some(Arc::new(b.build().unwrap()))
 }
