@@ -1473,7 +1473,8 @@ fn scanned_part(literal: &[u8], prefix: usize) -> &[u8] {
         .map_or(literal, |i| &literal[i..])
 }
 
-/// Inputs shorter than this are not looked at by [`shortest_input`]: it says so.
+/// The longest input [`shortest_input`] tries (the transformations' bounds grow with their
+/// input, so a chain that cannot reach a length from it cannot from anything shorter).
 const SHORT_INPUTS: usize = 64;
 
 /// The fewest bytes an input needs for `chain` (`None`: none) to make of it a value of at
