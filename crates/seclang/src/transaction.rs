@@ -2784,6 +2784,18 @@ mod tests {
         tx
     }
 
+    /// Phase 1 of `GET /?{query}`, which no rule may block, and what its rules wrote to
+    /// `tx.hit`.
+    fn phase1_hit(rs: &Arc<RuleSet>, query: &str) -> (Transaction, Option<String>) {
+        let mut tx = rs.transaction(TxInput::default());
+        tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
+        assert!(tx.process_request_headers().is_none());
+        let hit = tx
+            .tx_var("hit")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        (tx, hit)
+    }
+
     /// A target's exclusions apply to its own values only, whichever target of the link
     /// comes first (the link's targets share one visiting closure).
     #[test]
@@ -2838,12 +2850,7 @@ mod tests {
             ("a=%3Ctitle%3Eshel%3C/title%3E&b=title", None),
             ("a=calm&b=%3Ctitle%3E", None),
         ] {
-            let mut tx = rs.transaction(TxInput::default());
-            tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
-            assert!(tx.process_request_headers().is_none());
-            let got = tx
-                .tx_var("hit")
-                .map(|v| String::from_utf8_lossy(v).into_owned());
+            let (tx, got) = phase1_hit(&rs, query);
             assert_eq!(got.as_deref(), hit, "{query}");
             assert_eq!(tx.operator_runs, usize::from(hit.is_some()), "{query}");
         }
@@ -2876,12 +2883,7 @@ mod tests {
             // Six digits are decoded: "evad".
             ("a=ZXZhZH&b=ZXZ", None, 1),
         ] {
-            let mut tx = rs.transaction(TxInput::default());
-            tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
-            assert!(tx.process_request_headers().is_none());
-            let got = tx
-                .tx_var("hit")
-                .map(|v| String::from_utf8_lossy(v).into_owned());
+            let (tx, got) = phase1_hit(&rs, query);
             assert_eq!(got.as_deref(), hit, "{query}");
             assert_eq!(tx.scratch.cache.stored(), decoded, "{query}");
         }
