@@ -1609,15 +1609,13 @@ impl Prefilter {
         for b in &building {
             let slot = scan_slot(b.phase);
             let bit = next_bit[slot];
+            // The part of a literal the automaton looks for ([`scanned_part`]) is the whole
+            // literal or at least a prefix long: the literal's length answers.
             let shortest = b
                 .members
                 .iter()
                 .flat_map(|&ri| lits[ri].iter().flatten())
-                .map(|l| {
-                    scanned_part(l, scan_prefix(slot))
-                        .len()
-                        .min(scan_prefix(slot))
-                })
+                .map(|l| l.len().min(scan_prefix(slot)))
                 .min()
                 .unwrap_or(0) as u16;
             let words = (
