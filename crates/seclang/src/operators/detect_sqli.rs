@@ -3,7 +3,7 @@
 
 use libinjectionrs::{SqliFlags, SqliState};
 
-use super::{BuildContext, Captures, Operator};
+use super::{sqli_fingerprint, BuildContext, Captures, Operator};
 
 #[derive(Debug)]
 pub struct DetectSqli;
@@ -40,7 +40,7 @@ pub(super) fn provably_not_sqli(input: &[u8]) -> bool {
 
 impl Operator for DetectSqli {
     fn matches(&self, input: &[u8], caps: &mut Captures) -> bool {
-        if provably_not_sqli(input) {
+        if provably_not_sqli(input) || sqli_fingerprint::clears(input) {
             return false;
         }
         // What `libinjectionrs::detect_sqli` does, except that it tokenizes the input a

@@ -26,6 +26,7 @@ pub(crate) mod rx;
 #[cfg(test)]
 mod screen_differential;
 mod shared;
+mod sqli_fingerprint;
 mod streq;
 mod unconditional_match;
 mod validate_byte_range;

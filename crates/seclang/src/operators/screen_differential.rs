@@ -11,6 +11,7 @@ use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
 
 use super::detect_sqli::provably_not_sqli;
 use super::detect_xss::provably_not_xss;
+use super::sqli_fingerprint;
 
 /// splitmix64: small, seedable, good enough to spread inputs.
 struct Rng(u64);
@@ -349,4 +350,170 @@ fn sqli_capture_is_the_library_fingerprint_on_random_inputs() {
         positives > rounds / 100,
         "{positives} of {rounds} injections"
     );
+}
+
+/// Pieces of the inputs `sqli_fingerprint` computes on: what browsers send (User-Agents,
+/// URLs, `Accept` values), numbers in each of the tokenizer's forms, and the operators,
+/// punctuation and whitespace it reads; a few bytes outside its subset.
+const PLAIN_PIECES: &[&[u8]] = &[
+    b"Mozilla/5.0",
+    b"(X11; Linux x86_64; rv:128.0)",
+    b"Gecko/20100101",
+    b"Firefox/128.0",
+    b"(KHTML, like Gecko)",
+    b"Chrome/120.0.0.0",
+    b"https://www.example.com/a/b.php?x=1&y=2",
+    b"en-US,en;q=0.5",
+    b"gzip, deflate, br",
+    b"text/html,*/*;q=0.8",
+    b"user(",
+    b"USER_ID(",
+    b"current_user",
+    b"not in (",
+    b"in (",
+    b"not like",
+    b"like(",
+    b"collate utf8_bin",
+    b"; if",
+    b"1.5",
+    b".5",
+    b".",
+    b"0x1f",
+    b"0x",
+    b"0b101",
+    b"0b",
+    b"1e5",
+    b"1e",
+    b"1e+",
+    b"2.e",
+    b"1d",
+    b"1f",
+    b"1fu",
+    b"1f;",
+    b"12",
+    b"=",
+    b"<",
+    b">",
+    b"!",
+    b"|",
+    b"&",
+    b"^",
+    b"~",
+    b"+",
+    b"-",
+    b"*",
+    b"/",
+    b"%",
+    b"?",
+    b":",
+    b";",
+    b",",
+    b"(",
+    b")",
+    b"<=>",
+    b"!=",
+    b"<>",
+    b"||",
+    b"&&",
+    b"::",
+    b"!!",
+    b":=",
+    b" ",
+    b"  ",
+    b"\t",
+    b"\n",
+    b"\x01",
+    b"\0",
+    b"a.b",
+    b"union.x",
+    b"x`y",
+    b"select`",
+    b"--",
+    b"/*",
+    b"#",
+    b"@",
+    b"$",
+    b"'",
+    b"\"",
+    b"\\",
+    b"[",
+    b"{",
+    b"`",
+    b"\xa0",
+    b"\xc3\xa9",
+];
+
+/// A string of [`PLAIN_PIECES`], keywords, words and digits, mostly inside the subset
+/// `sqli_fingerprint` follows the library on.
+fn plain_input(rng: &mut Rng, out: &mut Vec<u8>) {
+    out.clear();
+    for i in 0..1 + rng.below(9) {
+        if i > 0 && rng.chance(2) {
+            out.push(b' ');
+        }
+        match rng.below(4) {
+            0 => push_keyword(rng, out),
+            1 => push_sql_piece(rng, out),
+            _ => {
+                let piece: &[u8] = rng.pick::<&[u8]>(PLAIN_PIECES);
+                out.extend_from_slice(piece);
+            }
+        }
+    }
+}
+
+/// The library's first pass: no quote context, ANSI.
+fn first_pass(input: &[u8]) -> String {
+    let mut state = libinjectionrs::SqliState::new(input, libinjectionrs::SqliFlags::FLAG_NONE);
+    state.get_fingerprint().as_str().to_string()
+}
+
+/// Wherever `sqli_fingerprint` computes a fingerprint, it is the library's first pass's.
+#[test]
+fn sqli_fingerprints_are_the_librarys_first_pass() {
+    let rounds = rounds();
+    let mut rng = Rng(0x5eed_f1a9);
+    let mut input = Vec::new();
+    let mut computed = 0;
+    let mut listed = 0;
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            plain_input(&mut rng, &mut input);
+        } else {
+            sql_input(&mut rng, &mut input);
+        }
+        let Some(fp) = sqli_fingerprint::fingerprint(&input) else {
+            continue;
+        };
+        computed += 1;
+        let want = first_pass(&input);
+        listed += usize::from(is_blacklisted(&want));
+        assert_eq!(
+            String::from_utf8_lossy(&fp),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(&input)
+        );
+    }
+    eprintln!("sqli_fingerprint: {rounds} inputs, {computed} computed, {listed} listed");
+    assert!(computed > rounds / 4, "{computed} of {rounds} computed");
+    assert!(listed > rounds / 1000, "{listed} of {rounds} listed");
+}
+
+#[test]
+fn sqli_fingerprint_screen_is_sound_on_random_inputs() {
+    let rounds = rounds();
+    for (seed, draw) in [
+        (0x5eed_c1ea, plain_input as fn(&mut Rng, &mut Vec<u8>)),
+        (0x5eed_c1eb, sql_input),
+    ] {
+        let (screened, positives) =
+            differential(seed, rounds, draw, sqli_fingerprint::clears, sqli);
+        eprintln!("clears: {rounds} inputs, {screened} screened, {positives} injections");
+        assert!(screened > rounds / 10, "{screened} of {rounds} screened");
+        assert!(
+            positives > rounds / 100,
+            "{positives} of {rounds} injections"
+        );
+    }
 }

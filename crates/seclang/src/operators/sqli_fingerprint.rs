@@ -1,0 +1,721 @@
+//! libinjection's first SQLi pass (no quote context, ANSI), computed here for the inputs it
+//! is simplest on, so that `@detectSQLi` can answer "not SQLi" without the library.
+//!
+//! `libinjectionrs` 0.1.1 spends about 1.5 µs on a browser's User-Agent and 3 µs on a URL
+//! (a `contains` over 30 delimiters for every byte of a word, a `String` and a binary search
+//! over 9,000 strings for every keyword lookup). The tokenizer and fold below are the
+//! library's, rule for rule, over the subset of inputs that are ASCII without `'`, `"`,
+//! comments (`--`, `/*`, `#`), variables (`@`), `$`, `[`, braces, backslashes or a backtick
+//! where a token starts (as far as the fold reads; past that, anything). On such an input the
+//! library makes one pass only: the quote passes need a quote, the MySQL re-parse a
+//! comment. So a first-pass fingerprint that is not on the library's list is the library's
+//! "not SQLi"; a listed one goes to the library, which decides (its whitelist) and names
+//! the fingerprint. Keywords come from the library's own table.
+//!
+//! `screen_differential` holds [`fingerprint`] to the library's first pass on millions of
+//! inputs.
+
+use std::sync::OnceLock;
+
+use libinjectionrs::sqli::sqli_data::{get_char_type, CharType, SQL_KEYWORDS};
+use rustc_hash::FxHashMap;
+
+/// The most tokens a fingerprint has.
+const MAX_TOKENS: usize = 5;
+/// A token keeps at most this many bytes of its text (the library's 32-byte buffer with its
+/// terminating NUL).
+const TOKEN_TEXT: usize = 31;
+
+// Token types, as their fingerprint characters.
+const NONE: u8 = 0;
+const BAREWORD: u8 = b'n';
+const KEYWORD: u8 = b'k';
+const FUNCTION: u8 = b'f';
+const UNION: u8 = b'U';
+const EXPRESSION: u8 = b'E';
+const TSQL: u8 = b'T';
+const SQLTYPE: u8 = b't';
+const OPERATOR: u8 = b'o';
+const LOGIC_OPERATOR: u8 = b'&';
+const VARIABLE: u8 = b'v';
+const NUMBER: u8 = b'1';
+const COLLATE: u8 = b'A';
+const GROUP: u8 = b'B';
+const FINGERPRINT: u8 = b'F';
+const STRING: u8 = b's';
+const DOT: u8 = b'.';
+const COMMA: u8 = b',';
+const SEMICOLON: u8 = b';';
+const COLON: u8 = b':';
+const LEFT_PAREN: u8 = b'(';
+const RIGHT_PAREN: u8 = b')';
+const UNKNOWN: u8 = b'?';
+
+/// An input outside the subset this module follows the library on.
+struct Unsupported;
+
+#[derive(Clone, Copy)]
+struct Token {
+    kind: u8,
+    len: u8,
+    text: [u8; TOKEN_TEXT],
+}
+
+impl Token {
+    const NONE: Token = Token {
+        kind: NONE,
+        len: 0,
+        text: [0; TOKEN_TEXT],
+    };
+
+    fn new(kind: u8, text: &[u8]) -> Token {
+        let mut t = Token {
+            kind,
+            ..Token::NONE
+        };
+        let len = text.len().min(TOKEN_TEXT);
+        t.text[..len].copy_from_slice(&text[..len]);
+        t.len = len as u8;
+        t
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.text[..usize::from(self.len)]
+    }
+
+    /// The library's `cstrcasecmp(upper, text) == 0`.
+    fn is(&self, upper: &[u8]) -> bool {
+        self.text().eq_ignore_ascii_case(upper)
+    }
+
+    fn is_unary_operator(&self) -> bool {
+        self.kind == OPERATOR
+            && (matches!(self.text(), b"+" | b"-" | b"!" | b"~" | b"!!") || self.is(b"NOT"))
+    }
+}
+
+/// The library's keyword table by upper-case word: the token type of each word it does not
+/// read as a bareword.
+struct Keywords {
+    types: FxHashMap<&'static [u8], u8>,
+    longest: usize,
+}
+
+fn keywords() -> &'static Keywords {
+    static KEYWORDS: OnceLock<Keywords> = OnceLock::new();
+    KEYWORDS.get_or_init(|| {
+        let mut types = FxHashMap::default();
+        let mut longest = 0;
+        for k in SQL_KEYWORDS {
+            // The types `lookup_word` maps; any other reads as a bareword.
+            if b"kfUETto&v1ABF".contains(&k.token_type) {
+                types.insert(k.word.as_bytes(), k.token_type);
+                longest = longest.max(k.word.len());
+            }
+        }
+        Keywords { types, longest }
+    })
+}
+
+/// The library's `lookup_word`: the type of `word`, ASCII case ignored.
+fn lookup(word: &[u8]) -> u8 {
+    let k = keywords();
+    if word.len() > k.longest {
+        return BAREWORD;
+    }
+    let mut upper = [0u8; 64];
+    let upper = &mut upper[..word.len()];
+    for (u, b) in upper.iter_mut().zip(word) {
+        *u = b.to_ascii_uppercase();
+    }
+    k.types.get(&*upper).copied().unwrap_or(BAREWORD)
+}
+
+/// Bytes that end a word (`parse_word`'s delimiters).
+const WORD_END: [bool; 256] = {
+    let mut t = [false; 256];
+    let ends = b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00";
+    let mut i = 0;
+    while i < ends.len() {
+        t[ends[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+fn is_white(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0xa0 | 0)
+}
+
+struct Lexer<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl Lexer<'_> {
+    /// The next token; `None` at the end.
+    fn next(&mut self) -> Result<Option<Token>, Unsupported> {
+        while let Some(&b) = self.input.get(self.pos) {
+            let after = self.input.get(self.pos + 1).copied();
+            let token = match get_char_type(b) {
+                CharType::White => {
+                    self.pos += 1;
+                    continue;
+                }
+                CharType::Bang | CharType::Op2 => self.operator2(),
+                CharType::Op1 | CharType::Unary => self.single(OPERATOR),
+                CharType::LeftParens
+                | CharType::RightParens
+                | CharType::Comma
+                | CharType::Semicolon => self.single(b),
+                CharType::Dash if after != Some(b'-') => self.single(OPERATOR),
+                CharType::Slash if after != Some(b'*') => self.single(OPERATOR),
+                CharType::Number => self.number(),
+                CharType::Other => self.single(UNKNOWN),
+                // Without a quote in the input, the string prefixes (`b'`, `e'`, `n'`,
+                // `q'`, `u&'`, `x'`) fall back to words.
+                CharType::Word
+                | CharType::BString
+                | CharType::EString
+                | CharType::NQString
+                | CharType::QString
+                | CharType::UString
+                | CharType::XString => self.word(),
+                _ => return Err(Unsupported),
+            };
+            return Ok(Some(token));
+        }
+        Ok(None)
+    }
+
+    fn single(&mut self, kind: u8) -> Token {
+        let t = Token::new(kind, &self.input[self.pos..][..1]);
+        self.pos += 1;
+        t
+    }
+
+    fn operator2(&mut self) -> Token {
+        let rest = &self.input[self.pos..];
+        if rest.len() < 2 {
+            return self.single(OPERATOR);
+        }
+        if rest.starts_with(b"<=>") {
+            self.pos += 3;
+            return Token::new(OPERATOR, b"<=>");
+        }
+        let kind = lookup(&rest[..2]);
+        if kind != BAREWORD {
+            self.pos += 2;
+            let kind = if kind == LOGIC_OPERATOR {
+                LOGIC_OPERATOR
+            } else {
+                OPERATOR
+            };
+            return Token::new(kind, &rest[..2]);
+        }
+        if rest[0] == b':' {
+            return self.single(COLON);
+        }
+        self.single(OPERATOR)
+    }
+
+    fn word(&mut self) -> Token {
+        let rest = &self.input[self.pos..];
+        let len = rest.iter().position(|&b| WORD_END[usize::from(b)]);
+        let word = &rest[..len.unwrap_or(rest.len())];
+        // `a.b` and ``a`b``: a keyword before the separator is a token of its own.
+        for (i, &b) in word.iter().enumerate() {
+            if b == b'.' || b == b'`' {
+                let kind = lookup(&word[..i]);
+                if kind != BAREWORD {
+                    self.pos += i;
+                    return Token::new(kind, &word[..i]);
+                }
+            }
+        }
+        self.pos += word.len();
+        let kind = if word.len() <= TOKEN_TEXT {
+            lookup(word)
+        } else {
+            BAREWORD
+        };
+        Token::new(kind, word)
+    }
+
+    fn number(&mut self) -> Token {
+        let input = self.input;
+        let start = self.pos;
+        let digits_from = |mut at: usize, ok: fn(u8) -> bool| {
+            while at < input.len() && ok(input[at]) {
+                at += 1;
+            }
+            at
+        };
+        if input[start] == b'0' && start + 1 < input.len() {
+            let radix_digit: Option<fn(u8) -> bool> = match input[start + 1] {
+                b'x' | b'X' => Some(|b| b.is_ascii_hexdigit()),
+                b'b' | b'B' => Some(|b| b == b'0' || b == b'1'),
+                _ => None,
+            };
+            if let Some(ok) = radix_digit {
+                let end = digits_from(start + 2, ok);
+                self.pos = end;
+                let kind = if end == start + 2 { BAREWORD } else { NUMBER };
+                return Token::new(kind, &input[start..end]);
+            }
+        }
+        let mut end = digits_from(start, |b| b.is_ascii_digit());
+        if input.get(end) == Some(&b'.') {
+            end = digits_from(end + 1, |b| b.is_ascii_digit());
+            if end - start == 1 {
+                self.pos = end;
+                return Token::new(DOT, b".");
+            }
+        }
+        let (mut have_e, mut have_exp) = (false, false);
+        if matches!(input.get(end), Some(b'e' | b'E')) {
+            have_e = true;
+            end += 1;
+            if matches!(input.get(end), Some(b'+' | b'-')) {
+                end += 1;
+            }
+            let digits_end = digits_from(end, |b| b.is_ascii_digit());
+            have_exp = digits_end > end;
+            end = digits_end;
+        }
+        // Oracle's float and double suffixes.
+        if matches!(input.get(end), Some(b'd' | b'D' | b'f' | b'F')) {
+            match input.get(end + 1) {
+                None => end += 1,
+                Some(&b) if is_white(b) || b == b';' || b == b'u' || b == b'U' => end += 1,
+                Some(_) => {}
+            }
+        }
+        self.pos = end;
+        let kind = if have_e && !have_exp {
+            BAREWORD
+        } else {
+            NUMBER
+        };
+        Token::new(kind, &input[start..end])
+    }
+}
+
+/// The library's `syntax_merge_words`: `a b` read as one keyword (`UNION ALL`, `NOT IN`).
+fn merge_words(a: &mut Token, b: &Token) -> bool {
+    const FIRST: &[u8] = &[
+        KEYWORD, BAREWORD, OPERATOR, UNION, FUNCTION, EXPRESSION, TSQL, SQLTYPE,
+    ];
+    if !FIRST.contains(&a.kind) || !(FIRST.contains(&b.kind) || b.kind == LOGIC_OPERATOR) {
+        return false;
+    }
+    let len = usize::from(a.len) + usize::from(b.len) + 1;
+    if len > TOKEN_TEXT {
+        return false;
+    }
+    let mut merged = [0u8; TOKEN_TEXT];
+    merged[..a.text().len()].copy_from_slice(a.text());
+    merged[a.text().len()] = b' ';
+    merged[a.text().len() + 1..len].copy_from_slice(b.text());
+    let kind = lookup(&merged[..len]);
+    if kind == BAREWORD {
+        return false;
+    }
+    *a = Token::new(kind, &merged[..len]);
+    true
+}
+
+/// Words that are functions before `(` (`libinjection_sqli_fold`'s list).
+const FUNCTION_WORDS: &[&[u8]] = &[
+    b"USER_ID",
+    b"USER_NAME",
+    b"DATABASE",
+    b"PASSWORD",
+    b"USER",
+    b"CURRENT_USER",
+    b"CURRENT_DATE",
+    b"CURRENT_TIME",
+    b"CURRENT_TIMESTAMP",
+    b"LOCALTIME",
+    b"LOCALTIMESTAMP",
+];
+
+/// What the fold does with the two tokens at `left` (the library's rules, in its order).
+enum Two {
+    /// The second goes.
+    Drop,
+    /// The second goes; the fold starts over.
+    DropRestart,
+    /// The second goes; the fold backs up one token.
+    DropBack,
+    /// A token changed type; the fold looks again.
+    Retyped,
+    /// On to three tokens (from the first, with `restart`).
+    Through { restart: bool },
+}
+
+fn fold_two(v: &mut [Token; MAX_TOKENS + 3], left: usize) -> Two {
+    let (a, b) = (&v[left], &v[left + 1]);
+    if a.kind == SEMICOLON && b.kind == SEMICOLON {
+        return Two::Drop;
+    }
+    if (a.kind == OPERATOR || a.kind == LOGIC_OPERATOR)
+        && (b.is_unary_operator() || b.kind == SQLTYPE)
+    {
+        return Two::DropRestart;
+    }
+    if a.kind == LEFT_PAREN && b.is_unary_operator() {
+        return Two::DropBack;
+    }
+    let (head, tail) = v.split_at_mut(left + 1);
+    if merge_words(&mut head[left], &tail[0]) {
+        return Two::DropBack;
+    }
+    let (a, b) = (&v[left], &v[left + 1]);
+    if a.kind == SEMICOLON
+        && b.kind == FUNCTION
+        && b.len >= 2
+        && b.text[..2].eq_ignore_ascii_case(b"IF")
+    {
+        // T-SQL's `; IF`.
+        v[left + 1].kind = TSQL;
+        return Two::Retyped;
+    }
+    if (a.kind == BAREWORD || a.kind == VARIABLE)
+        && b.kind == LEFT_PAREN
+        && FUNCTION_WORDS.iter().any(|w| a.is(w))
+    {
+        v[left].kind = FUNCTION;
+        return Two::Retyped;
+    }
+    if a.kind == KEYWORD && (a.is(b"IN") || a.is(b"NOT IN")) {
+        v[left].kind = if b.kind == LEFT_PAREN {
+            OPERATOR
+        } else {
+            BAREWORD
+        };
+        return Two::Retyped;
+    }
+    if a.kind == OPERATOR && (a.is(b"LIKE") || a.is(b"NOT LIKE")) {
+        if b.kind == LEFT_PAREN {
+            v[left].kind = FUNCTION;
+        }
+        return Two::Through { restart: false };
+    }
+    if a.kind == SQLTYPE
+        && [
+            BAREWORD, NUMBER, SQLTYPE, LEFT_PAREN, FUNCTION, VARIABLE, STRING,
+        ]
+        .contains(&b.kind)
+    {
+        // The type goes, not the second token.
+        v[left] = v[left + 1];
+        return Two::DropRestart;
+    }
+    if a.kind == COLLATE && b.kind == BAREWORD {
+        let restart = b.text().contains(&b'_');
+        if restart {
+            v[left + 1].kind = SQLTYPE;
+        }
+        return Two::Through { restart };
+    }
+    if (a.kind == LEFT_PAREN && b.kind == LEFT_PAREN)
+        || (a.kind == RIGHT_PAREN && b.kind == RIGHT_PAREN)
+    {
+        return Two::DropRestart;
+    }
+    Two::Through { restart: false }
+}
+
+/// What the fold does with the three tokens at `left` (the library's rules, in its order);
+/// but for [`Three::Keep`], it starts over.
+enum Three {
+    /// The second and third go.
+    DropTwo,
+    /// The second goes.
+    DropMiddle,
+    /// The second goes, and the fold backs up three tokens (the library's `1,-1`).
+    DropMiddleBack,
+    /// No fold: the first token stays, the fold moves on.
+    Keep,
+}
+
+fn fold_three(v: &mut [Token; MAX_TOKENS + 3], left: usize) -> Three {
+    let (a, b, c) = (&v[left], &v[left + 1], &v[left + 2]);
+    let value = |k: u8| [BAREWORD, NUMBER, STRING, VARIABLE].contains(&k);
+    let drop_two = (a.kind == NUMBER && b.kind == OPERATOR && c.kind == NUMBER)
+        || (a.kind == OPERATOR && b.kind != LEFT_PAREN && c.kind == OPERATOR)
+        || (a.kind == LOGIC_OPERATOR && c.kind == LOGIC_OPERATOR)
+        || (a.kind == VARIABLE
+            && b.kind == OPERATOR
+            && [VARIABLE, NUMBER, BAREWORD].contains(&c.kind))
+        || ((a.kind == BAREWORD || a.kind == NUMBER)
+            && b.kind == OPERATOR
+            && (c.kind == NUMBER || c.kind == BAREWORD))
+        || (value(a.kind) && b.kind == OPERATOR && b.text() == b"::" && c.kind == SQLTYPE)
+        || (value(a.kind) && b.kind == COMMA && value(c.kind));
+    if drop_two {
+        return Three::DropTwo;
+    }
+    let unary = b.is_unary_operator();
+    if ([EXPRESSION, GROUP, COMMA].contains(&a.kind) && unary && c.kind == LEFT_PAREN)
+        || ([KEYWORD, EXPRESSION, GROUP].contains(&a.kind)
+            && unary
+            && (value(c.kind) || c.kind == FUNCTION))
+    {
+        return Three::DropMiddle;
+    }
+    if a.kind == COMMA && unary && value(c.kind) {
+        return Three::DropMiddleBack;
+    }
+    if a.kind == COMMA && unary && c.kind == FUNCTION {
+        return Three::DropMiddle;
+    }
+    if a.kind == BAREWORD && b.kind == DOT && c.kind == BAREWORD {
+        // `database.table`.
+        return Three::DropTwo;
+    }
+    if a.kind == EXPRESSION && b.kind == DOT && c.kind == BAREWORD {
+        return Three::DropMiddle;
+    }
+    if a.kind == FUNCTION && b.kind == LEFT_PAREN && c.kind != RIGHT_PAREN && a.is(b"USER") {
+        // `USER(x)` is not the function.
+        v[left].kind = BAREWORD;
+    }
+    Three::Keep
+}
+
+/// The library's fold: the folded tokens (at most [`MAX_TOKENS`]) and how many there are.
+fn fold(lexer: &mut Lexer<'_>) -> Result<([Token; MAX_TOKENS + 3], usize), Unsupported> {
+    let mut v = [Token::NONE; MAX_TOKENS + 3];
+    // Leading `(`, SQL types and unary operators are skipped.
+    loop {
+        match lexer.next()? {
+            None => return Ok((v, 0)),
+            Some(t) => {
+                v[0] = t;
+                if !(t.kind == LEFT_PAREN || t.kind == SQLTYPE || t.is_unary_operator()) {
+                    break;
+                }
+            }
+        }
+    }
+    let mut more = true;
+    let mut pos = 1;
+    let mut left = 0;
+    loop {
+        if pos >= MAX_TOKENS {
+            let k = |i: usize| v[i].kind;
+            let special = (k(0) == NUMBER
+                && (k(1) == OPERATOR || k(1) == COMMA)
+                && k(2) == LEFT_PAREN
+                && k(3) == NUMBER
+                && k(4) == RIGHT_PAREN)
+                || (k(0) == BAREWORD
+                    && k(1) == OPERATOR
+                    && k(2) == LEFT_PAREN
+                    && (k(3) == BAREWORD || k(3) == NUMBER)
+                    && k(4) == RIGHT_PAREN)
+                || (k(0) == NUMBER
+                    && k(1) == RIGHT_PAREN
+                    && k(2) == COMMA
+                    && k(3) == LEFT_PAREN
+                    && k(4) == NUMBER)
+                || (k(0) == BAREWORD
+                    && k(1) == RIGHT_PAREN
+                    && k(2) == OPERATOR
+                    && k(3) == LEFT_PAREN
+                    && k(4) == BAREWORD);
+            if special {
+                if pos > MAX_TOKENS {
+                    v[1] = v[MAX_TOKENS];
+                    pos = 2;
+                } else {
+                    pos = 1;
+                }
+                left = 0;
+            }
+        }
+        if !more || left >= MAX_TOKENS {
+            left = pos;
+            break;
+        }
+        while more && pos <= MAX_TOKENS && pos - left < 2 {
+            match lexer.next()? {
+                Some(t) => {
+                    v[pos] = t;
+                    pos += 1;
+                }
+                None => more = false,
+            }
+        }
+        if pos - left < 2 {
+            left = pos;
+            continue;
+        }
+
+        match fold_two(&mut v, left) {
+            Two::Drop => {
+                pos -= 1;
+                continue;
+            }
+            Two::DropRestart => {
+                pos -= 1;
+                left = 0;
+                continue;
+            }
+            Two::DropBack => {
+                pos -= 1;
+                left = left.saturating_sub(1);
+                continue;
+            }
+            Two::Retyped => continue,
+            Two::Through { restart } => {
+                if restart {
+                    left = 0;
+                }
+            }
+        }
+        while more && pos <= MAX_TOKENS && pos - left < 3 {
+            match lexer.next()? {
+                Some(t) => {
+                    v[pos] = t;
+                    pos += 1;
+                }
+                None => more = false,
+            }
+        }
+        if pos - left < 3 {
+            left = pos;
+            continue;
+        }
+        match fold_three(&mut v, left) {
+            Three::DropTwo => pos -= 2,
+            Three::DropMiddle => {
+                v[left + 1] = v[left + 2];
+                pos -= 1;
+            }
+            Three::DropMiddleBack => {
+                v[left + 1] = v[left + 2];
+                pos = pos.saturating_sub(3);
+            }
+            Three::Keep => {
+                left += 1;
+                continue;
+            }
+        }
+        left = 0;
+    }
+    Ok((v, left.min(MAX_TOKENS)))
+}
+
+/// The library's first-pass fingerprint of `input` (without the fold's tokens of type
+/// none), or `None` for an input outside this module's subset.
+#[cfg(test)]
+pub(super) fn fingerprint(input: &[u8]) -> Option<Vec<u8>> {
+    let (tokens, n) = first_pass(input)?;
+    Some(
+        tokens[..n]
+            .iter()
+            .map(|t| t.kind)
+            .filter(|&k| k != NONE)
+            .collect(),
+    )
+}
+
+/// The library's first pass over `input`, if it is ASCII (the library shows a token's
+/// text as `<binary>` where it is not UTF-8), holds no quote (the string prefixes are words
+/// then, and this is the only pass) and stays in the subset as far as the fold reads.
+fn first_pass(input: &[u8]) -> Option<([Token; MAX_TOKENS + 3], usize)> {
+    if !input.is_ascii() || memchr::memchr2(b'\'', b'"', input).is_some() {
+        return None;
+    }
+    fold(&mut Lexer { input, pos: 0 }).ok()
+}
+
+/// Whether `input` is certainly not SQLi by libinjection: one pass, whose fingerprint the
+/// library does not list. False means "ask the library".
+pub(super) fn clears(input: &[u8]) -> bool {
+    let Some((tokens, n)) = first_pass(input) else {
+        return false;
+    };
+    // The list's keys: `0` and the fingerprint upper-cased.
+    let mut key = [b'0'; MAX_TOKENS + 1];
+    let mut len = 1;
+    for t in &tokens[..n] {
+        if t.kind != NONE {
+            key[len] = t.kind.to_ascii_uppercase();
+            len += 1;
+        }
+    }
+    len == 1 || lookup(&key[..len]) != FINGERPRINT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every word of the library's table, in three cases, and a few that are not in it,
+    /// have the type the library's `lookup_word` gives them (its binary search finds every
+    /// entry: the table holds no word twice and is sorted).
+    #[test]
+    fn words_have_the_librarys_types() {
+        use libinjectionrs::sqli::sqli_data::lookup_word;
+        let mut words: Vec<String> = ["rust", "mozilla", "x86_64", "", "a b", "union all x"]
+            .map(String::from)
+            .to_vec();
+        for k in SQL_KEYWORDS {
+            words.push(k.word.to_string());
+            words.push(k.word.to_ascii_lowercase());
+            let mut mixed = k.word.to_ascii_lowercase().into_bytes();
+            mixed
+                .iter_mut()
+                .step_by(2)
+                .for_each(|b| *b = b.to_ascii_uppercase());
+            words.push(String::from_utf8(mixed).unwrap());
+        }
+        for w in &words {
+            assert_eq!(
+                char::from(lookup(w.as_bytes())),
+                lookup_word(w).to_char(),
+                "{w:?}"
+            );
+        }
+    }
+
+    /// What browsers send is computed, not listed: cleared without the library.
+    #[test]
+    fn browser_values_are_cleared() {
+        for value in [
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/120.0.0.0 Safari/537.36",
+            "https://www.example.com/products/list.php?category=books&page=2",
+            "rust programming",
+            "en-US,en;q=0.5",
+        ] {
+            assert!(clears(value.as_bytes()), "{value}");
+            assert!(!libinjectionrs::detect_sqli(value.as_bytes()).is_injection());
+        }
+    }
+
+    /// Listed fingerprints, quotes and comments are the library's to decide.
+    #[test]
+    fn injections_and_unsupported_inputs_are_left_to_the_library() {
+        let union = b"1 union select password from users";
+        let mut state = libinjectionrs::SqliState::new(union, libinjectionrs::SqliFlags::FLAG_NONE);
+        let listed = state.get_fingerprint().as_str().as_bytes().to_vec();
+        assert_eq!(fingerprint(union), Some(listed));
+        for value in [
+            "1 union select password from users",
+            "1 and sleep(5)",
+            "1' or '1'='1",
+            "1 or 1=1--",
+            "1 /* x */ union select 2",
+            "@@version",
+            "caf\u{e9} au lait",
+        ] {
+            assert!(!clears(value.as_bytes()), "{value}");
+        }
+    }
+}
