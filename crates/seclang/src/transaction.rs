@@ -1331,7 +1331,8 @@ impl Transaction {
             let values = &target_values[ts.start as usize..][..ts.len as usize];
             for &(slot, row) in values {
                 // A value none of the chains changes is scanned and or-ed once for all.
-                if cache.changed_by(row, || slot_value(data, slot), gt.transforms) == 0 {
+                let changed = cache.changed_by(row, || slot_value(data, slot), gt.transforms);
+                if changed == 0 {
                     let at = match scans.scanned(row, Val::Raw) {
                         Some(at) => at,
                         None => {
@@ -1350,11 +1351,20 @@ impl Transaction {
                 // and its scan.
                 let raw = slot_value(data, slot);
                 let mut last = None;
-                for (&chain, &min) in pf.chains_of(gt).iter().zip(pf.chain_mins_of(gt)) {
+                let chains = pf.chains_of(gt).iter().zip(pf.chain_mins_of(gt));
+                for ((&chain, &min), screen) in chains.zip(pf.chain_screens_of(gt)) {
                     // Too short for the chain to make of it a value with one of the
                     // group's literals: neither computed nor scanned.
                     if raw.len() < usize::from(min) {
                         continue;
+                    }
+                    // Nor where the chain only deletes bytes of this value and folds its
+                    // case, and the raw value holds none of the literals that way.
+                    if let Some(s) = screen {
+                        let deleting_only = changed & s.before == 0 && changed & s.deleting != 0;
+                        if deleting_only && !s.screen.may_match(raw) {
+                            continue;
+                        }
                     }
                     let v = match chain {
                         Some(c) => cache.in_row(&rs.chains, row, raw, c),
@@ -2858,6 +2868,38 @@ mod tests {
 
     /// A value too short for a chain to make of it one with a literal of the group is
     /// neither transformed nor scanned through that chain; one just long enough matches.
+    /// A chain that only deletes bytes of a value and folds its case (`cmdLine` here) is
+    /// not computed for a value that cannot hold one of the group's literals that way.
+    #[test]
+    fn deleting_chains_skip_values_without_their_literals() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx \\.\\./\" \"id:1,phase:1,pass,t:none,t:cmdLine,\
+                   multiMatch,setvar:'tx.hit=%{MATCHED_VAR_NAME}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let pf = &rs.prefilter;
+        let screens = pf.chain_screens_of(&pf.group_targets[0]);
+        assert_eq!(screens.iter().filter(|s| s.is_some()).count(), 1);
+        for (query, hit, computed) in [
+            // Upper case and a comma: changed, and no `../` whatever is deleted.
+            ("a=Hello,World", None, 0),
+            // `.^./`: the caret goes.
+            ("a=X.%5E./y", Some("ARGS:a"), 1),
+            // A space between the dots stays, but the screen only knows it may go.
+            ("a=A.%20./", None, 1),
+            // Unchanged by `cmdLine`: its raw scan answers.
+            ("a=../x", Some("ARGS:a"), 0),
+        ] {
+            let (tx, got) = phase1_hit(&rs, query);
+            assert_eq!(got.as_deref(), hit, "{query}");
+            assert_eq!(tx.scratch.cache.stored(), computed, "{query}");
+        }
+    }
+
     #[test]
     fn values_too_short_for_a_literal_skip_the_chain() {
         let rs = Arc::new(
