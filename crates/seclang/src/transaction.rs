@@ -104,7 +104,8 @@ struct Hit {
     /// Key and (transformed) value, in `Scratch::hit_bytes`.
     key: std::ops::Range<usize>,
     value: std::ops::Range<usize>,
-    groups: Vec<Vec<u8>>,
+    /// Its capture groups, in `Scratch::hit_groups` (ranges of `Scratch::hit_bytes`).
+    groups: std::ops::Range<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -352,6 +353,9 @@ struct Scratch {
     /// The values a rule link matched while it runs.
     hits: Vec<Hit>,
     hit_bytes: Vec<u8>,
+    hit_groups: Vec<std::ops::Range<usize>>,
+    /// What operators capture into, value after value.
+    caps: Captures,
     /// Buffers macros expand into, lent while a `setvar`, `setenv` or operator parameter
     /// is expanded.
     expansions: [Vec<u8>; 2],
@@ -543,6 +547,9 @@ impl Scratch {
             if b.capacity() > MAX_KEPT_BYTES {
                 *b = Vec::new();
             }
+        }
+        if self.caps.capacity() > MAX_KEPT_BYTES {
+            self.caps = Captures::default();
         }
         // A few per thread cover nested or interleaved transactions.
         let _ = POOL.try_with(|p| {
@@ -1600,11 +1607,16 @@ impl Transaction {
             cache,
             hits,
             hit_bytes,
+            hit_groups,
+            caps,
             scans,
             ..
         } = &mut self.scratch;
         hits.clear();
         hit_bytes.clear();
+        hit_groups.clear();
+        caps.wanted = link.capture;
+        caps.clear();
         let mut link_values = LinkValues {
             rs,
             link,
@@ -1622,12 +1634,10 @@ impl Transaction {
                 op,
                 op_fails,
                 negated: link.negated,
-                caps: Captures {
-                    wanted: link.capture,
-                    groups: Vec::new(),
-                },
+                caps,
                 hits,
                 hit_bytes,
+                hit_groups,
                 #[cfg(test)]
                 operator_runs: &mut self.operator_runs,
             },
@@ -1638,6 +1648,7 @@ impl Transaction {
         }
         let mut hits = std::mem::take(&mut self.scratch.hits);
         let bytes = std::mem::take(&mut self.scratch.hit_bytes);
+        let groups = std::mem::take(&mut self.scratch.hit_groups);
         // Runtime target removals (ctl:ruleRemoveTarget*) apply to the starter's id and tags.
         if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
             hits.retain(|h| !self.target_removed(starter, h.var, &bytes[h.key.clone()]));
@@ -1648,8 +1659,8 @@ impl Transaction {
             if link.capture {
                 if let Some(h) = hits.iter().rev().find(|h| !h.groups.is_empty()) {
                     // TX:0..TX:9 are slots 0..9: the rule set numbers them first.
-                    for (i, g) in h.groups.iter().enumerate() {
-                        d.tx.set(&[b'0' + i as u8], Some(i as u32), g);
+                    for (i, g) in groups[h.groups.clone()].iter().enumerate() {
+                        d.tx.set(&[b'0' + i as u8], Some(i as u32), &bytes[g.clone()]);
                     }
                 }
             }
@@ -1661,6 +1672,7 @@ impl Transaction {
         }
         self.scratch.hits = hits;
         self.scratch.hit_bytes = bytes;
+        self.scratch.hit_groups = groups;
         matched
     }
 
@@ -1717,10 +1729,7 @@ impl Transaction {
                 let Some(value) = tx_key_value(tx, slot, count) else {
                     return Some(false);
                 };
-                let mut caps = Captures {
-                    wanted: false,
-                    groups: Vec::new(),
-                };
+                let mut caps = Captures::new(false);
                 op.matches(value, &mut caps)
             }
         };
@@ -2053,9 +2062,10 @@ struct ValueTest<'a> {
     op: &'a dyn Operator,
     op_fails: bool,
     negated: bool,
-    caps: Captures,
+    caps: &'a mut Captures,
     hits: &'a mut Vec<Hit>,
     hit_bytes: &'a mut Vec<u8>,
+    hit_groups: &'a mut Vec<std::ops::Range<usize>>,
     #[cfg(test)]
     operator_runs: &'a mut usize,
 }
@@ -2072,19 +2082,26 @@ impl ValueTest<'_> {
         {
             *self.operator_runs += 1;
         }
-        if (!self.op_fails && self.op.matches(v, &mut self.caps)) == self.negated {
+        if (!self.op_fails && self.op.matches(v, self.caps)) == self.negated {
             return false;
         }
         let hit_bytes = &mut *self.hit_bytes;
-        let mut keep = |b: &[u8]| {
+        let keep = |hit_bytes: &mut Vec<u8>, b: &[u8]| {
             hit_bytes.extend_from_slice(b);
             hit_bytes.len() - b.len()..hit_bytes.len()
         };
+        let key = keep(hit_bytes, key);
+        let value = keep(hit_bytes, v);
+        let first = self.hit_groups.len();
+        for g in self.caps.groups() {
+            self.hit_groups.push(keep(hit_bytes, g));
+        }
+        self.caps.clear();
         self.hits.push(Hit {
             var,
-            key: keep(key),
-            value: keep(v),
-            groups: std::mem::take(&mut self.caps.groups),
+            key,
+            value,
+            groups: first..self.hit_groups.len(),
         });
         true
     }

@@ -54,8 +54,7 @@ impl Operator for DetectSqli {
             // `get_fingerprint` would tokenize the input once more to compute it again.
             let fp = &state.fingerprint;
             let len = fp.iter().position(|&b| b == 0).unwrap_or(fp.len());
-            caps.groups.clear();
-            caps.groups.push(fp[..len].to_vec());
+            caps.set([&fp[..len]]);
         }
         true
     }
@@ -100,19 +99,16 @@ mod tests {
         let mut positives = 0;
         for input in inputs {
             let want = libinjectionrs::detect_sqli(input);
-            let mut caps = Captures {
-                wanted: true,
-                groups: Vec::new(),
-            };
+            let mut caps = Captures::new(true);
             let got = op.matches(input, &mut caps);
             let shown = String::from_utf8_lossy(input);
             assert_eq!(got, want.is_injection(), "{shown}");
             if got {
                 positives += 1;
                 let fp = want.fingerprint.map(|f| f.to_string()).unwrap_or_default();
-                assert_eq!(caps.groups, vec![fp.into_bytes()], "{shown}");
+                assert_eq!(caps.groups(), vec![fp.into_bytes()], "{shown}");
             } else {
-                assert!(caps.groups.is_empty(), "{shown}");
+                assert!(caps.groups().is_empty(), "{shown}");
             }
         }
         assert!(positives >= 5, "the corpus exercises the capture");

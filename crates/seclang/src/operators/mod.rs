@@ -39,12 +39,53 @@ pub use shared::first_search_builds;
 
 use std::path::{Path, PathBuf};
 
-/// Capture groups an operator reports (TX:0..TX:9) when the rule has `capture`.
+/// Capture groups an operator reports (TX:0..TX:9) when the rule has `capture`. Setting
+/// them reuses the buffers of the groups set before: a transaction keeps one `Captures`
+/// for all its rules.
 #[derive(Debug, Default)]
 pub struct Captures {
     /// Whether the rule asked for captures; operators skip the work otherwise.
     pub wanted: bool,
-    pub groups: Vec<Vec<u8>>,
+    buffers: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl Captures {
+    pub fn new(wanted: bool) -> Captures {
+        Captures {
+            wanted,
+            ..Captures::default()
+        }
+    }
+
+    /// The groups, group 0 (the whole match) first.
+    pub fn groups(&self) -> &[Vec<u8>] {
+        &self.buffers[..self.len]
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The bytes its buffers hold on to.
+    pub fn capacity(&self) -> usize {
+        self.buffers.iter().map(Vec::capacity).sum()
+    }
+
+    /// Sets the groups to `groups`.
+    pub fn set<'a>(&mut self, groups: impl IntoIterator<Item = &'a [u8]>) {
+        self.len = 0;
+        for g in groups {
+            match self.buffers.get_mut(self.len) {
+                Some(b) => {
+                    b.clear();
+                    b.extend_from_slice(g);
+                }
+                None => self.buffers.push(g.to_vec()),
+            }
+            self.len += 1;
+        }
+    }
 }
 
 /// A compiled operator.

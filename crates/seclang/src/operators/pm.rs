@@ -84,8 +84,7 @@ impl Operator for Pm {
         match self.phrases.ac().and_then(|ac| ac.find(input)) {
             Some(m) => {
                 if caps.wanted {
-                    caps.groups.clear();
-                    caps.groups.push(input[m.start()..m.end()].to_vec());
+                    caps.set([&input[m.start()..m.end()]]);
                 }
                 true
             }
@@ -114,12 +113,9 @@ mod tests {
         let pm = Pm::from_phrases(phrases()).unwrap();
         let twin = Pm::from_phrases(phrases()).unwrap();
         assert!(pm.phrases.ac.get().is_none(), "built at load");
-        let mut caps = Captures {
-            wanted: true,
-            groups: vec![],
-        };
+        let mut caps = Captures::new(true);
         assert!(pm.matches(b"x LAZYphraseTWO y", &mut caps));
-        assert_eq!(caps.groups, vec![b"LAZYphraseTWO".to_vec()]);
+        assert_eq!(caps.groups(), vec![b"LAZYphraseTWO".to_vec()]);
         assert!(pm.phrases.ac.get().is_some());
         assert!(twin.phrases.ac.get().is_some(), "one build for both");
         assert!(!pm.matches(b"lazyphrase", &mut Captures::default()));
@@ -131,11 +127,8 @@ mod tests {
         assert!(test_match(&*op, b"Mozilla SQLMap/1.0"));
         assert!(!test_match(&*op, b"curl"));
         assert!(!test_match(&*op, b""));
-        let mut caps = Captures {
-            wanted: true,
-            groups: vec![],
-        };
+        let mut caps = Captures::new(true);
         assert!(op.matches(b"xNIKTOx", &mut caps));
-        assert_eq!(caps.groups, vec![b"NIKTO".to_vec()]);
+        assert_eq!(caps.groups(), vec![b"NIKTO".to_vec()]);
     }
 }

@@ -364,7 +364,7 @@ impl Lazy {
         self.engines().is_some_and(|e| e.is_match(input))
     }
 
-    fn captures(&self, input: &[u8], groups: &mut Vec<Vec<u8>>) -> bool {
+    fn captures(&self, input: &[u8], groups: &mut Captures) -> bool {
         self.engines().is_some_and(|e| e.captures(input, groups))
     }
 }
@@ -454,7 +454,7 @@ impl Engines {
     /// The lazy DFA finds where the match lies (see [`Engines::bounds`]); the slow engines
     /// only run for patterns with groups of their own, anchored at the match's start and
     /// confined to its span, or where the DFA could not tell.
-    fn captures(&self, input: &[u8], groups: &mut Vec<Vec<u8>>) -> bool {
+    fn captures(&self, input: &[u8], groups: &mut Captures) -> bool {
         let mut scratch = self.scratch.get();
         let Scratch { dfa, slow } = &mut *scratch;
         let bounds = match &self.dfa {
@@ -468,7 +468,7 @@ impl Engines {
         };
         groups.clear();
         if exact && !self.has_groups {
-            groups.push(input[span].to_vec());
+            groups.set([&input[span]]);
             return true;
         }
         let SlowScratch {
@@ -493,11 +493,10 @@ impl Engines {
         if !slots.is_match() {
             return false;
         }
-        groups.extend((0..slots.group_len().min(10)).map(|i| {
-            slots
-                .get_group(i)
-                .map_or(Vec::new(), |sp| input[sp.range()].to_vec())
-        }));
+        groups.set(
+            (0..slots.group_len().min(10))
+                .map(|i| slots.get_group(i).map_or(&[][..], |sp| &input[sp.range()])),
+        );
         true
     }
 
@@ -647,23 +646,20 @@ impl Operator for Rx {
         match &self.engine {
             Engine::Rust(re) if re.whole => {
                 if caps.wanted {
-                    caps.groups.clear();
-                    caps.groups.push(input.to_vec());
+                    caps.set([input]);
                 }
                 true
             }
             Engine::Rust(re) if !re.screen.admit(input) => false,
             // Captures cost more; most values do not match, so ask the cheap question first.
-            Engine::Rust(re) if caps.wanted => re.captures(input, &mut caps.groups),
+            Engine::Rust(re) if caps.wanted => re.captures(input, caps),
             Engine::Rust(re) => re.is_match(input),
             // A PCRE2 error (match limit hit) counts as no match, as in ModSecurity.
             Engine::Pcre(re) if caps.wanted && !re.is_match(input).unwrap_or(false) => false,
             Engine::Pcre(re) if caps.wanted => match re.captures(input) {
                 Ok(Some(c)) => {
-                    caps.groups.clear();
-                    caps.groups.extend(
-                        (0..c.len().min(10))
-                            .map(|i| c.get(i).map_or(Vec::new(), |m| m.as_bytes().to_vec())),
+                    caps.set(
+                        (0..c.len().min(10)).map(|i| c.get(i).map_or(&[][..], |m| m.as_bytes())),
                     );
                     true
                 }
@@ -703,13 +699,10 @@ mod tests {
         assert!(!built(&re), "built at load");
         let twin = Rx::compile(pattern, &mut Vec::new()).unwrap();
         let builds_before = crate::operators::first_search_builds();
-        let mut caps = Captures {
-            wanted: true,
-            groups: Vec::new(),
-        };
+        let mut caps = Captures::new(true);
         assert!(re.matches(b"a lazy-42-engines b", &mut caps));
         assert_eq!(
-            caps.groups,
+            caps.groups(),
             vec![b"lazy-42-engines".to_vec(), b"42".to_vec()]
         );
         assert!(built(&re));
@@ -743,13 +736,10 @@ mod tests {
     fn captures_groups() {
         let mut n = Vec::new();
         let re = Rx::compile(r"(\d+)-(\w+)?", &mut n).unwrap();
-        let mut caps = Captures {
-            wanted: true,
-            groups: Vec::new(),
-        };
+        let mut caps = Captures::new(true);
         assert!(re.matches(b"x 12- y", &mut caps));
         assert_eq!(
-            caps.groups,
+            caps.groups(),
             vec![b"12-".to_vec(), b"12".to_vec(), Vec::new()]
         );
     }
@@ -783,10 +773,7 @@ mod tests {
                 .build()
                 .unwrap();
             for i in inputs {
-                let mut caps = Captures {
-                    wanted: true,
-                    groups: Vec::new(),
-                };
+                let mut caps = Captures::new(true);
                 let expected = reference.captures(i);
                 assert_eq!(re.matches(i, &mut Captures::default()), expected.is_some());
                 assert_eq!(re.matches(i, &mut caps), expected.is_some());
@@ -795,7 +782,7 @@ mod tests {
                         .iter()
                         .map(|g| g.map_or(Vec::new(), |m| m.as_bytes().to_vec()))
                         .collect();
-                    assert_eq!(caps.groups, groups, "{p}");
+                    assert_eq!(caps.groups(), groups, "{p}");
                 }
             }
         }
@@ -1034,10 +1021,7 @@ mod tests {
                     decided += 1;
                     assert!(expected.is_none(), "{p} ruled out {i:?}");
                 }
-                let mut caps = Captures {
-                    wanted: true,
-                    groups: Vec::new(),
-                };
+                let mut caps = Captures::new(true);
                 assert_eq!(re.matches(i, &mut Captures::default()), expected.is_some());
                 assert_eq!(re.matches(i, &mut caps), expected.is_some(), "{p} {i:?}");
             }

@@ -330,10 +330,7 @@ fn sqli_capture_is_the_library_fingerprint_on_random_inputs() {
     for _ in 0..rounds {
         sql_input(&mut rng, &mut input);
         let want = libinjectionrs::detect_sqli(&input);
-        let mut caps = Captures {
-            wanted: true,
-            groups: Vec::new(),
-        };
+        let mut caps = Captures::new(true);
         let shown = String::from_utf8_lossy(&input);
         assert_eq!(
             op.matches(&input, &mut caps),
@@ -343,7 +340,7 @@ fn sqli_capture_is_the_library_fingerprint_on_random_inputs() {
         if want.is_injection() {
             positives += 1;
             let fp = want.fingerprint.map(|f| f.to_string()).unwrap_or_default();
-            assert_eq!(caps.groups, vec![fp.into_bytes()], "{shown}");
+            assert_eq!(caps.groups(), vec![fp.into_bytes()], "{shown}");
         }
     }
     assert!(

@@ -141,8 +141,9 @@ struct Tally {
 /// One value: the captures agree with the reference, and what way they were found.
 fn compare(re: &Lazy, reference: &mut Reference<'_>, input: &[u8], tally: &mut Tally) {
     tally.values += 1;
-    let mut groups = Vec::new();
-    let found = re.captures(input, &mut groups);
+    let mut caps = crate::operators::Captures::new(true);
+    let found = re.captures(input, &mut caps);
+    let groups = caps.groups().to_vec();
     let expected = reference.captures(input);
     let shown = |g: &Vec<Vec<u8>>| -> Vec<String> {
         g.iter()
