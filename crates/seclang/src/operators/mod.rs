@@ -36,6 +36,9 @@ mod within;
 
 pub use rx::Rx;
 pub use shared::first_search_builds;
+/// For the `sqli_fingerprint` fuzz target, which holds them to the library.
+#[doc(hidden)]
+pub use sqli_fingerprint::{clears as sqli_cleared, fingerprint as sqli_first_pass};
 
 use std::path::{Path, PathBuf};
 

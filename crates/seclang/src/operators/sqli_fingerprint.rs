@@ -611,8 +611,7 @@ fn fold(lexer: &mut Lexer<'_>) -> Result<([Token; MAX_TOKENS + 3], usize), Unsup
 
 /// The library's first-pass fingerprint of `input` (without the fold's tokens of type
 /// none), or `None` for an input outside this module's subset.
-#[cfg(test)]
-pub(super) fn fingerprint(input: &[u8]) -> Option<Vec<u8>> {
+pub fn fingerprint(input: &[u8]) -> Option<Vec<u8>> {
     let (tokens, n) = first_pass(input)?;
     Some(
         tokens[..n]
@@ -635,7 +634,7 @@ fn first_pass(input: &[u8]) -> Option<([Token; MAX_TOKENS + 3], usize)> {
 
 /// Whether `input` is certainly not SQLi by libinjection: one pass, whose fingerprint the
 /// library does not list. False means "ask the library".
-pub(super) fn clears(input: &[u8]) -> bool {
+pub fn clears(input: &[u8]) -> bool {
     let Some((tokens, n)) = first_pass(input) else {
         return false;
     };
