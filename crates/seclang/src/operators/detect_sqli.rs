@@ -9,6 +9,9 @@ use super::{sqli_fingerprint, BuildContext, Captures, Operator};
 pub struct DetectSqli;
 
 pub fn new(_: &str, _: &mut BuildContext<'_>) -> Result<Box<dyn Operator>, String> {
+    // Built where the rules load (nginx's master): workers inherit the table and never read
+    // the library's 0.3 MB keyword list it is made from.
+    sqli_fingerprint::load_keywords();
     Ok(Box::new(DetectSqli))
 }
 

@@ -17,7 +17,7 @@
 
 use std::sync::OnceLock;
 
-use libinjectionrs::sqli::sqli_data::{get_char_type, CharType, SQL_KEYWORDS};
+use libinjectionrs::sqli::sqli_data::{get_char_type, CharType, Keyword, SQL_KEYWORDS};
 use rustc_hash::FxHashMap;
 
 /// The most tokens a fingerprint has.
@@ -94,48 +94,120 @@ impl Token {
     }
 }
 
-/// The library's keyword table by upper-case word: the token type of each word it does not
-/// read as a bareword; its fingerprints (`0` and up to five type characters, 8,367 of them)
-/// apart, packed in integers, sorted: 67 KB rather than the 400 KB of one map for all.
+/// The library's keyword table (`SQL_KEYWORDS`, a `const` of 9,352 `&str` entries: a copy
+/// of it used at run time would be 0.3 MB of relocated data, resident in every process),
+/// read at compile time into tables without pointers: its fingerprints (`0` and up to five
+/// type characters) packed in integers, and the words it does not read as barewords.
+const fn is_listed_fingerprint(k: &Keyword) -> bool {
+    let w = k.word.as_bytes();
+    k.token_type == FINGERPRINT && !w.is_empty() && w.len() <= 8 && w[0] == b'0'
+}
+
+/// The types `lookup_word` maps; any other reads as a bareword.
+const fn is_typed_word(k: &Keyword) -> bool {
+    let mut i = 0;
+    let types = b"kfUETto&v1ABF";
+    while i < types.len() {
+        if types[i] == k.token_type {
+            return !is_listed_fingerprint(k);
+        }
+        i += 1;
+    }
+    false
+}
+
+/// How many entries are listed fingerprints (`fingerprints`) or typed words (not).
+const fn count(fingerprints: bool) -> usize {
+    let (mut i, mut n) = (0, 0);
+    while i < SQL_KEYWORDS.len() {
+        let k = &SQL_KEYWORDS[i];
+        let counted = if fingerprints {
+            is_listed_fingerprint(k)
+        } else {
+            is_typed_word(k)
+        };
+        if counted {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// The longest word a table entry has.
+const LONGEST_WORD: usize = 32;
+
+/// `key` (at most 8 bytes, no NUL) as an integer, byte order kept.
+const fn packed(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let mut i = 0;
+    while i < key.len() {
+        bytes[i] = key[i];
+        i += 1;
+    }
+    u64::from_be_bytes(bytes)
+}
+
+/// The listed fingerprints, in the table's (byte) order.
+static FINGERPRINTS: [u64; count(true)] = {
+    let mut out = [0u64; count(true)];
+    let (mut i, mut n) = (0, 0);
+    while i < SQL_KEYWORDS.len() {
+        if is_listed_fingerprint(&SQL_KEYWORDS[i]) {
+            out[n] = packed(SQL_KEYWORDS[i].word.as_bytes());
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+/// The other words with a type: (type, length, word).
+static WORDS: [(u8, u8, [u8; LONGEST_WORD]); count(false)] = {
+    let mut out = [(0u8, 0u8, [0u8; LONGEST_WORD]); count(false)];
+    let (mut i, mut n) = (0, 0);
+    while i < SQL_KEYWORDS.len() {
+        let k = &SQL_KEYWORDS[i];
+        if is_typed_word(k) {
+            let w = k.word.as_bytes();
+            assert!(
+                w.len() <= LONGEST_WORD,
+                "a keyword longer than the table's words"
+            );
+            let mut j = 0;
+            while j < w.len() {
+                out[n].2[j] = w[j];
+                j += 1;
+            }
+            out[n] = (k.token_type, w.len() as u8, out[n].2);
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+/// [`WORDS`] by word.
 struct Keywords {
     types: FxHashMap<&'static [u8], u8>,
     longest: usize,
-    fingerprints: Vec<u64>,
-}
-
-/// `key` (at most 8 bytes, no NUL) as an integer, byte order kept.
-fn packed(key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes[..key.len()].copy_from_slice(key);
-    u64::from_be_bytes(bytes)
 }
 
 fn keywords() -> &'static Keywords {
     static KEYWORDS: OnceLock<Keywords> = OnceLock::new();
     KEYWORDS.get_or_init(|| {
-        let mut k = Keywords {
-            types: FxHashMap::default(),
-            longest: 0,
-            fingerprints: Vec::new(),
-        };
-        for entry in SQL_KEYWORDS {
-            let word = entry.word.as_bytes();
-            match entry.token_type {
-                FINGERPRINT if word.len() <= 8 && word.starts_with(b"0") => {
-                    k.fingerprints.push(packed(word));
-                }
-                // The types `lookup_word` maps; any other reads as a bareword.
-                t if b"kfUETto&v1ABF".contains(&t) => {
-                    k.types.insert(word, t);
-                    k.longest = k.longest.max(word.len());
-                }
-                _ => {}
-            }
-        }
-        k.fingerprints.sort_unstable();
-        k.types.shrink_to_fit();
-        k
+        let types: FxHashMap<&'static [u8], u8> = WORDS
+            .iter()
+            .map(|(t, len, word)| (&word[..usize::from(*len)], *t))
+            .collect();
+        let longest = WORDS.iter().map(|w| usize::from(w.1)).max().unwrap_or(0);
+        Keywords { types, longest }
     })
+}
+
+/// Builds the keyword table now rather than on first use.
+pub(super) fn load_keywords() {
+    keywords();
 }
 
 /// The library's `lookup_word`: the type of `word`, ASCII case ignored.
@@ -151,7 +223,7 @@ fn lookup(word: &[u8]) -> u8 {
     }
     // Every listed fingerprint begins with `0` (any that did not would be in the map).
     let fingerprint = upper.len() <= 8 && upper.first() == Some(&b'0') && !upper.contains(&0);
-    if fingerprint && k.fingerprints.binary_search(&packed(upper)).is_ok() {
+    if fingerprint && FINGERPRINTS.binary_search(&packed(upper)).is_ok() {
         return FINGERPRINT;
     }
     k.types.get(&*upper).copied().unwrap_or(BAREWORD)
@@ -706,6 +778,17 @@ mod tests {
                 "{w:?}"
             );
         }
+    }
+
+    /// The binary search over the fingerprints needs them in order, as the library's own
+    /// over its table does.
+    #[test]
+    fn fingerprints_are_sorted() {
+        assert!(FINGERPRINTS.windows(2).all(|w| w[0] < w[1]));
+        let typed = SQL_KEYWORDS
+            .iter()
+            .filter(|k| b"kfUETto&v1ABF".contains(&k.token_type));
+        assert_eq!(FINGERPRINTS.len() + WORDS.len(), typed.count());
     }
 
     /// What browsers send is computed, not listed: cleared without the library.
