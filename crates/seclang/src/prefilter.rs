@@ -2480,6 +2480,17 @@ mod tests {
 
     /// Against transforming first: for a chain that lower-cases and a literal in lower case
     /// without deleted bytes, the screen says whether the transformed value contains it.
+    /// `raw` through `steps`, one after the other.
+    fn through(steps: &[transformations::TransformId], raw: &[u8]) -> Vec<u8> {
+        let mut value = raw.to_vec();
+        for &t in steps {
+            let mut out = Vec::new();
+            transformations::apply(t, &value, &mut out);
+            value = out;
+        }
+        value
+    }
+
     /// Through `cmdLine` (which also folds `, ;` and whitespace into one space and drops a
     /// space before `/` or `(`) the screen is not exact, but never answers no where
     /// transforming first finds the literal.
@@ -2503,12 +2514,7 @@ mod tests {
             let literals = vec![word(&mut next, len).to_ascii_lowercase()];
             let len = next(16);
             let raw = word(&mut next, len);
-            let mut transformed = raw.clone();
-            for &t in &steps {
-                let mut out = Vec::new();
-                transformations::apply(t, &transformed, &mut out);
-                transformed = out;
-            }
+            let transformed = through(&steps, &raw);
             let Some(screen) = RawScreen::new(&literals, &steps) else {
                 continue;
             };
@@ -2556,12 +2562,7 @@ mod tests {
             }
             let len = next(24);
             let raw = word(&mut next, len);
-            let mut transformed = raw.clone();
-            for &t in &steps {
-                let mut out = Vec::new();
-                transformations::apply(t, &transformed, &mut out);
-                transformed = out;
-            }
+            let transformed = through(&steps, &raw);
             let contains = memchr::memmem::find(&transformed, &literal).is_some();
             let screen = RawScreen::new(std::slice::from_ref(&literal), &steps).unwrap();
             // The literal keeps no byte the chain deletes and no upper case: then the screen

@@ -583,6 +583,27 @@ fn fold_three(v: &mut [Token; MAX_TOKENS + 3], left: usize) -> Three {
     Three::Keep
 }
 
+/// Reads tokens into `v` from `pos` on until there are `want` (the fold keeps at most one
+/// past [`MAX_TOKENS`]); whether there are. `more` turns false at the end of the input.
+fn read_to(
+    lexer: &mut Lexer<'_>,
+    v: &mut [Token; MAX_TOKENS + 3],
+    pos: &mut usize,
+    more: &mut bool,
+    want: usize,
+) -> Result<bool, Unsupported> {
+    while *more && *pos <= MAX_TOKENS && *pos < want {
+        match lexer.next()? {
+            Some(t) => {
+                v[*pos] = t;
+                *pos += 1;
+            }
+            None => *more = false,
+        }
+    }
+    Ok(*pos >= want)
+}
+
 /// The library's fold: the folded tokens (at most [`MAX_TOKENS`]) and how many there are.
 fn fold(lexer: &mut Lexer<'_>) -> Result<([Token; MAX_TOKENS + 3], usize), Unsupported> {
     let mut v = [Token::NONE; MAX_TOKENS + 3];
@@ -638,16 +659,7 @@ fn fold(lexer: &mut Lexer<'_>) -> Result<([Token; MAX_TOKENS + 3], usize), Unsup
             left = pos;
             break;
         }
-        while more && pos <= MAX_TOKENS && pos - left < 2 {
-            match lexer.next()? {
-                Some(t) => {
-                    v[pos] = t;
-                    pos += 1;
-                }
-                None => more = false,
-            }
-        }
-        if pos - left < 2 {
+        if !read_to(lexer, &mut v, &mut pos, &mut more, left + 2)? {
             left = pos;
             continue;
         }
@@ -674,16 +686,7 @@ fn fold(lexer: &mut Lexer<'_>) -> Result<([Token; MAX_TOKENS + 3], usize), Unsup
                 }
             }
         }
-        while more && pos <= MAX_TOKENS && pos - left < 3 {
-            match lexer.next()? {
-                Some(t) => {
-                    v[pos] = t;
-                    pos += 1;
-                }
-                None => more = false,
-            }
-        }
-        if pos - left < 3 {
+        if !read_to(lexer, &mut v, &mut pos, &mut more, left + 3)? {
             left = pos;
             continue;
         }
