@@ -3,7 +3,7 @@
 //!
 //! `libinjectionrs` 0.1.1 spends about 1.5 µs on a browser's User-Agent and 3 µs on a URL
 //! (a `contains` over 30 delimiters for every byte of a word, a `String` and a binary search
-//! over 9,352 strings for every keyword lookup). The tokenizer and fold below are the
+//! over 9,352 strings for every keyword lookup; `benches/sqli.rs`). The tokenizer and fold below are the
 //! library's, rule for rule, over the subset of inputs that are ASCII, hold no `'` or `"`,
 //! and, as far as the fold reads, no comment (`--`, `/*`, `#`), variable (`@`), `$`, `[`,
 //! brace, backslash or backtick where a token starts. On such an input the library makes
