@@ -133,7 +133,7 @@ const fn count(fingerprints: bool) -> usize {
     n
 }
 
-/// The longest word a table entry has.
+/// Room for a word of the table (its longest has 29 bytes; the build fails past this).
 const LONGEST_WORD: usize = 32;
 
 /// `key` (at most 8 bytes, no NUL) as an integer, byte order kept.
