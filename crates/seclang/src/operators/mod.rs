@@ -223,6 +223,30 @@ pub(crate) fn test_match(op: &dyn Operator, input: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// Reused buffers hold the last groups set and nothing of those before: fewer and
+    /// shorter groups, an empty one, a clear.
+    #[test]
+    fn captures_reuse_buffers_without_keeping_old_groups() {
+        let mut caps = Captures::new(true);
+        caps.set([&b"whole match"[..], b"first", b"second"]);
+        assert_eq!(
+            caps.groups(),
+            [
+                b"whole match".to_vec(),
+                b"first".to_vec(),
+                b"second".to_vec()
+            ]
+        );
+        caps.set([&b"ab"[..], b""]);
+        assert_eq!(caps.groups(), [b"ab".to_vec(), Vec::new()]);
+        caps.clear();
+        assert!(caps.groups().is_empty());
+        caps.set([&b"x"[..]]);
+        assert_eq!(caps.groups(), [b"x".to_vec()]);
+        // The buffers of the first call are still held.
+        assert!(caps.capacity() >= b"whole match".len() + b"first".len() + b"second".len());
+    }
+
     #[test]
     fn parse_int_like_atoi() {
         assert_eq!(parse_int(b" 42abc"), 42);
