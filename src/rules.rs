@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use honeytrap_core::event::{AnomalyScore, Event, EventId, Kind, RuleMatch, RuleRef};
+use honeytrap_core::event::{ip_string, AnomalyScore, Event, EventId, Kind, RuleMatch, RuleRef};
 use honeytrap_seclang::{lossy_string, EngineMode, Intervention, RuleSet, Transaction, TxInput};
 use ngx::ffi::{
     ngx_chain_t, ngx_http_request_t, ngx_int_t, NGX_HTTP_CLOSE, NGX_HTTP_HEAD,
@@ -95,13 +95,13 @@ pub(crate) fn begin(
     let peer = request::peer(r);
     let local = request::local_addr(r);
     let input = TxInput {
-        remote_addr: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
+        remote_addr: peer.map(|a| ip_string(a.ip())).unwrap_or_default(),
         remote_port: peer.map(|a| a.port()).unwrap_or(0),
-        server_addr: local.map(|a| a.ip().to_string()).unwrap_or_default(),
+        server_addr: local.map(|a| ip_string(a.ip())).unwrap_or_default(),
         server_port: local.map(|a| a.port()).unwrap_or(0),
         server_name: String::from_utf8_lossy(r.headers_in.server.as_bytes()).into_owned(),
         // The same generator as event ids: random, and distinct across forked workers.
-        unique_id: EventId::random().to_string(),
+        unique_id: EventId::random().hex_string(),
     };
     let mut tx = Box::new(rules.transaction(input));
     if baits.flagged {

@@ -8,7 +8,6 @@
 //! serde-derived reference in `doc_reference.rs` writes (tests compare them).
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
@@ -324,22 +323,10 @@ fn push_decimal(out: &mut String, mut n: u64) {
 }
 
 /// An address as a JSON string. An address's text is digits, dots, colons and hex: nothing
-/// to escape. IPv4, the common case, skips `fmt`.
+/// to escape.
 fn push_ip(out: &mut String, ip: IpAddr) {
     out.push('"');
-    match ip {
-        IpAddr::V4(v4) => {
-            for (at, octet) in v4.octets().into_iter().enumerate() {
-                if at > 0 {
-                    out.push('.');
-                }
-                push_decimal(out, octet.into());
-            }
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
-    }
+    super::text::push_ip(out, ip);
     out.push('"');
 }
 

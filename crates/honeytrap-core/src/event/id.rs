@@ -32,6 +32,11 @@ impl EventId {
         }
         out
     }
+
+    /// The 32 hex digits as a `String`, without `fmt`.
+    pub fn hex_string(self) -> String {
+        self.hex().into_iter().map(char::from).collect()
+    }
 }
 
 impl fmt::Display for EventId {
@@ -76,6 +81,15 @@ fn seed(pid: u32) -> u64 {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn hex_string_is_the_printed_id() {
+        for _ in 0..100 {
+            let id = EventId::random();
+            assert_eq!(id.hex_string(), id.to_string());
+        }
+        assert_eq!(EventId(0xab).hex_string(), format!("{:032x}", 0xab));
+    }
 
     #[test]
     fn printed_as_32_lowercase_hex_digits() {

@@ -17,6 +17,7 @@ mod text;
 mod ecs_conformance;
 
 pub use id::EventId;
+pub use text::ip_string;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
