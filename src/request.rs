@@ -28,7 +28,7 @@ pub(crate) struct RequestCtx {
     /// What the body filter does to this response.
     pub response: Option<crate::response::ResponseBait>,
     /// The SecLang transaction of a location with rules.
-    pub tx: Option<Box<honeytrap_seclang::Transaction>>,
+    pub tx: Option<honeytrap_seclang::PooledTransaction>,
     /// The rules' decision, when they blocked the request.
     pub denied: Option<honeytrap_seclang::Intervention>,
     /// The body read must also check the hidden form field.

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use honeytrap_core::event::{ip_string, AnomalyScore, Event, EventId, Kind, RuleMatch, RuleRef};
-use honeytrap_seclang::{lossy_string, EngineMode, Intervention, RuleSet, Transaction, TxInput};
+use honeytrap_seclang::{
+    lossy_string, EngineMode, Intervention, PooledTransaction, RuleSet, Transaction, TxInput,
+};
 use ngx::ffi::{
     ngx_chain_t, ngx_http_request_t, ngx_int_t, NGX_HTTP_CLOSE, NGX_HTTP_HEAD,
     NGX_HTTP_MOVED_TEMPORARILY,
@@ -91,7 +93,7 @@ pub(crate) fn begin(
     r: &mut ngx_http_request_t,
     rules: &Arc<RuleSet>,
     baits: &BaitVars<'_>,
-) -> (Box<Transaction>, Option<Intervention>) {
+) -> (PooledTransaction, Option<Intervention>) {
     let peer = request::peer(r);
     let local = request::local_addr(r);
     let input = TxInput {
@@ -103,7 +105,7 @@ pub(crate) fn begin(
         // The same generator as event ids: random, and distinct across forked workers.
         unique_id: EventId::random().hex_string(),
     };
-    let mut tx = Box::new(rules.transaction(input));
+    let mut tx = rules.pooled_transaction(input);
     if baits.flagged {
         tx.set_tx_var("honeytrap_flagged", b"1");
     }

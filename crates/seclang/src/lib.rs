@@ -46,5 +46,6 @@ pub use actions::EngineMode;
 pub use error::LoadError;
 pub use ruleset::{EngineConfig, RuleSet, RuleSetBuilder};
 pub use transaction::{
-    lossy_string, AnomalyScores, Intervention, LoggedMatch, MatchedRule, Transaction, TxInput,
+    lossy_string, AnomalyScores, Intervention, LoggedMatch, MatchedRule, PooledTransaction,
+    Transaction, TxInput,
 };

@@ -500,6 +500,13 @@ impl Scratch {
             .ok()
             .flatten()
             .unwrap_or_default();
+        s.prepare(rs);
+        s
+    }
+
+    /// Readies a pooled or trimmed scratch for a transaction of `rs`.
+    fn prepare(&mut self, rs: &RuleSet) {
+        let s = self;
         s.cache.clear(MAX_KEPT_BYTES, rs.chains.nodes.len());
         // Scans are keyed by the cache's rows, which start again.
         s.scans.clear();
@@ -528,7 +535,6 @@ impl Scratch {
         };
         built.by_link.resize_with(rs.dynamic_operators, || None);
         s.built.push(built);
-        s
     }
 
     /// The operators built for the transaction's rule set (see [`Scratch::take`]).
@@ -539,6 +545,18 @@ impl Scratch {
     }
 
     fn give_back(mut self) {
+        self.trim();
+        // A few per thread cover nested or interleaved transactions.
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < 8 {
+                p.push(self);
+            }
+        });
+    }
+
+    /// Drops the buffers a transaction grew past what an idle scratch keeps.
+    fn trim(&mut self) {
         self.cache.clear(MAX_KEPT_BYTES, 0);
         for b in [&mut self.match_bytes, &mut self.hit_bytes]
             .into_iter()
@@ -551,13 +569,6 @@ impl Scratch {
         if self.caps.capacity() > MAX_KEPT_BYTES {
             self.caps = Captures::default();
         }
-        // A few per thread cover nested or interleaved transactions.
-        let _ = POOL.try_with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < 8 {
-                p.push(self);
-            }
-        });
     }
 }
 
@@ -648,6 +659,143 @@ impl RuleSet {
             operator_runs: 0,
             #[cfg(test)]
             operator_builds: 0,
+        }
+    }
+}
+
+impl RuleSet {
+    /// [`RuleSet::transaction`] in memory the thread reuses: a transaction dropped before
+    /// (its box, request data and scratch) is readied in place, where `transaction` moves
+    /// them (4.6 KB) out of the thread's pool, into the transaction, and back on drop.
+    pub fn pooled_transaction(self: &Arc<Self>, input: TxInput) -> PooledTransaction {
+        let pooled = BOXES.try_with(|p| p.borrow_mut().pop()).ok().flatten();
+        match pooled {
+            Some(mut tx) => {
+                tx.restart(self, input);
+                PooledTransaction(Some(tx))
+            }
+            None => PooledTransaction(Some(Box::new(self.transaction(input)))),
+        }
+    }
+}
+
+thread_local! {
+    static BOXES: std::cell::RefCell<Vec<Box<Transaction>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A [`Transaction`] from [`RuleSet::pooled_transaction`]; dropped, it goes back to the
+/// thread's pool (of up to 8) emptied, its buffers kept as a dropped transaction's scratch
+/// keeps them.
+pub struct PooledTransaction(Option<Box<Transaction>>);
+
+impl std::ops::Deref for PooledTransaction {
+    type Target = Transaction;
+
+    fn deref(&self) -> &Transaction {
+        self.0
+            .as_deref()
+            .expect("a pooled transaction until dropped")
+    }
+}
+
+impl std::ops::DerefMut for PooledTransaction {
+    fn deref_mut(&mut self) -> &mut Transaction {
+        self.0
+            .as_deref_mut()
+            .expect("a pooled transaction until dropped")
+    }
+}
+
+impl Drop for PooledTransaction {
+    fn drop(&mut self) {
+        let Some(mut tx) = self.0.take() else {
+            return;
+        };
+        tx.release();
+        // A full pool (or a thread shutting down) drops the transaction as any other.
+        let _ = BOXES.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < 8 {
+                p.push(tx);
+            }
+        });
+    }
+}
+
+impl Transaction {
+    /// Empties the transaction for the pool: what it held of its request goes, buffers up
+    /// to what a dropped transaction's scratch keeps stay.
+    fn release(&mut self) {
+        self.data.recycle(MAX_KEPT_BYTES);
+        self.scratch.trim();
+        self.matched.clear();
+        self.matched_view = std::cell::OnceCell::new();
+        for tags in [&mut self.removed_tags, &mut self.removed_msgs] {
+            tags.clear();
+        }
+        self.removed_ids.clear();
+        self.removed_targets_by_id.clear();
+        self.removed_targets_by_tag.clear();
+        self.intervention = None;
+    }
+
+    /// A released transaction made new for `rs`: every field as [`RuleSet::transaction`]
+    /// sets it (the pattern names them all, so a field added later must be handled here).
+    fn restart(&mut self, rs: &Arc<RuleSet>, input: TxInput) {
+        let Transaction {
+            rs: own_rs,
+            data,
+            scratch,
+            start,
+            mode,
+            body_access,
+            force_body_var,
+            response_body_access,
+            removed_ids,
+            removed_tags,
+            removed_msgs,
+            rules_removed,
+            removed_targets_by_id,
+            removed_targets_by_tag,
+            tx_targets_removed,
+            allow_through,
+            intervention,
+            matched,
+            matched_view,
+            phases_done,
+            phase,
+            setup_pending,
+            #[cfg(test)]
+            operator_runs,
+            #[cfg(test)]
+            operator_builds,
+        } = self;
+        if !Arc::ptr_eq(own_rs, rs) {
+            *own_rs = Arc::clone(rs);
+        }
+        scratch.prepare(rs);
+        data.input = input;
+        data.tx.reset(&rs.tx_slots);
+        *start = Instant::now();
+        *mode = rs.config.engine;
+        *body_access = rs.config.request_body_access;
+        *force_body_var = false;
+        *response_body_access = rs.config.response_body_access;
+        // Emptied by `release`.
+        debug_assert!(removed_ids.is_empty() && removed_tags.is_empty() && removed_msgs.is_empty());
+        debug_assert!(removed_targets_by_id.is_empty() && removed_targets_by_tag.is_empty());
+        debug_assert!(intervention.is_none() && matched.is_empty() && matched_view.get().is_none());
+        *rules_removed = false;
+        *tx_targets_removed = false;
+        *allow_through = 0;
+        *phases_done = 0;
+        *phase = 0;
+        *setup_pending = rs.setup.is_some();
+        #[cfg(test)]
+        {
+            *operator_runs = 0;
+            *operator_builds = 0;
         }
     }
 }
@@ -3303,8 +3451,9 @@ mod tests {
         }
     }
 
-    /// A transaction that reuses the buffers of the one before it (the per-thread pool)
-    /// sees none of that one's request, response, variables or matches.
+    /// A transaction that reuses the buffers of the one before it (the per-thread pools,
+    /// of scratch and of pooled transactions) sees none of that one's request, response,
+    /// variables or matches.
     #[test]
     fn reused_buffers_carry_no_state_over() {
         let checks = [
@@ -3342,8 +3491,15 @@ mod tests {
             ));
         }
         let rs = Arc::new(RuleSet::from_text(&rules, "t").unwrap());
-        let run = |full: bool| {
-            let mut tx = rs.transaction(TxInput::default());
+        let run = |full: bool, pooled: bool| {
+            let (mut plain, mut reused);
+            let tx: &mut Transaction = if pooled {
+                reused = rs.pooled_transaction(TxInput::default());
+                &mut reused
+            } else {
+                plain = rs.transaction(TxInput::default());
+                &mut plain
+            };
             if full {
                 tx.set_request_line(b"POST", b"/a/b.php?x=1", b"HTTP/1.1");
                 tx.add_request_header(b"Cookie", b"s=1");
@@ -3363,12 +3519,72 @@ mod tests {
         let all: Vec<u32> = std::iter::once(1)
             .chain(100..100 + checks.len() as u32)
             .collect();
-        assert_eq!(run(true), all, "the first transaction sees every value");
-        assert_eq!(
-            run(false),
-            Vec::<u32>::new(),
-            "the next one sees none of them"
+        for pooled in [false, true, false] {
+            assert_eq!(
+                run(true, pooled),
+                all,
+                "the first transaction sees every value"
+            );
+            assert_eq!(
+                run(false, pooled),
+                Vec::<u32>::new(),
+                "the next one sees none of them (pooled: {pooled})"
+            );
+        }
+    }
+
+    /// A pooled transaction is made new whole: what the one before it changed at run time
+    /// (rules and targets removed by `ctl`, the engine mode, an intervention, `allow`,
+    /// TX, matches) is gone, for its own rule set and for another one.
+    #[test]
+    fn a_pooled_transaction_starts_as_a_new_one() {
+        let rules = |engine: &str| {
+            format!(
+                "SecRuleEngine {engine}\n\
+                 SecRule ARGS:a \"@streq 1\" \"id:1,phase:1,pass,nolog,ctl:ruleRemoveById=3,ctl:ruleRemoveTargetById=4;ARGS:b,ctl:ruleEngine=DetectionOnly,setvar:tx.seen=1\"\n\
+                 SecRule ARGS:a \"@streq 2\" \"id:2,phase:1,allow\"\n\
+                 SecRule ARGS \"@rx x\" \"id:3,phase:2,deny,status:403,log\"\n\
+                 SecRule ARGS \"@rx y\" \"id:4,phase:2,deny,status:406,log\"\n\
+                 SecRule &TX:seen \"@eq 1\" \"id:5,phase:2,pass,log\"\n"
+            )
+        };
+        let on = Arc::new(RuleSet::from_text(&rules("On"), "on").unwrap());
+        let detect = Arc::new(RuleSet::from_text(&rules("DetectionOnly"), "detect").unwrap());
+        // Phases 1-2 of a GET of `/?{query}`: the intervention, the mode after, the matches.
+        let run = |rs: &Arc<RuleSet>, query: &str, pooled: bool| {
+            let (mut plain, mut reused);
+            let tx: &mut Transaction = if pooled {
+                reused = rs.pooled_transaction(TxInput::default());
+                &mut reused
+            } else {
+                plain = rs.transaction(TxInput::default());
+                &mut plain
+            };
+            tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
+            let iv = tx
+                .process_request_headers()
+                .or_else(|| tx.process_request_body())
+                .map(|iv| iv.status);
+            let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+            (iv, tx.engine_mode(), ids)
+        };
+        let queries = ["a=1&b=xy", "b=xy", "a=2&b=x", "b=y", "a=1&b=x", "c=x"];
+        let fresh: Vec<_> = [&on, &detect]
+            .iter()
+            .flat_map(|rs| queries.iter().map(|q| run(rs, q, false)))
+            .collect();
+        assert!(
+            fresh.contains(&(Some(403), EngineMode::On, vec![3])),
+            "{fresh:?}"
         );
+        // Each query after every other one, on either rule set, pooled.
+        for _ in 0..2 {
+            let pooled: Vec<_> = [&on, &detect]
+                .iter()
+                .flat_map(|rs| queries.iter().map(|q| run(rs, q, true)))
+                .collect();
+            assert_eq!(pooled, fresh);
+        }
     }
 
     /// `msg` and `logdata` with macros show what they expanded to when their rule matched.

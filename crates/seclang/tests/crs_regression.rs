@@ -28,7 +28,8 @@ fn run(
     debug: bool,
     dump: Option<&mut String>,
 ) -> Vec<LoggedRule> {
-    let mut tx = rs.transaction(TxInput {
+    // As the module runs them: in memory the thread reuses, stage after stage.
+    let mut tx = rs.pooled_transaction(TxInput {
         remote_addr: "127.0.0.1".into(),
         remote_port: 40000,
         server_addr: "127.0.0.1".into(),

@@ -1,7 +1,9 @@
 //! The setup snapshot changes nothing a host or a rule can observe: every request of the CRS
 //! v4.28.0 regression suite (from ../shared/crs) gives the same TX, matches, logged rules,
 //! intervention and scores, after each phase, whether transactions start from the snapshot
-//! or run CRS's setup rules themselves.
+//! or run CRS's setup rules themselves. The transactions with the snapshot are pooled ones
+//! (`RuleSet::pooled_transaction`, which the module uses), those without plain ones: a
+//! transaction readied in place from the one before must see what a new one sees.
 
 mod common;
 #[path = "common/crs_suite.rs"]
@@ -49,15 +51,23 @@ fn observed(tx: &Transaction, out: &mut String) {
 
 /// `req` through phases 1, 2 and 3-5 (a small HTML response), observed after each; the
 /// module's bait variables set first for every third request.
-fn run(rs: &Arc<RuleSet>, req: &Request, flagged: bool) -> [String; 3] {
-    let mut tx = rs.transaction(TxInput {
+fn run(rs: &Arc<RuleSet>, req: &Request, flagged: bool, pooled: bool) -> [String; 3] {
+    let input = TxInput {
         remote_addr: "192.0.2.7".into(),
         remote_port: 40000,
         server_addr: "192.0.2.1".into(),
         server_port: 80,
         server_name: "localhost".into(),
         unique_id: "setup".into(),
-    });
+    };
+    let (mut plain, mut reused);
+    let tx: &mut Transaction = if pooled {
+        reused = rs.pooled_transaction(input);
+        &mut reused
+    } else {
+        plain = rs.transaction(input);
+        &mut plain
+    };
     if flagged {
         tx.set_tx_var("honeytrap_flagged", b"1");
     }
@@ -67,17 +77,17 @@ fn run(rs: &Arc<RuleSet>, req: &Request, flagged: bool) -> [String; 3] {
     }
     let mut seen: [String; 3] = Default::default();
     tx.process_request_headers();
-    observed(&tx, &mut seen[0]);
+    observed(tx, &mut seen[0]);
     tx.append_request_body(&req.body);
     tx.process_request_body();
-    observed(&tx, &mut seen[1]);
+    observed(tx, &mut seen[1]);
     tx.set_response_status(200, b"HTTP/1.1");
     tx.add_response_header(b"Content-Type", b"text/html");
     tx.process_response_headers();
     tx.append_response_body(b"<html><body>ok</body></html>");
     tx.process_response_body();
     tx.process_logging();
-    observed(&tx, &mut seen[2]);
+    observed(tx, &mut seen[2]);
     seen
 }
 
@@ -94,11 +104,13 @@ fn same_with_and_without(prelude: &str, files: &[PathBuf], root: &Path) -> usize
             .enumerate()
             .map(|(n, s)| (crs_suite::build_request(&s.input), n % 3 == 0))
             .collect();
-        let all = |rs| {
-            let seen = requests.iter().map(|(req, flagged)| run(rs, req, *flagged));
+        let all = |rs, pooled| {
+            let seen = requests
+                .iter()
+                .map(|(req, flagged)| run(rs, req, *flagged, pooled));
             seen.collect::<Vec<_>>()
         };
-        let (with_seen, without_seen) = (all(&with), all(&without));
+        let (with_seen, without_seen) = (all(&with, true), all(&without, false));
         for ((stage, a), b) in batch.iter().zip(&with_seen).zip(&without_seen) {
             for (phase, (a, b)) in ["phase 1", "phase 2", "phase 5"]
                 .iter()

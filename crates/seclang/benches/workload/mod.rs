@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use honeytrap_seclang::{RuleSet, RuleSetBuilder, Transaction, TxInput};
+use honeytrap_seclang::{PooledTransaction, RuleSet, RuleSetBuilder, TxInput};
 
 const HEADERS: [(&str, &str); 5] = [
     ("Host", "www.example.com"),
@@ -71,8 +71,9 @@ pub fn load_with(extra: &str) -> Option<Arc<RuleSet>> {
     Some(Arc::new(b.build().unwrap()))
 }
 
-fn request(rs: &Arc<RuleSet>, uri: &[u8]) -> Transaction {
-    let mut tx = rs.transaction(TxInput {
+fn request(rs: &Arc<RuleSet>, uri: &[u8]) -> PooledTransaction {
+    // As the module starts them.
+    let mut tx = rs.pooled_transaction(TxInput {
         remote_addr: "192.0.2.10".into(),
         remote_port: 51000,
         server_addr: "192.0.2.1".into(),
