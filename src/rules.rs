@@ -18,7 +18,7 @@ use ngx::ffi::{
     NGX_HTTP_MOVED_TEMPORARILY,
 };
 
-use crate::{request, Honeytrap};
+use crate::{request, runtime, Honeytrap};
 use ngx::http::HttpModuleLocationConf;
 
 /// One `honeytrap_rules_file` or `honeytrap_rules`, in configuration order.
@@ -103,7 +103,11 @@ pub(crate) fn begin(
         server_port: local.map(|a| a.port()).unwrap_or(0),
         server_name: String::from_utf8_lossy(r.headers_in.server.as_bytes()).into_owned(),
         // The same generator as event ids: random, and distinct across forked workers.
-        unique_id: EventId::random().hex_string(),
+        // Without a system call per request where the worker runs (EventId::random asks for
+        // the pid to notice a fork).
+        unique_id: runtime::get()
+            .map_or_else(EventId::random, |rt| rt.unique_ids.next_id())
+            .hex_string(),
     };
     let mut tx = rules.pooled_transaction(input);
     if baits.flagged {

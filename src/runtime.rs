@@ -8,7 +8,7 @@ use std::os::fd::FromRawFd;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use honeytrap_core::event::{Event, Limits, Observer};
+use honeytrap_core::event::{Event, IdSequence, Limits, Observer};
 use honeytrap_core::queue::EventQueue;
 use honeytrap_core::shipper::{Level, LogFn, Shipper, ShipperHandle, ShipperSettings};
 use honeytrap_core::sink::audit_log::AuditLogSink;
@@ -35,6 +35,8 @@ pub(crate) struct Runtime {
     pub queue: Arc<EventQueue>,
     pub observer: Arc<Observer>,
     pub limits: Limits,
+    /// The worker's transaction ids (SecLang's UNIQUE_ID), drawn after the fork.
+    pub unique_ids: IdSequence,
     shipper: Mutex<Option<ShipperHandle>>,
 }
 
@@ -166,6 +168,7 @@ fn start(mcf: &MainConf, worker: usize, log: *mut ngx_log_t, log_level: ngx_uint
         queue,
         observer,
         limits: Limits::default(),
+        unique_ids: IdSequence::new(),
         shipper: Mutex::new(shipper),
     }
 }

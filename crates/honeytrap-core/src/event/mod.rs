@@ -16,7 +16,7 @@ mod text;
 #[cfg(test)]
 mod ecs_conformance;
 
-pub use id::EventId;
+pub use id::{EventId, IdSequence};
 pub use text::ip_string;
 
 use std::net::{IpAddr, SocketAddr};
