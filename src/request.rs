@@ -74,7 +74,7 @@ fn create_ctx(r: &mut ngx_http_request_t) -> Option<&'static mut RequestCtx> {
 /// An event about `r`, with everything the request line and headers say.
 pub(crate) fn new_event(r: &mut ngx_http_request_t, kind: Kind, runtime: &Runtime) -> Event {
     let limits = &runtime.limits;
-    let mut event = Event::new(kind, runtime.observer.clone());
+    let mut event = Event::with_id(kind, runtime.observer.clone(), runtime.ids.next_id());
     event.source = peer(r);
     event.destination = local_addr(r);
     event.set_method(r.method_name.as_bytes());

@@ -106,7 +106,7 @@ pub(crate) fn begin(
         // Without a system call per request where the worker runs (EventId::random asks for
         // the pid to notice a fork).
         unique_id: runtime::get()
-            .map_or_else(EventId::random, |rt| rt.unique_ids.next_id())
+            .map_or_else(EventId::random, |rt| rt.ids.next_id())
             .hex_string(),
     };
     let mut tx = rules.pooled_transaction(input);

@@ -35,8 +35,8 @@ pub(crate) struct Runtime {
     pub queue: Arc<EventQueue>,
     pub observer: Arc<Observer>,
     pub limits: Limits,
-    /// The worker's transaction ids (SecLang's UNIQUE_ID), drawn after the fork.
-    pub unique_ids: IdSequence,
+    /// The worker's event ids and transaction ids (SecLang's UNIQUE_ID), drawn after the fork.
+    pub ids: IdSequence,
     shipper: Mutex<Option<ShipperHandle>>,
 }
 
@@ -168,7 +168,7 @@ fn start(mcf: &MainConf, worker: usize, log: *mut ngx_log_t, log_level: ngx_uint
         queue,
         observer,
         limits: Limits::default(),
-        unique_ids: IdSequence::new(),
+        ids: IdSequence::new(),
         shipper: Mutex::new(shipper),
     }
 }

@@ -267,8 +267,13 @@ pub struct Event {
 impl Event {
     /// An event stamped now, with a fresh id and the kind's default severity.
     pub fn new(kind: Kind, observer: Arc<Observer>) -> Event {
+        Event::with_id(kind, observer, EventId::random())
+    }
+
+    /// [`Event::new`] with the id given (from an [`IdSequence`](crate::event::IdSequence)).
+    pub fn with_id(kind: Kind, observer: Arc<Observer>, id: EventId) -> Event {
         Event {
-            id: EventId::random(),
+            id,
             timestamp: SystemTime::now(),
             kind,
             denied: false,
