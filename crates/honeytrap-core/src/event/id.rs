@@ -1,4 +1,5 @@
-//! Event ids: 128 random bits, unique across threads and nginx worker processes.
+//! Event ids: 128 random bits, unique across threads and nginx worker processes; or, from an
+//! [`IdSequence`] (an nginx worker's), 64 random bits then a counter.
 //!
 //! Elasticsearch uses the id as `_id` with `create`, so two events sharing an id would make
 //! the second one vanish silently. fastrand's thread-local generator is copied by `fork()`:
