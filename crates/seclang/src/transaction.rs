@@ -3451,6 +3451,19 @@ mod tests {
         }
     }
 
+    /// `f` on a new transaction of `rs`, a pooled one or a plain one.
+    fn with_transaction<R>(
+        rs: &Arc<RuleSet>,
+        pooled: bool,
+        f: impl FnOnce(&mut Transaction) -> R,
+    ) -> R {
+        if pooled {
+            f(&mut rs.pooled_transaction(TxInput::default()))
+        } else {
+            f(&mut rs.transaction(TxInput::default()))
+        }
+    }
+
     /// A transaction that reuses the buffers of the one before it (the per-thread pools,
     /// of scratch and of pooled transactions) sees none of that one's request, response,
     /// variables or matches.
@@ -3492,29 +3505,23 @@ mod tests {
         }
         let rs = Arc::new(RuleSet::from_text(&rules, "t").unwrap());
         let run = |full: bool, pooled: bool| {
-            let (mut plain, mut reused);
-            let tx: &mut Transaction = if pooled {
-                reused = rs.pooled_transaction(TxInput::default());
-                &mut reused
-            } else {
-                plain = rs.transaction(TxInput::default());
-                &mut plain
-            };
-            if full {
-                tx.set_request_line(b"POST", b"/a/b.php?x=1", b"HTTP/1.1");
-                tx.add_request_header(b"Cookie", b"s=1");
-                tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
-                tx.append_request_body(b"p=2");
-            }
-            assert!(tx.process_request_headers().is_none());
-            assert!(tx.process_request_body().is_none());
-            if full {
-                tx.set_response_status(200, b"HTTP/1.1");
-                tx.add_response_header(b"Content-Type", b"text/html");
-            }
-            assert!(tx.process_response_headers().is_none());
-            let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
-            ids
+            with_transaction(&rs, pooled, |tx| {
+                if full {
+                    tx.set_request_line(b"POST", b"/a/b.php?x=1", b"HTTP/1.1");
+                    tx.add_request_header(b"Cookie", b"s=1");
+                    tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+                    tx.append_request_body(b"p=2");
+                }
+                assert!(tx.process_request_headers().is_none());
+                assert!(tx.process_request_body().is_none());
+                if full {
+                    tx.set_response_status(200, b"HTTP/1.1");
+                    tx.add_response_header(b"Content-Type", b"text/html");
+                }
+                assert!(tx.process_response_headers().is_none());
+                let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+                ids
+            })
         };
         let all: Vec<u32> = std::iter::once(1)
             .chain(100..100 + checks.len() as u32)
@@ -3552,21 +3559,15 @@ mod tests {
         let detect = Arc::new(RuleSet::from_text(&rules("DetectionOnly"), "detect").unwrap());
         // Phases 1-2 of a GET of `/?{query}`: the intervention, the mode after, the matches.
         let run = |rs: &Arc<RuleSet>, query: &str, pooled: bool| {
-            let (mut plain, mut reused);
-            let tx: &mut Transaction = if pooled {
-                reused = rs.pooled_transaction(TxInput::default());
-                &mut reused
-            } else {
-                plain = rs.transaction(TxInput::default());
-                &mut plain
-            };
-            tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
-            let iv = tx
-                .process_request_headers()
-                .or_else(|| tx.process_request_body())
-                .map(|iv| iv.status);
-            let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
-            (iv, tx.engine_mode(), ids)
+            with_transaction(rs, pooled, |tx| {
+                tx.set_request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
+                let iv = tx
+                    .process_request_headers()
+                    .or_else(|| tx.process_request_body())
+                    .map(|iv| iv.status);
+                let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+                (iv, tx.engine_mode(), ids)
+            })
         };
         let queries = ["a=1&b=xy", "b=xy", "a=2&b=x", "b=y", "a=1&b=x", "c=x"];
         let fresh: Vec<_> = [&on, &detect]
