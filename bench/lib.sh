@@ -1,5 +1,7 @@
 # Steps the bench/ scripts share: the release module and the vendored nginx it was built for,
-# free loopback ports, nginx instances (1 worker) in temporary prefixes, stopped on exit.
+# free loopback ports, nginx instances (1 worker) in temporary prefixes, stopped on exit;
+# and the CRS workload (page, rules file, `headers`, `benign_path`, `attack_path`) that
+# bench/crs and bench/crs-parts measure alike (a script may set those names again after).
 # Source it after `set -euo pipefail` and `cd` to the repository root; set `bench_name` first
 # for the messages. The names match bench/pipeline's own helpers, so it can switch to these.
 
@@ -99,3 +101,74 @@ to_ms() {
         if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
         printf "%.3f", n }'
 }
+
+# --- The CRS workload bench/crs and bench/crs-parts share ---
+
+# The page served: a shop's product list, 3.4 KB of HTML.
+write_page() {
+    cat <<'HTML'
+<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Products - Example Shop</title>
+<link rel="stylesheet" href="/style.css">
+</head>
+<body>
+<header>
+<h1>Example Shop</h1>
+<nav><a href="/">Home</a> | <a href="/products.html">Products</a> | <a href="/contact.html">Contact</a> | <a href="/login.html">Sign in</a></nav>
+</header>
+<main>
+<h2>Our products</h2>
+<form action="/products.html" method="get">
+<label for="q">Search</label> <input id="q" name="q" type="search">
+<select name="sort"><option value="price">Price</option><option value="name">Name</option></select>
+<button type="submit">Search</button>
+</form>
+<ul class="products">
+HTML
+    local i
+    for i in $(seq 1 14); do
+        printf '<li class="product"><a href="/products.html?id=%d"><h3>Product %d</h3></a><p>A sturdy item, number %d of our catalogue, ships in %d days.</p><span class="price">%d.99 EUR</span></li>\n' \
+            "$i" "$i" "$i" $((i % 5 + 1)) $((i * 7 + 3))
+    done
+    cat <<'HTML'
+</ul>
+<p>Page 2 of 7. Prices include VAT. Free delivery from 50 EUR.</p>
+</main>
+<footer><p>&copy; Example Shop. <a href="/contact.html">Imprint</a> | <a href="/contact.html">Privacy</a></p></footer>
+</body>
+</html>
+HTML
+}
+
+# A rules file with the settings issue 5 names, then the CRS. Response bodies are inspected
+# unless the third argument is Off.
+crs_rules_file() { # crs-setup file, rules glob [, SecResponseBodyAccess value]
+    cat <<EOF
+Include $1
+SecRuleEngine On
+SecRequestBodyAccess On
+SecResponseBodyAccess ${3:-On}
+SecResponseBodyMimeType text/plain text/html text/xml
+SecResponseBodyLimit 524288
+SecResponseBodyLimitAction ProcessPartial
+Include $2
+EOF
+}
+
+# A browser's request for page 2 of a listing; the attack is the same with a SQL injection.
+# A host name: CRS scores a numeric Host (rule 920350), which a browser does not send.
+headers=(-H 'Host: shop.example'
+    -H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36'
+    -H 'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'
+    -H 'Accept-Language: en-US,en;q=0.9'
+    -H 'Accept-Encoding: gzip, deflate')
+benign_path='/products.html?category=books&page=2&sort=price&lang=en'
+attack_path='/products.html?category=books&page=2&sort=price&q=1%27%20UNION%20SELECT%20password%20FROM%20users--'
+
+# The median of the space-separated numbers in $1.
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR] = $1} END {
+    if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
