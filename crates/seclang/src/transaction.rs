@@ -494,14 +494,12 @@ thread_local! {
 }
 
 impl Scratch {
-    fn take(rs: &RuleSet) -> Scratch {
-        let mut s = POOL
-            .try_with(|p| p.borrow_mut().pop())
+    /// A scratch from the thread's pool, or a new one; [`Scratch::prepare`] readies it.
+    fn pooled() -> Scratch {
+        POOL.try_with(|p| p.borrow_mut().pop())
             .ok()
             .flatten()
-            .unwrap_or_default();
-        s.prepare(rs);
-        s
+            .unwrap_or_default()
     }
 
     /// Readies a pooled or trimmed scratch for a transaction of `rs`.
@@ -537,7 +535,7 @@ impl Scratch {
         s.built.push(built);
     }
 
-    /// The operators built for the transaction's rule set (see [`Scratch::take`]).
+    /// The operators built for the transaction's rule set (see [`Scratch::prepare`]).
     fn built_operators(&mut self) -> &mut [Option<BuiltOperator>] {
         self.built
             .last_mut()
@@ -627,15 +625,14 @@ pub struct Transaction {
 impl RuleSet {
     /// Start a transaction.
     pub fn transaction(self: &Arc<Self>, input: TxInput) -> Transaction {
-        let mut scratch = Scratch::take(self);
-        let mut data = scratch.data.take().unwrap_or_default();
-        data.input = input;
-        data.tx.reset(&self.tx_slots);
+        let mut scratch = Scratch::pooled();
+        let data = scratch.data.take().unwrap_or_default();
         let matched = std::mem::take(&mut scratch.matched);
-        Transaction {
+        // Empty; `restart` makes it the rule set's, as it does a pooled one.
+        let mut tx = Transaction {
             mode: self.config.engine,
-            body_access: self.config.request_body_access,
-            response_body_access: self.config.response_body_access,
+            body_access: false,
+            response_body_access: false,
             rs: Arc::clone(self),
             data,
             scratch,
@@ -654,12 +651,14 @@ impl RuleSet {
             matched_view: std::cell::OnceCell::new(),
             phases_done: 0,
             phase: 0,
-            setup_pending: self.setup.is_some(),
+            setup_pending: false,
             #[cfg(test)]
             operator_runs: 0,
             #[cfg(test)]
             operator_builds: 0,
-        }
+        };
+        tx.restart(self, input);
+        tx
     }
 }
 
@@ -740,8 +739,8 @@ impl Transaction {
         self.intervention = None;
     }
 
-    /// A released transaction made new for `rs`: every field as [`RuleSet::transaction`]
-    /// sets it (the pattern names them all, so a field added later must be handled here).
+    /// A released (or new, empty) transaction made one of `rs`'s: every field named, so that
+    /// a field added later must be handled here, for pooled and new transactions alike.
     fn restart(&mut self, rs: &Arc<RuleSet>, input: TxInput) {
         let Transaction {
             rs: own_rs,
