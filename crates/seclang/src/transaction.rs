@@ -1184,8 +1184,17 @@ impl Transaction {
             return None;
         }
         let rs = Arc::clone(&self.rs);
-        // Prefilter results hold for one phase (the body parser adds values).
+        // Phase 2 of a request without a body sees the values phase 1 saw, through the
+        // same automaton: what phase 1 listed, tested and or-ed of its targets holds.
+        let same_values = phase == 2
+            && self.phase == 1
+            && self.data.req.body.is_empty()
+            && rs.prefilter.scan_id(1).is_some()
+            && rs.prefilter.scan_id(1) == rs.prefilter.scan_id(2);
+        // Group bits hold for one phase (its groups); the targets' values for one phase
+        // too, unless they are the same values.
         let sc = &mut self.scratch;
+        let last = sc.gen;
         sc.gen = sc.gen.wrapping_add(1);
         if sc.gen == 0 {
             sc.group_gen.fill(0);
@@ -1193,10 +1202,20 @@ impl Transaction {
             sc.sets.fill(SetState::default());
             sc.gen = 1;
         }
+        if same_values {
+            let gen = sc.gen;
+            for ts in sc.targets.iter_mut().filter(|t| t.gen == last) {
+                ts.gen = gen;
+            }
+            for set in sc.sets.iter_mut().filter(|s| s.gen == last) {
+                set.gen = gen;
+            }
+        } else {
+            sc.target_values.clear();
+            sc.target_raw_bits.clear();
+        }
         self.phase = phase;
         self.scratch.scans.begin_phase(rs.prefilter.scan_id(phase));
-        self.scratch.target_values.clear();
-        self.scratch.target_raw_bits.clear();
         let phase_steps = &rs.phases[phase as usize];
         let steps = &phase_steps.steps;
         let mut i = self.start_from_setup(&rs, phase);
@@ -3209,6 +3228,39 @@ mod tests {
             run("?a=calm", "application/json", r#"{"evil": "an attack"}"#),
             [1, 3, 5]
         );
+    }
+
+    /// Phase 2 of a request without a body reads what phase 1 listed of its targets'
+    /// values (phase 2 lists only the target phase 1 did not read, after them); with a
+    /// body it lists them again, the body's values among them.
+    #[test]
+    fn a_bodiless_phase_2_reads_the_values_phase_1_listed() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\nSecRequestBodyAccess On\n\
+                 SecRule ARGS \"@rx (?i)probe\" \"id:1,phase:1,pass,log\"\n\
+                 SecRule ARGS_NAMES \"@rx (?i)evil\" \"id:2,phase:2,pass,log\"\n\
+                 SecRule ARGS \"@rx (?i)attack\" \"id:3,phase:2,pass,log\"\n\
+                 SecRule ARGS \"@rx probe\" \"id:4,phase:2,pass,log,t:urlDecodeUni\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let run = |body: &str| -> (bool, Vec<u32>) {
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"POST", b"/p?a=calm&b=pr%256Fbe", b"HTTP/1.1");
+            tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+            assert!(tx.process_request_headers().is_none());
+            let listed = tx.scratch.target_values.clone();
+            assert_eq!(listed.len(), 2);
+            tx.append_request_body(body.as_bytes());
+            assert!(tx.process_request_body().is_none());
+            let values = &tx.scratch.target_values;
+            let kept = values.len() == 4 && values.starts_with(&listed);
+            (kept, tx.matched_rules().iter().map(|m| m.id).collect())
+        };
+        assert_eq!(run(""), (true, vec![4]));
+        assert_eq!(run("evil=ATTACK"), (false, vec![2, 3, 4]));
     }
 
     /// A group member is a candidate exactly when one of its target's values (through its
