@@ -499,8 +499,9 @@ fn automaton(lits: &[Vec<u8>], kind: MatchKind) -> Option<AhoCorasick> {
 
 /// The least [`score`] a rule's literals need to prefilter it. A set below it is expected
 /// in a third of all values or more (CRS 932230's 14 single bytes, `a`, `g`, `,`, ` `
-/// among them; 932236's 720 short command names): a scan for it lets the rule through
-/// nearly always, and its many match states made every scan of the phase slower. Over the
+/// among them; 932236's 720 command names with a separator after them): a scan for it lets
+/// the rule through nearly always, and every byte of a short value that ends one of its
+/// literals cost the scan a lookup of what the state sets. Over the
 /// CRS v4.28.0 benchmark transactions (callgrind, per 200): benign 41.63 M → 40.78 M
 /// instructions, attack 57.72 M → 56.24 M, with response 57.40 M → 56.56 M. From 0.25 to
 /// 0.5 the same rules fall below; at 0.1, 41.47 M benign; at 0.6, 42.74 M (the rules it
