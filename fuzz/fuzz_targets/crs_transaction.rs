@@ -15,25 +15,16 @@
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
-use honeytrap_seclang::{RuleSet, RuleSetBuilder, TxInput};
+use honeytrap_seclang::{RuleSet, TxInput};
 use libfuzzer_sys::fuzz_target;
 
 fn load(settings: &str) -> Arc<RuleSet> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/crs/v4.28.0");
     assert!(root.is_dir(), "CRS v4.28.0 not found at {}", root.display());
-    let mut b = RuleSetBuilder::default();
-    b.add_text(settings, "fuzz", Path::new(".")).unwrap();
-    b.add_file(&root.join("crs-setup.conf.example")).unwrap();
-    let mut rules: Vec<_> = std::fs::read_dir(root.join("rules"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-        .collect();
-    rules.sort();
-    for r in rules {
-        b.add_file(&r).unwrap();
-    }
-    Arc::new(b.build().unwrap())
+    let root = root.display();
+    let text =
+        format!("{settings}Include {root}/crs-setup.conf.example\nInclude {root}/rules/*.conf\n");
+    Arc::new(RuleSet::from_text(&text, "fuzz").unwrap())
 }
 
 static RULE_SETS: LazyLock<[Arc<RuleSet>; 2]> = LazyLock::new(|| {
@@ -75,11 +66,8 @@ fuzz_target!(|data: &[u8]| {
 
     let mut tx = rs.pooled_transaction(TxInput {
         remote_addr: "192.0.2.10".into(),
-        remote_port: 51000,
-        server_addr: "192.0.2.1".into(),
         server_port: 80,
-        server_name: "www.example.com".into(),
-        unique_id: "fuzz".into(),
+        ..TxInput::default()
     });
     tx.set_request_line(method, uri, b"HTTP/1.1");
     tx.add_request_header(b"Host", b"www.example.com");
