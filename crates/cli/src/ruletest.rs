@@ -76,6 +76,8 @@ pub fn run(args: &TestArgs) -> Outcome {
             .unwrap_or_else(|| "localhost".into()),
         unique_id: "honeytrap-rules-test".into(),
     });
+    // The report shows `nolog` matches with `--all`, and a disruptive one may be `nolog`.
+    tx.record_nolog_matches();
     let phases_run = evaluate(&mut tx, &request, response.as_ref());
     let report = Report::of(&rs, &tx, phases_run, &request, response.as_ref(), args.all);
     if args.json {

@@ -614,6 +614,9 @@ pub struct Transaction {
     /// Whether the first phase run may start from the rule set's setup snapshot (no phase
     /// ran yet, and the host set no TX key the snapshot's rules read or write).
     setup_pending: bool,
+    /// Whether matches of rules that do not log (`nolog`, or without an id) are recorded for
+    /// [`Transaction::matched_rules`] (see [`Transaction::record_nolog_matches`]).
+    record_nolog: bool,
     /// Values rule operators were asked about, for tests of what the prefilter spares.
     #[cfg(test)]
     operator_runs: usize,
@@ -652,6 +655,7 @@ impl RuleSet {
             phases_done: 0,
             phase: 0,
             setup_pending: false,
+            record_nolog: false,
             #[cfg(test)]
             operator_runs: 0,
             #[cfg(test)]
@@ -765,6 +769,7 @@ impl Transaction {
             phases_done,
             phase,
             setup_pending,
+            record_nolog,
             #[cfg(test)]
             operator_runs,
             #[cfg(test)]
@@ -791,6 +796,7 @@ impl Transaction {
         *phases_done = 0;
         *phase = 0;
         *setup_pending = rs.setup.is_some();
+        *record_nolog = false;
         #[cfg(test)]
         {
             *operator_runs = 0;
@@ -1074,9 +1080,19 @@ impl Transaction {
         self.allow_through = saved;
     }
 
+    /// Records from now on the matches of rules that do not log (`nolog`, or without an
+    /// id) as well, for [`Transaction::matched_rules`]: what a rule tester shows. The
+    /// module's events and audit records hold logging rules only, so by default those
+    /// matches are not recorded (HIGHEST_SEVERITY, MATCHED_VAR and the rest are set all the
+    /// same). Before the first phase, to see the rule set's setup matches too.
+    pub fn record_nolog_matches(&mut self) {
+        self.record_nolog = true;
+    }
+
     // ----- results -----
 
-    /// All rules that matched so far, in order (logging and `nolog` ones).
+    /// The rules that matched so far, in order: the logging ones with an id, and the others
+    /// too (`nolog` bookkeeping) where [`Transaction::record_nolog_matches`] asked for them.
     pub fn matched_rules(&self) -> &[MatchedRule] {
         self.matched_view
             .get_or_init(|| self.matched.iter().map(|m| self.matched_rule(m)).collect())
@@ -1088,10 +1104,7 @@ impl Transaction {
     pub fn logged(&self) -> impl Iterator<Item = LoggedMatch<'_>> {
         self.matched
             .iter()
-            .filter(|m| {
-                let rule = &self.rs.rules[m.rule as usize];
-                rule.log && rule.id != 0
-            })
+            .filter(|m| logs(&self.rs.rules[m.rule as usize]))
             .map(|m| self.view(m))
     }
 
@@ -1263,7 +1276,14 @@ impl Transaction {
                     .unwrap_or(Disruptive::Pass),
                 d => d,
             };
-            self.on_match(ri, rule, phase, disruptive);
+            // A match of a rule that does not log is recorded only when asked for: no log,
+            // audit record or event shows it, and most CRS matches are such bookkeeping
+            // (the paranoia-level gates, scoring: 40 on a benign GET).
+            if self.record_nolog || logs(rule) {
+                self.on_match(ri, rule, phase, disruptive);
+            } else {
+                self.note_severity(rule);
+            }
             let skip_after = phase_steps.skip_after[i - 1];
             if skip_after != NO_SKIP_AFTER {
                 i = skip_after as usize;
@@ -1966,10 +1986,15 @@ impl Transaction {
         Some(true)
     }
 
-    fn on_match(&mut self, ri: usize, rule: &Rule, phase: u8, disruptive: Disruptive) {
+    /// HIGHEST_SEVERITY after a match of `rule`.
+    fn note_severity(&mut self, rule: &Rule) {
         if let Some(s) = rule.actions.severity {
             self.data.highest_severity = Some(self.data.highest_severity.map_or(s, |h| h.min(s)));
         }
+    }
+
+    fn on_match(&mut self, ri: usize, rule: &Rule, phase: u8, disruptive: Disruptive) {
+        self.note_severity(rule);
         let mut bytes = std::mem::take(&mut self.scratch.match_bytes);
         // Only text with macros is expanded now; literal text is read when shown.
         let mut expanded = |m: &Option<Macro>| {
@@ -2499,6 +2524,11 @@ fn or_into(bits: &mut [u64], scanned: &[u64]) {
     for (b, s) in bits.iter_mut().zip(scanned) {
         *b |= s;
     }
+}
+
+/// Whether a match of `rule` is logged: what an audit record and an event hold.
+fn logs(rule: &Rule) -> bool {
+    rule.log && rule.id != 0
 }
 
 /// `bytes` as text with invalid UTF-8 replaced, as `String::from_utf8_lossy` gives it:
@@ -3207,6 +3237,7 @@ mod tests {
         };
         let run = |query: &str, content_type: &str, body: &str| -> Vec<u32> {
             let mut tx = rs.transaction(TxInput::default());
+            tx.record_nolog_matches();
             let uri = format!("/p{query}");
             tx.set_request_line(b"POST", uri.as_bytes(), b"HTTP/1.1");
             tx.add_request_header(b"Content-Type", content_type.as_bytes());
@@ -3747,6 +3778,7 @@ mod tests {
             .unwrap(),
         );
         let mut tx = rs.transaction(TxInput::default());
+        tx.record_nolog_matches();
         tx.set_request_line(b"GET", b"/?a=1&b=2&c=3", b"HTTP/1.1");
         assert!(tx.process_request_headers().is_none());
         let tx_var = |k: &str| {
@@ -4019,10 +4051,43 @@ mod tests {
         assert!(slotted(b"known") && slotted(b"1"));
         assert!(!slotted(b"k5") && !slotted(b"missing"));
         let mut tx = rs.transaction(TxInput::default());
+        tx.record_nolog_matches();
         tx.set_request_line(b"GET", b"/?a=abc", b"HTTP/1.1");
         assert!(tx.process_request_headers().is_none());
         assert_eq!(tx.matched_rules()[1].msg, "5/b/x/");
         assert_eq!(tx.tx_var("copy"), Some(&b"b+5"[..]));
+    }
+
+    /// A match of a rule that does not log is recorded only when asked for; what it sets
+    /// (HIGHEST_SEVERITY here) is set either way, and a `skipAfter` it has is taken.
+    #[test]
+    fn nolog_matches_are_recorded_when_asked_for() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx a\" \"id:1,phase:1,pass,nolog,severity:2,skipAfter:END\"\n\
+                 SecAction \"id:2,phase:1,pass,log,setvar:tx.skipped=1\"\n\
+                 SecMarker END\n\
+                 SecRule ARGS \"@rx a\" \"id:3,phase:1,pass,log,setvar:tx.sev=%{HIGHEST_SEVERITY}\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        for record in [false, true] {
+            let mut tx = rs.transaction(TxInput::default());
+            if record {
+                tx.record_nolog_matches();
+            }
+            tx.set_request_line(b"GET", b"/?x=a", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            tx.process_logging();
+            let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+            assert_eq!(ids, if record { vec![1, 3] } else { vec![3] });
+            let logged: Vec<u32> = tx.logged().map(|m| m.id).collect();
+            assert_eq!(logged, [3]);
+            assert_eq!(tx.tx_var("sev"), Some(&b"2"[..]));
+            assert_eq!(tx.tx_var("skipped"), None);
+        }
     }
 
     /// CRS v4's blocking scores, else v3's, else 0.

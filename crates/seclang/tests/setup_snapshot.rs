@@ -1,7 +1,8 @@
 //! The setup snapshot changes nothing a host or a rule can observe: every request of the CRS
 //! v4.28.0 regression suite (from ../shared/crs) gives the same TX, matches, logged rules,
 //! intervention and scores, after each phase, whether transactions start from the snapshot
-//! or run CRS's setup rules themselves. The transactions with the snapshot are pooled ones
+//! or run CRS's setup rules themselves, with `nolog` matches recorded (every other request)
+//! or not. The transactions with the snapshot are pooled ones
 //! (`RuleSet::pooled_transaction`, which the module uses), those without plain ones: a
 //! transaction readied in place from the one before must see what a new one sees.
 
@@ -49,9 +50,17 @@ fn observed(tx: &Transaction, out: &mut String) {
     );
 }
 
-/// `req` through phases 1, 2 and 3-5 (a small HTML response), observed after each; the
-/// module's bait variables set first for every third request.
-fn run(rs: &Arc<RuleSet>, req: &Request, flagged: bool, pooled: bool) -> [String; 3] {
+/// How a request of the comparison is run.
+#[derive(Clone, Copy)]
+struct Way {
+    /// The module's bait variables set first.
+    flagged: bool,
+    /// `nolog` matches recorded too.
+    all_matches: bool,
+}
+
+/// `req` through phases 1, 2 and 3-5 (a small HTML response), observed after each.
+fn run(rs: &Arc<RuleSet>, req: &Request, way: Way, pooled: bool) -> [String; 3] {
     let input = TxInput {
         remote_addr: "192.0.2.7".into(),
         remote_port: 40000,
@@ -68,7 +77,10 @@ fn run(rs: &Arc<RuleSet>, req: &Request, flagged: bool, pooled: bool) -> [String
         plain = rs.transaction(input);
         &mut plain
     };
-    if flagged {
+    if way.all_matches {
+        tx.record_nolog_matches();
+    }
+    if way.flagged {
         tx.set_tx_var("honeytrap_flagged", b"1");
     }
     tx.set_request_line(&req.method, &req.uri, &req.version);
@@ -102,12 +114,16 @@ fn same_with_and_without(prelude: &str, files: &[PathBuf], root: &Path) -> usize
         let requests: Vec<_> = batch
             .iter()
             .enumerate()
-            .map(|(n, s)| (crs_suite::build_request(&s.input), n % 3 == 0))
+            .map(|(n, s)| {
+                let way = Way {
+                    flagged: n % 3 == 0,
+                    all_matches: n % 2 == 0,
+                };
+                (crs_suite::build_request(&s.input), way)
+            })
             .collect();
         let all = |rs, pooled| {
-            let seen = requests
-                .iter()
-                .map(|(req, flagged)| run(rs, req, *flagged, pooled));
+            let seen = requests.iter().map(|(req, way)| run(rs, req, *way, pooled));
             seen.collect::<Vec<_>>()
         };
         let (with_seen, without_seen) = (all(&with, true), all(&without, false));

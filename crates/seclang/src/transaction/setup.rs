@@ -58,9 +58,11 @@ pub(crate) struct SetupSnapshot {
     highest_severity: Option<u8>,
     rule_id: u32,
     rule_idx: usize,
-    /// The prefix's matches (all of them: `matched_rules` lists `nolog` ones too), their
-    /// ranges in `match_bytes`.
+    /// The prefix's matches (all of them, for a transaction that records `nolog` ones too),
+    /// their ranges in `match_bytes`.
     matched: Vec<Matched>,
+    /// Those of rules that log: what other transactions record.
+    logged: Vec<Matched>,
     match_bytes: Vec<u8>,
 }
 
@@ -129,6 +131,12 @@ impl SetupSnapshot {
             rule_id: tx.data.rule_id,
             rule_idx: tx.data.rule_idx,
             matched: tx.matched.clone(),
+            logged: tx
+                .matched
+                .iter()
+                .filter(|m| super::logs(&rs.rules[m.rule as usize]))
+                .cloned()
+                .collect(),
             match_bytes: tx.scratch.match_bytes.clone(),
         })
     }
@@ -163,6 +171,8 @@ fn run_steps(rs: &mut Arc<RuleSet>, full: &PhaseSteps, len: usize) -> Option<Tra
         skip_after: full.skip_after[..len].to_vec(),
     };
     let mut tx = rs.transaction(TxInput::default());
+    // Whether a rule matched is read from the match records.
+    tx.record_nolog_matches();
     tx.run_phase(1);
     Some(tx)
 }
@@ -283,7 +293,12 @@ impl Transaction {
         self.scratch.match_bytes.clear();
         self.scratch.match_bytes.extend_from_slice(&s.match_bytes);
         self.matched.clear();
-        self.matched.extend(s.matched.iter().cloned());
+        let matched = if self.record_nolog {
+            &s.matched
+        } else {
+            &s.logged
+        };
+        self.matched.extend(matched.iter().cloned());
         self.matched_view.take();
         s.resume_at
     }
