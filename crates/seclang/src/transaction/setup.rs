@@ -289,15 +289,18 @@ impl Transaction {
         self.data.highest_severity = s.highest_severity;
         self.data.rule_id = s.rule_id;
         self.data.rule_idx = s.rule_idx;
-        // Nothing matched before the first phase run: the ranges hold as they are.
-        self.scratch.match_bytes.clear();
-        self.scratch.match_bytes.extend_from_slice(&s.match_bytes);
-        self.matched.clear();
         let matched = if self.record_nolog {
             &s.matched
         } else {
             &s.logged
         };
+        // Nothing matched before the first phase run: the ranges hold as they are. The bytes
+        // are copied only for records that read them (CRS's setup logs none).
+        self.scratch.match_bytes.clear();
+        if !matched.is_empty() {
+            self.scratch.match_bytes.extend_from_slice(&s.match_bytes);
+        }
+        self.matched.clear();
         self.matched.extend(matched.iter().cloned());
         self.matched_view.take();
         s.resume_at
