@@ -712,6 +712,9 @@ pub struct PhaseScan {
 /// 2.5, 8 lanes 2.7, 12 lanes 3.0 (more lanes than registers hold spill).
 const LANES: usize = 6;
 
+/// Bytes a lane of a short value's walk takes at least past its warm-up.
+const PREFIX_LANE_BYTES: usize = 8;
+
 /// What one match state sets in a short value (the members of every pattern ending
 /// there), precomputed so that a match costs one lookup and a few ORs instead of a walk
 /// over every pattern ending there (many of which share a member). Stored at the head of
@@ -1101,19 +1104,61 @@ impl PhaseScan {
         }
     }
 
+    /// Sets the bits of the literals' prefixes in a short value: in lanes, as
+    /// [`PhaseScan::scan_literals`] does, once the value is long enough for the lanes' walks
+    /// (each `longest - 1` bytes longer) to end sooner than one walk.
     fn scan_prefixes(&self, value: &[u8], bits: &mut [u64]) {
-        let mut state = usize::from(self.start);
-        let first_match = usize::from(self.first_match);
+        let warm = self.longest.saturating_sub(1);
+        let n = value.len();
+        if n >= 4 * (warm + PREFIX_LANE_BYTES) {
+            self.prefix_lanes::<4>(value, warm, bits);
+        } else if n >= 2 * (warm + PREFIX_LANE_BYTES) {
+            self.prefix_lanes::<2>(value, warm, bits);
+        } else {
+            self.walk_prefixes(usize::from(self.start), value, bits);
+        }
+    }
+
+    fn walk_prefixes(&self, mut state: usize, value: &[u8], bits: &mut [u64]) {
         for &b in value {
             state = self.next(state, b);
-            if state >= first_match {
-                let p = self.prefix_bits(state);
-                bits[usize::from(p.word)] |= p.bits;
-                if p.more > 0 {
-                    self.or_masks(p.masks_at, p.more, bits);
-                }
+            self.on_prefix(state, bits);
+        }
+    }
+
+    fn on_prefix(&self, state: usize, bits: &mut [u64]) {
+        if state >= usize::from(self.first_match) {
+            let p = self.prefix_bits(state);
+            bits[usize::from(p.word)] |= p.bits;
+            if p.more > 0 {
+                self.or_masks(p.masks_at, p.more, bits);
             }
         }
+    }
+
+    /// [`PhaseScan::walk_prefixes`] over `L` stretches of `value` side by side: the walk is
+    /// one dependent table load per byte, and the lanes' loads overlap. Each lane starts
+    /// `warm` bytes before its stretch; a prefix's bits depend on the state reached only,
+    /// so the lanes set what one walk sets.
+    fn prefix_lanes<const L: usize>(&self, value: &[u8], warm: usize, bits: &mut [u64]) {
+        let stretch = value.len() / L;
+        let mut states = [usize::from(self.start); L];
+        for (k, s) in states.iter_mut().enumerate().skip(1) {
+            for &b in &value[k * stretch - warm..k * stretch] {
+                *s = self.next(*s, b);
+            }
+        }
+        let lanes: [&[u8]; L] = std::array::from_fn(|k| &value[k * stretch..][..stretch]);
+        for i in 0..stretch {
+            for (s, lane) in states.iter_mut().zip(&lanes) {
+                *s = self.next(*s, lane[i]);
+            }
+            for &s in &states {
+                self.on_prefix(s, bits);
+            }
+        }
+        // The last stretch goes on to the end of the value.
+        self.walk_prefixes(states[L - 1], &value[L * stretch..], bits);
     }
 
     /// Sets the bits of the whole literals in `value`. The walk is one dependent table load
@@ -2416,6 +2461,75 @@ mod tests {
         }
         // The values do hold literals, not only miss them.
         assert!(set_bits > 5000, "{set_bits}");
+    }
+
+    /// Over the CRS v4.28.0 phase automata: a short value's prefix scan, walked in two or
+    /// four lanes, sets exactly the bits one walk sets, with literals laid across the lanes'
+    /// borders and at the value's ends.
+    #[test]
+    fn prefix_lanes_agree_with_a_single_walk() {
+        let Some(rs) = crate::test_crs::rule_set() else {
+            return;
+        };
+        let pf = &rs.prefilter;
+        let lits: Vec<Vec<u8>> = rs
+            .rules
+            .iter()
+            .zip(&pf.member)
+            .filter(|(_, m)| m.is_some())
+            .filter_map(|(r, _)| rule_literals(r))
+            .flatten()
+            .collect();
+        let mut below = crate::test_rng::below(0x5be0_cd19_137e_2179);
+        let filler = b" a=/.;(-_0%&";
+        let mut scans: Vec<&PhaseScan> = Vec::new();
+        for s in pf.phases.iter().flatten() {
+            if !scans.iter().any(|&k| std::ptr::eq(k, &**s)) {
+                scans.push(s);
+            }
+        }
+        let (mut set_bits, mut laned) = (0, [0; 2]);
+        for scan in scans {
+            let warm = scan.longest - 1;
+            for _ in 0..3000 {
+                let len = below(EXACT_FROM);
+                let mut value = Vec::with_capacity(len + 64);
+                while value.len() < len {
+                    if below(3) == 0 {
+                        let l = &lits[below(lits.len())];
+                        value.extend(l.iter().map(|&c| match below(2) {
+                            0 => c.to_ascii_uppercase(),
+                            _ => c,
+                        }));
+                    } else {
+                        value.push(filler[below(filler.len())]);
+                    }
+                }
+                value.truncate(len);
+                let lanes = [2, 4][below(2)];
+                if len >= lanes {
+                    let stretch = len / lanes;
+                    for k in 1..=lanes {
+                        let l = &lits[below(lits.len())];
+                        let at = (k * stretch).saturating_sub(below(l.len() + 1)).min(len);
+                        let end = (at + l.len()).min(len);
+                        value[at..end].copy_from_slice(&l[..end - at]);
+                    }
+                }
+                for (i, l) in [2, 4].into_iter().enumerate() {
+                    laned[i] += usize::from(len >= l * (warm + PREFIX_LANE_BYTES));
+                }
+                let mut got = vec![0; scan.words];
+                scan.scan(&value, &mut got);
+                let mut single = vec![0; scan.words];
+                scan.walk_prefixes(usize::from(scan.start), &value, &mut single);
+                assert_eq!(got, single, "{:?}", String::from_utf8_lossy(&value));
+                set_bits += single.iter().map(|w| w.count_ones()).sum::<u32>();
+            }
+        }
+        // Both lane counts ran, on values that hold literals.
+        assert!(laned[0] > 1000 && laned[1] > 1000, "{laned:?}");
+        assert!(set_bits > 20000, "{set_bits}");
     }
 
     #[test]
