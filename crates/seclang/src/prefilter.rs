@@ -2388,6 +2388,28 @@ mod tests {
         }
     }
 
+    /// The literals of every rule in a prefilter group, for the scan tests.
+    fn member_literals(rs: &crate::RuleSet) -> Vec<Vec<u8>> {
+        rs.rules
+            .iter()
+            .zip(&rs.prefilter.member)
+            .filter(|(_, m)| m.is_some())
+            .filter_map(|(r, _)| rule_literals(r))
+            .flatten()
+            .collect()
+    }
+
+    /// Each phase automaton once (phases 1 and 2 share one).
+    fn distinct_scans(pf: &Prefilter) -> Vec<&PhaseScan> {
+        let mut scans: Vec<&PhaseScan> = Vec::new();
+        for s in pf.phases.iter().flatten() {
+            if !scans.iter().any(|&k| std::ptr::eq(k, &**s)) {
+                scans.push(s);
+            }
+        }
+        scans
+    }
+
     /// Over the CRS v4.28.0 phase automata: a long value's scan, walked in lanes, sets
     /// exactly the bits a single walk over it sets. The values are the group members'
     /// literals (case mixed) among random bytes, with literals laid across the borders
@@ -2398,22 +2420,10 @@ mod tests {
             return;
         };
         let pf = &rs.prefilter;
-        let lits: Vec<Vec<u8>> = rs
-            .rules
-            .iter()
-            .zip(&pf.member)
-            .filter(|(_, m)| m.is_some())
-            .filter_map(|(r, _)| rule_literals(r))
-            .flatten()
-            .collect();
+        let lits = member_literals(&rs);
         let mut below = crate::test_rng::below(0xd1b5_4a32_d192_ed03);
         let filler = b" a<>=\"/\n\t.;:(-_0";
-        let mut scans: Vec<&PhaseScan> = Vec::new();
-        for s in pf.phases.iter().flatten() {
-            if !scans.iter().any(|&k| std::ptr::eq(k, &**s)) {
-                scans.push(s);
-            }
-        }
+        let scans = distinct_scans(pf);
         assert!(scans.len() >= 2, "phases 1-2 and 4 each have a scan");
         let mut set_bits = 0;
         for scan in scans {
@@ -2472,22 +2482,10 @@ mod tests {
             return;
         };
         let pf = &rs.prefilter;
-        let lits: Vec<Vec<u8>> = rs
-            .rules
-            .iter()
-            .zip(&pf.member)
-            .filter(|(_, m)| m.is_some())
-            .filter_map(|(r, _)| rule_literals(r))
-            .flatten()
-            .collect();
+        let lits = member_literals(&rs);
         let mut below = crate::test_rng::below(0x5be0_cd19_137e_2179);
         let filler = b" a=/.;(-_0%&";
-        let mut scans: Vec<&PhaseScan> = Vec::new();
-        for s in pf.phases.iter().flatten() {
-            if !scans.iter().any(|&k| std::ptr::eq(k, &**s)) {
-                scans.push(s);
-            }
-        }
+        let scans = distinct_scans(pf);
         let (mut set_bits, mut laned) = (0, [0; 2]);
         for scan in scans {
             let warm = scan.longest - 1;
