@@ -23,12 +23,20 @@ build_module() {
     [ -f "$module" ] || { echo "$bench_name: module not built: '$module'" >&2; return 1; }
 }
 
-# A loopback port nothing answers on now, not handed out before in this run.
+# A loopback port nothing answers on now, not handed out before in this run, below the
+# kernel's ephemeral range when there is room: a port in it can be some client's (wrk's,
+# curl's) source port by the time nginx binds it.
 used_ports=" "
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+if [ "$ephemeral_low" -gt 12000 ]; then
+    port_base=10000 port_span=$((ephemeral_low - 10000))
+else
+    port_base=20000 port_span=40000
+fi
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((port_base + RANDOM % port_span))
         [[ "$used_ports" == *" $p "* ]] && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             used_ports+="$p "
@@ -38,12 +46,15 @@ free_port() {
     done
 }
 
-wait_port() {
+wait_port() { # port [prefix: its error log is shown if nothing listens]
     for _ in $(seq 200); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
         sleep 0.05
     done
     echo "$bench_name: nothing listens on port $1" >&2
+    if [ -n "${2:-}" ]; then
+        tail -n 5 "$2/logs/error.log" "$2/logs/stderr.log" >&2 2>/dev/null || true
+    fi
     return 1
 }
 
