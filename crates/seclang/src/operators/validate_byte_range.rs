@@ -48,6 +48,27 @@ impl Operator for ValidateByteRange {
             None => input.iter().any(|&b| !self.allowed[usize::from(b)]),
         }
     }
+
+    /// The forbidden bytes, each a one-byte literal, when the set holds both ASCII cases of
+    /// every letter in it (the prefilter compares case-insensitively): then the operator
+    /// matches exactly the inputs that hold one, and the phase prefilter answers for it
+    /// (CRS 920270, `1-255`, on every request value: most values are cleared by the scan
+    /// that other rules need anyway).
+    fn literals(&self) -> Option<Vec<Vec<u8>>> {
+        let forbidden: Vec<Vec<u8>> = (0..=255u8)
+            .filter(|&b| !self.allowed[usize::from(b)])
+            .map(|b| vec![b])
+            .collect();
+        let case_closed = forbidden.iter().all(|b| {
+            let other = b[0] ^ 0x20;
+            !b[0].is_ascii_alphabetic() || !self.allowed[usize::from(other)]
+        });
+        (case_closed && !forbidden.is_empty()).then_some(forbidden)
+    }
+
+    fn is_literal_search(&self) -> bool {
+        self.literals().is_some()
+    }
 }
 
 #[cfg(test)]
@@ -75,5 +96,39 @@ mod tests {
             &*build("validateByteRange", "0-255"),
             b"\x00\xff"
         ));
+    }
+
+    /// The literals the prefilter looks for are the forbidden bytes, and only where a
+    /// case-insensitive search for them finds exactly the inputs the operator matches.
+    #[test]
+    fn literals_are_the_forbidden_bytes_closed_under_case() {
+        let lits = |p: &str| build("validateByteRange", p).literals();
+        assert_eq!(lits("1-255"), Some(vec![vec![0]]));
+        let pl2 = lits("9,10,13,32-126,128-255").expect("control bytes only");
+        let want: Vec<Vec<u8>> = (0..=8u8)
+            .chain([11, 12])
+            .chain(14..=31)
+            .chain([127])
+            .map(|b| vec![b])
+            .collect();
+        assert_eq!(pl2, want);
+        // 'A' forbidden but 'a' allowed: "a" would pass a case-insensitive search for "A".
+        assert_eq!(lits("0-64,66-255"), None);
+        // Both cases forbidden: exact again.
+        assert_eq!(
+            lits("0-64,66-96,98-255"),
+            Some(vec![vec![b'A'], vec![b'a']])
+        );
+        assert_eq!(lits("0-255"), None);
+        for p in ["1-255", "0-64,66-96,98-255"] {
+            let op = build("validateByteRange", p);
+            let lits = op.literals().unwrap();
+            for input in [&b"abc"[..], b"a\x00", b"xAy", b"xay", b""] {
+                let holds = lits
+                    .iter()
+                    .any(|l| input.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)));
+                assert_eq!(test_match(&*op, input), holds, "{p} {input:?}");
+            }
+        }
     }
 }
