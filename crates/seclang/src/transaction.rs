@@ -2656,6 +2656,11 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
     let r = &d.req;
     // Values computed for the visit, which have no cache slot.
     let scalar = |f: &mut F, v: &[u8]| f.value_cold(t.var, b"", v, None);
+    // Counts and lengths, written in decimal without allocating.
+    let number = |f: &mut F, n: u64| {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        f.value_cold(t.var, b"", crate::store::format_i64(n, &mut [0; 20]), None)
+    };
     match t.var {
         Var::Args => {
             pairs(Var::Args, Var::ArgsGet, &r.args_get, false, 0, f);
@@ -2690,7 +2695,7 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
                 .chain(&r.args_post)
                 .map(|(k, v)| k.len() + v.len())
                 .sum();
-            scalar(f, n.to_string().as_bytes())
+            number(f, n as u64)
         }
         Var::RequestHeaders => pairs(
             Var::RequestHeaders,
@@ -2742,17 +2747,15 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
         // exposed raw (unless `ctl:forceRequestBodyVariable=On`).
         Var::RequestBody if r.body_hidden => {}
         Var::RequestBody => scalar(f, &r.body),
-        Var::RequestBodyLength => scalar(f, r.body.len().to_string().as_bytes()),
-        Var::FullRequestLength => scalar(
+        Var::RequestBodyLength => number(f, r.body.len() as u64),
+        Var::FullRequestLength => number(
             f,
             (r.line.len()
                 + r.body.len()
                 + r.headers
                     .iter()
                     .map(|(k, v)| k.len() + v.len() + 4)
-                    .sum::<usize>())
-            .to_string()
-            .as_bytes(),
+                    .sum::<usize>()) as u64,
         ),
         Var::FullRequest => {
             let mut full = r.line.clone();
@@ -2798,14 +2801,9 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
                 );
             }
         }
-        Var::FilesCombinedSize => scalar(
+        Var::FilesCombinedSize => number(
             f,
-            r.files
-                .iter()
-                .map(|x| x.content.len())
-                .sum::<usize>()
-                .to_string()
-                .as_bytes(),
+            r.files.iter().map(|x| x.content.len()).sum::<usize>() as u64,
         ),
         Var::MultipartFilename => {
             if let Some(x) = r.files.last() {
@@ -2883,7 +2881,7 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
             f,
         ),
         Var::ResponseBody => scalar(f, &d.resp.body),
-        Var::ResponseStatus => scalar(f, d.resp.status.to_string().as_bytes()),
+        Var::ResponseStatus => number(f, u64::from(d.resp.status)),
         Var::ResponseProtocol => scalar(f, &d.resp.protocol),
         Var::ResponseContentType => {
             if let Some(v) = header(&d.resp.headers, b"content-type") {
@@ -2914,10 +2912,10 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
         Var::Geo | Var::Rule | Var::WebserverErrorLog | Var::RemoteUser | Var::AuthType => {}
         Var::RemoteAddr => scalar(f, d.input.remote_addr.as_bytes()),
         Var::RemoteHost => scalar(f, d.input.remote_addr.as_bytes()),
-        Var::RemotePort => scalar(f, d.input.remote_port.to_string().as_bytes()),
+        Var::RemotePort => number(f, u64::from(d.input.remote_port)),
         Var::ServerAddr => scalar(f, d.input.server_addr.as_bytes()),
         Var::ServerName => scalar(f, d.input.server_name.as_bytes()),
-        Var::ServerPort => scalar(f, d.input.server_port.to_string().as_bytes()),
+        Var::ServerPort => number(f, u64::from(d.input.server_port)),
         Var::UniqueId => scalar(f, d.input.unique_id.as_bytes()),
         Var::MatchedVar => scalar(f, &d.matched.last.1),
         Var::MatchedVarName => scalar(f, &d.matched.last.0),
@@ -2934,13 +2932,7 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
                 }
             }
         }
-        Var::HighestSeverity => scalar(
-            f,
-            d.highest_severity
-                .map_or(255, u32::from)
-                .to_string()
-                .as_bytes(),
-        ),
+        Var::HighestSeverity => number(f, d.highest_severity.map_or(255, u64::from)),
         Var::Duration => {}
         Var::Time
         | Var::TimeDay
@@ -2962,7 +2954,7 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
                 Var::TimeWday => (secs / 86400 + 4) % 7,
                 _ => secs,
             };
-            scalar(f, v.to_string().as_bytes())
+            number(f, v)
         }
     }
 }
@@ -4087,6 +4079,44 @@ mod tests {
             assert_eq!(logged, [3]);
             assert_eq!(tx.tx_var("sev"), Some(&b"2"[..]));
             assert_eq!(tx.tx_var("skipped"), None);
+        }
+    }
+
+    /// Counts, lengths and ports read as their decimal text.
+    #[test]
+    fn numeric_variables_read_as_decimal_text() {
+        let vars = [
+            ("ARGS_COMBINED_SIZE", 2, "6"),
+            ("REQUEST_BODY_LENGTH", 2, "4"),
+            ("FILES_COMBINED_SIZE", 2, "0"),
+            ("REMOTE_PORT", 2, "51000"),
+            ("SERVER_PORT", 2, "8080"),
+            ("HIGHEST_SEVERITY", 2, "255"),
+            ("RESPONSE_STATUS", 3, "418"),
+        ];
+        let mut text = String::from("SecRuleEngine DetectionOnly\nSecRequestBodyAccess On\n");
+        for (i, (var, phase, _)) in vars.iter().enumerate() {
+            text.push_str(&format!(
+                "SecRule {var} \"@unconditionalMatch\" \"id:{},phase:{phase},pass,nolog,\
+                 setvar:'tx.{var}=%{{MATCHED_VAR}}'\"\n",
+                i + 1
+            ));
+        }
+        let rs = Arc::new(RuleSet::from_text(&text, "t").unwrap());
+        let mut tx = rs.transaction(TxInput {
+            remote_port: 51000,
+            server_port: 8080,
+            ..TxInput::default()
+        });
+        tx.set_request_line(b"POST", b"/?ab=c", b"HTTP/1.1");
+        tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+        assert!(tx.process_request_headers().is_none());
+        tx.append_request_body(b"x=yz");
+        assert!(tx.process_request_body().is_none());
+        tx.set_response_status(418, b"HTTP/1.1");
+        assert!(tx.process_response_headers().is_none());
+        for (var, _, want) in vars {
+            assert_eq!(tx.tx_var(var), Some(want.as_bytes()), "{var}");
         }
     }
 
