@@ -190,6 +190,25 @@ static WORDS: [(u8, u8, [u8; LONGEST_WORD]); count(false)] = {
 struct Keywords {
     types: FxHashMap<&'static [u8], u8>,
     longest: usize,
+    /// [`may_be_typed`]'s bits: set for every word of `types`.
+    maybe: [u64; MAYBE_WORDS],
+}
+
+/// Words of [`Keywords::maybe`]: 16384 bits (2 KB) for the table's 950 typed words, so
+/// that most words of ordinary text (a User-Agent's, a search's) are barewords without an
+/// upper-cased copy and a hash map probe.
+const MAYBE_WORDS: usize = 256;
+
+/// The bit of [`Keywords::maybe`] for a non-empty word: from its length and its first,
+/// middle and last bytes, upper-cased.
+fn maybe_bit(word: &[u8]) -> usize {
+    let n = word.len();
+    let up = |i: usize| u32::from(word[i].to_ascii_uppercase());
+    let h = up(0).wrapping_mul(0x9e37_79b1)
+        ^ up(n - 1).wrapping_mul(0x85eb_ca77)
+        ^ up(n / 2).wrapping_mul(0xc2b2_ae3d)
+        ^ (n as u32).wrapping_mul(0x27d4_eb2f);
+    (h >> 18) as usize % (MAYBE_WORDS * 64)
 }
 
 fn keywords() -> &'static Keywords {
@@ -200,7 +219,16 @@ fn keywords() -> &'static Keywords {
             .map(|(t, len, word)| (&word[..usize::from(*len)], *t))
             .collect();
         let longest = WORDS.iter().map(|w| usize::from(w.1)).max().unwrap_or(0);
-        Keywords { types, longest }
+        let mut maybe = [0u64; MAYBE_WORDS];
+        for word in types.keys().filter(|w| !w.is_empty()) {
+            let bit = maybe_bit(word);
+            maybe[bit / 64] |= 1 << (bit % 64);
+        }
+        Keywords {
+            types,
+            longest,
+            maybe,
+        }
     })
 }
 
@@ -215,15 +243,27 @@ fn lookup(word: &[u8]) -> u8 {
     if word.len() > k.longest.max(8) {
         return BAREWORD;
     }
+    if word.is_empty() {
+        return BAREWORD;
+    }
+    // Every listed fingerprint begins with `0` (any that did not would be in the map); a
+    // word of the map has its bit set.
+    let fingerprint = word.len() <= 8 && word[0] == b'0' && !word.contains(&0);
+    let bit = maybe_bit(word);
+    let typed = k.maybe[bit / 64] & (1 << (bit % 64)) != 0;
+    if !fingerprint && !typed {
+        return BAREWORD;
+    }
     let mut upper = [0u8; 64];
     let upper = &mut upper[..word.len()];
     for (u, b) in upper.iter_mut().zip(word) {
         *u = b.to_ascii_uppercase();
     }
-    // Every listed fingerprint begins with `0` (any that did not would be in the map).
-    let fingerprint = upper.len() <= 8 && upper.first() == Some(&b'0') && !upper.contains(&0);
     if fingerprint && FINGERPRINTS.binary_search(&packed(upper)).is_ok() {
         return FINGERPRINT;
+    }
+    if !typed {
+        return BAREWORD;
     }
     k.types.get(&*upper).copied().unwrap_or(BAREWORD)
 }
