@@ -190,7 +190,7 @@ static WORDS: [(u8, u8, [u8; LONGEST_WORD]); count(false)] = {
 struct Keywords {
     types: FxHashMap<&'static [u8], u8>,
     longest: usize,
-    /// [`may_be_typed`]'s bits: set for every word of `types`.
+    /// [`maybe_bit`] of every word of `types`, set.
     maybe: [u64; MAYBE_WORDS],
 }
 
@@ -240,10 +240,7 @@ pub(super) fn load_keywords() {
 /// The library's `lookup_word`: the type of `word`, ASCII case ignored.
 fn lookup(word: &[u8]) -> u8 {
     let k = keywords();
-    if word.len() > k.longest.max(8) {
-        return BAREWORD;
-    }
-    if word.is_empty() {
+    if word.is_empty() || word.len() > k.longest.max(8) {
         return BAREWORD;
     }
     // Every listed fingerprint begins with `0` (any that did not would be in the map); a
