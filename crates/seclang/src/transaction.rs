@@ -1832,13 +1832,19 @@ impl Transaction {
             link_values.exclusions = &t.exclusions;
             visit(&self.data, t, &mut link_values);
         }
-        let mut hits = std::mem::take(&mut self.scratch.hits);
-        let bytes = std::mem::take(&mut self.scratch.hit_bytes);
-        let groups = std::mem::take(&mut self.scratch.hit_groups);
         // Runtime target removals (ctl:ruleRemoveTarget*) apply to the starter's id and tags.
         if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
+            let mut hits = std::mem::take(&mut self.scratch.hits);
+            let bytes = &self.scratch.hit_bytes;
             hits.retain(|h| !self.target_removed(starter, h.var, &bytes[h.key.clone()]));
+            self.scratch.hits = hits;
         }
+        let Scratch {
+            hits,
+            hit_bytes: bytes,
+            hit_groups: groups,
+            ..
+        } = &self.scratch;
         let matched = !hits.is_empty();
         if matched {
             let d = &mut self.data;
@@ -1850,15 +1856,12 @@ impl Transaction {
                     }
                 }
             }
-            for h in &hits {
+            for h in hits {
                 let (n, v) = d.matched.push();
                 write_var_name(n, h.var, &bytes[h.key.clone()]);
                 v.extend_from_slice(&bytes[h.value.clone()]);
             }
         }
-        self.scratch.hits = hits;
-        self.scratch.hit_bytes = bytes;
-        self.scratch.hit_groups = groups;
         matched
     }
 
