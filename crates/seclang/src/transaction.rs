@@ -453,6 +453,14 @@ impl ValueScans {
     }
 }
 
+/// Which of a link's non-disruptive actions to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkActions {
+    All,
+    SetVars,
+    Others,
+}
+
 /// What a phase knows of a group target's values, in one place: the groups of a phase
 /// read it for each of their targets.
 #[derive(Debug, Default, Clone, Copy)]
@@ -617,6 +625,9 @@ pub struct Transaction {
     /// Whether matches of rules that do not log (`nolog`, or without an id) are recorded for
     /// [`Transaction::matched_rules`] (see [`Transaction::record_nolog_matches`]).
     record_nolog: bool,
+    /// Set by the link just evaluated when it ran its actions itself, once per value it
+    /// matched; taken by the chain's loop, which otherwise runs them once.
+    actions_ran: bool,
     /// Values rule operators were asked about, for tests of what the prefilter spares.
     #[cfg(test)]
     operator_runs: usize,
@@ -645,6 +656,7 @@ impl RuleSet {
             removed_tags: Vec::new(),
             removed_msgs: Vec::new(),
             rules_removed: false,
+            actions_ran: false,
             removed_targets_by_id: Vec::new(),
             removed_targets_by_tag: Vec::new(),
             tx_targets_removed: false,
@@ -770,6 +782,7 @@ impl Transaction {
             phase,
             setup_pending,
             record_nolog,
+            actions_ran,
             #[cfg(test)]
             operator_runs,
             #[cfg(test)]
@@ -797,6 +810,7 @@ impl Transaction {
         *phase = 0;
         *setup_pending = rs.setup.is_some();
         *record_nolog = false;
+        *actions_ran = false;
         #[cfg(test)]
         {
             *operator_runs = 0;
@@ -1605,18 +1619,8 @@ impl Transaction {
             }
             // ModSecurity runs a link's non-disruptive actions as soon as that link matches,
             // so the next link can read what it set (CRS 920420 relies on this).
-            match link.execs {
-                ExecPlan::None => {}
-                ExecPlan::Slots { start, len } => {
-                    for sv in &rs.slot_setvars[start as usize..][..usize::from(len)] {
-                        self.slot_setvar(rs, sv);
-                    }
-                }
-                ExecPlan::General => {
-                    for e in &link.actions.exec {
-                        self.exec(e);
-                    }
-                }
+            if !std::mem::take(&mut self.actions_ran) {
+                self.run_actions(rs, link, LinkActions::All);
             }
             first = false;
             match &link.chained {
@@ -1624,6 +1628,61 @@ impl Transaction {
                 None => return true,
             }
         }
+    }
+
+    /// Runs `which` of `link`'s non-disruptive actions.
+    fn run_actions(&mut self, rs: &RuleSet, link: &Rule, which: LinkActions) {
+        match link.execs {
+            ExecPlan::None => {}
+            // All `setvar`s.
+            ExecPlan::Slots { .. } if which == LinkActions::Others => {}
+            ExecPlan::Slots { start, len } => {
+                for sv in &rs.slot_setvars[start as usize..][..usize::from(len)] {
+                    self.slot_setvar(rs, sv);
+                }
+            }
+            ExecPlan::General => {
+                for e in &link.actions.exec {
+                    let setvar = matches!(e, Exec::SetVar(_));
+                    match which {
+                        LinkActions::SetVars if !setvar => continue,
+                        LinkActions::Others if setvar => continue,
+                        _ => self.exec(e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a link that matched several values records, with its `setvar`s run once for
+    /// each, as ModSecurity runs them: each sees that value as MATCHED_VAR and its captures
+    /// as TX:0-9 (CRS 920450 names a TX key after each header name it captured; a score a
+    /// rule adds rises once per value). Its other actions (`ctl`, `setenv`) run once, after.
+    /// Out of line: most links match one value, or have no actions.
+    #[inline(never)]
+    fn actions_per_value(&mut self, rs: &RuleSet, link: &Rule) {
+        let hits = std::mem::take(&mut self.scratch.hits);
+        let bytes = std::mem::take(&mut self.scratch.hit_bytes);
+        let groups = std::mem::take(&mut self.scratch.hit_groups);
+        for h in &hits {
+            if link.capture && !h.groups.is_empty() {
+                // TX:0..TX:9 are slots 0..9: the rule set numbers them first.
+                for (i, g) in groups[h.groups.clone()].iter().enumerate() {
+                    self.data
+                        .tx
+                        .set(&[b'0' + i as u8], Some(i as u32), &bytes[g.clone()]);
+                }
+            }
+            let (n, v) = self.data.matched.push();
+            write_var_name(n, h.var, &bytes[h.key.clone()]);
+            v.extend_from_slice(&bytes[h.value.clone()]);
+            self.run_actions(rs, link, LinkActions::SetVars);
+        }
+        self.scratch.hits = hits;
+        self.scratch.hit_bytes = bytes;
+        self.scratch.hit_groups = groups;
+        self.run_actions(rs, link, LinkActions::Others);
+        self.actions_ran = true;
     }
 
     /// [`Transaction::exec`] for a `setvar` planned as a [`SlotSetVar`].
@@ -1838,6 +1897,10 @@ impl Transaction {
             let bytes = &self.scratch.hit_bytes;
             hits.retain(|h| !self.target_removed(starter, h.var, &bytes[h.key.clone()]));
             self.scratch.hits = hits;
+        }
+        if self.scratch.hits.len() > 1 && link.execs != ExecPlan::None {
+            self.actions_per_value(rs, link);
+            return true;
         }
         let Scratch {
             hits,
@@ -4305,5 +4368,40 @@ mod tests {
                 assert_eq!(ran, id != removed, "{ctl}: rule {id}");
             }
         }
+    }
+
+    /// A link's `setvar`s run once for each value it matched, each seeing that value's
+    /// captures and MATCHED_VAR, as ModSecurity runs them (CRS 920450 names a TX key after
+    /// each header; a rule matching three values adds its score three times).
+    #[test]
+    fn setvars_run_once_per_matched_value() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx ^(a[a-z]*)\" \"id:1,phase:1,pass,nolog,capture,\
+                   setvar:'tx.seen_%{tx.1}=%{MATCHED_VAR_NAME}'\"\n\
+                 SecRule ARGS \"@rx ^[a-z]+$\" \"id:2,phase:1,pass,nolog,setvar:tx.words=+5\"\n\
+                 SecRule ARGS_NAMES \"@rx .\" \"id:3,phase:1,pass,nolog,setvar:tx.names=+1,chain\"\n\
+                   SecRule TX:nothing \"@eq 1\" \"t:none\"\n\
+                 SecRule ARGS:only \"@rx .\" \"id:4,phase:1,pass,nolog,setvar:tx.only=+1\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        // Both plans: a setvar with macros runs through the actions, literal ones by slot.
+        assert_eq!(rs.rules[0].execs, ExecPlan::General);
+        assert!(matches!(rs.rules[1].execs, ExecPlan::Slots { .. }));
+        let (tx, _) = phase1_hit(&rs, "x=abc&y=def&z=axe&only=1");
+        assert_eq!(tx.tx_var("seen_abc"), Some(&b"ARGS:x"[..]));
+        assert_eq!(tx.tx_var("seen_axe"), Some(&b"ARGS:z"[..]));
+        assert_eq!(tx.tx_var("seen_def"), None);
+        // TX:1 holds the last value's capture, as if the link had run once.
+        assert_eq!(tx.tx_var("1"), Some(&b"axe"[..]));
+        assert_eq!(tx.tx_var("words"), Some(&b"15"[..]));
+        // The first link of a chain that fails ran its setvar for each name all the same.
+        assert_eq!(tx.tx_var("names"), Some(&b"4"[..]));
+        assert_eq!(tx.tx_var("only"), Some(&b"1"[..]));
+        // MATCHED_VARS lists every value of the last rule that ran to the end.
+        assert_eq!(tx.data.matched.list().count(), 1);
     }
 }
