@@ -134,7 +134,7 @@ pub enum Selector {
     All,
     /// A key, lower-cased (collection keys compare case-insensitively).
     Key(Vec<u8>),
-    Regex(Regex),
+    Regex(KeyRegex),
     /// An XPath expression for `XML:`; only `/*` and `//*` (all text) are understood.
     XPath(String),
 }
@@ -147,6 +147,63 @@ impl Selector {
             Selector::Key(k) => k.eq_ignore_ascii_case(key),
             Selector::Regex(re) => re.is_match(key),
         }
+    }
+}
+
+/// A `/regex/` selector (case-insensitive, as ModSecurity compiles them). The commonest
+/// ones only ask for a key that starts with a word (`TX:/^header_name_920450_/`, which
+/// CRS 920450 reads once per request header) or holds one (`TX:/paramcounter_.*/`,
+/// `TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/`, which CRS 922110 asks of every run-time TX
+/// key): those compare the word instead of running the regex.
+#[derive(Debug, Clone)]
+pub struct KeyRegex {
+    re: Regex,
+    /// Boxed: a target's selector shares a cache line with what is read per value.
+    word: Option<Box<(WordAt, Vec<u8>)>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WordAt {
+    Start,
+    Anywhere,
+}
+
+impl KeyRegex {
+    fn new(pattern: &str) -> Result<KeyRegex, regex::Error> {
+        let re = regex::bytes::RegexBuilder::new(pattern)
+            .case_insensitive(true)
+            .unicode(false)
+            .build()?;
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        // A last `.*` or `x*` (zero or more) adds nothing to whether a key matches.
+        let rest = match pattern.strip_suffix('*').and_then(|r| {
+            let x = r.chars().next_back()?;
+            Some((&r[..r.len() - x.len_utf8()], x))
+        }) {
+            Some((rest, x)) if x == '.' || plain(x) => rest,
+            _ => pattern,
+        };
+        let (at, word) = match rest.strip_prefix('^') {
+            Some(w) => (WordAt::Start, w),
+            None => (WordAt::Anywhere, rest),
+        };
+        let word =
+            (!word.is_empty() && word.chars().all(plain)).then(|| Box::new((at, word.into())));
+        Ok(KeyRegex { re, word })
+    }
+
+    pub fn is_match(&self, key: &[u8]) -> bool {
+        match self.word.as_deref() {
+            Some((WordAt::Start, w)) => key
+                .get(..w.len())
+                .is_some_and(|k| k.eq_ignore_ascii_case(w)),
+            Some((WordAt::Anywhere, w)) => key.windows(w.len()).any(|k| k.eq_ignore_ascii_case(w)),
+            None => self.re.is_match(key),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.re.as_str()
     }
 }
 
@@ -209,10 +266,7 @@ fn parse_selector(var: Var, sel: &str) -> Result<Selector, String> {
         return Ok(Selector::XPath(sel.to_string()));
     }
     if sel.len() >= 2 && sel.starts_with('/') && sel.ends_with('/') {
-        let re = regex::bytes::RegexBuilder::new(&sel[1..sel.len() - 1])
-            .case_insensitive(true)
-            .unicode(false)
-            .build()
+        let re = KeyRegex::new(&sel[1..sel.len() - 1])
             .map_err(|e| format!("bad selector regex {sel}: {e}"))?;
         return Ok(Selector::Regex(re));
     }
@@ -345,6 +399,66 @@ mod tests {
         for (name, var, _) in VARS {
             assert_eq!(var.name(), *name);
             assert_eq!(Var::from_name(name).map(|(v, _)| v), Some(*var));
+        }
+    }
+
+    /// A selector that compares a word answers as its regex does, case and all.
+    #[test]
+    fn word_selectors_agree_with_their_regex() {
+        let patterns = [
+            "^header_name_920450_",
+            "paramcounter_.*",
+            "^_pk_ref",
+            "^a-b.*",
+            "x",
+            "MULTIPART_HEADERS_CONTENT_TYPES_*",
+            "^ab*",
+            // Not words: the regex answers.
+            "^pbjs-\\w+$",
+            "a\\w*",
+            "a.+",
+            "^",
+            ".*",
+        ];
+        let parts: [&[u8]; 9] = [
+            b"header_name_920450_",
+            b"HEADER_NAME_920450_",
+            b"paramcounter_",
+            b"_pk_ref",
+            b"A-B",
+            b"x",
+            b"multipart_headers_content_types_",
+            b"\xc3\x9f",
+            b"\n",
+        ];
+        let mut below = crate::test_rng::below(0x5eed_0f4e);
+        for p in patterns {
+            let fast = KeyRegex::new(p).unwrap();
+            let slow = regex::bytes::RegexBuilder::new(p)
+                .case_insensitive(true)
+                .unicode(false)
+                .build()
+                .unwrap();
+            let word =
+                !p.contains('$') && !p.contains('\\') && !["^", ".*", "a.+", "é*"].contains(&p);
+            assert_eq!(fast.word.is_some(), word, "{p}");
+            for _ in 0..2000 {
+                let mut key = Vec::new();
+                for _ in 0..below(4) {
+                    let part = parts[below(parts.len())];
+                    // Parts whole, cut short, or with a letter changed.
+                    match below(3) {
+                        0 => key.extend_from_slice(part),
+                        1 => key.extend_from_slice(&part[..below(part.len() + 1)]),
+                        _ => {
+                            let at = key.len() + below(part.len());
+                            key.extend_from_slice(part);
+                            key[at] ^= 0x20;
+                        }
+                    }
+                }
+                assert_eq!(fast.is_match(&key), slow.is_match(&key), "{p} on {key:?}");
+            }
         }
     }
 
