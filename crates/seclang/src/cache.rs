@@ -361,18 +361,15 @@ impl TransformCache {
 
     /// For `multiMatch` on an uncached value: call `f` with `raw`, then with the result of
     /// each prefix of `chain_ids` that differs from the previous value (the operator is a
-    /// function of its input, so an unchanged value cannot change the outcome), until `f`
-    /// returns true.
+    /// function of its input, so an unchanged value cannot change the outcome).
     pub fn each_changed(
         &mut self,
         chains: &ChainTable,
         raw: &[u8],
         chain_ids: &[ChainId],
-        f: &mut dyn FnMut(&[u8]) -> bool,
+        f: &mut dyn FnMut(&[u8]),
     ) {
-        if f(raw) {
-            return;
-        }
+        f(raw);
         let [a, b] = &mut self.scratch;
         a.clear();
         a.extend_from_slice(raw);
@@ -386,9 +383,7 @@ impl TransformCache {
                 continue;
             }
             std::mem::swap(a, b);
-            if f(a) {
-                return;
-            }
+            f(a);
         }
     }
 }
@@ -501,16 +496,10 @@ mod tests {
         assert_eq!(c.cached(&chains, 9, b"a%61", ids[1]), Val::Stored(2));
         assert!(c.store.len() == 3);
         let mut seen = Vec::new();
-        c.each_changed(&chains, b"A%41", &ids, &mut |v| {
-            seen.push(v.to_vec());
-            false
-        });
+        c.each_changed(&chains, b"A%41", &ids, &mut |v| seen.push(v.to_vec()));
         assert_eq!(seen, vec![b"A%41".to_vec(), b"AA".to_vec(), b"aa".to_vec()]);
         seen.clear();
-        c.each_changed(&chains, b"abc", &ids, &mut |v| {
-            seen.push(v.to_vec());
-            false
-        });
+        c.each_changed(&chains, b"abc", &ids, &mut |v| seen.push(v.to_vec()));
         assert_eq!(seen, vec![b"abc".to_vec()]);
     }
 

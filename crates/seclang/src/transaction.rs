@@ -2398,18 +2398,19 @@ impl Visitor for LinkValues<'_> {
         let chains = &self.rs.chains;
         if self.link.multi_match {
             // The operator runs on the raw value and after each transformation that
-            // changed it: an unchanged value cannot give a different answer.
+            // changed it (an unchanged value cannot give a different answer), and each form
+            // that matches is a match of its own, as ModSecurity counts them.
             let Some(slot) = slot else {
                 let test = &mut self.test;
                 self.cache
                     .each_changed(chains, raw, &self.link.chain_ids, &mut |v| {
-                        test.check(var, key, v)
+                        test.check(var, key, v);
                     });
                 return;
             };
             let row = self.cache.row(slot);
-            if !self.ruled_out(row, Val::Raw) && self.test.check(var, key, raw) {
-                return;
+            if !self.ruled_out(row, Val::Raw) {
+                self.test.check(var, key, raw);
             }
             let mut prev = Val::Raw;
             for &c in &self.link.chain_ids {
@@ -2419,8 +2420,8 @@ impl Visitor for LinkValues<'_> {
                         let scanned = self.scanned_value(row, raw, Some(c));
                         self.ruled_out(row, scanned)
                     };
-                    if !out && self.test.check(var, key, self.cache.bytes(v, raw)) {
-                        return;
+                    if !out {
+                        self.test.check(var, key, self.cache.bytes(v, raw));
                     }
                 }
                 prev = v;
@@ -3248,8 +3249,9 @@ mod tests {
         );
         let tx = four_args(&rs);
         assert_eq!(tx.matched_rules().len(), 1);
-        // `a` decoded and `d` raw (where the rule stops).
-        assert_eq!(tx.operator_runs, 2);
+        // `a` decoded and lower-cased, `d` raw and lower-cased (each form that matches
+        // counts); `b` and `c` never.
+        assert_eq!(tx.operator_runs, 4);
     }
 
     /// Phases 1 and 2 share their automaton's scans. The values a body adds in phase 2 (a
@@ -4401,5 +4403,25 @@ mod tests {
         // The first link of a chain that fails ran its setvar for each name all the same.
         assert_eq!(tx.tx_var("names"), Some(&b"4"[..]));
         assert_eq!(tx.tx_var("only"), Some(&b"1"[..]));
+    }
+
+    /// A `multiMatch` link matches once for each form of a value that matches: the raw
+    /// value and each transformation's result that differs from the one before, as
+    /// ModSecurity counts them (CRS 930110 on `.../.../WINDOWS/win.ini` scores twice per
+    /// value: as sent and lower-cased).
+    #[test]
+    fn multi_match_counts_each_form_that_matches() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx a\" \"id:1,phase:1,pass,nolog,multiMatch,\
+                   t:none,t:lowercase,t:urlDecode,setvar:tx.forms=+1\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        // x: not as sent, then lower-cased and decoded; y: as sent only (no change).
+        let (tx, _) = phase1_hit(&rs, "x=A%2561&y=abc&z=QQ");
+        assert_eq!(tx.tx_var("forms"), Some(&b"3"[..]));
     }
 }
