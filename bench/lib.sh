@@ -85,6 +85,14 @@ start_nginx() { # prefix [binary]
     pids+=($!)
 }
 
+# Debian's nginx would otherwise create its temporary directories under /var/lib/nginx.
+debian_temp_paths="
+    client_body_temp_path client_body_temp;
+    proxy_temp_path proxy_temp;
+    fastcgi_temp_path fastcgi_temp;
+    uwsgi_temp_path uwsgi_temp;
+    scgi_temp_path scgi_temp;"
+
 # Graceful quit (the worker joins its shipper), then whatever is left after 5 s is killed.
 stop_nginx_all() {
     local pid alive
