@@ -60,6 +60,7 @@ pub struct DynamicOperator {
     pub build: BuildFn,
     pub param: Macro,
     pub base_dir: PathBuf,
+    pub negated: bool,
     /// Number of the link among the rule set's dynamic operators (set on loading).
     pub slot: u32,
 }
@@ -276,12 +277,14 @@ pub fn parse_operator(text: &str, ctx: &mut BuildContext<'_>) -> Result<ParsedOp
     };
     let (build, macros) =
         operators::lookup(name).ok_or_else(|| format!("unknown operator @{name}"))?;
+    ctx.negated = negated;
     let m = Macro::parse(param);
     let op = if macros && m.as_literal().is_none() {
         RuleOperator::Dynamic(Box::new(DynamicOperator {
             build,
             param: m,
             base_dir: ctx.base_dir.to_path_buf(),
+            negated,
             slot: 0,
         }))
     } else {
@@ -373,6 +376,7 @@ mod tests {
         let mut ctx = BuildContext {
             base_dir: std::path::Path::new("."),
             notices: &mut n,
+            negated: false,
         };
         let p = parse_operator("!@within %{tx.allowed_methods}", &mut ctx).unwrap();
         assert!(p.negated && p.name == "within" && matches!(p.op, RuleOperator::Dynamic(_)));

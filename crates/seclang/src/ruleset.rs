@@ -653,6 +653,7 @@ impl RuleSetBuilder {
         let mut ctx = BuildContext {
             base_dir,
             notices: &mut self.notices,
+            negated: false,
         };
         let parsed = match operator {
             Some(o) => parse_operator(o, &mut ctx).map_err(DirError::Msg)?,

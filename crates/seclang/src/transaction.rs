@@ -8,9 +8,11 @@ use crate::body::multipart::{FilePart, Flags};
 use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
 use crate::macros::{Macro, Ref};
-use crate::operators::{parse_int, BuildContext, BuildFn, Captures, Operator};
+use crate::operators::{parse_int, BuildContext, Captures, Operator};
 use crate::prefilter::{PhaseScan, RawScreen, NO_SET};
-use crate::rule::{Amount, ChainId, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest};
+use crate::rule::{
+    Amount, ChainId, DynamicOperator, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest,
+};
 use crate::ruleset::{RuleSet, MARKER, NO_GROUP, NO_SKIP_AFTER};
 use crate::store::{format_i64, Store};
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
@@ -1737,12 +1739,10 @@ impl Transaction {
         let op: &dyn Operator = match &link.operator {
             RuleOperator::Always => return true,
             RuleOperator::Static(op) => &**op,
-            RuleOperator::Dynamic(d) => {
-                match self.dynamic_operator(d.build, &d.param, &d.base_dir, d.slot) {
-                    Some(b) => &*built.insert((b, d.slot)).0.op,
-                    None => return false,
-                }
-            }
+            RuleOperator::Dynamic(d) => match self.dynamic_operator(d) {
+                Some(b) => &*built.insert((b, d.slot)).0.op,
+                None => return false,
+            },
         };
         let matched = self.eval_link_with(rs, idx, starter, link, op, first, op_fails);
         if let Some((b, slot)) = built.filter(|(b, _)| b.text.len() <= MAX_BUILT_TEXT) {
@@ -1756,13 +1756,14 @@ impl Transaction {
     /// The operator of a dynamic link for its parameter expanded now: the one last built
     /// for the link (taken from the scratch, to be given back) if it was built from the
     /// same text, else a new one; `None` if the text is not a valid parameter.
-    fn dynamic_operator(
-        &mut self,
-        build: BuildFn,
-        param: &Macro,
-        base_dir: &std::path::Path,
-        slot: u32,
-    ) -> Option<BuiltOperator> {
+    fn dynamic_operator(&mut self, dynamic: &DynamicOperator) -> Option<BuiltOperator> {
+        let &DynamicOperator {
+            build,
+            ref param,
+            ref base_dir,
+            negated,
+            slot,
+        } = dynamic;
         let mut text = std::mem::take(&mut self.scratch.expansions[0]);
         text.clear();
         self.expand(param, &mut text);
@@ -1783,6 +1784,7 @@ impl Transaction {
         let mut ctx = BuildContext {
             base_dir,
             notices: &mut notices,
+            negated,
         };
         // Validating UTF-8 costs less than the lossy conversion's chunking.
         let param = match std::str::from_utf8(&text) {
@@ -4403,6 +4405,38 @@ mod tests {
         // The first link of a chain that fails ran its setvar for each name all the same.
         assert_eq!(tx.tx_var("names"), Some(&b"4"[..]));
         assert_eq!(tx.tx_var("only"), Some(&b"1"[..]));
+    }
+
+    /// A positive `@rx` reads `^`/`$` at line breaks too (as ModSecurity v3 and Coraza), a
+    /// negated one only at the value's ends (as ModSecurity v2): a value ending in a newline
+    /// does not step around an anchored detection (CRS 932340 on `time who%0a`), nor does a
+    /// well-formed first line pass a whole value (`abc%0a--` through `!@rx ^\w+$`). Operators
+    /// built per transaction (macros) read them the same way.
+    #[test]
+    fn positive_rx_anchors_at_lines_negated_at_the_value() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecAction \"id:1,phase:1,pass,nolog,setvar:tx.word=^\\w+$\"\n\
+                 SecRule ARGS \"@rx ^who$\" \"id:2,phase:1,pass,nolog,setvar:tx.who=+1\"\n\
+                 SecRule ARGS \"!@rx ^\\w+$\" \"id:3,phase:1,pass,nolog,setvar:tx.odd=+1\"\n\
+                 SecRule ARGS \"@rx %{tx.word}\" \"id:4,phase:1,pass,nolog,setvar:tx.dyn_word=+1\"\n\
+                 SecRule ARGS \"!@rx %{tx.word}\" \"id:5,phase:1,pass,nolog,setvar:tx.dyn_odd=+1\"\n\
+                 SecRule ARGS \"@rx \\Awho\\z\" \"id:6,phase:1,pass,nolog,setvar:tx.exact=+1\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let (tx, _) = phase1_hit(&rs, "a=who&b=x%0awho&c=who%0ax&d=abc%0a--&e=abc");
+        // `who`, the second line of b, the first line of c.
+        assert_eq!(tx.tx_var("who"), Some(&b"3"[..]));
+        // Not a word as a whole: b, c, d.
+        assert_eq!(tx.tx_var("odd"), Some(&b"3"[..]));
+        // A line that is a word: a, b, c, d (`abc`), e.
+        assert_eq!(tx.tx_var("dyn_word"), Some(&b"5"[..]));
+        assert_eq!(tx.tx_var("dyn_odd"), Some(&b"3"[..]));
+        // `\A` and `\z` are the value's ends whatever the reading.
+        assert_eq!(tx.tx_var("exact"), Some(&b"1"[..]));
     }
 
     /// A `multiMatch` link matches once for each form of a value that matches: the raw

@@ -28,6 +28,7 @@ mod tests {
         let mut ctx = super::BuildContext {
             base_dir: &dir,
             notices: &mut n,
+            negated: false,
         };
         let op = super::new("ips.txt", &mut ctx).unwrap();
         assert!(crate::operators::test_match(&*op, b"192.168.1.1"));

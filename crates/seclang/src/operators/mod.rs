@@ -127,6 +127,9 @@ pub struct BuildContext<'a> {
     pub base_dir: &'a Path,
     /// Load-time notices (e.g. a regex that needed the PCRE2 fallback).
     pub notices: &'a mut Vec<String>,
+    /// Whether the operator is negated (`!@rx` reads its anchors otherwise: see
+    /// [`rx::Anchors`]).
+    pub negated: bool,
 }
 
 impl BuildContext<'_> {
@@ -210,6 +213,7 @@ pub(crate) fn build(name: &str, param: &str) -> Box<dyn Operator> {
     let mut ctx = BuildContext {
         base_dir: Path::new("."),
         notices: &mut notices,
+        negated: false,
     };
     (lookup(name).expect("operator").0)(param, &mut ctx).expect("builds")
 }

@@ -44,6 +44,7 @@ mod tests {
         let mut ctx = BuildContext {
             base_dir: std::path::Path::new("/nonexistent"),
             notices: &mut n,
+            negated: false,
         };
         assert!(new("x.data", &mut ctx).unwrap_err().contains("x.data"));
     }

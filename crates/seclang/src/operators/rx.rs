@@ -1,6 +1,11 @@
 //! `@rx`: a regular expression, matched against raw bytes as PCRE does without UTF mode
 //! (`.` is any byte, `\xNN` is a byte, classes are ASCII, dot matches newline).
 //!
+//! `^` and `$` read as the detection needs them (see [`Anchors`]): a positive `@rx` also
+//! matches them at line breaks, as ModSecurity v3 and Coraza do; a negated `!@rx` (CRS's
+//! "the value is well-formed" checks) only at the value's ends, as ModSecurity v2 does. A
+//! newline then hides a value from neither kind of check.
+//!
 //! Patterns compile with the `regex` crate (linear time). PCRE-only syntax it rejects
 //! (lookaround, backreferences, possessive quantifiers, ...) falls back to PCRE2 with JIT,
 //! whose built-in match limit bounds the work; each fallback is reported once as a notice.
@@ -48,6 +53,7 @@ const PREFILTER_LIMIT: usize = 4096;
 /// its traffic needs, once.
 struct Lazy {
     pattern: String,
+    anchors: Anchors,
     /// Matches every input whole with no group of its own (`^.*$`, CRS 920450 on every
     /// header): answered, and captured, without searching.
     whole: bool,
@@ -87,6 +93,33 @@ struct SlowScratch {
     slots: Slots,
 }
 
+/// Where `^` and `$` match in an `@rx` pattern.
+///
+/// ModSecurity v2 compiles `@rx` with `PCRE_DOLLAR_ENDONLY` (the value's ends only);
+/// ModSecurity v3 with `PCRE2_MULTILINE`, and Coraza prefixes `(?sm)` (every line's ends
+/// too). Each reading lets a newline step around some checks: `...$` detections under v2
+/// (`cmd%0a`), `!@rx ^\w+$` validations under v3 (`abc%0a--`). Reading positive patterns
+/// by lines and negated ones by the value makes each kind of rule match whenever either
+/// reading would make it fire. An exclusion written as a positive `@rx` on a value that
+/// can hold a newline should anchor with `\A` and `\z`, which no mode changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchors {
+    /// At the value's ends and at every line break: a positive `@rx`.
+    Lines,
+    /// At the value's ends only: a negated `!@rx`.
+    Value,
+}
+
+impl Anchors {
+    pub fn for_operator(negated: bool) -> Anchors {
+        if negated {
+            Anchors::Value
+        } else {
+            Anchors::Lines
+        }
+    }
+}
+
 impl std::fmt::Debug for Lazy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lazy")
@@ -97,12 +130,17 @@ impl std::fmt::Debug for Lazy {
 }
 
 /// A pattern parsed as `@rx` reads it: bytes, no Unicode, `.` matching a newline (what the
-/// prefilter's literal analysis must read too).
+/// prefilter's literal analysis must read too; the anchors' reading changes no literal).
 pub(crate) fn parse(pattern: &str) -> Result<regex_syntax::hir::Hir, String> {
+    parse_with(pattern, Anchors::Value)
+}
+
+fn parse_with(pattern: &str, anchors: Anchors) -> Result<regex_syntax::hir::Hir, String> {
     regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .dot_matches_new_line(true)
+        .multi_line(anchors == Anchors::Lines)
         .build()
         .parse(&pcre_bytes(pattern))
         .map_err(|e| e.to_string())
@@ -167,7 +205,8 @@ fn pcre_bytes(pattern: &str) -> std::borrow::Cow<'_, str> {
 
 /// Whether a pattern (as [`parse`] reads it) matches every input whole and has no group
 /// of its own: an optional `^`, a greedy `.*` (any byte, as `@rx` reads `.`), an optional
-/// `$`. The leftmost-first match starts at 0 and the run takes every byte, so `$` holds.
+/// `$` (value or line anchors alike). The leftmost-first match starts at 0 and the run
+/// takes every byte, so `$` holds.
 fn matches_every_input_whole(hir: &regex_syntax::hir::Hir) -> bool {
     use regex_syntax::hir::{Class, HirKind};
     let parts = match hir.kind() {
@@ -183,12 +222,14 @@ fn matches_every_input_whole(hir: &regex_syntax::hir::Hir) -> bool {
     };
     let is_look =
         |h: &regex_syntax::hir::Hir, look: Look| matches!(h.kind(), HirKind::Look(l) if *l == look);
+    // At the input's start a line's start holds too, and a greedy run of every byte ends
+    // at the input's end.
     let parts = match parts.split_first() {
-        Some((first, rest)) if is_look(first, Look::Start) => rest,
+        Some((first, rest)) if is_look(first, Look::Start) || is_look(first, Look::StartLF) => rest,
         _ => parts,
     };
     let parts = match parts.split_last() {
-        Some((last, rest)) if is_look(last, Look::End) => rest,
+        Some((last, rest)) if is_look(last, Look::End) || is_look(last, Look::EndLF) => rest,
         _ => parts,
     };
     matches!(parts, [run] if any_bytes(run))
@@ -203,6 +244,9 @@ fn matches_every_input_whole(hir: &regex_syntax::hir::Hir) -> bool {
 ///   input, with one of its first bytes (`^\(\s*\)\s+\{` on a User-Agent);
 /// - the literal bytes of the pattern's top-level sequence are in every match (`~` in
 ///   `\.[^.~]+~(?:/.*|)$`).
+///
+/// Line anchors hold inside an input too: what they tell (the two anchored cases) holds
+/// only for inputs without a line break.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Screen {
     min: usize,
@@ -210,6 +254,8 @@ struct Screen {
     /// The bytes a match can start with (bit per byte), when the input's first byte must be
     /// one of them.
     first: Option<[u64; 4]>,
+    /// Whether `max` and `first` hold only for inputs without a line break.
+    anchored_by_lines: bool,
     /// Bytes every match holds (a few, the first found).
     required: Vec<u8>,
 }
@@ -220,8 +266,10 @@ const MAX_REQUIRED: usize = 2;
 impl Screen {
     fn of(hir: &regex_syntax::hir::Hir) -> Screen {
         let p = hir.properties();
-        let anchored_start = p.look_set_prefix().contains(Look::Start);
-        let anchored_both = anchored_start && p.look_set_suffix().contains(Look::End);
+        let (prefix, suffix) = (p.look_set_prefix(), p.look_set_suffix());
+        let anchored_start = prefix.contains(Look::Start) || prefix.contains(Look::StartLF);
+        let anchored_both =
+            anchored_start && (suffix.contains(Look::End) || suffix.contains(Look::EndLF));
         let first = match first_bytes(hir) {
             Some((set, false)) if anchored_start => Some(set),
             _ => None,
@@ -245,6 +293,7 @@ impl Screen {
             min: p.minimum_len().unwrap_or(usize::MAX),
             max: if anchored_both { p.maximum_len() } else { None },
             first,
+            anchored_by_lines: p.look_set().contains_anchor_line(),
             required,
         }
     }
@@ -252,11 +301,19 @@ impl Screen {
     /// Whether the pattern may match `input` (false: it cannot).
     fn admit(&self, input: &[u8]) -> bool {
         input.len() >= self.min
-            && self.max.is_none_or(|max| input.len() <= max)
+            // A line break is looked for only when the anchored screens would rule the
+            // input out. (`(?R)` anchors, at `\r` too, get no anchored screens.)
+            && (self.fits_anchored(input)
+                || self.anchored_by_lines && memchr::memchr(b'\n', input).is_some())
+            && self.required.iter().all(|b| input.contains(b))
+    }
+
+    /// Whether `input` passes the screens of an anchored pattern, read as a single line.
+    fn fits_anchored(&self, input: &[u8]) -> bool {
+        self.max.is_none_or(|max| input.len() <= max)
             && self
                 .first
                 .is_none_or(|set| input.first().is_some_and(|&b| has_byte(&set, b)))
-            && self.required.iter().all(|b| input.contains(b))
     }
 }
 
@@ -342,20 +399,21 @@ fn or_set(set: &mut [u64; 4], other: &[u64; 4]) {
 impl Lazy {
     /// Checks that `pattern` compiles (its engines within our size limits) without keeping
     /// them.
-    fn build(pattern: &str) -> Result<Lazy, String> {
-        let hir = parse(pattern)?;
-        drop(Engines::build(pattern)?);
+    fn build(pattern: &str, anchors: Anchors) -> Result<Lazy, String> {
+        let hir = parse_with(pattern, anchors)?;
+        drop(Engines::build(pattern, anchors)?);
         Ok(Lazy {
             whole: matches_every_input_whole(&hir),
             screen: Screen::of(&hir),
             pattern: pattern.to_string(),
+            anchors,
             engines: OnceLock::new(),
         })
     }
 
     fn engines(&self) -> Option<&Engines> {
         super::shared::built_on_first_search(&self.engines, || {
-            Engines::build(&self.pattern).map(Box::new)
+            Engines::build(&self.pattern, self.anchors).map(Box::new)
         })
         .map(|e| &**e)
     }
@@ -385,12 +443,14 @@ fn nfa(hir: &regex_syntax::hir::Hir) -> Result<thompson::NFA, String> {
 }
 
 impl Engines {
-    fn build(pattern: &str) -> Result<Engines, String> {
-        let hir = parse(pattern)?;
+    fn build(pattern: &str, anchors: Anchors) -> Result<Engines, String> {
+        let hir = parse_with(pattern, anchors)?;
         let nfa = nfa(&hir)?;
         // Where a match may start anywhere, its prefix literals let the DFA skip to where
-        // one may start (long values: a response body).
-        let prefilter = if hir.properties().look_set_prefix().contains(Look::Start) {
+        // one may start (long values: a response body). A line-anchored start is left
+        // without: measured, the prefilter's set-up cost more on CRS's short values.
+        let starts = hir.properties().look_set_prefix();
+        let prefilter = if starts.contains(Look::Start) || starts.contains(Look::StartLF) {
             None
         } else {
             Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir)
@@ -598,19 +658,31 @@ pub struct Rx {
 }
 
 pub fn new(param: &str, ctx: &mut BuildContext<'_>) -> Result<Box<dyn Operator>, String> {
-    Ok(Box::new(Rx::compile(param, ctx.notices)?))
+    let anchors = Anchors::for_operator(ctx.negated);
+    Ok(Box::new(Rx::compile(param, anchors, ctx.notices)?))
 }
 
 impl Rx {
     /// Compile `pattern`, falling back to PCRE2 (with a notice) when the regex crate cannot.
-    pub fn compile(pattern: &str, notices: &mut Vec<String>) -> Result<Rx, String> {
-        let built =
-            SHARED.get_or_build(pattern, |re| re.pattern == pattern, || Lazy::build(pattern));
+    ///
+    /// The fallback reads [`Anchors::Value`] as PCRE2 without `DOLLAR_ENDONLY` (which the
+    /// `pcre2` crate does not offer): `$` also before a final newline.
+    pub fn compile(
+        pattern: &str,
+        anchors: Anchors,
+        notices: &mut Vec<String>,
+    ) -> Result<Rx, String> {
+        let built = SHARED.get_or_build(
+            pattern,
+            |re| re.pattern == pattern && re.anchors == anchors,
+            || Lazy::build(pattern, anchors),
+        );
         let engine = match built {
             Ok(re) => Engine::Rust(re),
             Err(rust_err) => {
                 let re = pcre2::bytes::RegexBuilder::new()
                     .dotall(true)
+                    .multi_line(anchors == Anchors::Lines)
                     .jit_if_available(true)
                     .build(pattern)
                     .map_err(|e| format!("invalid regex ({e}; regex crate: {rust_err})"))?;
@@ -695,9 +767,9 @@ mod tests {
     fn engines_are_built_on_the_first_search_only() {
         // A pattern no other test compiles: compiled operators are shared while alive.
         let pattern = r"lazy-(\d+)-engines";
-        let re = Rx::compile(pattern, &mut Vec::new()).unwrap();
+        let re = Rx::compile(pattern, Anchors::Value, &mut Vec::new()).unwrap();
         assert!(!built(&re), "built at load");
-        let twin = Rx::compile(pattern, &mut Vec::new()).unwrap();
+        let twin = Rx::compile(pattern, Anchors::Value, &mut Vec::new()).unwrap();
         let builds_before = crate::operators::first_search_builds();
         let mut caps = Captures::new(true);
         assert!(re.matches(b"a lazy-42-engines b", &mut caps));
@@ -718,14 +790,14 @@ mod tests {
     fn loading_still_rejects_what_cannot_compile() {
         let mut n = Vec::new();
         // Past the NFA size limit: neither engine takes it.
-        let err = Rx::compile(r"(?:\w{1000}){60000}", &mut n).unwrap_err();
+        let err = Rx::compile(r"(?:\w{1000}){60000}", Anchors::Value, &mut n).unwrap_err();
         assert!(err.contains("invalid regex"), "{err}");
     }
 
     #[test]
     fn bytes_semantics() {
         let mut n = Vec::new();
-        let re = Rx::compile(r"^a.b\xff$", &mut n).unwrap();
+        let re = Rx::compile(r"^a.b\xff$", Anchors::Value, &mut n).unwrap();
         assert!(re.matches(b"a\nb\xff", &mut Captures::default()));
         assert!(!re.matches(b"a\nb\xc3\xbf", &mut Captures::default()));
         assert!(!re.is_fallback());
@@ -735,7 +807,7 @@ mod tests {
     #[test]
     fn captures_groups() {
         let mut n = Vec::new();
-        let re = Rx::compile(r"(\d+)-(\w+)?", &mut n).unwrap();
+        let re = Rx::compile(r"(\d+)-(\w+)?", Anchors::Value, &mut n).unwrap();
         let mut caps = Captures::new(true);
         assert!(re.matches(b"x 12- y", &mut caps));
         assert_eq!(
@@ -747,12 +819,14 @@ mod tests {
     #[test]
     fn answers_as_the_regex_crate() {
         let long = [&b"x".repeat(5000)[..], b"<script>Alert(1)", &[0xff, b'\n']].concat();
-        let inputs: [&[u8]; 6] = [
+        let inputs: [&[u8]; 8] = [
             b"",
             b"abc",
             b"ab\nc",
+            b"x\nabc\n",
             b"1 union  select 2",
             b"\xffab",
+            b"\xff\nq",
             &long,
         ];
         let patterns = [
@@ -763,13 +837,19 @@ mod tests {
             r"[\n\xff]$",
             r"x{3}<",
             r"\bselect\b",
+            r"^(\w+)$",
+            r"(?i)^\s*(abc|q)$",
         ];
-        for p in patterns {
-            let re = Rx::compile(p, &mut Vec::new()).unwrap();
+        for (p, anchors) in patterns
+            .iter()
+            .flat_map(|p| [(p, Anchors::Value), (p, Anchors::Lines)])
+        {
+            let re = Rx::compile(p, anchors, &mut Vec::new()).unwrap();
             assert!(!re.is_fallback());
             let reference = regex::bytes::RegexBuilder::new(p)
                 .unicode(false)
                 .dot_matches_new_line(true)
+                .multi_line(anchors == Anchors::Lines)
                 .build()
                 .unwrap();
             for i in inputs {
@@ -791,7 +871,7 @@ mod tests {
     #[test]
     fn pcre_fallback_for_lookbehind_and_backrefs() {
         let mut n = Vec::new();
-        let re = Rx::compile(r"(?<!a)b(['\x22])x\1", &mut n).unwrap();
+        let re = Rx::compile(r"(?<!a)b(['\x22])x\1", Anchors::Value, &mut n).unwrap();
         assert!(re.is_fallback());
         assert_eq!(n.len(), 1);
         assert!(re.matches(b"cb'x'", &mut Captures::default()));
@@ -815,7 +895,7 @@ mod tests {
         let mut matched = 0;
         for (p, inputs) in cases {
             let mut notices = Vec::new();
-            let re = Rx::compile(p, &mut notices).unwrap();
+            let re = Rx::compile(p, Anchors::Value, &mut notices).unwrap();
             assert!(!re.is_fallback(), "{p}");
             assert!(notices.is_empty(), "{p}: {notices:?}");
             for i in *inputs {
@@ -829,6 +909,61 @@ mod tests {
             }
         }
         matched
+    }
+
+    /// [`Anchors::Lines`] reads anchors as libmodsecurity's PCRE2 (`DOTALL|MULTILINE`) does,
+    /// but for a line start after a newline that ends the input: PCRE2 sees no line there,
+    /// the regex crate an empty one (`^$` on `a\n`), which can only add a match, and only
+    /// for patterns that match an empty line (CRS's, `^$`, test header values, which hold
+    /// no newline).
+    #[test]
+    fn line_anchors_as_in_libmodsecurity() {
+        let patterns = [
+            r"^\d+$",
+            r"(?i)^(?:time|who)\s*$",
+            r"^$",
+            r"^\s*$",
+            r"x$",
+            r"^x",
+            r"a\n^b",
+            r"\Aa$",
+            r"^b\z",
+        ];
+        let inputs: [&[u8]; 10] = [
+            b"12",
+            b"12\n",
+            b"ab\n12",
+            b"time who\n",
+            b"x\nwho",
+            b"a\n",
+            b"\n\n",
+            b"a\nb",
+            b"b\nax",
+            b"",
+        ];
+        let (mut agree, mut only_here) = (0, 0);
+        for p in patterns {
+            let re = Rx::compile(p, Anchors::Lines, &mut Vec::new()).unwrap();
+            let pcre = pcre2::bytes::RegexBuilder::new()
+                .dotall(true)
+                .multi_line(true)
+                .build(p)
+                .unwrap();
+            let mut caps = Captures::new(true);
+            for i in inputs {
+                let (here, there) = (re.matches(i, &mut caps), pcre.is_match(i).unwrap());
+                if here == there {
+                    agree += usize::from(here);
+                    continue;
+                }
+                // The only difference: the empty line after a final newline.
+                assert!(here && i.ends_with(b"\n"), "{p} {i:?}: {here} here");
+                assert_eq!(caps.groups(), [Vec::<u8>::new()], "{p} {i:?}");
+                only_here += 1;
+            }
+        }
+        assert!(agree >= 15, "{agree}");
+        assert!(only_here > 0, "the difference is not exercised");
     }
 
     #[test]
@@ -887,7 +1022,7 @@ mod tests {
     #[test]
     fn code_points_past_a_byte_are_left_to_the_parser() {
         // Past 0xFF PCRE without UTF rejects the escape; regex-syntax reads a code point.
-        let re = Rx::compile(r"\x{2019}", &mut Vec::new()).unwrap();
+        let re = Rx::compile(r"\x{2019}", Anchors::Value, &mut Vec::new()).unwrap();
         assert!(re.matches(b"\xe2\x80\x99", &mut Captures::default()));
         assert_eq!(pcre_bytes(r"\x{100}a\x{}"), r"\x{100}a\x{}");
     }
@@ -916,18 +1051,32 @@ mod tests {
 
     #[test]
     fn invalid_pattern_is_an_error() {
-        assert!(Rx::compile("(unclosed", &mut Vec::new()).is_err());
+        assert!(Rx::compile("(unclosed", Anchors::Value, &mut Vec::new()).is_err());
     }
 
     #[test]
     fn patterns_that_match_every_input_whole() {
-        for p in ["^.*$", ".*", "^.*", ".*$", "^(?:.*)$", "(?s)^.*$"] {
-            assert!(
-                Rx::compile(p, &mut Vec::new())
-                    .unwrap()
-                    .matches_every_input(),
-                "{p}"
-            );
+        let whole = |p: &str, anchors| {
+            let re = Rx::compile(p, anchors, &mut Vec::new()).unwrap();
+            // What the shortcut answers is what a search would.
+            if re.matches_every_input() {
+                let Engine::Rust(lazy) = &re.engine else {
+                    panic!("{p} fell back");
+                };
+                for input in [&b""[..], b"a", b"a\nb\n", b"\n"] {
+                    let mut caps = Captures::new(true);
+                    assert!(lazy.captures(input, &mut caps), "{p} {input:?}");
+                    assert_eq!(caps.groups(), [input.to_vec()], "{p} {input:?}");
+                }
+            }
+            re.matches_every_input()
+        };
+        for anchors in [Anchors::Value, Anchors::Lines] {
+            for p in [
+                "^.*$", ".*", "^.*", ".*$", "^(?:.*)$", "(?s)^.*$", "(?m)^.*$",
+            ] {
+                assert!(whole(p, anchors), "{p} {anchors:?}");
+            }
         }
         // A group of its own, an empty input, lazy runs, `.` without newlines, misplaced
         // anchors, other classes, alternations, PCRE-only syntax.
@@ -945,12 +1094,9 @@ mod tests {
             "",
             "(?<=a).*",
         ] {
-            assert!(
-                !Rx::compile(p, &mut Vec::new())
-                    .unwrap()
-                    .matches_every_input(),
-                "{p}"
-            );
+            for anchors in [Anchors::Value, Anchors::Lines] {
+                assert!(!whole(p, anchors), "{p} {anchors:?}");
+            }
         }
     }
 
@@ -1000,35 +1146,50 @@ mod tests {
             b"1",
             b"\xff\xffa",
         ];
-        let mut decided = 0;
-        for p in patterns {
-            let re = Rx::compile(p, &mut Vec::new()).unwrap();
+        // Line breaks where the anchored screens would otherwise rule an input out.
+        let with_lines: [&[u8]; 6] = [b"x\nGET", b"GET\nx", b"x\n() {", b"HEAD\n", b"a\naa", b"\n"];
+        let mut decided = [0; 2];
+        for (p, anchors) in patterns
+            .iter()
+            .flat_map(|p| [(p, Anchors::Value), (p, Anchors::Lines)])
+        {
+            let re = Rx::compile(p, anchors, &mut Vec::new()).unwrap();
             let Engine::Rust(lazy) = &re.engine else {
                 panic!("{p} fell back");
             };
             let reference = regex::bytes::RegexBuilder::new(p)
                 .unicode(false)
                 .dot_matches_new_line(true)
+                .multi_line(anchors == Anchors::Lines)
                 .build()
                 .unwrap();
-            for i in inputs
-                .iter()
-                .copied()
-                .chain([&b"zz~"[..], b"X~Y", b"bw", b"aab"])
-            {
+            for i in inputs.iter().chain(&with_lines).copied().chain([
+                &b"zz~"[..],
+                b"X~Y",
+                b"bw",
+                b"aab",
+            ]) {
                 let expected = reference.captures(i);
                 if !lazy.screen.admit(i) {
-                    decided += 1;
-                    assert!(expected.is_none(), "{p} ruled out {i:?}");
+                    decided[usize::from(anchors == Anchors::Lines)] += 1;
+                    assert!(expected.is_none(), "{p} {anchors:?} ruled out {i:?}");
                 }
                 let mut caps = Captures::new(true);
                 assert_eq!(re.matches(i, &mut Captures::default()), expected.is_some());
-                assert_eq!(re.matches(i, &mut caps), expected.is_some(), "{p} {i:?}");
+                assert_eq!(
+                    re.matches(i, &mut caps),
+                    expected.is_some(),
+                    "{p} {anchors:?} {i:?}"
+                );
             }
         }
-        // Each kind of screen decides some (the test would pass vacuously otherwise).
-        assert!(decided > 100, "{decided}");
-        let screen = |p: &str| match Rx::compile(p, &mut Vec::new()).unwrap().engine {
+        // Each kind of screen decides some, read either way (the test would pass vacuously
+        // otherwise).
+        assert!(decided.iter().all(|&d| d > 100), "{decided:?}");
+        let screen = |p: &str| match Rx::compile(p, Anchors::Value, &mut Vec::new())
+            .unwrap()
+            .engine
+        {
             Engine::Rust(lazy) => lazy.screen.clone(),
             Engine::Pcre(_) => panic!("{p} fell back"),
         };

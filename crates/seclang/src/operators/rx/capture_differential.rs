@@ -199,7 +199,7 @@ fn captures_agree_with_a_whole_value_search_on_crs() {
         if !seen.insert(re.pattern.as_str()) || re.engines().unwrap().dfa.is_none() {
             continue;
         }
-        let hir = super::parse(&re.pattern).unwrap();
+        let hir = super::parse_with(&re.pattern, re.anchors).unwrap();
         let mut reference = Reference::new(re);
         for round in 0..12 {
             // Alone, among a few random bytes, behind more bytes than the probes try.
@@ -257,7 +257,7 @@ fn screens_never_rule_out_a_match_on_crs() {
         if !seen.insert(re.pattern.as_str()) {
             continue;
         }
-        let hir = super::parse(&re.pattern).unwrap();
+        let hir = super::parse_with(&re.pattern, re.anchors).unwrap();
         let mut reference = Reference::new(re);
         for round in 0..12 {
             let mut value: Vec<u8> = (0..below(4) * (round % 2))
