@@ -91,6 +91,9 @@ pub struct Rule {
     /// `actions.multi_match` and `actions.capture`, next to the other fields read per link.
     pub multi_match: bool,
     pub capture: bool,
+    /// On a chain's first link: whether a link of the chain has a `ctl` or `setenv`, which
+    /// run once the whole chain matched (set when the rule set is built).
+    pub chain_others: bool,
     /// 0 for chain links. (The rule loop reads it from its phase steps.)
     pub id: u32,
     pub status: Option<u16>,
@@ -346,7 +349,10 @@ mod tests {
             offset_of!(Rule, capture) + 1,
         ];
         assert!(first.iter().all(|&end| end <= 64), "{first:?}");
+        // And what a matched chain reads next to `log`.
         let second = [
+            offset_of!(Rule, chain_others) + 1,
+            offset_of!(Rule, log) + 1,
             offset_of!(Rule, targets) + size_of_val(&r.targets),
             offset_of!(Rule, chain_ids) + size_of_val(&r.chain_ids),
         ];

@@ -705,6 +705,7 @@ impl RuleSetBuilder {
             int_cmp: parsed.int_cmp,
             tx_key: None,
             execs: ExecPlan::None,
+            chain_others: false,
             multi_match: false,
             capture: false,
             chain_ids: Vec::new(),
@@ -742,11 +743,23 @@ impl RuleSetBuilder {
     }
 }
 
-/// Sets every link's [`ExecPlan`] (the TX keys numbered already); returns the `setvar`s
-/// that [`ExecPlan::Slots`] refer to, and their values.
+/// Sets every link's [`ExecPlan`] (the TX keys numbered already) and every chain's
+/// [`Rule::chain_others`]; returns the `setvar`s that [`ExecPlan::Slots`] refer to, and
+/// their values.
 fn plan_execs(rules: &mut [Rule]) -> (Vec<SlotSetVar>, Vec<u8>) {
     let (mut setvars, mut values) = (Vec::new(), Vec::new());
     for r in rules.iter_mut() {
+        let mut others = false;
+        let mut link = Some(&*r);
+        while let Some(l) = link {
+            others |= l
+                .actions
+                .exec
+                .iter()
+                .any(|e| matches!(e, Exec::Ctl(_) | Exec::SetEnv(..)));
+            link = l.chained.as_deref();
+        }
+        r.chain_others = others;
         let mut link = Some(r);
         while let Some(l) = link {
             let values_len = values.len();

@@ -458,8 +458,8 @@ impl ValueScans {
 /// Which of a link's non-disruptive actions to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LinkActions {
-    All,
     SetVars,
+    /// `ctl` and `setenv`.
     Others,
 }
 
@@ -627,7 +627,7 @@ pub struct Transaction {
     /// Whether matches of rules that do not log (`nolog`, or without an id) are recorded for
     /// [`Transaction::matched_rules`] (see [`Transaction::record_nolog_matches`]).
     record_nolog: bool,
-    /// Set by the link just evaluated when it ran its actions itself, once per value it
+    /// Set by the link just evaluated when it ran its `setvar`s itself, once per value it
     /// matched; taken by the chain's loop, which otherwise runs them once.
     actions_ran: bool,
     /// Values rule operators were asked about, for tests of what the prefilter spares.
@@ -1619,17 +1619,34 @@ impl Transaction {
             if !self.eval_link(rs, idx, rule, link, first, first && op_fails) {
                 return false;
             }
-            // ModSecurity runs a link's non-disruptive actions as soon as that link matches,
-            // so the next link can read what it set (CRS 920420 relies on this).
+            // ModSecurity runs a link's `setvar`s as soon as that link matches, so the next
+            // link can read what they set (CRS 920420 relies on this).
             if !std::mem::take(&mut self.actions_ran) {
-                self.run_actions(rs, link, LinkActions::All);
+                self.run_actions(rs, link, LinkActions::SetVars);
             }
             first = false;
             match &link.chained {
                 Some(next) => link = next,
-                None => return true,
+                None => break,
             }
         }
+        if rule.chain_others {
+            self.run_chain_others(rs, rule);
+        }
+        true
+    }
+
+    /// The `ctl`s and `setenv`s of a chain that matched whole, each link's after those of
+    /// the links after it, as ModSecurity v3 runs them (a link's once the rest of the chain
+    /// matched): a chain's condition holds for its exclusions (`ctl:ruleRemoveById` on a
+    /// path, chained to a client address) whichever link they are written on. ModSecurity
+    /// v2 ran them as their own link matched, so a chain that failed later could still
+    /// remove rules.
+    fn run_chain_others(&mut self, rs: &RuleSet, link: &Rule) {
+        if let Some(next) = &link.chained {
+            self.run_chain_others(rs, next);
+        }
+        self.run_actions(rs, link, LinkActions::Others);
     }
 
     /// Runs `which` of `link`'s non-disruptive actions.
@@ -1659,7 +1676,8 @@ impl Transaction {
     /// What a link that matched several values records, with its `setvar`s run once for
     /// each, as ModSecurity runs them: each sees that value as MATCHED_VAR and its captures
     /// as TX:0-9 (CRS 920450 names a TX key after each header name it captured; a score a
-    /// rule adds rises once per value). Its other actions (`ctl`, `setenv`) run once, after.
+    /// rule adds rises once per value). Its other actions (`ctl`, `setenv`) run once, when
+    /// the whole chain matched ([`Transaction::run_chain_others`]).
     /// Out of line: most links match one value, or have no actions.
     #[inline(never)]
     fn actions_per_value(&mut self, rs: &RuleSet, link: &Rule) {
@@ -1683,7 +1701,6 @@ impl Transaction {
         self.scratch.hits = hits;
         self.scratch.hit_bytes = bytes;
         self.scratch.hit_groups = groups;
-        self.run_actions(rs, link, LinkActions::Others);
         self.actions_ran = true;
     }
 
@@ -4437,6 +4454,54 @@ mod tests {
         assert_eq!(tx.tx_var("dyn_odd"), Some(&b"3"[..]));
         // `\A` and `\z` are the value's ends whatever the reading.
         assert_eq!(tx.tx_var("exact"), Some(&b"1"[..]));
+    }
+
+    /// A link's `ctl`s and `setenv`s run only when the whole chain matched, deepest link
+    /// first, as ModSecurity v3 runs them: an exclusion on a chain's first link, chained to
+    /// a client address, leaves other clients' requests to the rule it removes. Its
+    /// `setvar`s still run as it matches, for the links after it to read.
+    #[test]
+    fn ctl_and_setenv_wait_for_the_whole_chain() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine On\n\
+                 SecRule REQUEST_URI \"@beginsWith /api\" \"id:1,phase:1,pass,nolog,\
+                   ctl:ruleRemoveById=9,setenv:excluded=1,setvar:tx.api=1,chain\"\n\
+                   SecRule TX:api \"@eq 1\" \"chain\"\n\
+                   SecRule REMOTE_ADDR \"@ipMatch 10.0.0.0/8\" \"ctl:ruleEngine=DetectionOnly\"\n\
+                 SecRule REQUEST_URI \"@beginsWith /api/v2\" \"id:2,phase:1,pass,nolog,\
+                   ctl:ruleEngine=Off,chain\"\n\
+                   SecRule REMOTE_ADDR \"@ipMatch 10.0.0.0/8\" \"ctl:ruleEngine=DetectionOnly\"\n\
+                 SecRule ARGS \"@contains attack\" \"id:9,phase:2,deny,status:403,log\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let run = |path: &str, addr: &str| {
+            let mut tx = rs.transaction(TxInput {
+                remote_addr: addr.into(),
+                ..TxInput::default()
+            });
+            tx.set_request_line(b"GET", format!("{path}?x=attack").as_bytes(), b"HTTP/1.1");
+            let iv = tx
+                .process_request_headers()
+                .or_else(|| tx.process_request_body())
+                .map(|iv| iv.status);
+            let env = tx.data.env.get(b"excluded").map(<[u8]>::to_vec);
+            (iv, tx.engine_mode(), env, tx.tx_var("api").is_some())
+        };
+        // From outside: the chain fails at its last link; nothing of it but the setvar ran.
+        assert_eq!(
+            run("/api/x", "192.0.2.1"),
+            (Some(403), EngineMode::On, None, true)
+        );
+        // From inside: rule 9 removed, the environment set, the last link's ctl run.
+        assert_eq!(
+            run("/api/x", "10.1.2.3"),
+            (None, EngineMode::DetectionOnly, Some(b"1".to_vec()), true)
+        );
+        // Rule 2 runs its last link's ctl first, then its first link's: Off stays.
+        assert_eq!(run("/api/v2", "10.1.2.3").1, EngineMode::Off);
     }
 
     /// A `multiMatch` link matches once for each form of a value that matches: the raw
