@@ -877,6 +877,14 @@ mod tests {
         assert!(re.matches(b"cb'x'", &mut Captures::default()));
         assert!(!re.matches(b"ab'x'", &mut Captures::default()));
         assert!(!re.matches(b"cb'x\"", &mut Captures::default()));
+        // The fallback reads anchors as the operator's negation asks too.
+        let lines = Rx::compile(r"(?<!a)^b$", Anchors::Lines, &mut n).unwrap();
+        let value = Rx::compile(r"(?<!a)^b$", Anchors::Value, &mut n).unwrap();
+        assert!(lines.is_fallback() && value.is_fallback());
+        for (input, by_lines, by_value) in [(&b"x\nb"[..], true, false), (b"b", true, true)] {
+            assert_eq!(lines.matches(input, &mut Captures::default()), by_lines);
+            assert_eq!(value.matches(input, &mut Captures::default()), by_value);
+        }
     }
 
     /// Answers of PCRE2 without UTF, as ModSecurity compiles CRS.
