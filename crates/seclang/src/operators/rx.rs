@@ -203,6 +203,11 @@ fn pcre_bytes(pattern: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// `^` as either [`Anchors`] reads it (and `\A`): each holds at the input's start.
+const STARTS: [Look; 2] = [Look::Start, Look::StartLF];
+/// `$` as either [`Anchors`] reads it (and `\z`): each holds at the input's end.
+const ENDS: [Look; 2] = [Look::End, Look::EndLF];
+
 /// Whether a pattern (as [`parse`] reads it) matches every input whole and has no group
 /// of its own: an optional `^`, a greedy `.*` (any byte, as `@rx` reads `.`), an optional
 /// `$` (value or line anchors alike). The leftmost-first match starts at 0 and the run
@@ -220,16 +225,14 @@ fn matches_every_input_whole(hir: &regex_syntax::hir::Hir) -> bool {
         }
         _ => false,
     };
-    let is_look =
-        |h: &regex_syntax::hir::Hir, look: Look| matches!(h.kind(), HirKind::Look(l) if *l == look);
-    // At the input's start a line's start holds too, and a greedy run of every byte ends
-    // at the input's end.
+    let is_one_of = |h: &regex_syntax::hir::Hir, looks: &[Look]| matches!(h.kind(), HirKind::Look(l) if looks.contains(l));
+    // A greedy run of every byte from the input's start ends at the input's end.
     let parts = match parts.split_first() {
-        Some((first, rest)) if is_look(first, Look::Start) || is_look(first, Look::StartLF) => rest,
+        Some((first, rest)) if is_one_of(first, &STARTS) => rest,
         _ => parts,
     };
     let parts = match parts.split_last() {
-        Some((last, rest)) if is_look(last, Look::End) || is_look(last, Look::EndLF) => rest,
+        Some((last, rest)) if is_one_of(last, &ENDS) => rest,
         _ => parts,
     };
     matches!(parts, [run] if any_bytes(run))
@@ -267,9 +270,8 @@ impl Screen {
     fn of(hir: &regex_syntax::hir::Hir) -> Screen {
         let p = hir.properties();
         let (prefix, suffix) = (p.look_set_prefix(), p.look_set_suffix());
-        let anchored_start = prefix.contains(Look::Start) || prefix.contains(Look::StartLF);
-        let anchored_both =
-            anchored_start && (suffix.contains(Look::End) || suffix.contains(Look::EndLF));
+        let anchored_start = STARTS.iter().any(|&l| prefix.contains(l));
+        let anchored_both = anchored_start && ENDS.iter().any(|&l| suffix.contains(l));
         let first = match first_bytes(hir) {
             Some((set, false)) if anchored_start => Some(set),
             _ => None,
@@ -449,8 +451,8 @@ impl Engines {
         // Where a match may start anywhere, its prefix literals let the DFA skip to where
         // one may start (long values: a response body). A line-anchored start is left
         // without: measured, the prefilter's set-up cost more on CRS's short values.
-        let starts = hir.properties().look_set_prefix();
-        let prefilter = if starts.contains(Look::Start) || starts.contains(Look::StartLF) {
+        let prefix = hir.properties().look_set_prefix();
+        let prefilter = if STARTS.iter().any(|&l| prefix.contains(l)) {
             None
         } else {
             Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir)
