@@ -3,10 +3,9 @@
 //! Keys that the rule set names literally (`TX:foo` targets, `setvar:tx.foo=...`) are
 //! numbered at load time ([`SlotTable`]); their values live in a vector indexed by that
 //! number, so rules read and write them without comparing strings. Keys built at run time
-//! from macros go to an ordered map. Iteration merges both in key order, as one ordered map
-//! would give.
+//! from macros go to an ordered map ([`RunKeys`]). Iteration merges both in key order, as
+//! one ordered map would give.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -64,7 +63,7 @@ pub struct Store {
     /// Per slot: its value read as an integer, once asked for since the value was set
     /// (TX values are read as numbers far more often than they are written).
     ints: Vec<Option<i64>>,
-    extra: BTreeMap<Vec<u8>, Vec<u8>>,
+    extra: RunKeys,
     /// Per slot: whether its buffer still holds what the last [`Store::restore`] of the
     /// values numbered `restored_from` put there (no write since).
     restored: Vec<bool>,
@@ -80,7 +79,7 @@ impl Store {
             restored: vec![false; table.len()],
             restored_from: 0,
             table: Some(table),
-            extra: BTreeMap::new(),
+            extra: RunKeys::default(),
         }
     }
 
@@ -96,10 +95,7 @@ impl Store {
     /// Empty the store, keeping its slot numbering and buffers.
     pub fn clear(&mut self) {
         self.set.fill(false);
-        // Clearing a map drops it and makes a new one, even an empty map.
-        if !self.extra.is_empty() {
-            self.extra.clear();
-        }
+        self.extra.clear();
     }
 
     pub fn slot(&self, key: &[u8]) -> Option<u32> {
@@ -114,7 +110,7 @@ impl Store {
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         match self.slot(key) {
             Some(s) => self.get_slot(s),
-            None => self.extra.get(key).map(Vec::as_slice),
+            None => self.extra.get(key),
         }
     }
 
@@ -155,15 +151,7 @@ impl Store {
                 self.ints[s as usize] = n;
                 self.restored[s as usize] = false;
             }
-            None => match self.extra.get_mut(key) {
-                Some(v) => {
-                    v.clear();
-                    v.extend_from_slice(value);
-                }
-                None => {
-                    self.extra.insert(key.to_vec(), value.to_vec());
-                }
-            },
+            None => self.extra.set(key, value),
         }
     }
 
@@ -214,7 +202,7 @@ impl Store {
     /// Every variable whose key `keep` accepts, in key order.
     pub fn each(&self, keep: &dyn Fn(&[u8]) -> bool, f: &mut dyn FnMut(&[u8], &[u8])) {
         if !self.set.contains(&true) {
-            for (k, v) in &self.extra {
+            for (k, v) in self.extra.iter() {
                 if keep(k) {
                     f(k, v);
                 }
@@ -228,7 +216,7 @@ impl Store {
             .enumerate()
             .filter(|(_, &set)| set)
             .map(|(i, _)| (self.key(i), self.values[i].as_slice()))
-            .chain(self.extra.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+            .chain(self.extra.iter())
             .filter(|(k, _)| keep(k))
             .collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -258,7 +246,7 @@ impl Store {
             .peekable();
         // Numbered and run-time keys are distinct: merge the two ordered runs.
         for (k, v) in self.extra.iter().filter(|(k, _)| keep(k)) {
-            while let Some((nk, nv)) = numbered.next_if(|(nk, _)| *nk < k.as_slice()) {
+            while let Some((nk, nv)) = numbered.next_if(|(nk, _)| *nk < k) {
                 f(nk, nv);
             }
             f(k, v);
@@ -266,6 +254,94 @@ impl Store {
         for (k, v) in numbered {
             f(k, v);
         }
+    }
+}
+
+/// The keys a collection is given at run time (names built from macros: CRS 920450 sets one
+/// per request header), in key order, their bytes in one buffer that the next transaction
+/// reuses: a transaction sets them without allocating, and clearing them frees nothing
+/// (a map of owned keys and values allocated three times a key and freed as often).
+#[derive(Debug, Default)]
+struct RunKeys {
+    /// Sorted by key; ranges of `bytes`.
+    entries: Vec<RunKey>,
+    bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RunKey {
+    key: (usize, usize),
+    value: (usize, usize),
+}
+
+/// Bytes [`RunKeys`] keeps between transactions; a transaction that wrote more gives the
+/// rest back when cleared.
+const RUN_KEY_BYTES_KEPT: usize = 64 << 10;
+
+impl RunKeys {
+    fn slice(&self, (start, len): (usize, usize)) -> &[u8] {
+        &self.bytes[start..][..len]
+    }
+
+    fn find(&self, key: &[u8]) -> Result<usize, usize> {
+        self.entries
+            .binary_search_by(|e| self.slice(e.key).cmp(key))
+    }
+
+    fn push_bytes(&mut self, b: &[u8]) -> (usize, usize) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        (start, b.len())
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        let i = self.find(key).ok()?;
+        Some(self.slice(self.entries[i].value))
+    }
+
+    /// A value replaced by one no longer is written over; a longer one is appended (the
+    /// old bytes stay unused until the store is cleared).
+    fn set(&mut self, key: &[u8], value: &[u8]) {
+        match self.find(key) {
+            Ok(i) => {
+                let (start, len) = self.entries[i].value;
+                if value.len() <= len {
+                    self.bytes[start..][..value.len()].copy_from_slice(value);
+                    self.entries[i].value = (start, value.len());
+                } else {
+                    self.entries[i].value = self.push_bytes(value);
+                }
+            }
+            Err(i) => {
+                let key = self.push_bytes(key);
+                let value = self.push_bytes(value);
+                self.entries.insert(i, RunKey { key, value });
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        if let Ok(i) = self.find(key) {
+            self.entries.remove(i);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes.clear();
+        if self.bytes.capacity() > RUN_KEY_BYTES_KEPT {
+            self.bytes.shrink_to(RUN_KEY_BYTES_KEPT);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries
+            .iter()
+            .map(|e| (self.slice(e.key), self.slice(e.value)))
     }
 }
 
@@ -321,6 +397,48 @@ mod tests {
         assert_eq!(s.get(b"c"), None);
         s.set(b"d", None, b"5");
         assert_eq!(s.get(b"d"), Some(&b"5"[..]));
+    }
+
+    /// Keys made at run time answer as an ordered map of owned keys and values does, over
+    /// random sets (longer and shorter values than the one replaced), removals and clears.
+    #[test]
+    fn run_keys_behave_as_an_ordered_map() {
+        use std::collections::BTreeMap;
+        let mut next = crate::test_rng::below(0x2545_f491_4f6c_dd1d);
+        let mut keys = RunKeys::default();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let (mut replaced_longer, mut replaced_shorter) = (0, 0);
+        for _ in 0..20_000 {
+            let key = format!("k{}", next(40)).into_bytes();
+            match next(20) {
+                0..=11 => {
+                    let value = vec![b'a' + next(26) as u8; next(12)];
+                    match model.get(&key) {
+                        Some(old) if old.len() < value.len() => replaced_longer += 1,
+                        Some(_) => replaced_shorter += 1,
+                        None => {}
+                    }
+                    keys.set(&key, &value);
+                    model.insert(key, value);
+                }
+                12..=17 => {
+                    keys.remove(&key);
+                    model.remove(&key);
+                }
+                18 => assert_eq!(keys.get(&key), model.get(&key).map(Vec::as_slice)),
+                _ => {
+                    if next(10) == 0 {
+                        keys.clear();
+                        model.clear();
+                    }
+                }
+            }
+            assert_eq!(keys.is_empty(), model.is_empty());
+            assert!(keys
+                .iter()
+                .eq(model.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))));
+        }
+        assert!(replaced_longer > 1000 && replaced_shorter > 1000);
     }
 
     #[test]
