@@ -260,7 +260,8 @@ impl Store {
 /// The keys a collection is given at run time (names built from macros: CRS 920450 sets one
 /// per request header), in key order, their bytes in one buffer that the next transaction
 /// reuses: a transaction sets them without allocating, and clearing them frees nothing
-/// (a map of owned keys and values allocated three times a key and freed as often).
+/// (a map of owned keys and values made two allocations a key, besides its nodes, and
+/// freed them all).
 #[derive(Debug, Default)]
 struct RunKeys {
     /// Sorted by key; ranges of `bytes`.
