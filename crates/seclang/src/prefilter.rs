@@ -110,8 +110,8 @@ fn likelihood(set: &[Vec<u8>]) -> f64 {
                 // the CRS v4.28.0 benchmark transactions (callgrind, per 200), against 1.5
                 // like the rest: benign 40.61 M → 40.20 M instructions, attack 56.73 M →
                 // 56.29 M, with the response 55.70 M → 55.30 M; 1.75, 2.5 or 3 gave the
-                // same within 0.1 % (with `*` among them), and weighing `.`, `/`, `-`, `_`, `,`, `;`, `=`, `&`,
-                // `:`, `+` as letters 43.20 M benign.
+                // same within 0.1 % (with `*` among them), and weighing `.`, `/`, `-`,
+                // `_`, `,`, `;`, `=`, `&`, `:`, `+` as letters 43.20 M benign.
                 b'~' | b'`' | b'^' | b'|' | b'{' | b'}' | b'\\' | b'$' | b'!' | b'@' | b'#'
                 | b'[' | b']' | b'<' | b'>' => 2.0,
                 _ => 1.5,

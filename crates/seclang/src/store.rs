@@ -267,6 +267,10 @@ struct RunKeys {
     /// Sorted by key; ranges of `bytes`.
     entries: Vec<RunKey>,
     bytes: Vec<u8>,
+    /// Bytes of `bytes` no entry uses any more (removed keys, values replaced by longer
+    /// ones): when they outgrow the rest, the live bytes are copied into a new buffer, so
+    /// a rule that keeps growing one key's value holds its size, not the sum of its writes.
+    unused: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -278,6 +282,8 @@ struct RunKey {
 /// Bytes [`RunKeys`] keeps between transactions; a transaction that wrote more gives the
 /// rest back when cleared.
 const RUN_KEY_BYTES_KEPT: usize = 64 << 10;
+/// Unused bytes [`RunKeys`] lets be before it compacts (when they are half its buffer).
+const RUN_KEY_UNUSED_KEPT: usize = 4 << 10;
 
 impl RunKeys {
     fn slice(&self, (start, len): (usize, usize)) -> &[u8] {
@@ -309,8 +315,11 @@ impl RunKeys {
                 if value.len() <= len {
                     self.bytes[start..][..value.len()].copy_from_slice(value);
                     self.entries[i].value = (start, value.len());
+                    self.unused += len - value.len();
                 } else {
+                    self.unused += len;
                     self.entries[i].value = self.push_bytes(value);
+                    self.compact_if_sparse();
                 }
             }
             Err(i) => {
@@ -323,8 +332,26 @@ impl RunKeys {
 
     fn remove(&mut self, key: &[u8]) {
         if let Ok(i) = self.find(key) {
-            self.entries.remove(i);
+            let e = self.entries.remove(i);
+            self.unused += e.key.1 + e.value.1;
+            self.compact_if_sparse();
         }
+    }
+
+    fn compact_if_sparse(&mut self) {
+        if self.unused <= RUN_KEY_UNUSED_KEPT || self.unused * 2 <= self.bytes.len() {
+            return;
+        }
+        let mut bytes = Vec::with_capacity(self.bytes.len() - self.unused);
+        for e in &mut self.entries {
+            for range in [&mut e.key, &mut e.value] {
+                let start = bytes.len();
+                bytes.extend_from_slice(&self.bytes[range.0..][..range.1]);
+                range.0 = start;
+            }
+        }
+        self.bytes = bytes;
+        self.unused = 0;
     }
 
     fn is_empty(&self) -> bool {
@@ -334,6 +361,7 @@ impl RunKeys {
     fn clear(&mut self) {
         self.entries.clear();
         self.bytes.clear();
+        self.unused = 0;
         if self.bytes.capacity() > RUN_KEY_BYTES_KEPT {
             self.bytes.shrink_to(RUN_KEY_BYTES_KEPT);
         }
@@ -401,7 +429,8 @@ mod tests {
     }
 
     /// Keys made at run time answer as an ordered map of owned keys and values does, over
-    /// random sets (longer and shorter values than the one replaced), removals and clears.
+    /// random sets (longer and shorter values than the one replaced), removals and clears,
+    /// and their buffer stays within twice what they hold (plus what may go unused).
     #[test]
     fn run_keys_behave_as_an_ordered_map() {
         use std::collections::BTreeMap;
@@ -409,6 +438,7 @@ mod tests {
         let mut keys = RunKeys::default();
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let (mut replaced_longer, mut replaced_shorter) = (0, 0);
+        let (mut compactions, mut buffered) = (0, 0);
         for _ in 0..20_000 {
             let key = format!("k{}", next(40)).into_bytes();
             match next(20) {
@@ -428,18 +458,24 @@ mod tests {
                 }
                 18 => assert_eq!(keys.get(&key), model.get(&key).map(Vec::as_slice)),
                 _ => {
-                    if next(10) == 0 {
+                    if next(100) == 0 {
                         keys.clear();
                         model.clear();
+                        continue;
                     }
                 }
             }
             assert_eq!(keys.is_empty(), model.is_empty());
+            let live: usize = model.iter().map(|(k, v)| k.len() + v.len()).sum();
+            assert!(keys.bytes.len() <= 2 * live + RUN_KEY_UNUSED_KEPT + 64);
+            compactions += usize::from(keys.bytes.len() < buffered);
+            buffered = keys.bytes.len();
             assert!(keys
                 .iter()
                 .eq(model.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))));
         }
         assert!(replaced_longer > 1000 && replaced_shorter > 1000);
+        assert!(compactions > 10, "{compactions}");
     }
 
     #[test]
