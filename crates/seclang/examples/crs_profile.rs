@@ -10,6 +10,10 @@
 //!
 //! Instructions per transaction = collected total / iterations (loading is not counted).
 //!
+//! `browsers <rounds>` runs 120 GETs as browsers send them instead (`workload::browse`;
+//! toggle `crs_profile::counted_browsing`; instructions per request = total / 120 /
+//! rounds): a check that a change does not only suit the one benign GET.
+//!
 //! `--without <ids>` (after the other arguments) removes rules first (`SecRuleRemoveById
 //! <ids>`): what a rule costs is the difference (`bench/rule-costs` does it for each).
 //!
@@ -31,7 +35,9 @@ use honeytrap_seclang::RuleSet;
 
 #[path = "../benches/workload/mod.rs"]
 mod workload;
-use workload::{load_with, one, one_logged, with_response, ATTACK, BENIGN};
+use workload::{
+    browse, browser_requests, load_with, one, one_logged, with_response, ATTACK, BENIGN,
+};
 
 /// What one transaction goes through.
 #[derive(Clone, Copy, PartialEq)]
@@ -55,6 +61,19 @@ fn counted(rs: &Arc<RuleSet>, uri: &[u8], n: usize, steps: Steps) {
     for _ in 0..n {
         let uri = std::hint::black_box(uri);
         std::hint::black_box(run(rs, uri, steps));
+    }
+}
+
+/// `browse` over the browsers' 120 GETs `n` times, for `browsers` (instructions per request
+/// = collected total / 120 / n).
+#[inline(never)]
+fn counted_browsing(
+    rs: &Arc<RuleSet>,
+    requests: &[(String, Vec<(&'static str, String)>)],
+    n: usize,
+) {
+    for _ in 0..n {
+        std::hint::black_box(browse(rs, std::hint::black_box(requests)));
     }
 }
 
@@ -111,6 +130,19 @@ fn main() {
     let Some(rs) = load_with(&without) else {
         return;
     };
+    if which == "browsers" {
+        let requests = browser_requests();
+        // Uncounted first, as below.
+        let blocked = browse(&rs, &requests);
+        let t = std::time::Instant::now();
+        counted_browsing(&rs, &requests, n);
+        let per_request = t.elapsed().as_secs_f64() * 1e6 / (n * requests.len()) as f64;
+        println!(
+            "browsers: {} requests, {blocked} blocked, {per_request:.2} µs/request over {n} rounds",
+            requests.len()
+        );
+        return;
+    }
     // One uncounted run first: it builds the engines its operators need (on first search)
     // and fills their lazy caches.
     let first = std::time::Instant::now();
