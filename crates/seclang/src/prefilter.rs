@@ -506,8 +506,8 @@ fn with_punctuation_apart(hir: &Hir) -> Option<Required> {
         .collect();
     // With every byte apart the pattern's own part is as selective as it gets (the search
     // below only gives it bytes back): a pattern weak even then is left as it is, without
-    // the search (each step an analysis of the pattern: CRS 932236's 720 command names, 30
-    // of them, took 170 ms).
+    // the search, which analyses the pattern once a byte (170 ms over CRS 932236's 720
+    // command names).
     let mut excluded = [false; 256];
     apart.iter().for_each(|&b| excluded[usize::from(b)] = true);
     if let Some(h) = without_bytes(hir, &excluded) {
