@@ -508,9 +508,7 @@ fn with_punctuation_apart(hir: &Hir) -> Option<Required> {
     // below only gives it bytes back): a pattern weak even then is left as it is, without
     // the search, which analyses the pattern once a byte (170 ms over CRS 932236's 720
     // command names).
-    let mut excluded = [false; 256];
-    apart.iter().for_each(|&b| excluded[usize::from(b)] = true);
-    if let Some(h) = without_bytes(hir, &excluded) {
+    if let Some(h) = without_bytes(hir, &byte_set(&apart)) {
         if analyze(&h).any.is_none_or(|r| r.score < MIN_SCORE) {
             return None;
         }
@@ -530,17 +528,19 @@ fn with_punctuation_apart(hir: &Hir) -> Option<Required> {
 
 /// The required set "one of `apart`, or a literal of `hir` without the bytes of `apart`".
 fn required_apart(hir: &Hir, apart: &[u8]) -> Option<Required> {
-    let mut excluded = [false; 256];
-    for &b in apart {
-        excluded[usize::from(b)] = true;
-    }
-    let mut set: Vec<Vec<u8>> = match without_bytes(hir, &excluded) {
+    let mut set: Vec<Vec<u8>> = match without_bytes(hir, &byte_set(apart)) {
         Some(h) => analyze(&h).any?.set,
         // Nothing matches without them.
         None => Vec::new(),
     };
     set.extend(apart.iter().map(|&b| vec![b]));
     candidate(&norm(set))
+}
+
+fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    bytes.iter().for_each(|&b| set[usize::from(b)] = true);
+    set
 }
 
 /// Marks every byte `h` can match in a literal or in a class the analysis reads (of at most
