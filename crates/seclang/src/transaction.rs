@@ -7,7 +7,7 @@ use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, Set
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
-use crate::macros::{Macro, Ref};
+use crate::macros::{Macro, Part};
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
 use crate::prefilter::{PhaseScan, RawScreen, NO_SET};
 use crate::rule::{
@@ -2216,99 +2216,102 @@ impl Transaction {
         }
     }
 
-    /// Append the expansion of `m` to `out`.
+    /// Append the expansion of `m` to `out`: what [`Macro::expand`] gives with
+    /// [`Transaction::resolve`] resolving. Its parts are walked here, not through the
+    /// macro's resolver: most are literal text and numbered TX keys (CRS 920450's
+    /// `header_name_920450_%{tx.0}`, once per request header), each read in a few
+    /// instructions, where a call through the resolver set up the whole of
+    /// [`Transaction::resolve`] for each.
     fn expand(&self, m: &Macro, out: &mut Vec<u8>) {
+        for p in &m.parts {
+            match p {
+                Part::Lit(l) => out.extend_from_slice(l),
+                Part::TxSlot(_, s) => {
+                    if let Some(v) = self.data.tx.get_slot(*s) {
+                        out.extend_from_slice(v);
+                    }
+                }
+                Part::Var(var, key) => self.resolve(*var, key.as_deref(), out),
+            }
+        }
+    }
+
+    /// Append the (first) value of `var` (at `key`, for collections) to `out`, as a macro
+    /// reads it.
+    #[inline(never)]
+    fn resolve(&self, var: Var, key: Option<&[u8]>, out: &mut Vec<u8>) {
         let rs = &self.rs;
         let data = &self.data;
-        m.expand(
-            &mut |r, out| {
-                let (var, key) = match r {
-                    // A TX key the rule set numbered (most, TX:0 of logdata among them).
-                    Ref::TxSlot(s) => {
-                        if let Some(v) = data.tx.get_slot(s) {
-                            out.extend_from_slice(v);
-                        }
-                        return;
-                    }
-                    Ref::Var(var, key) => (var, key),
-                };
-                if var == Var::Rule {
-                    let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
-                    match (key, rule) {
-                        (Some(b"id"), _) => {
-                            out.extend_from_slice(data.rule_id.to_string().as_bytes())
-                        }
-                        (Some(b"msg"), Some(r)) => {
-                            if let Some(l) = r.actions.msg.as_ref().and_then(|m| m.as_literal()) {
-                                out.extend_from_slice(l)
-                            }
-                        }
-                        (Some(b"severity"), Some(r)) => out.extend_from_slice(
-                            r.actions
-                                .severity
-                                .map(|s| s.to_string())
-                                .unwrap_or_default()
-                                .as_bytes(),
-                        ),
-                        (Some(b"ver"), Some(r)) => out.extend_from_slice(
-                            r.actions.ver.clone().unwrap_or_default().as_bytes(),
-                        ),
-                        (Some(b"phase"), Some(r)) => {
-                            out.extend_from_slice(r.phase.to_string().as_bytes())
-                        }
-                        _ => {}
-                    }
-                    return;
-                }
-                // Collection keys: straight to the store (what visiting `VAR:key` would find).
-                if let Some(k) = key {
-                    let store = match var {
-                        Var::Tx => Some(&data.tx),
-                        Var::Ip => Some(&data.persistent[0]),
-                        Var::Global => Some(&data.persistent[1]),
-                        Var::Session => Some(&data.persistent[2]),
-                        Var::User => Some(&data.persistent[3]),
-                        Var::Resource => Some(&data.persistent[4]),
-                        Var::Env => Some(&data.env),
-                        _ => None,
-                    };
-                    if let Some(s) = store {
-                        if let Some(v) = s.get(k) {
-                            out.extend_from_slice(v);
-                        }
-                        return;
+        if var == Var::Rule {
+            let rule = rs.rules.get(data.rule_idx).filter(|r| r.id == data.rule_id);
+            match (key, rule) {
+                (Some(b"id"), _) => out.extend_from_slice(data.rule_id.to_string().as_bytes()),
+                (Some(b"msg"), Some(r)) => {
+                    if let Some(l) = r.actions.msg.as_ref().and_then(|m| m.as_literal()) {
+                        out.extend_from_slice(l)
                     }
                 }
-                // What the last match left (most logdata): read where visiting finds it,
-                // without building a target.
-                match var {
-                    Var::MatchedVar => return out.extend_from_slice(&data.matched.last.1),
-                    Var::MatchedVarName => return out.extend_from_slice(&data.matched.last.0),
-                    _ => {}
+                (Some(b"severity"), Some(r)) => out.extend_from_slice(
+                    r.actions
+                        .severity
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                        .as_bytes(),
+                ),
+                (Some(b"ver"), Some(r)) => {
+                    out.extend_from_slice(r.actions.ver.clone().unwrap_or_default().as_bytes())
                 }
-                if var == Var::Duration {
-                    let elapsed = self.start.elapsed().as_micros() as u64;
-                    out.extend_from_slice(elapsed.to_string().as_bytes());
-                    return;
+                (Some(b"phase"), Some(r)) => out.extend_from_slice(r.phase.to_string().as_bytes()),
+                _ => {}
+            }
+            return;
+        }
+        // Collection keys: straight to the store (what visiting `VAR:key` would find).
+        if let Some(k) = key {
+            let store = match var {
+                Var::Tx => Some(&data.tx),
+                Var::Ip => Some(&data.persistent[0]),
+                Var::Global => Some(&data.persistent[1]),
+                Var::Session => Some(&data.persistent[2]),
+                Var::User => Some(&data.persistent[3]),
+                Var::Resource => Some(&data.persistent[4]),
+                Var::Env => Some(&data.env),
+                _ => None,
+            };
+            if let Some(s) = store {
+                if let Some(v) = s.get(k) {
+                    out.extend_from_slice(v);
                 }
-                let target = Target {
-                    var,
-                    selector: key.map_or(Selector::All, |k| Selector::Key(k.to_vec())),
-                    count: false,
-                    exclusions: Vec::new(),
-                    slot: None,
-                    selected_slots: None,
-                };
-                let mut done = false;
-                visit_each(data, &target, &mut |_, _, v, _| {
-                    if !done {
-                        out.extend_from_slice(v);
-                        done = true;
-                    }
-                });
-            },
-            out,
-        )
+                return;
+            }
+        }
+        // What the last match left (most logdata): read where visiting finds it,
+        // without building a target.
+        match var {
+            Var::MatchedVar => return out.extend_from_slice(&data.matched.last.1),
+            Var::MatchedVarName => return out.extend_from_slice(&data.matched.last.0),
+            _ => {}
+        }
+        if var == Var::Duration {
+            let elapsed = self.start.elapsed().as_micros() as u64;
+            out.extend_from_slice(elapsed.to_string().as_bytes());
+            return;
+        }
+        let target = Target {
+            var,
+            selector: key.map_or(Selector::All, |k| Selector::Key(k.to_vec())),
+            count: false,
+            exclusions: Vec::new(),
+            slot: None,
+            selected_slots: None,
+        };
+        let mut done = false;
+        visit_each(data, &target, &mut |_, _, v, _| {
+            if !done {
+                out.extend_from_slice(v);
+                done = true;
+            }
+        });
     }
 }
 
