@@ -81,6 +81,21 @@ impl Macro {
         }
     }
 
+    /// The literal text every expansion starts with, and the one it ends with (empty
+    /// where a variable begins or ends it).
+    pub fn literal_ends(&self) -> (&[u8], &[u8]) {
+        fn lit(p: Option<&Part>) -> &[u8] {
+            match p {
+                Some(Part::Lit(l)) => l,
+                _ => b"",
+            }
+        }
+        match self.parts.as_slice() {
+            [Part::Lit(l)] => (l, l),
+            parts => (lit(parts.first()), lit(parts.last())),
+        }
+    }
+
     /// Refer to the TX keys that `slots` numbers by their slots, so that expanding reads
     /// them without looking their keys up. Numbering again (another table) starts from
     /// the keys.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::actions::{Actions, EngineMode, Exec, IdRange, SetVarOp};
 use crate::error::LoadError;
-use crate::macros::Part;
+use crate::macros::{Macro, Part};
 use crate::operators::BuildContext;
 use crate::parser::{parse_directives, Directive};
 use crate::prefilter::Prefilter;
@@ -914,6 +914,13 @@ fn number_tx_keys(rules: &mut [Rule], names: &mut Vec<u8>) -> SlotTable {
             }
         }
         r.actions.macros_mut().for_each(|m| m.number_tx_keys(t));
+        for e in &mut r.actions.exec {
+            if let Exec::SetVar(sv) = e {
+                sv.unnumbered = sv.collection == Var::Tx
+                    && sv.name.as_literal().is_none()
+                    && !t.any(|k| could_be(&sv.name, k));
+            }
+        }
         if let RuleOperator::Dynamic(d) = &mut r.operator {
             d.param.number_tx_keys(t);
         }
@@ -925,6 +932,16 @@ fn number_tx_keys(rules: &mut [Rule], names: &mut Vec<u8>) -> SlotTable {
         select(r, &t);
     }
     t
+}
+
+/// Whether `key` could be what `name` (a lower-cased `setvar` name) expands to, lower-cased:
+/// its literal ends are lower-case already, so the expansion keeps them.
+fn could_be(name: &Macro, key: &[u8]) -> bool {
+    if let Some(l) = name.as_literal() {
+        return key == l;
+    }
+    let (start, end) = name.literal_ends();
+    key.len() >= start.len() + end.len() && key.starts_with(start) && key.ends_with(end)
 }
 
 enum DirError {
@@ -960,6 +977,30 @@ fn pattern_matcher(p: &str) -> Result<regex::Regex, DirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key could be a name's expansion only if it starts and ends with the name's literal
+    /// ends, and is long enough to hold both.
+    #[test]
+    fn keys_a_run_time_name_could_be() {
+        let could = |name: &str, key: &[u8]| could_be(&Macro::parse(name), key);
+        let name = "k_%{tx.1}_v";
+        assert!(could(name, b"k__v"));
+        assert!(could(name, b"k_num_v"));
+        assert!(could(name, b"k_a/b_v"));
+        assert!(!could(name, b"k_v"), "too short for both ends");
+        assert!(!could(name, b"knum_v"));
+        assert!(!could(name, b"k_num_"));
+        assert!(could("%{tx.1}", b""));
+        assert!(could("%{tx.1}%{tx.2}", b"anything"));
+        assert!(could("a%{tx.1}", b"a"));
+        assert!(!could("a%{tx.1}", b"ba"));
+        assert!(
+            could("%{tx.1}-%{tx.2}", b"x"),
+            "a middle literal is not asked"
+        );
+        assert!(could("ab", b"ab"));
+        assert!(!could("ab", b"abab"));
+    }
 
     #[test]
     fn rules_exposes_phase_operator_and_chain() {

@@ -40,6 +40,11 @@ impl SlotTable {
         self.keys.len()
     }
 
+    /// Whether `keep` accepts some key.
+    pub fn any(&self, keep: impl Fn(&[u8]) -> bool) -> bool {
+        self.keys.iter().any(|k| keep(k))
+    }
+
     /// The slots whose keys `keep` accepts, in key order.
     pub fn selected_by(&self, keep: impl Fn(&[u8]) -> bool) -> Vec<u32> {
         let mut slots: Vec<u32> = (0..self.keys.len() as u32)
@@ -197,6 +202,20 @@ impl Store {
                 self.extra.remove(key);
             }
         }
+    }
+
+    /// [`Store::get`], [`Store::set`] and [`Store::remove`] for a key the caller knows no
+    /// slot numbers: it is a run-time key, found without looking for its slot.
+    pub fn get_unnumbered(&self, key: &[u8]) -> Option<&[u8]> {
+        self.extra.get(key)
+    }
+
+    pub fn set_unnumbered(&mut self, key: &[u8], value: &[u8]) {
+        self.extra.set(key, value)
+    }
+
+    pub fn remove_unnumbered(&mut self, key: &[u8]) {
+        self.extra.remove(key)
     }
 
     /// Every variable whose key `keep` accepts, in key order.

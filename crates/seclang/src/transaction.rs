@@ -2143,12 +2143,18 @@ impl Transaction {
                     .operand_slot
                     .map(|s| self.data.tx.slot_int(s).unwrap_or(0));
                 let store = self.store_mut(sv.collection);
+                // A name that can be no numbered key (set for names built at run time
+                // only) goes straight to the run-time keys.
+                let unnumbered = sv.unnumbered;
                 match &sv.op {
+                    SetVarOp::Delete if unnumbered => store.remove_unnumbered(name),
                     SetVarOp::Delete => store.remove(name, slot),
+                    SetVarOp::Set(_) if unnumbered => store.set_unnumbered(name, value),
                     SetVarOp::Set(_) => store.set(name, slot, value),
                     SetVarOp::Add(_) | SetVarOp::Sub(_) => {
                         let cur = match slot {
                             Some(s) => store.slot_int(s),
+                            None if unnumbered => store.get_unnumbered(name).map(parse_int),
                             None => store.get(name).map(parse_int),
                         }
                         .unwrap_or(0);
@@ -2158,7 +2164,11 @@ impl Transaction {
                         } else {
                             cur.saturating_sub(delta)
                         };
-                        store.set_int(name, slot, n);
+                        if unnumbered {
+                            store.set_unnumbered(name, format_i64(n, &mut [0; 20]));
+                        } else {
+                            store.set_int(name, slot, n);
+                        }
                     }
                 }
                 self.scratch.expansions = [name_buf, value_buf];
@@ -4525,5 +4535,77 @@ mod tests {
         // x: not as sent, then lower-cased and decoded; y: as sent only (no change).
         let (tx, _) = phase1_hit(&rs, "x=A%2561&y=abc&z=QQ");
         assert_eq!(tx.tx_var("forms"), Some(&b"3"[..]));
+    }
+
+    /// A `setvar` name built at run time that no numbered key can be goes straight to the
+    /// run-time keys; one that could be (a key some rule names) still finds its slot, where
+    /// the rules reading that key look. Sets, additions and deletions alike.
+    #[test]
+    fn run_time_names_find_the_slots_they_could_be() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx ^(.*)$\" \"id:1,phase:1,pass,capture,\
+                   setvar:'tx.k_%{tx.1}_v=%{tx.1}',setvar:'tx.n_%{tx.1}=+2',\
+                   setvar:'tx.n_%{tx.1}=+3'\"\n\
+                 SecRule ARGS:b \"@rx ^(.*)$\" \"id:2,phase:1,pass,capture,\
+                   setvar:'!tx.n_%{tx.1}',setvar:'!tx.k_%{tx.1}_v'\"\n\
+                 SecRule TX:k_Num_v \"@streq NUM\" \"id:3,phase:1,pass,\
+                   setvar:'tx.hit=%{tx.k_num_v}',setvar:'tx.k_v=short'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let unnumbered: Vec<(String, bool)> = rs
+            .rules
+            .iter()
+            .flat_map(|r| &r.actions.exec)
+            .filter_map(|e| match e {
+                Exec::SetVar(sv) => Some((
+                    String::from_utf8_lossy(sv.name.literal_ends().0).into_owned(),
+                    sv.unnumbered,
+                )),
+                _ => None,
+            })
+            .collect();
+        let expected = [
+            ("k_", false),
+            ("n_", true),
+            ("n_", true),
+            ("n_", true),
+            ("k_", false),
+            ("hit", false),
+            ("k_v", false),
+        ];
+        let expected: Vec<(String, bool)> =
+            expected.iter().map(|&(n, u)| (n.to_string(), u)).collect();
+        assert_eq!(unnumbered, expected);
+        let (tx, hit) = phase1_hit(&rs, "a=NUM&b=x/Y&c=&d=%C3%A9");
+        assert_eq!(hit.as_deref(), Some("NUM"), "k_num_v is in its slot");
+        let mut all = Vec::new();
+        tx.each_tx_var(&mut |k, v| {
+            if !k.starts_with(b"k_") && !k.starts_with(b"n_") {
+                return;
+            }
+            all.push(format!(
+                "{}={}",
+                String::from_utf8_lossy(k),
+                String::from_utf8_lossy(v)
+            ))
+        });
+        assert_eq!(
+            all,
+            [
+                "k__v=",
+                "k_num_v=NUM",
+                "k_v=short",
+                "k_\u{e9}_v=\u{e9}",
+                "n_=5",
+                "n_num=5",
+                "n_\u{e9}=5"
+            ]
+        );
+        assert_eq!(tx.tx_var("n_x/y"), None);
+        assert_eq!(tx.tx_var("k_x/y_v"), None);
     }
 }

@@ -23,6 +23,10 @@ pub struct SetVar {
     /// For `=+%{tx.key}` and `=-%{tx.key}` (CRS's anomaly scoring): the key's slot,
     /// whose integer is the operand, so the value needs no expansion nor parsing.
     pub operand_slot: Option<u32>,
+    /// For a TX name built at run time: no numbered key starts and ends as its literal
+    /// text does, so the name expanded is none, and the store is not asked for its slot
+    /// (hashing the name; CRS 920450 builds one per request header).
+    pub unnumbered: bool,
 }
 
 pub fn parse(a: &mut Actions, v: Option<&str>) -> Result<(), String> {
@@ -64,6 +68,7 @@ pub fn parse(a: &mut Actions, v: Option<&str>) -> Result<(), String> {
         op,
         slot: None,
         operand_slot: None,
+        unnumbered: false,
     }));
     Ok(())
 }
