@@ -75,6 +75,8 @@ struct Engines {
     scratch: Pool<Scratch>,
     /// Whether the pattern has groups of its own (beyond the whole match).
     has_groups: bool,
+    /// [`framed_group`]'s widths, when the pattern's one group is framed so.
+    framed: Option<(usize, usize)>,
 }
 
 /// Per-thread search state, reused across searches; each part made on first use (so the
@@ -236,6 +238,36 @@ fn matches_every_input_whole(hir: &regex_syntax::hir::Hir) -> bool {
         _ => parts,
     };
     matches!(parts, [run] if any_bytes(run))
+}
+
+/// For a pattern whose only group stands in its top-level sequence between parts of fixed
+/// width (CRS 920440's `\.([^.]+)$`: one byte before, none after), those two widths: the
+/// group of a match is the match without them, which the match's span gives without the
+/// slow engines. Parts of a sequence match one after the other, so fixed widths before and
+/// after the group leave it exactly what lies between them.
+fn framed_group(hir: &regex_syntax::hir::Hir) -> Option<(usize, usize)> {
+    use regex_syntax::hir::HirKind;
+    if hir.properties().explicit_captures_len() != 1 {
+        return None;
+    }
+    let parts = match hir.kind() {
+        HirKind::Concat(parts) => parts.as_slice(),
+        _ => std::slice::from_ref(hir),
+    };
+    // The one group, unless it is nested (in a repetition, an alternation, another group).
+    let at = parts
+        .iter()
+        .position(|p| matches!(p.kind(), HirKind::Capture(_)))?;
+    let width = |parts: &[regex_syntax::hir::Hir]| {
+        parts.iter().try_fold(0usize, |w, p| {
+            let props = p.properties();
+            match (props.minimum_len(), props.maximum_len()) {
+                (Some(min), Some(max)) if min == max => w.checked_add(min),
+                _ => None,
+            }
+        })
+    };
+    Some((width(&parts[..at])?, width(&parts[at + 1..])?))
 }
 
 /// What a pattern's syntax tells about the inputs it can match at all, for answering "no
@@ -479,6 +511,7 @@ impl Engines {
         let backtrack = BoundedBacktracker::new_from_nfa(nfa).map_err(|e| e.to_string())?;
         Ok(Engines {
             has_groups,
+            framed: framed_group(&hir),
             dfa,
             pikevm,
             backtrack,
@@ -514,8 +547,9 @@ impl Engines {
     /// The leftmost-first match's groups (at most 10), if it matches.
     ///
     /// The lazy DFA finds where the match lies (see [`Engines::bounds`]); the slow engines
-    /// only run for patterns with groups of their own, anchored at the match's start and
-    /// confined to its span, or where the DFA could not tell.
+    /// only run for patterns with groups of their own (but a group [`framed_group`] places),
+    /// anchored at the match's start and confined to its span, or where the DFA could not
+    /// tell.
     fn captures(&self, input: &[u8], groups: &mut Captures) -> bool {
         let mut scratch = self.scratch.get();
         let Scratch { dfa, slow } = &mut *scratch;
@@ -531,6 +565,11 @@ impl Engines {
         groups.clear();
         if exact && !self.has_groups {
             groups.set([&input[span]]);
+            return true;
+        }
+        if let Some((before, after)) = self.framed.filter(|_| exact) {
+            let group = span.start + before..span.end - after;
+            groups.set([&input[span], &input[group]]);
             return true;
         }
         let SlowScratch {
@@ -868,6 +907,82 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A group framed by fixed widths is read off the match's span as the slow engines
+    /// would find it; groups that are not framed so are left to them.
+    #[test]
+    fn framed_groups_are_what_the_slow_engines_find() {
+        let framed = |p: &str| framed_group(&parse_with(p, Anchors::Value).unwrap());
+        assert_eq!(framed(r"\.([^.]+)$"), Some((1, 0)));
+        assert_eq!(framed(r"(a+)"), Some((0, 0)));
+        assert_eq!(framed(r"^\bx[ab]{2}(.*?)y\z"), Some((3, 1)));
+        for not in [
+            r"a(b)(c)",
+            r"a*(b)",
+            r"(b)c?",
+            r"(?:(a)|b)x",
+            r"(a(b))",
+            r"x(a)+",
+            r"\.[^.]+$",
+            r"(?:ab|c)(x)",
+        ] {
+            assert_eq!(framed(not), None, "{not}");
+        }
+        let patterns = [
+            r"\.([^.]+)$",
+            r"(?i)\.([^.]*)$",
+            r"^\bx[ab]{2}(.*?)y\z",
+            r"(a+)",
+            r"=(\d*)",
+            r"(?i)<(script)\b",
+            r"(\xff|b)\n",
+            r"^(?:\w|-)(.*)$",
+        ];
+        let inputs: [&[u8]; 14] = [
+            b"",
+            b"list.php",
+            b"a.b.C",
+            b"x.",
+            b"noext",
+            b"xaby",
+            b"xabqqyz",
+            b"xbaZZy",
+            b"aaa=12=",
+            b"<SCRIPT>",
+            b"<scripts",
+            b"\xff\n.b\n",
+            b"-\xe9t\xc3\xa9.\xc3",
+            b"\n.a\n",
+        ];
+        let mut framed_matches = 0;
+        for p in patterns {
+            for anchors in [Anchors::Value, Anchors::Lines] {
+                let lazy = Lazy::build(p, anchors).unwrap();
+                let engines = lazy.engines().unwrap();
+                assert!(engines.framed.is_some(), "{p}");
+                let reference = regex::bytes::RegexBuilder::new(p)
+                    .unicode(false)
+                    .dot_matches_new_line(true)
+                    .multi_line(anchors == Anchors::Lines)
+                    .build()
+                    .unwrap();
+                for i in inputs {
+                    let mut caps = Captures::new(true);
+                    let expected = reference.captures(i).map(|c| {
+                        c.iter()
+                            .map(|g| g.map_or(Vec::new(), |m| m.as_bytes().to_vec()))
+                            .collect::<Vec<_>>()
+                    });
+                    assert_eq!(engines.captures(i, &mut caps), expected.is_some());
+                    if let Some(groups) = expected {
+                        assert_eq!(caps.groups(), groups, "{p} {i:?}");
+                        framed_matches += 1;
+                    }
+                }
+            }
+        }
+        assert!(framed_matches > 40, "{framed_matches}");
     }
 
     #[test]
