@@ -77,6 +77,9 @@ struct Engines {
     has_groups: bool,
     /// [`framed_group`]'s widths, when the pattern's one group is framed so.
     framed: Option<(usize, usize)>,
+    /// The bytes every match starts with ([`first_bytes`]), when no match is empty:
+    /// [`Engines::bounds`] probes only the offsets holding one.
+    starts: Option<[u64; 4]>,
 }
 
 /// Per-thread search state, reused across searches; each part made on first use (so the
@@ -512,6 +515,7 @@ impl Engines {
         Ok(Engines {
             has_groups,
             framed: framed_group(&hir),
+            starts: first_bytes(&hir).and_then(|(set, empty)| (!empty).then_some(set)),
             dfa,
             pikevm,
             backtrack,
@@ -621,6 +625,13 @@ impl Engines {
             // the span: each probe costs a start state and a few transitions.
             if start == START_PROBES {
                 return Bounds::Within(start..end);
+            }
+            // No match starts at a byte no match starts with (CRS 920440's `\.([^.]+)$`,
+            // on a file name: only at its dots).
+            if let Some(set) = &self.starts {
+                if !input.get(start).is_some_and(|&b| has_byte(set, b)) {
+                    continue;
+                }
             }
             match starts_here(dfa, cache, input, start, end) {
                 Some(true) => return Bounds::Exact(start..end),
@@ -939,7 +950,11 @@ mod tests {
             r"(\xff|b)\n",
             r"^(?:\w|-)(.*)$",
         ];
-        let inputs: [&[u8]; 14] = [
+        // Matches after bytes no match starts with, non-ASCII among them (where the DFA
+        // gives up on `\b`), so that the probes for the match's start skip some.
+        let inputs: [&[u8]; 16] = [
+            b"\xc3\xa9 x <script \xc3\xa9<Script>",
+            b"q.\xc3\xa9.ph\xc3\xa9",
             b"",
             b"list.php",
             b"a.b.C",
