@@ -159,7 +159,54 @@ impl Selector {
 pub struct KeyRegex {
     re: Regex,
     /// Boxed: a target's selector shares a cache line with what is read per value.
-    word: Option<Box<(WordAt, Vec<u8>)>>,
+    word: Option<Box<Word>>,
+}
+
+/// A selector's word, compared ASCII case-insensitively eight bytes at a time: a key byte
+/// matches a letter once its case bit (0x20) is set, any other byte only as itself (what
+/// `eq_ignore_ascii_case` answers, in two thirds of its instructions on CRS's 19-byte
+/// `header_name_920450_`).
+#[derive(Debug, Clone)]
+struct Word {
+    at: WordAt,
+    /// The word lower-cased.
+    lower: Vec<u8>,
+    /// Per byte of the word: 0x20 for a letter, else 0.
+    case: Vec<u8>,
+}
+
+impl Word {
+    fn new(at: WordAt, word: &str) -> Word {
+        let bytes = word.as_bytes();
+        Word {
+            at,
+            lower: bytes.to_ascii_lowercase(),
+            case: bytes
+                .iter()
+                .map(|b| if b.is_ascii_alphabetic() { 0x20 } else { 0 })
+                .collect(),
+        }
+    }
+
+    /// Whether `k`, as long as the word, is the word (ASCII case aside).
+    fn is(&self, k: &[u8]) -> bool {
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+        let (keys, words, cases) = (
+            k.chunks_exact(8),
+            self.lower.chunks_exact(8),
+            self.case.chunks_exact(8),
+        );
+        let tail = keys
+            .remainder()
+            .iter()
+            .zip(words.remainder())
+            .zip(cases.remainder())
+            .all(|((k, w), c)| k | c == *w);
+        tail && keys
+            .zip(words)
+            .zip(cases)
+            .all(|((k, w), c)| word(k) | word(c) == word(w))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,16 +235,14 @@ impl KeyRegex {
             None => (WordAt::Anywhere, rest),
         };
         let word =
-            (!word.is_empty() && word.chars().all(plain)).then(|| Box::new((at, word.into())));
+            (!word.is_empty() && word.chars().all(plain)).then(|| Box::new(Word::new(at, word)));
         Ok(KeyRegex { re, word })
     }
 
     pub fn is_match(&self, key: &[u8]) -> bool {
         match self.word.as_deref() {
-            Some((WordAt::Start, w)) => key
-                .get(..w.len())
-                .is_some_and(|k| k.eq_ignore_ascii_case(w)),
-            Some((WordAt::Anywhere, w)) => key.windows(w.len()).any(|k| k.eq_ignore_ascii_case(w)),
+            Some(w) if w.at == WordAt::Start => key.get(..w.lower.len()).is_some_and(|k| w.is(k)),
+            Some(w) => key.windows(w.lower.len()).any(|k| w.is(k)),
             None => self.re.is_match(key),
         }
     }
@@ -413,6 +458,9 @@ mod tests {
             "x",
             "MULTIPART_HEADERS_CONTENT_TYPES_*",
             "^ab*",
+            // Whole eight-byte steps, no byte after them.
+            "^abcd_f-h",
+            "ABcd_f-h12345678",
             // Not words: the regex answers.
             "^pbjs-\\w+$",
             "a\\w*",
@@ -420,7 +468,9 @@ mod tests {
             "^",
             ".*",
         ];
-        let parts: [&[u8]; 9] = [
+        let parts: [&[u8]; 11] = [
+            b"abcd_f-h",
+            b"abcd_f-h12345678",
             b"header_name_920450_",
             b"HEADER_NAME_920450_",
             b"paramcounter_",
