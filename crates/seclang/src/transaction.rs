@@ -2109,6 +2109,9 @@ impl Transaction {
         self.matched_view.take();
     }
 
+    /// Out of line: inlined, its many arms' set-up made every [`Transaction::run_actions`]
+    /// pay for it, the planned `setvar`s' (most calls) too.
+    #[inline(never)]
     fn exec(&mut self, e: &Exec) {
         match e {
             Exec::SetVar(sv) => {
