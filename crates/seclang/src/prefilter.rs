@@ -853,18 +853,28 @@ pub struct Group {
 pub const NO_SET: u32 = u32::MAX;
 
 /// One target of a [`Group`] and the chains the group scans its values through
-/// ([`Prefilter::chains_of`]). 16 bytes.
+/// ([`Prefilter::chains_of`]). 32 bytes.
 #[derive(Debug)]
 pub struct GroupTarget {
     /// The transformations of all of its chains ([`ChainTable::masks`] or-ed): a value that
     /// none of them changes is scanned once for every chain.
     pub transforms: u64,
+    /// The same without the chains that have a [`DecodedScreen`], but for the steps before
+    /// their decoding (all the same chain): a value that none of these changes and that the
+    /// screen rules out is scanned as it is only, as one none of `transforms` changes.
+    /// `transforms` where its chains decode different values.
+    pub undecoded: u64,
     /// `Prefilter::group_chains[chains_at..][..chains_len]` (and `group_chain_min`,
     /// `group_chain_screens`).
     chains_at: u32,
     chains_len: u16,
     /// The target, in [`Prefilter::targets`].
     pub target_id: u16,
+    /// Of its chains with a [`DecodedScreen`], the index of the one with the least
+    /// `group_chain_min`, and that least: a shorter value cannot hold a literal through any
+    /// of them, and the screens of all answer alike. `u16::MAX`: none.
+    decoded_at: u16,
+    decoded_min: u16,
 }
 
 /// One target (without exclusions) through one transformation chain (`None`: raw), as
@@ -1738,19 +1748,14 @@ impl RawScreen {
 /// the raw value on its own.
 const CHAIN_SCREEN_LITERALS: usize = 8;
 
-/// For a group's chain that ends in steps which only delete bytes and fold case (CRS
-/// 930110's `multiMatch` through `…,t:removeNulls,t:cmdLine`): on a value that the steps
-/// before them leave as it is, the chain's value is the raw value with bytes deleted and
-/// case folded, so a [`RawScreen`] over the group's literals tells from the raw value that
-/// the chain's value holds none; the chain is then neither computed nor scanned for it.
+/// A test that can spare a group's chain for a value: computed and scanned only where it
+/// passes.
 #[derive(Debug)]
-pub struct ChainScreen {
-    /// The steps before those (bits `1 << id`): the screen holds for a value none of them
-    /// changes.
-    pub before: u64,
-    /// Those steps: a value none of them changes either is the raw value, scanned anyway.
-    pub deleting: u64,
-    pub screen: RawScreen,
+// Held boxed beside each chain: the smaller variant's size costs nothing per chain.
+#[allow(clippy::large_enum_variant)]
+pub enum ChainScreen {
+    Deleting(DeletingScreen),
+    Decoded(DecodedScreen),
 }
 
 impl ChainScreen {
@@ -1759,6 +1764,37 @@ impl ChainScreen {
         chain: Option<ChainId>,
         literals: &[Vec<u8>],
     ) -> Option<Box<ChainScreen>> {
+        // A chain through `base64Decode` changes every value before a deleting tail: only
+        // the decoded screen can answer for it.
+        let screen = match DecodedScreen::new(chains, chain, literals) {
+            Some(s) => ChainScreen::Decoded(s),
+            None => ChainScreen::Deleting(DeletingScreen::new(chains, chain, literals)?),
+        };
+        Some(Box::new(screen))
+    }
+}
+
+/// For a group's chain that ends in steps which only delete bytes and fold case (CRS
+/// 930110's `multiMatch` through `…,t:removeNulls,t:cmdLine`): on a value that the steps
+/// before them leave as it is, the chain's value is the raw value with bytes deleted and
+/// case folded, so a [`RawScreen`] over the group's literals tells from the raw value that
+/// the chain's value holds none; the chain is then neither computed nor scanned for it.
+#[derive(Debug)]
+pub struct DeletingScreen {
+    /// The steps before those (bits `1 << id`): the screen holds for a value none of them
+    /// changes.
+    pub before: u64,
+    /// Those steps: a value none of them changes either is the raw value, scanned anyway.
+    pub deleting: u64,
+    pub screen: RawScreen,
+}
+
+impl DeletingScreen {
+    fn new(
+        chains: &ChainTable,
+        chain: Option<ChainId>,
+        literals: &[Vec<u8>],
+    ) -> Option<DeletingScreen> {
         if literals.is_empty() || literals.len() > CHAIN_SCREEN_LITERALS {
             return None;
         }
@@ -1775,13 +1811,117 @@ impl ChainScreen {
         let screen = RawScreen::new(literals, &steps[tail..])?;
         let mask =
             |steps: &[transformations::TransformId]| steps.iter().fold(0, |m, &t| m | 1u64 << t);
-        Some(Box::new(ChainScreen {
+        Some(DeletingScreen {
             before: mask(&steps[..tail]),
             deleting: mask(&steps[tail..]),
             screen,
-        }))
+        })
     }
 }
+
+/// The steps that may follow `base64Decode` in a [`DecodedScreen`]'s chain: each returns
+/// bytes of its input, their lower case and spaces only, but for the URL decoders on a
+/// value with `%` and `jsDecode` on one with a backslash (see [`DECODED_WILD`]).
+const AFTER_DECODING: [&str; 12] = [
+    "compressWhitespace",
+    "jsDecode",
+    "lowercase",
+    "removeNulls",
+    "removeWhitespace",
+    "replaceComments",
+    "replaceNulls",
+    "trim",
+    "trimLeft",
+    "trimRight",
+    "urlDecode",
+    "urlDecodeUni",
+];
+
+/// The bytes from which the [`AFTER_DECODING`] steps can make any byte (escapes); none of
+/// them makes one of these from other bytes, so a decoded value without them never gets one.
+const DECODED_WILD: &[u8] = b"%\\";
+
+/// A set of bytes: bit `b % 64` of word `b / 64`.
+type ByteSet = [u64; 4];
+
+fn byte_set_of(bytes: &[u8]) -> ByteSet {
+    let mut set = [0; 4];
+    for &b in bytes {
+        set[usize::from(b / 64)] |= 1 << (b % 64);
+    }
+    set
+}
+
+/// For a group's chain through `base64Decode` (CRS 934100 and 934160, `multiMatch` on
+/// every stage after it): an ordinary word decodes to a few bytes of binary, mostly above
+/// ASCII, which the steps after it ([`AFTER_DECODING`]) can only delete, lower-case or
+/// add spaces to unless it holds an escape byte ([`DECODED_WILD`]). A value's scan holds a
+/// literal (ASCII case ignored) only if each of the literal's bytes is one of those, so
+/// the set of decoded bytes (gathered without writing them) can tell that the chain's
+/// value holds none of the group's literals: the chain is then neither computed nor
+/// scanned for it.
+#[derive(Debug)]
+pub struct DecodedScreen {
+    /// The chain whose value the (last) `base64Decode` decodes (`None`: the raw value).
+    pub input: Option<ChainId>,
+    /// Each literal's bytes (lower case).
+    literals: Vec<ByteSet>,
+}
+
+/// The most literals a group may look for to get [`DecodedScreen`]s: each costs a test of
+/// a few words per value (CRS 934100 has 23).
+const DECODED_SCREEN_LITERALS: usize = 64;
+
+impl DecodedScreen {
+    fn new(
+        chains: &ChainTable,
+        chain: Option<ChainId>,
+        literals: &[Vec<u8>],
+    ) -> Option<DecodedScreen> {
+        if literals.is_empty() || literals.len() > DECODED_SCREEN_LITERALS {
+            return None;
+        }
+        let lookup = |name| transformations::lookup(name).expect("a built-in transformation");
+        let steps = chain_steps(chains, chain);
+        let at = steps.iter().rposition(|&t| t == lookup("base64Decode"))?;
+        let after = AFTER_DECODING.map(lookup);
+        if !steps[at + 1..].iter().all(|t| after.contains(t)) {
+            return None;
+        }
+        // The chain's node `steps.len() - at` steps up from its end is its prefix before
+        // the decoding.
+        let mut input = chain;
+        for _ in at..steps.len() {
+            input = chains.nodes[input? as usize].0;
+        }
+        let literals = literals
+            .iter()
+            .map(|l| byte_set_of(&l.to_ascii_lowercase()))
+            .collect();
+        Some(DecodedScreen { input, literals })
+    }
+
+    /// Whether the chain's value may hold one of the literals, given the value `input`
+    /// that its `base64Decode` decodes.
+    pub fn may_match(&self, input: &[u8]) -> bool {
+        let decoded = transformations::base64_decoded_bytes(input);
+        let wild = byte_set_of(DECODED_WILD);
+        if (0..4).any(|w| decoded[w] & wild[w] != 0) {
+            return true;
+        }
+        // The bytes the chain's value may hold, lower-cased as the scan compares them.
+        let mut held = decoded;
+        held[0] |= 1 << b' ';
+        held[1] |= (held[1] & UPPER_WORD) << 32;
+        self.literals
+            .iter()
+            .any(|l| (0..4).all(|w| l[w] & !held[w] == 0))
+    }
+}
+
+/// The ASCII upper-case letters in word 1 (bytes 64 to 127) of a [`ByteSet`]; their lower
+/// case is 32 bits up.
+const UPPER_WORD: u64 = ((1 << 26) - 1) << (b'A' - 64);
 
 /// The chain whose values the phase scans in place of `chain`'s: `chain` without the
 /// `lowercase` steps that only [case-blind](transformations::case_blind) ones follow. The
@@ -2004,25 +2144,62 @@ impl Prefilter {
             let mut by_target = b.units.clone();
             by_target.sort_by_key(|&u| units[u as usize].target_id);
             let first = group_targets.len();
+            // The input of the decoded screens of the target being listed, and the targets
+            // whose screens decode different inputs.
+            let mut decoded_input: Option<Option<ChainId>> = None;
+            let mut mixed_inputs = Vec::new();
             for &u in &by_target {
                 let unit = &units[u as usize];
                 let mask = unit.chain.map_or(0, |c| chains.masks[c as usize]);
+                let screen = ChainScreen::new(chains, unit.chain, &looked_for);
+                let (undecoded, input) = match screen.as_deref() {
+                    Some(ChainScreen::Decoded(s)) => (
+                        s.input.map_or(0, |c| chains.masks[c as usize]),
+                        Some(s.input),
+                    ),
+                    _ => (mask, None),
+                };
                 match group_targets[first..].last_mut() {
                     Some(t) if u32::from(t.target_id) == unit.target_id => {
                         t.chains_len += 1;
                         t.transforms |= mask;
+                        t.undecoded |= undecoded;
                     }
-                    _ => group_targets.push(GroupTarget {
-                        transforms: mask,
-                        chains_at: group_chains.len() as u32,
-                        chains_len: 1,
-                        // Rules whose targets would pass 16 bits are not grouped.
-                        target_id: unit.target_id as u16,
-                    }),
+                    _ => {
+                        decoded_input = None;
+                        group_targets.push(GroupTarget {
+                            transforms: mask,
+                            undecoded,
+                            chains_at: group_chains.len() as u32,
+                            chains_len: 1,
+                            // Rules whose targets would pass 16 bits are not grouped.
+                            target_id: unit.target_id as u16,
+                            decoded_at: u16::MAX,
+                            decoded_min: u16::MAX,
+                        })
+                    }
+                }
+                let min = shortest_input(chains, unit.chain, shortest);
+                let last = group_targets.len() - 1;
+                let t = &mut group_targets[last];
+                if let Some(input) = input {
+                    if decoded_input.is_some_and(|i| i != input) {
+                        mixed_inputs.push(last);
+                    }
+                    decoded_input = Some(input);
+                    if min < t.decoded_min {
+                        t.decoded_at = t.chains_len - 1;
+                        t.decoded_min = min;
+                    }
                 }
                 group_chains.push(unit.chain);
-                group_chain_min.push(shortest_input(chains, unit.chain, shortest));
-                group_chain_screens.push(ChainScreen::new(chains, unit.chain, &looked_for));
+                group_chain_min.push(min);
+                group_chain_screens.push(screen);
+            }
+            for t in mixed_inputs.drain(..) {
+                let t = &mut group_targets[t];
+                t.undecoded = t.transforms;
+                t.decoded_at = u16::MAX;
             }
             let mut transforms = 0;
             for t in &group_targets[first..] {
@@ -2185,6 +2362,20 @@ impl Prefilter {
     /// it to set a bit of the group's.
     pub fn chain_mins_of(&self, t: &GroupTarget) -> &[u16] {
         &self.group_chain_min[t.chains_at as usize..][..usize::from(t.chains_len)]
+    }
+
+    /// The [`DecodedScreen`] that answers for all of `t`'s (see [`GroupTarget::undecoded`])
+    /// and the fewest bytes a value needs for one of their chains to matter; `None`: none.
+    #[inline]
+    pub fn decoded_screen_of(&self, t: &GroupTarget) -> Option<(&DecodedScreen, u16)> {
+        if t.decoded_at == u16::MAX {
+            return None;
+        }
+        let at = t.chains_at as usize + usize::from(t.decoded_at);
+        match self.group_chain_screens[at].as_deref() {
+            Some(ChainScreen::Decoded(s)) => Some((s, t.decoded_min)),
+            _ => None,
+        }
     }
 
     /// Beside [`Prefilter::chains_of`]: each chain's [`ChainScreen`].
@@ -3032,5 +3223,110 @@ mod tests {
             rejected += usize::from(!passes);
         }
         assert!(found > 1000 && rejected > 1000, "{found} {rejected}");
+    }
+
+    /// The decoded screen never rules out a value whose chain (or one of its `multiMatch`
+    /// stages) holds a literal, ASCII case ignored: random literals against base64 of
+    /// text built from the escapes, spaces, comments and case the steps after the
+    /// decoding react to, and random bytes. Chains with a step after the decoding that
+    /// can make other bytes get no screen.
+    #[test]
+    fn decoded_screen_agrees_with_transforming_first() {
+        let mut next = crate::test_rng::below(0xdec0_ded5_c4ee);
+        let chains: [&[&str]; 8] = [
+            &[
+                "urlDecodeUni",
+                "jsDecode",
+                "removeWhitespace",
+                "base64Decode",
+                "urlDecodeUni",
+                "jsDecode",
+                "removeWhitespace",
+            ],
+            &[
+                "urlDecodeUni",
+                "jsDecode",
+                "base64Decode",
+                "urlDecodeUni",
+                "jsDecode",
+                "replaceComments",
+            ],
+            &[
+                "base64Decode",
+                "lowercase",
+                "urlDecode",
+                "compressWhitespace",
+            ],
+            &["base64Decode", "replaceNulls", "trim", "removeNulls"],
+            &["base64Decode", "base64Decode", "jsDecode", "trimLeft"],
+            &["base64Decode", "trimRight", "urlDecodeUni"],
+            &["base64Decode", "htmlEntityDecode"],
+            &["base64Decode", "cssDecode"],
+        ];
+        let tokens: &[&[u8]] = &[
+            b"a", b"b", b"A", b"B", b"1", b" ", b"+", b"\t", b"\x00", b"\xa0", b"\xc3", b"%41",
+            b"%62", b"%20", b"%u0041", b"%uff41", b"%2541", b"\\x41", b"\\u0062", b"\\101", b"\\t",
+            b"\\ ", b"/*x*/", b"/*", b"&#97;", b"\\61 ",
+        ];
+        let encode = transformations::lookup("base64Encode").unwrap();
+        let (mut found, mut ruled_out, mut unscreened) = (0, 0, 0);
+        for round in 0..30_000 {
+            let names = chains[round % chains.len()];
+            let mut table = ChainTable::default();
+            let ids = table.intern(&transform_ids(names));
+            let steps = chain_steps(&table, ids.last().copied());
+            let literals: Vec<Vec<u8>> = (0..1 + next(2))
+                .map(|_| (0..1 + next(3)).map(|_| b"ab1 "[next(4)]).collect())
+                .collect();
+            let text: Vec<u8> = (0..next(8))
+                .flat_map(|_| tokens[next(tokens.len())].iter().copied())
+                .collect();
+            let raw = match next(4) {
+                // Random base64 digits and bytes.
+                0 => (0..next(16))
+                    .map(|_| b"QUJhYmEgJTQxXHgK+/-_=*"[next(22)])
+                    .collect(),
+                n => {
+                    let mut raw = text.clone();
+                    for _ in 0..n.min(2) {
+                        raw = through(&[encode], &raw);
+                    }
+                    if next(3) == 0 {
+                        raw.extend_from_slice(b"*junk");
+                    }
+                    raw
+                }
+            };
+            // Every stage from the decoding on, each with the screen it would get.
+            for (stage, &id) in ids.iter().enumerate() {
+                let Some(screen) = DecodedScreen::new(&table, Some(id), &literals) else {
+                    if names[..=stage].contains(&"base64Decode") {
+                        unscreened += 1;
+                    }
+                    continue;
+                };
+                let at = steps[..=stage]
+                    .iter()
+                    .rposition(|&t| Some(t) == transformations::lookup("base64Decode"))
+                    .unwrap();
+                assert_eq!(screen.input, at.checked_sub(1).map(|i| ids[i]));
+                let value = through(&steps[..=stage], &raw).to_ascii_lowercase();
+                let holds = literals
+                    .iter()
+                    .any(|l| memchr::memmem::find(&value, l).is_some());
+                let passes = screen.may_match(&through(&steps[..at], &raw));
+                assert!(
+                    passes || !holds,
+                    "{names:?} stage {stage}: {:?} holds one of {literals:?}",
+                    String::from_utf8_lossy(&raw)
+                );
+                found += usize::from(holds);
+                ruled_out += usize::from(!passes);
+            }
+        }
+        assert!(found > 2000 && ruled_out > 2000, "{found} {ruled_out}");
+        // The steps that decode HTML entities and CSS escapes make bytes the screen does not
+        // foresee.
+        assert!(unscreened > 3000, "{unscreened}");
     }
 }

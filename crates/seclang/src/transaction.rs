@@ -9,7 +9,7 @@ use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
 use crate::macros::{Macro, Part};
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
-use crate::prefilter::{PhaseScan, RawScreen, NO_SET};
+use crate::prefilter::{ChainScreen, PhaseScan, RawScreen, NO_SET};
 use crate::rule::{
     Amount, ChainId, DynamicOperator, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest,
 };
@@ -1541,7 +1541,15 @@ impl Transaction {
             for &(slot, row) in values {
                 // A value none of the chains changes is scanned and or-ed once for all.
                 let changed = cache.changed_by(row, || slot_value(data, slot), gt.transforms);
-                if changed == 0 {
+                // Changed only by chains through a decoding that it is too short for or
+                // whose screen rules it out (they share one answer): as unchanged.
+                let decoded_out = changed != 0
+                    && changed & gt.undecoded == 0
+                    && pf.decoded_screen_of(gt).is_some_and(|(s, min)| {
+                        let raw = slot_value(data, slot);
+                        raw.len() < usize::from(min) || !s.may_match(raw)
+                    });
+                if changed == 0 || decoded_out {
                     let at = match scans.scanned(row, Val::Raw) {
                         Some(at) => at,
                         None => {
@@ -1560,6 +1568,9 @@ impl Transaction {
                 // and its scan.
                 let raw = slot_value(data, slot);
                 let mut last = None;
+                // The decoded screens' answer for the last input they read: the chains of a
+                // `multiMatch` after its decoding share it.
+                let mut decoded: Option<(Option<ChainId>, bool)> = None;
                 let chains = pf.chains_of(gt).iter().zip(pf.chain_mins_of(gt));
                 for ((&chain, &min), screen) in chains.zip(pf.chain_screens_of(gt)) {
                     // Too short for the chain to make of it a value with one of the
@@ -1567,13 +1578,35 @@ impl Transaction {
                     if raw.len() < usize::from(min) {
                         continue;
                     }
-                    // Nor where the chain only deletes bytes of this value and folds its
-                    // case, and the raw value holds none of the literals that way.
-                    if let Some(s) = screen {
-                        let deleting_only = changed & s.before == 0 && changed & s.deleting != 0;
-                        if deleting_only && !s.screen.may_match(raw) {
-                            continue;
+                    match screen.as_deref() {
+                        // Nor where the chain only deletes bytes of this value and folds its
+                        // case, and the raw value holds none of the literals that way.
+                        Some(ChainScreen::Deleting(s)) => {
+                            let deleting_only =
+                                changed & s.before == 0 && changed & s.deleting != 0;
+                            if deleting_only && !s.screen.may_match(raw) {
+                                continue;
+                            }
                         }
+                        // Nor where the bytes it decodes cannot make one.
+                        Some(ChainScreen::Decoded(s)) => {
+                            let may = match decoded {
+                                Some((input, may)) if input == s.input => may,
+                                _ => {
+                                    let v = match s.input {
+                                        Some(c) => cache.in_row(&rs.chains, row, raw, c),
+                                        None => Val::Raw,
+                                    };
+                                    let may = s.may_match(cache.bytes(v, raw));
+                                    decoded = Some((s.input, may));
+                                    may
+                                }
+                            };
+                            if !may {
+                                continue;
+                            }
+                        }
+                        None => {}
                     }
                     let v = match chain {
                         Some(c) => cache.in_row(&rs.chains, row, raw, c),
@@ -3229,12 +3262,48 @@ mod tests {
             ("a=ZXZhbG", Some("ARGS:a"), 1),
             // Four digits make three bytes: not decoded (the rule does not run).
             ("a=ZXZh&b=ev", None, 0),
-            // Six digits are decoded: "evad".
-            ("a=ZXZhZH&b=ZXZ", None, 1),
+            // Six digits are decoded: "lave", whose bytes could make "eval" (the decoded
+            // screen rules out "evad").
+            ("a=bGF2ZQ&b=ZXZ", None, 1),
+            ("a=ZXZhZH&b=ZXZ", None, 0),
         ] {
             let (tx, got) = phase1_hit(&rs, query);
             assert_eq!(got.as_deref(), hit, "{query}");
             assert_eq!(tx.scratch.cache.stored(), decoded, "{query}");
+        }
+    }
+
+    /// A value whose base64 digits decode to bytes that cannot make a literal of the group
+    /// is neither decoded nor scanned through the chains from the decoding on (nor through
+    /// the earlier ones, where they leave it as it is); escapes in the decoded bytes, or a
+    /// literal there, still reach the rule.
+    #[test]
+    fn decoded_chains_skip_values_without_their_literals() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule ARGS \"@rx eval\" \"id:1,phase:1,pass,t:none,t:urlDecodeUni,\
+                   t:base64Decode,t:urlDecodeUni,multiMatch,setvar:'tx.hit=%{MATCHED_VAR_NAME}'\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let pf = &rs.prefilter;
+        assert!(pf.decoded_screen_of(&pf.group_targets[0]).is_some());
+        for (query, hit, computed) in [
+            // Decodes to `q\xab^\x82\x8a\xf2`.
+            ("a=category", None, 0),
+            // URL-decoded first (the value is `cat%25gory`, decoded `cat%gory`), then
+            // ruled out.
+            ("a=cat%2525gory", None, 1),
+            ("a=ZXZhbA", Some("ARGS:a"), 1),
+            // `%65val`.
+            ("a=JTY1dmFs", Some("ARGS:a"), 2),
+            ("a=ZX%255AhbA", Some("ARGS:a"), 2),
+        ] {
+            let (tx, got) = phase1_hit(&rs, query);
+            assert_eq!(got.as_deref(), hit, "{query}");
+            assert_eq!(tx.scratch.cache.stored(), computed, "{query}");
         }
     }
 

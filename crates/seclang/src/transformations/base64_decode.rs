@@ -61,6 +61,40 @@ pub fn apply(input: &[u8], out: &mut Vec<u8>) {
     );
 }
 
+/// The set of bytes [`apply`] makes of `input` (bit `b % 64` of word `b / 64`), without
+/// writing them: what the prefilter asks of a decoded value (see `DecodedScreen`).
+pub(crate) fn decoded_bytes(input: &[u8]) -> [u64; 4] {
+    let mut set = [0u64; 4];
+    let mut add = |b: u32| set[(b >> 6 & 3) as usize] |= 1 << (b & 63);
+    let valid = input
+        .iter()
+        .position(|&c| SEXTET[usize::from(c)] == NOT_BASE64)
+        .unwrap_or(input.len());
+    let mut groups = input[..valid].chunks_exact(4);
+    for g in &mut groups {
+        let v = g
+            .iter()
+            .fold(0u32, |v, &c| v << 6 | u32::from(SEXTET[usize::from(c)]));
+        add(v >> 16 & 0xff);
+        add(v >> 8 & 0xff);
+        add(v & 0xff);
+    }
+    // Two trailing sextets hold one byte, three two (as in `decode_sextets`).
+    let rest = groups.remainder();
+    let v = rest
+        .iter()
+        .fold(0u32, |v, &c| v << 6 | u32::from(SEXTET[usize::from(c)]));
+    match rest.len() {
+        2 => add(v >> 4 & 0xff),
+        3 => {
+            add(v >> 10 & 0xff);
+            add(v >> 2 & 0xff);
+        }
+        _ => {}
+    }
+    set
+}
+
 #[cfg(test)]
 mod tests {
     use crate::transformations::run;
@@ -100,6 +134,26 @@ mod tests {
             let mut expected = b"keep".to_vec();
             expected.extend(bytewise(&value));
             assert_eq!(out, expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn decoded_bytes_are_the_bytes_decoded() {
+        let mut below = crate::test_rng::below(0xb17e_5e70_64de);
+        let alphabet = b"AZaz09+-/_=*\x00\xff";
+        for _ in 0..20_000 {
+            let len = below(24);
+            let value: Vec<u8> = (0..len)
+                .map(|_| match below(12) {
+                    0 => alphabet[below(alphabet.len())],
+                    _ => alphabet[below(10)],
+                })
+                .collect();
+            let mut expected = [0u64; 4];
+            for b in run(super::apply, &value) {
+                expected[usize::from(b / 64)] |= 1 << (b % 64);
+            }
+            assert_eq!(super::decoded_bytes(&value), expected, "{value:?}");
         }
     }
 }

@@ -36,6 +36,8 @@ mod url_decode_uni;
 mod url_encode;
 mod utf8_to_unicode;
 
+pub(crate) use base64_decode::decoded_bytes as base64_decoded_bytes;
+
 /// A transformation function: `out` receives the transformed `input`.
 pub type TransformFn = fn(input: &[u8], out: &mut Vec<u8>);
 
