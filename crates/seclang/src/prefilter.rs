@@ -864,17 +864,29 @@ pub struct GroupTarget {
     /// screen rules out is scanned as it is only, as one none of `transforms` changes.
     /// `transforms` where its chains decode different values.
     pub undecoded: u64,
-    /// `Prefilter::group_chains[chains_at..][..chains_len]` (and `group_chain_min`,
-    /// `group_chain_screens`).
+    /// `Prefilter::group_chains[chains_at..][..chains_len]`.
     chains_at: u32,
     chains_len: u16,
     /// The target, in [`Prefilter::targets`].
     pub target_id: u16,
     /// Of its chains with a [`DecodedScreen`], the index of the one with the least
-    /// `group_chain_min`, and that least: a shorter value cannot hold a literal through any
+    /// [`GroupChain::min`], and that least: a shorter value cannot hold a literal through any
     /// of them, and the screens of all answer alike. `u16::MAX`: none.
     decoded_at: u16,
     decoded_min: u16,
+}
+
+/// One chain of a [`GroupTarget`], with what a value needs for it to matter: one record,
+/// read in one step per chain and value.
+#[derive(Debug)]
+pub struct GroupChain {
+    /// `None`: the raw value.
+    pub chain: Option<ChainId>,
+    /// The fewest bytes a value must have for the chain to make of it one the group's
+    /// [`Group::shortest`] allows (see [`shortest_input`]).
+    pub min: u16,
+    /// A test that can spare computing and scanning the chain (see [`ChainScreen`]).
+    pub screen: Option<Box<ChainScreen>>,
 }
 
 /// One target (without exclusions) through one transformation chain (`None`: raw), as
@@ -1551,14 +1563,8 @@ pub struct Prefilter {
     pub groups: Vec<Group>,
     /// Every group's targets, group after group.
     pub group_targets: Vec<GroupTarget>,
-    /// Their chains (`None`: the raw value), target after target.
-    group_chains: Vec<Option<ChainId>>,
-    /// Beside each: the fewest bytes a value must have for the chain to make of it one the
-    /// group's [`Group::shortest`] allows (see [`shortest_input`]).
-    group_chain_min: Vec<u16>,
-    /// Beside each: a test of the raw value that can spare computing and scanning the chain
-    /// (see [`ChainScreen`]).
-    group_chain_screens: Vec<Option<Box<ChainScreen>>>,
+    /// Their chains, target after target.
+    group_chains: Vec<GroupChain>,
     /// Each distinct set of groups' targets, as the range of [`Prefilter::group_targets`]
     /// of the first group with it (see [`Prefilter::set_targets`]).
     pub target_sets: Vec<(u32, u32)>,
@@ -2106,8 +2112,6 @@ impl Prefilter {
         // made phase by phase: phase 1's bits come before phase 2's).
         let mut groups = Vec::with_capacity(building.len());
         let (mut group_targets, mut group_chains): (Vec<GroupTarget>, _) = (Vec::new(), Vec::new());
-        let mut group_chain_min = Vec::new();
-        let mut group_chain_screens = Vec::new();
         let mut target_transforms = vec![0u64; targets.len()];
         let mut target_sets = Vec::new();
         let mut set_ids: FxHashMap<Vec<u16>, u32> = FxHashMap::default();
@@ -2192,9 +2196,11 @@ impl Prefilter {
                         t.decoded_min = min;
                     }
                 }
-                group_chains.push(unit.chain);
-                group_chain_min.push(min);
-                group_chain_screens.push(screen);
+                group_chains.push(GroupChain {
+                    chain: unit.chain,
+                    min,
+                    screen,
+                });
             }
             for t in mixed_inputs.drain(..) {
                 let t = &mut group_targets[t];
@@ -2330,8 +2336,6 @@ impl Prefilter {
             groups,
             group_targets,
             group_chains,
-            group_chain_min,
-            group_chain_screens,
             target_sets,
             targets,
             target_transforms,
@@ -2354,14 +2358,8 @@ impl Prefilter {
     }
 
     /// The chains a group scans `t`'s values through.
-    pub fn chains_of(&self, t: &GroupTarget) -> &[Option<ChainId>] {
+    pub fn chains_of(&self, t: &GroupTarget) -> &[GroupChain] {
         &self.group_chains[t.chains_at as usize..][..usize::from(t.chains_len)]
-    }
-
-    /// Beside [`Prefilter::chains_of`]: the length a value needs for each chain's scan of
-    /// it to set a bit of the group's.
-    pub fn chain_mins_of(&self, t: &GroupTarget) -> &[u16] {
-        &self.group_chain_min[t.chains_at as usize..][..usize::from(t.chains_len)]
     }
 
     /// The [`DecodedScreen`] that answers for all of `t`'s (see [`GroupTarget::undecoded`])
@@ -2372,15 +2370,10 @@ impl Prefilter {
             return None;
         }
         let at = t.chains_at as usize + usize::from(t.decoded_at);
-        match self.group_chain_screens[at].as_deref() {
+        match self.group_chains[at].screen.as_deref() {
             Some(ChainScreen::Decoded(s)) => Some((s, t.decoded_min)),
             _ => None,
         }
-    }
-
-    /// Beside [`Prefilter::chains_of`]: each chain's [`ChainScreen`].
-    pub fn chain_screens_of(&self, t: &GroupTarget) -> &[Option<Box<ChainScreen>>] {
-        &self.group_chain_screens[t.chains_at as usize..][..usize::from(t.chains_len)]
     }
 
     /// The automaton that scans `phase`'s values, as a number that phases sharing one

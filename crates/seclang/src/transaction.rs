@@ -9,7 +9,7 @@ use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{TransformCache, Val};
 use crate::macros::{Macro, Part};
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
-use crate::prefilter::{ChainScreen, PhaseScan, RawScreen, NO_SET};
+use crate::prefilter::{ChainScreen, GroupChain, PhaseScan, RawScreen, NO_SET};
 use crate::rule::{
     Amount, ChainId, DynamicOperator, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest,
 };
@@ -1499,7 +1499,7 @@ impl Transaction {
             if ts.len == u32::MAX {
                 // Values without a slot (bodies): visited every time.
                 visit_each(data, &pf.targets[t], &mut |_, _, raw, slot| {
-                    for (&chain, &min) in pf.chains_of(gt).iter().zip(pf.chain_mins_of(gt)) {
+                    for &GroupChain { chain, min, .. } in pf.chains_of(gt) {
                         if raw.len() < usize::from(min) {
                             continue;
                         }
@@ -1571,8 +1571,8 @@ impl Transaction {
                 // The decoded screens' answer for the last input they read: the chains of a
                 // `multiMatch` after its decoding share it.
                 let mut decoded: Option<(Option<ChainId>, bool)> = None;
-                let chains = pf.chains_of(gt).iter().zip(pf.chain_mins_of(gt));
-                for ((&chain, &min), screen) in chains.zip(pf.chain_screens_of(gt)) {
+                for GroupChain { chain, min, screen } in pf.chains_of(gt) {
+                    let (chain, min) = (*chain, *min);
                     // Too short for the chain to make of it a value with one of the
                     // group's literals: neither computed nor scanned.
                     if raw.len() < usize::from(min) {
@@ -3222,7 +3222,9 @@ mod tests {
             .unwrap(),
         );
         let pf = &rs.prefilter;
-        let screens = pf.chain_screens_of(&pf.group_targets[0]);
+        let screens: Vec<_> = (pf.chains_of(&pf.group_targets[0]).iter())
+            .map(|c| &c.screen)
+            .collect();
         assert_eq!(screens.iter().filter(|s| s.is_some()).count(), 1);
         for (query, hit, computed) in [
             // Upper case and a comma: changed, and no `../` whatever is deleted.
@@ -3255,7 +3257,10 @@ mod tests {
         assert_eq!(pf.groups[0].shortest, 4);
         // Raw, a value needs the literal's four bytes; base64 digits decode to three
         // quarters as many bytes.
-        assert_eq!(pf.chain_mins_of(&pf.group_targets[0]), [4, 6]);
+        let mins: Vec<u16> = (pf.chains_of(&pf.group_targets[0]).iter())
+            .map(|c| c.min)
+            .collect();
+        assert_eq!(mins, [4, 6]);
         for (query, hit, decoded) in [
             // "eval" in six digits.
             ("a=ZXZhbA", Some("ARGS:a"), 1),
@@ -3330,7 +3335,7 @@ mod tests {
         let pf = &rs.prefilter;
         let units: std::collections::BTreeSet<_> = (pf.groups.iter())
             .flat_map(|g| pf.targets_of(g))
-            .flat_map(|t| pf.chains_of(t).iter().map(|&c| (t.target_id, c)))
+            .flat_map(|t| pf.chains_of(t).iter().map(|c| (t.target_id, c.chain)))
             .collect();
         assert_eq!(units.len(), 3);
         let tx = four_args(&rs);
