@@ -1848,7 +1848,7 @@ const AFTER_DECODING: [&str; 12] = [
 const DECODED_WILD: &[u8] = b"%\\";
 
 /// A set of bytes: bit `b % 64` of word `b / 64`.
-type ByteSet = [u64; 4];
+pub type ByteSet = [u64; 4];
 
 fn byte_set_of(bytes: &[u8]) -> ByteSet {
     let mut set = [0; 4];
@@ -1910,7 +1910,13 @@ impl DecodedScreen {
     /// Whether the chain's value may hold one of the literals, given the value `input`
     /// that its `base64Decode` decodes.
     pub fn may_match(&self, input: &[u8]) -> bool {
-        let decoded = transformations::base64_decoded_bytes(input);
+        self.may_hold(&transformations::base64_decoded_bytes(input))
+    }
+
+    /// [`DecodedScreen::may_match`] for the input whose decoded bytes are `decoded`
+    /// ([`transformations::base64_decoded_bytes`]).
+    pub fn may_hold(&self, decoded: &ByteSet) -> bool {
+        let decoded = *decoded;
         let wild = byte_set_of(DECODED_WILD);
         if (0..4).any(|w| decoded[w] & wild[w] != 0) {
             return true;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, SetVarOp};
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
-use crate::cache::{TransformCache, Val};
+use crate::cache::{Row, TransformCache, Val};
 use crate::macros::{Macro, Part};
 use crate::operators::{parse_int, BuildContext, Captures, Operator};
 use crate::prefilter::{ChainScreen, GroupChain, PhaseScan, RawScreen, NO_SET};
@@ -348,6 +348,9 @@ struct Scratch {
     sets: Vec<SetState>,
     /// The ORs [`TargetState::raw_bits`] points at, `words` words each, this phase.
     target_raw_bits: Vec<u64>,
+    /// The bytes that `base64Decode` makes of a few raw values (generation, cache row,
+    /// set), by row: the decoded screens of several groups ask about the same values.
+    decoded: [(u32, Row, [u64; 4]); 8],
     /// (slot, cache row) of the values of listed targets, this phase.
     target_values: Vec<(u32, u32)>,
     /// Bytes of the matched variables that [`Matched`] records refer to.
@@ -1229,6 +1232,7 @@ impl Transaction {
             sc.group_gen.fill(0);
             sc.targets.fill(TargetState::default());
             sc.sets.fill(SetState::default());
+            sc.decoded = Default::default();
             sc.gen = 1;
         }
         if same_values {
@@ -1480,6 +1484,7 @@ impl Transaction {
             target_values,
             target_raw_bits,
             unslotted_scan,
+            decoded,
             ..
         } = &mut self.scratch;
         let gen = *gen;
@@ -1547,7 +1552,14 @@ impl Transaction {
                     && changed & gt.undecoded == 0
                     && pf.decoded_screen_of(gt).is_some_and(|(s, min)| {
                         let raw = slot_value(data, slot);
-                        raw.len() < usize::from(min) || !s.may_match(raw)
+                        raw.len() < usize::from(min) || {
+                            let known = &mut decoded[row as usize % decoded.len()];
+                            if known.0 != gen || known.1 != row {
+                                *known =
+                                    (gen, row, crate::transformations::base64_decoded_bytes(raw));
+                            }
+                            !s.may_hold(&known.2)
+                        }
                     });
                 if changed == 0 || decoded_out {
                     let at = match scans.scanned(row, Val::Raw) {
