@@ -815,6 +815,16 @@ mod tests {
         matches!(&re.engine, Engine::Rust(lazy) if lazy.engines.get().is_some())
     }
 
+    /// The regex crate's reading of `p` as the engine reads it with `anchors`, to compare with.
+    fn reference(p: &str, anchors: Anchors) -> regex::bytes::Regex {
+        regex::bytes::RegexBuilder::new(p)
+            .unicode(false)
+            .dot_matches_new_line(true)
+            .multi_line(anchors == Anchors::Lines)
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn engines_are_built_on_the_first_search_only() {
         // A pattern no other test compiles: compiled operators are shared while alive.
@@ -898,12 +908,7 @@ mod tests {
         {
             let re = Rx::compile(p, anchors, &mut Vec::new()).unwrap();
             assert!(!re.is_fallback());
-            let reference = regex::bytes::RegexBuilder::new(p)
-                .unicode(false)
-                .dot_matches_new_line(true)
-                .multi_line(anchors == Anchors::Lines)
-                .build()
-                .unwrap();
+            let reference = reference(p, anchors);
             for i in inputs {
                 let mut caps = Captures::new(true);
                 let expected = reference.captures(i);
@@ -976,12 +981,7 @@ mod tests {
                 let lazy = Lazy::build(p, anchors).unwrap();
                 let engines = lazy.engines().unwrap();
                 assert!(engines.framed.is_some(), "{p}");
-                let reference = regex::bytes::RegexBuilder::new(p)
-                    .unicode(false)
-                    .dot_matches_new_line(true)
-                    .multi_line(anchors == Anchors::Lines)
-                    .build()
-                    .unwrap();
+                let reference = reference(p, anchors);
                 for i in inputs {
                     let mut caps = Captures::new(true);
                     let expected = reference.captures(i).map(|c| {
@@ -1297,12 +1297,7 @@ mod tests {
             let Engine::Rust(lazy) = &re.engine else {
                 panic!("{p} fell back");
             };
-            let reference = regex::bytes::RegexBuilder::new(p)
-                .unicode(false)
-                .dot_matches_new_line(true)
-                .multi_line(anchors == Anchors::Lines)
-                .build()
-                .unwrap();
+            let reference = reference(p, anchors);
             for i in inputs.iter().chain(&with_lines).copied().chain([
                 &b"zz~"[..],
                 b"X~Y",
