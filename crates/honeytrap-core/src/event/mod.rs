@@ -307,11 +307,11 @@ impl Event {
 
     /// The request target as received (`url.original`); not capped: nginx already bounds it.
     pub fn set_url(&mut self, raw: &[u8]) {
-        self.url = Some(String::from_utf8_lossy(raw).into_owned());
+        self.url = Some(text::lossy(raw));
     }
 
     pub fn set_method(&mut self, raw: &[u8]) {
-        self.method = Some(String::from_utf8_lossy(raw).into_owned());
+        self.method = Some(text::lossy(raw));
     }
 
     pub fn set_host(&mut self, raw: &[u8], limits: &Limits) {

@@ -36,6 +36,15 @@ pub fn ip_string(ip: IpAddr) -> String {
     out
 }
 
+/// `raw` as `String::from_utf8_lossy` makes it: checked first as the (nearly always valid)
+/// UTF-8 it is, several times faster than the lossy conversion's chunk walk.
+pub fn lossy(raw: &[u8]) -> String {
+    match std::str::from_utf8(raw) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(raw).into_owned(),
+    }
+}
+
 /// Converts `raw` to a `String` of at most `cap` bytes; `true` when something was cut.
 ///
 /// Invalid UTF-8 becomes U+FFFD. Only the first `cap` input bytes are read, so a large body
@@ -48,7 +57,7 @@ pub fn lossy_capped(raw: &[u8], cap: usize) -> (String, bool) {
     } else {
         raw
     };
-    let mut text = String::from_utf8_lossy(prefix).into_owned();
+    let mut text = lossy(prefix);
     // U+FFFD takes 3 bytes where the invalid input took 1: the output may still be too long.
     if text.len() > cap {
         let mut end = cap;
@@ -133,6 +142,22 @@ mod tests {
 
     /// Every IPv4 octet value in every position, and IPv6 forms (compressed, mapped), as
     /// `Display` writes them: the engine reads REMOTE_ADDR from this text.
+    #[test]
+    fn lossy_text_is_the_standard_lossy_text() {
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"Mozilla/5.0 (X11; Linux x86_64)",
+            "caf\u{e9} \u{2019}".as_bytes(),
+            b"bad \xff byte",
+            b"cut \xe2\x80",
+            b"\xc3\x28 and \xf0\x9f\x98\x80",
+            b"\xed\xa0\x80 surrogate, \xc0\xaf overlong",
+        ];
+        for raw in cases {
+            assert_eq!(lossy(raw), String::from_utf8_lossy(raw), "{raw:?}");
+        }
+    }
+
     #[test]
     fn addresses_are_written_as_display_writes_them() {
         for n in 0..=255u8 {
