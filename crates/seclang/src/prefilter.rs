@@ -1371,9 +1371,9 @@ impl PhaseScan {
         let warm = self.longest.saturating_sub(1);
         let n = value.len();
         if n >= 4 * (warm + PREFIX_LANE_BYTES) {
-            self.prefix_lanes::<4>(value, warm, bits);
+            self.prefix_lanes4(value, warm, bits);
         } else if n >= 2 * (warm + PREFIX_LANE_BYTES) {
-            self.prefix_lanes::<2>(value, warm, bits);
+            self.prefix_lanes2(value, warm, bits);
         } else {
             self.walk_prefixes(usize::from(self.start), value, bits);
         }
@@ -1386,6 +1386,8 @@ impl PhaseScan {
         }
     }
 
+    /// Inlined into each walk: a call per byte would cost as much as the step itself.
+    #[inline(always)]
     fn on_prefix(&self, state: usize, bits: &mut [u64]) {
         if state >= usize::from(self.first_match) {
             let p = self.prefix_bits(state);
@@ -1396,29 +1398,56 @@ impl PhaseScan {
         }
     }
 
-    /// [`PhaseScan::walk_prefixes`] over `L` stretches of `value` side by side: the walk is
-    /// one dependent table load per byte, and the lanes' loads overlap. Each lane starts
-    /// `warm` bytes before its stretch; a prefix's bits depend on the state reached only,
-    /// so the lanes set what one walk sets.
-    fn prefix_lanes<const L: usize>(&self, value: &[u8], warm: usize, bits: &mut [u64]) {
-        let stretch = value.len() / L;
+    /// The start states of lanes 1.. of a walk over `stretch`-byte stretches of `value`:
+    /// each lane starts `warm` bytes before its stretch. A prefix's bits depend on the state
+    /// reached only, so the lanes set what one walk sets.
+    fn lane_starts<const L: usize>(&self, value: &[u8], stretch: usize, warm: usize) -> [usize; L] {
         let mut states = [usize::from(self.start); L];
         for (k, s) in states.iter_mut().enumerate().skip(1) {
             for &b in &value[k * stretch - warm..k * stretch] {
                 *s = self.next(*s, b);
             }
         }
-        let lanes: [&[u8]; L] = std::array::from_fn(|k| &value[k * stretch..][..stretch]);
-        for i in 0..stretch {
-            for (s, lane) in states.iter_mut().zip(&lanes) {
-                *s = self.next(*s, lane[i]);
-            }
-            for &s in &states {
-                self.on_prefix(s, bits);
-            }
+        states
+    }
+
+    /// [`PhaseScan::walk_prefixes`] over 4 stretches of `value` side by side: the walk is one
+    /// dependent table load per byte, and the lanes' loads overlap. The stretches are zipped
+    /// (not indexed), so that reading a lane's byte takes no bounds check.
+    fn prefix_lanes4(&self, value: &[u8], warm: usize, bits: &mut [u64]) {
+        let stretch = value.len() / 4;
+        let [mut s0, mut s1, mut s2, mut s3] = self.lane_starts::<4>(value, stretch, warm);
+        let (l0, rest) = value.split_at(stretch);
+        let (l1, rest) = rest.split_at(stretch);
+        let (l2, rest) = rest.split_at(stretch);
+        let (l3, tail) = rest.split_at(stretch);
+        for (((&b0, &b1), &b2), &b3) in l0.iter().zip(l1).zip(l2).zip(l3) {
+            s0 = self.next(s0, b0);
+            s1 = self.next(s1, b1);
+            s2 = self.next(s2, b2);
+            s3 = self.next(s3, b3);
+            self.on_prefix(s0, bits);
+            self.on_prefix(s1, bits);
+            self.on_prefix(s2, bits);
+            self.on_prefix(s3, bits);
         }
         // The last stretch goes on to the end of the value.
-        self.walk_prefixes(states[L - 1], &value[L * stretch..], bits);
+        self.walk_prefixes(s3, tail, bits);
+    }
+
+    /// [`PhaseScan::prefix_lanes4`] in 2 lanes.
+    fn prefix_lanes2(&self, value: &[u8], warm: usize, bits: &mut [u64]) {
+        let stretch = value.len() / 2;
+        let [mut s0, mut s1] = self.lane_starts::<2>(value, stretch, warm);
+        let (l0, rest) = value.split_at(stretch);
+        let (l1, tail) = rest.split_at(stretch);
+        for (&b0, &b1) in l0.iter().zip(l1) {
+            s0 = self.next(s0, b0);
+            s1 = self.next(s1, b1);
+            self.on_prefix(s0, bits);
+            self.on_prefix(s1, bits);
+        }
+        self.walk_prefixes(s1, tail, bits);
     }
 
     /// Sets the bits of the whole literals in `value`. The walk is one dependent table load
