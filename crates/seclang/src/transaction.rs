@@ -2648,13 +2648,13 @@ fn set_raw_bits(
     if with_values == 0 {
         return at;
     }
+    // Every target's bits lie before the new ones: one split, then whole-slice ors.
+    let (earlier, bits) = target_raw_bits.split_at_mut(at);
     for st in pf.set_targets(set) {
         let ts = &targets[usize::from(st.target_id)];
         if ts.len != 0 {
             let from = ts.raw_bits as usize - 1;
-            for i in 0..w {
-                target_raw_bits[at + i] |= target_raw_bits[from + i];
-            }
+            or_into(bits, &earlier[from..from + w]);
         }
     }
     at
