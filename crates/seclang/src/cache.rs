@@ -28,6 +28,10 @@ const UNKNOWN: u32 = 0;
 const RAW: u32 = 1;
 const STORED: u32 = 2;
 
+/// Rows whose table entries a new row's numbering makes at once: most of a transaction's
+/// rows are then numbered without growing the tables (a call to `memset` each).
+const ROWS_AHEAD: usize = 8;
+
 /// A known value as a table entry.
 fn entry(v: Val) -> u32 {
     match v {
@@ -138,11 +142,13 @@ impl TransformCache {
         if rows[low] == 0 {
             self.row_count += 1;
             rows[low] = self.row_count;
-            self.table.resize(self.table.len() + self.chains, UNKNOWN);
-            self.raw_applied.resize(
-                self.raw_applied.len() + transformations::TABLE.len(),
-                UNKNOWN,
-            );
+            let rows = self.row_count as usize;
+            if self.table.len() < rows * self.chains {
+                let ahead = rows + ROWS_AHEAD - 1;
+                self.table.resize(ahead * self.chains, UNKNOWN);
+                self.raw_applied
+                    .resize(ahead * transformations::TABLE.len(), UNKNOWN);
+            }
             self.tested.push(Tested::default());
         }
         rows[low] - 1
@@ -550,15 +556,19 @@ mod tests {
                 .iter()
                 .map(|p| *chains.intern(p).last().unwrap())
                 .collect();
-            let values: Vec<Vec<u8>> = (0..5)
+            // Up to three times `ROWS_AHEAD` rows, numbered a few at a time, over two
+            // transactions of one cache.
+            let values: Vec<Vec<u8>> = (0..5 + next(3 * ROWS_AHEAD))
                 .map(|_| {
                     let len = next(14);
                     (0..len).map(|_| alphabet[next(alphabet.len())]).collect()
                 })
                 .collect();
             let mut c = TransformCache::default();
-            c.clear(0, chains.nodes.len());
-            for _ in 0..40 {
+            for round in 0..80 {
+                if round % 40 == 0 {
+                    c.clear(0, chains.nodes.len());
+                }
                 let (k, v) = (next(ids.len()), next(values.len()));
                 let mut expected = values[v].clone();
                 for &t in &picked[k] {
