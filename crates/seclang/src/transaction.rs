@@ -1436,7 +1436,7 @@ impl Transaction {
             for st in pf.set_targets(set) {
                 let t = usize::from(st.target_id);
                 let ts = &mut targets[t];
-                list_target(data, &pf.targets[t], cache, target_values, ts, gen);
+                list_target(data, &pf.targets, t, cache, target_values, ts, gen);
                 if ts.len == u32::MAX {
                     state.listed = false;
                     break;
@@ -1500,7 +1500,7 @@ impl Transaction {
         for gt in pf.targets_of(group) {
             let t = usize::from(gt.target_id);
             let ts = &mut targets[t];
-            list_target(data, &pf.targets[t], cache, target_values, ts, gen);
+            list_target(data, &pf.targets, t, cache, target_values, ts, gen);
             if ts.len == u32::MAX {
                 // Values without a slot (bodies): visited every time.
                 visit_each(data, &pf.targets[t], &mut |_, _, raw, slot| {
@@ -1528,13 +1528,16 @@ impl Transaction {
             if ts.len == 0 {
                 continue;
             }
-            test_target(
-                data,
-                cache,
-                target_values,
-                ts,
-                pf.target_transforms[t] | gt.transforms,
-            );
+            // Tested once for every group's chains of the target, when one asks first.
+            if ts.tested & gt.transforms != gt.transforms {
+                test_target(
+                    data,
+                    cache,
+                    target_values,
+                    ts,
+                    pf.target_transforms[t] | gt.transforms,
+                );
+            }
             // No value changed by any of the chains: the OR of the raw values' scans, made
             // once per phase, answers for all of them.
             if ts.changing & gt.transforms == 0 {
@@ -2532,7 +2535,7 @@ impl Visitor for LinkValues<'_> {
     }
 }
 
-/// Lists the values of `target` (slot and cache row) into `target_values` on its first
+/// Lists the values of target `t` (slot and cache row) into `target_values` on its first
 /// group of the phase; the other groups read the list instead of visiting it again. A
 /// target with values that have no slot (bodies) is not listed (`len` `u32::MAX`).
 /// Inlined, as the two helpers below: asked on every group target pass, most of the time
@@ -2541,7 +2544,8 @@ impl Visitor for LinkValues<'_> {
 #[inline(always)]
 fn list_target(
     data: &Data,
-    target: &Target,
+    targets: &[Target],
+    t: usize,
     cache: &mut TransformCache,
     target_values: &mut Vec<(u32, u32)>,
     ts: &mut TargetState,
@@ -2550,6 +2554,8 @@ fn list_target(
     if ts.gen == gen {
         return;
     }
+    // Indexed only here: a bounds check before the test above would run on every pass.
+    let target = &targets[t];
     let start = target_values.len();
     let mut listed = true;
     visit_each(data, target, &mut |_, _, _, slot| match slot {
