@@ -450,7 +450,7 @@ impl ValueScans {
         }
         if index[i] == 0 {
             let at = self.bits.len();
-            self.bits.resize(at + words, 0);
+            self.bits.extend(std::iter::repeat_n(0, words));
             scan.scan(bytes, &mut self.bits[at..]);
             index[i] = at as u32 + 1;
         }
@@ -2607,7 +2607,7 @@ fn target_raw(
 ) -> usize {
     if ts.raw_bits == 0 {
         let at = target_raw_bits.len();
-        target_raw_bits.resize(at + w, 0);
+        target_raw_bits.extend(std::iter::repeat_n(0, w));
         for &(slot, row) in &target_values[ts.start as usize..][..ts.len as usize] {
             let scanned = match scans.scanned(row, Val::Raw) {
                 Some(at) => at,
@@ -2650,7 +2650,7 @@ fn set_raw_bits(
         return only;
     }
     let at = target_raw_bits.len();
-    target_raw_bits.resize(at + w, 0);
+    target_raw_bits.extend(std::iter::repeat_n(0, w));
     if with_values == 0 {
         return at;
     }
