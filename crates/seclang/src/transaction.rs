@@ -2637,33 +2637,46 @@ fn set_raw_bits(
     target_raw_bits: &mut Vec<u64>,
 ) -> usize {
     let w = pf.words;
-    let mut with_values = 0;
-    let mut only = 0;
+    // The first target with values, then the OR of all of them once a second has some:
+    // made in one pass over the targets.
+    let (mut only, mut or) = (None, None);
     for st in pf.set_targets(set) {
         let ts = &mut targets[usize::from(st.target_id)];
-        if ts.len != 0 {
-            only = target_raw(data, scan, w, scans, target_values, target_raw_bits, ts);
-            with_values += 1;
+        if ts.len == 0 {
+            continue;
+        }
+        let from = target_raw(data, scan, w, scans, target_values, target_raw_bits, ts);
+        match (only, or) {
+            (None, _) => only = Some(from),
+            (Some(first), None) => {
+                let at = target_raw_bits.len();
+                target_raw_bits.extend_from_within(first..first + w);
+                let (earlier, bits) = target_raw_bits.split_at_mut(at);
+                or_into(bits, &earlier[from..from + w]);
+                or = Some(at);
+            }
+            (_, Some(at)) => {
+                // A target's own OR, made after the set's when it is the target's first.
+                let (bits, scanned) = if from < at {
+                    let (earlier, later) = target_raw_bits.split_at_mut(at);
+                    (&mut later[..w], &earlier[from..from + w])
+                } else {
+                    let (earlier, later) = target_raw_bits.split_at_mut(from);
+                    (&mut earlier[at..at + w], &later[..w])
+                };
+                or_into(bits, scanned);
+            }
         }
     }
-    if with_values == 1 {
-        return only;
-    }
-    let at = target_raw_bits.len();
-    target_raw_bits.extend(std::iter::repeat_n(0, w));
-    if with_values == 0 {
-        return at;
-    }
-    // Every target's bits lie before the new ones: one split, then whole-slice ors.
-    let (earlier, bits) = target_raw_bits.split_at_mut(at);
-    for st in pf.set_targets(set) {
-        let ts = &targets[usize::from(st.target_id)];
-        if ts.len != 0 {
-            let from = ts.raw_bits as usize - 1;
-            or_into(bits, &earlier[from..from + w]);
+    match or.or(only) {
+        Some(at) => at,
+        // No values: no bits.
+        None => {
+            let at = target_raw_bits.len();
+            target_raw_bits.extend(std::iter::repeat_n(0, w));
+            at
         }
     }
-    at
 }
 
 /// `bits |= scanned`, word by word. Most groups' members fit in one word: that case without
@@ -3613,6 +3626,79 @@ mod tests {
                     .any(|v| through_chain(v).to_ascii_lowercase().contains(literal));
                 let got = tx.group_may_match(&rs, g as usize, m as usize);
                 assert_eq!(got, expected, "{literal} in {arg:?} / {header:?}");
+            }
+        }
+    }
+
+    /// A set of four targets: its raw bits are the OR of every target with values, made
+    /// in one pass, whether a target's own OR was made before the set's or after it (its
+    /// first reading). Phase 1 reads the four (through a chain that changes every value,
+    /// so not as their raw ORs), which numbers them, then reads the last of them alone,
+    /// which makes that one's raw OR: phase 2 of a request without a body keeps it. Each
+    /// of the four is the last in turn.
+    #[test]
+    fn set_raw_bits_or_every_target_with_values() {
+        let targets = ["ARGS", "ARGS_NAMES", "REQUEST_HEADERS", "REQUEST_COOKIES"];
+        let words = ["alpha", "bravo", "lima", "mike"];
+        for k in 0..targets.len() {
+            let mut order = targets.to_vec();
+            order.rotate_left(k + 1);
+            let last = order[3];
+            let mut rules = format!(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule {} \"@pm zulu\" \"id:1,phase:1,pass,t:removeWhitespace\"\n\
+                 SecRule {last} \"@pm yankee\" \"id:2,phase:1,pass\"\n",
+                order.join("|")
+            );
+            // Two phase-2 groups (raw, urlDecodeUni) with the four targets: a set.
+            for (i, word) in words.iter().enumerate() {
+                rules.push_str(&format!(
+                    "SecRule {} \"@pm {word}\" \"id:{},phase:2,pass{}\"\n",
+                    targets.join("|"),
+                    i + 10,
+                    if i % 2 == 0 { "" } else { ",t:urlDecodeUni" }
+                ));
+            }
+            let rs = Arc::new(RuleSet::from_text(&rules, "t").unwrap());
+            let pf = &rs.prefilter;
+            let set = pf.groups[pf.member[2].unwrap().0 as usize].set;
+            assert_ne!(set, NO_SET);
+            let set_order: Vec<Var> = pf
+                .set_targets(set)
+                .iter()
+                .map(|t| pf.targets[usize::from(t.target_id)].var)
+                .collect();
+            assert_eq!(set_order.len(), 4);
+            // (argument name, argument value, header value, cookie value), each with a
+            // space (which phase 1's chain removes) and nothing to decode (the decoding
+            // group reads the raw bits too). The cookie's value is in its header's too.
+            let requests = [
+                ("alpha", "x", "y", "z"),
+                ("x", "bravo", "y", "z"),
+                ("x", "y", "lima", "z"),
+                ("x", "y", "z", "mike"),
+                ("x", "y", "z", "w"),
+                ("mike", "x", "alpha", "bravo"),
+            ];
+            for fields in requests {
+                let (name, value, header, cookie) = fields;
+                let spaced = |s: &str| format!("{s} q");
+                let mut tx = rs.transaction(TxInput::default());
+                let uri = format!("/?{name}%20q={value}%20q");
+                tx.set_request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+                tx.add_request_header(b"X-Test", spaced(header).as_bytes());
+                tx.add_request_header(b"Cookie", format!("c={}", spaced(cookie)).as_bytes());
+                assert!(tx.process_request_headers().is_none());
+                assert!(tx.process_request_body().is_none());
+                for (i, word) in words.iter().enumerate() {
+                    let (g, m) = pf.member[i + 2].unwrap();
+                    let expected = [name, value, header, cookie].contains(word);
+                    let got = tx.group_may_match(&rs, g as usize, m as usize);
+                    assert_eq!(
+                        got, expected,
+                        "{word}, {last} read alone, set {set_order:?}"
+                    );
+                }
             }
         }
     }
