@@ -68,30 +68,35 @@ pub(crate) enum Step {
     Marker,
 }
 
-/// [`PhaseStep::rule`] of a `SecMarker`.
-pub(crate) const MARKER: u32 = u32::MAX;
 /// [`PhaseStep::group`] of a rule outside the prefilter's groups.
 pub(crate) const NO_GROUP: u32 = u32::MAX;
 /// An entry of [`PhaseSteps::skip_after`] for a rule without `skipAfter`.
 pub(crate) const NO_SKIP_AFTER: u32 = u32::MAX;
 
 /// What the rule loop reads of a step before it needs the rule itself, packed in 16 bytes
-/// (four to a cache line): a step the prefilter rules out, and a marker, never touch the
-/// [`Rule`], whose fields lie far apart in a struct of several cache lines.
+/// (four to a cache line): a step the prefilter rules out never touches the [`Rule`], whose
+/// fields lie far apart in a struct of several cache lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PhaseStep {
-    /// Index in `RuleSet::rules`, or [`MARKER`].
+    /// Index in `RuleSet::rules`.
     pub rule: u32,
-    pub id: u32,
-    /// The rule's prefilter group ([`NO_GROUP`] if none) and its member number there.
+    /// The rule's prefilter group ([`NO_GROUP`] if none).
     pub group: u32,
-    pub member: u16,
+    /// Where the group's bit for the rule is: word `word` of a transaction's group bits
+    /// (the group's row, then the member's word in it), bit `bit`.
+    pub word: u32,
+    pub bit: u8,
     /// Whether the first link's operator is negated.
     pub negated: bool,
+    /// Whether an unset group bit passes over the step (grouped and not negated): what the
+    /// rule loop's scan for the next step to run reads.
+    pub passable: bool,
 }
 
-/// A phase's steps, and where each rule's `skipAfter` lands (index of the step after the
-/// marker, or [`NO_SKIP_AFTER`]): read only after a match, so kept out of the steps.
+/// A phase's rule steps (its markers left out: they do nothing but name where a
+/// `skipAfter` lands), and where each rule's `skipAfter` lands (index of the first step
+/// after the marker, or [`NO_SKIP_AFTER`]): read only after a match, so kept out of the
+/// steps.
 #[derive(Debug, Default)]
 pub(crate) struct PhaseSteps {
     pub steps: Vec<PhaseStep>,
@@ -100,38 +105,45 @@ pub(crate) struct PhaseSteps {
 
 impl PhaseSteps {
     fn pack(steps: &[Step], rules: &[Rule], prefilter: &Prefilter) -> PhaseSteps {
+        // By index in `steps` (and its end): the index of the first rule step from there.
+        let mut packed_at = Vec::with_capacity(steps.len() + 1);
+        let mut n = 0u32;
+        for s in steps {
+            packed_at.push(n);
+            n += u32::from(matches!(s, Step::Rule { .. }));
+        }
+        packed_at.push(n);
         let mut packed = PhaseSteps::default();
         for s in steps {
-            let (step, skip_after) = match *s {
-                Step::Marker => (
-                    PhaseStep {
-                        rule: MARKER,
-                        id: 0,
-                        group: NO_GROUP,
-                        member: 0,
-                        negated: false,
-                    },
-                    None,
-                ),
-                Step::Rule { rule, skip_after } => {
-                    let (group, member) = prefilter.member[rule].unwrap_or((NO_GROUP, 0));
-                    let step = PhaseStep {
-                        rule: rule as u32,
-                        id: rules[rule].id,
-                        group,
-                        member,
-                        negated: rules[rule].negated,
-                    };
-                    (step, skip_after)
-                }
+            let Step::Rule { rule, skip_after } = *s else {
+                continue;
             };
-            packed.steps.push(step);
+            let (group, (word, bit)) = match prefilter.member[rule] {
+                Some((g, m)) => (g, member_bit(prefilter, g, m)),
+                None => (NO_GROUP, (0, 0)),
+            };
+            let negated = rules[rule].negated;
+            packed.steps.push(PhaseStep {
+                rule: rule as u32,
+                group,
+                word,
+                bit,
+                negated,
+                passable: group != NO_GROUP && !negated,
+            });
             packed
                 .skip_after
-                .push(skip_after.map_or(NO_SKIP_AFTER, |at| at as u32));
+                .push(skip_after.map_or(NO_SKIP_AFTER, |at| packed_at[at]));
         }
         packed
     }
+}
+
+/// [`PhaseStep::word`] and [`PhaseStep::bit`] of member `m` of group `g`.
+pub(crate) fn member_bit(prefilter: &Prefilter, g: u32, m: u16) -> (u32, u8) {
+    let bit = prefilter.groups[g as usize].bit + usize::from(m);
+    let word = g as usize * prefilter.words + bit / 64;
+    (word as u32, (bit % 64) as u8)
 }
 
 /// Compiled rules, shared by transactions.
@@ -1047,31 +1059,34 @@ mod tests {
             "t.conf",
         )
         .unwrap();
+        let pf = &rs.prefilter;
         let mut seen = Vec::new();
         for p in 1..6 {
             let packed = &rs.phases[p];
             assert_eq!(packed.steps.len(), packed.skip_after.len());
             for (i, step) in packed.steps.iter().enumerate() {
-                if step.rule == MARKER {
-                    assert_eq!(packed.skip_after[i], NO_SKIP_AFTER);
-                    continue;
-                }
                 let ri = step.rule as usize;
                 let r = &rs.rules[ri];
-                assert_eq!(
-                    (r.phase as usize, step.id, step.negated),
-                    (p, r.id, r.negated)
-                );
-                let member = (step.group != NO_GROUP).then_some((step.group, step.member));
-                assert_eq!(member, rs.prefilter.member[ri], "rule {}", r.id);
+                assert_eq!((r.phase as usize, step.negated), (p, r.negated));
+                let member = (step.group != NO_GROUP).then_some(step.group);
+                assert_eq!(member, pf.member[ri].map(|(g, _)| g), "rule {}", r.id);
+                if let Some((g, m)) = pf.member[ri] {
+                    // The step's bit is the one the group's row holds for the member.
+                    let bit = pf.groups[g as usize].bit + usize::from(m);
+                    assert_eq!(
+                        (step.word as usize, step.bit as usize),
+                        (g as usize * pf.words + bit / 64, bit % 64)
+                    );
+                }
+                assert_eq!(step.passable, member.is_some() && !r.negated);
                 seen.push((r.id, step.group != NO_GROUP, packed.skip_after[i]));
             }
         }
         seen.sort();
-        // Phase 2 is [10, 11, END, 13]: 10's skipAfter lands after the marker, at 13.
+        // Phase 2 is [10, 11, 13] (END left out): 10's skipAfter lands after the marker, at 13.
         let phase_2 = &rs.phases[2].steps;
-        assert_eq!(phase_2[2].rule, MARKER);
-        assert_eq!(seen[0], (10, true, 3));
+        assert_eq!(rs.rules[phase_2[2].rule as usize].id, 13);
+        assert_eq!(seen[0], (10, true, 2));
         assert_eq!(seen[1], (11, true, NO_SKIP_AFTER));
         assert!(!seen[2].1);
         assert_eq!(seen.len(), 4);

@@ -13,7 +13,7 @@ use crate::prefilter::{ChainScreen, GroupChain, PhaseScan, RawScreen, NO_SET};
 use crate::rule::{
     Amount, ChainId, DynamicOperator, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest,
 };
-use crate::ruleset::{RuleSet, MARKER, NO_GROUP, NO_SKIP_AFTER};
+use crate::ruleset::{PhaseStep, RuleSet, NO_GROUP, NO_SKIP_AFTER};
 use crate::store::{format_i64, Store};
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
 
@@ -1252,39 +1252,22 @@ impl Transaction {
         let phase_steps = &rs.phases[phase as usize];
         let steps = &phase_steps.steps;
         let mut i = self.start_from_setup(&rs, phase);
-        let mut skip = 0u32;
-        while i < steps.len() {
-            let step = steps[i];
+        loop {
+            i = self.pass_ruled_out(&rs, steps, i);
+            let Some(&step) = steps.get(i) else {
+                break;
+            };
             i += 1;
-            if step.rule == MARKER {
-                continue;
-            }
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
             let ri = step.rule as usize;
             if self.rules_removed && self.is_removed(&rs.rules[ri]) {
                 continue;
             }
-            // Whether the prefilter shows that the first link's operator matches no value.
-            let mut op_fails = false;
-            if step.group != NO_GROUP
-                && !self.group_may_match(&rs, step.group as usize, step.member as usize)
-            {
-                if !step.negated {
-                    // Nothing to undo: the rule would have emptied MATCHED_VARS and named
-                    // itself the rule running, which only a rule run reads, after its own
-                    // `eval_chain` sets both again (grouped targets are phase-stable
-                    // variables, never MATCHED_*).
-                    continue;
-                }
-                // A negated operator then holds for every value: the rule still runs,
-                // without the operator.
-                op_fails = true;
-            }
+            // Whether the prefilter shows that the first link's operator matches no value: a
+            // negated one then holds for every value, and the rule still runs without it.
+            let op_fails =
+                step.negated && step.group != NO_GROUP && !self.group_may_match(&rs, step);
             let rule = &rs.rules[ri];
-            if !self.eval_chain(&rs, ri, step.id, op_fails) {
+            if !self.eval_chain(&rs, ri, rule.id, op_fails) {
                 continue;
             }
             let disruptive = match rule.disruptive {
@@ -1307,8 +1290,9 @@ impl Transaction {
             let skip_after = phase_steps.skip_after[i - 1];
             if skip_after != NO_SKIP_AFTER {
                 i = skip_after as usize;
-            } else if rule.actions.skip > 0 {
-                skip = rule.actions.skip;
+            } else {
+                // `skip:n` passes over the next n rules (markers are no steps).
+                i = i.saturating_add(rule.actions.skip as usize);
             }
             match disruptive {
                 Disruptive::Pass | Disruptive::Block => {}
@@ -1352,15 +1336,48 @@ impl Transaction {
         None
     }
 
-    /// Whether member `m` of prefilter group `g` can match this phase: whether the scan of
-    /// one of the group's values has its bit.
-    fn group_may_match(&mut self, rs: &RuleSet, g: usize, m: usize) -> bool {
-        let pf = &rs.prefilter;
-        let bit = pf.groups[g].bit + m;
+    /// The first step from `i` that the phase runs but for a removal: passes over the
+    /// steps whose group bit (computed now if the phase has not yet) rules their rule out
+    /// (most grouped steps on benign traffic), in a loop of its own that keeps its state in
+    /// registers. A rule so ruled out would have emptied MATCHED_VARS and named itself the
+    /// rule running, which only a rule run reads, after its own `eval_chain` sets both again
+    /// (grouped targets are phase-stable variables, never MATCHED_*): nothing to undo.
+    #[inline(always)]
+    fn pass_ruled_out(&mut self, rs: &RuleSet, steps: &[PhaseStep], mut i: usize) -> usize {
+        while let Some(s) = steps.get(i).filter(|s| s.passable) {
+            if !self.group_may_match(rs, *s) {
+                i += 1;
+                continue;
+            }
+            break;
+        }
+        i
+    }
+
+    /// Whether `step`'s rule, a member of a prefilter group, can match this phase: whether
+    /// the scan of one of the group's values has its bit.
+    #[inline(always)]
+    fn group_may_match(&mut self, rs: &RuleSet, step: PhaseStep) -> bool {
+        let g = step.group as usize;
         if self.scratch.group_gen[g] != self.scratch.gen {
             self.group_bits(rs, g);
         }
-        self.scratch.group_bits[g * pf.words + bit / 64] & (1 << (bit % 64)) != 0
+        self.scratch.group_bits[step.word as usize] & (1 << step.bit) != 0
+    }
+
+    /// [`Transaction::group_may_match`] for member `m` of group `g`.
+    #[cfg(test)]
+    fn member_may_match(&mut self, rs: &RuleSet, g: u32, m: u16) -> bool {
+        let (word, bit) = crate::ruleset::member_bit(&rs.prefilter, g, m);
+        let step = PhaseStep {
+            rule: 0,
+            group: g,
+            word,
+            bit,
+            negated: false,
+            passable: true,
+        };
+        self.group_may_match(rs, step)
     }
 
     /// Computes group `g`'s bits for the phase, once for all its members. A group whose
@@ -3415,12 +3432,12 @@ mod tests {
         );
         let pf = &rs.prefilter;
         assert_eq!(pf.scan_id(1), pf.scan_id(2));
-        let phase_2_members: Vec<(usize, usize)> = rs
+        let phase_2_members: Vec<(u32, u16)> = rs
             .rules
             .iter()
             .zip(&pf.member)
             .filter(|(r, _)| r.phase == 2)
-            .filter_map(|(_, m)| m.map(|(g, m)| (g as usize, m as usize)))
+            .filter_map(|(_, m)| *m)
             .collect();
         assert_eq!(phase_2_members.len(), 3);
         // Phase 2's candidates again: from the scans kept, or from scans made afresh.
@@ -3432,7 +3449,7 @@ mod tests {
             tx.scratch.gen += 1;
             phase_2_members
                 .iter()
-                .map(|&(g, m)| tx.group_may_match(&rs, g, m))
+                .map(|&(g, m)| tx.member_may_match(&rs, g, m))
                 .collect()
         };
         let run = |query: &str, content_type: &str, body: &str| -> Vec<u32> {
@@ -3550,7 +3567,7 @@ mod tests {
                 v.contains(&format!("w{i}a")) || v.contains(&format!("w{i}b"))
             });
             let (g, m) = rs.prefilter.member[i].unwrap();
-            let got = tx.group_may_match(&rs, g as usize, m as usize);
+            let got = tx.member_may_match(&rs, g, m);
             assert_eq!(got, expected, "literals w{i}a, w{i}b");
             if got {
                 candidates.push(i);
@@ -3567,10 +3584,7 @@ mod tests {
         assert!(tx.process_request_body().is_none());
         for i in 0..rs.rules.len() {
             let (g, m) = rs.prefilter.member[i].unwrap();
-            assert!(
-                !tx.group_may_match(&rs, g as usize, m as usize),
-                "w{i}a, w{i}b"
-            );
+            assert!(!tx.member_may_match(&rs, g, m), "w{i}a, w{i}b");
         }
     }
 
@@ -3624,7 +3638,7 @@ mod tests {
                 let expected = [arg, header]
                     .iter()
                     .any(|v| through_chain(v).to_ascii_lowercase().contains(literal));
-                let got = tx.group_may_match(&rs, g as usize, m as usize);
+                let got = tx.member_may_match(&rs, g, m);
                 assert_eq!(got, expected, "{literal} in {arg:?} / {header:?}");
             }
         }
@@ -3693,7 +3707,7 @@ mod tests {
                 for (i, word) in words.iter().enumerate() {
                     let (g, m) = pf.member[i + 2].unwrap();
                     let expected = [name, value, header, cookie].contains(word);
-                    let got = tx.group_may_match(&rs, g as usize, m as usize);
+                    let got = tx.member_may_match(&rs, g, m);
                     assert_eq!(
                         got, expected,
                         "{word}, {last} read alone, set {set_order:?}"
@@ -4329,6 +4343,139 @@ mod tests {
         assert!(tx.process_request_headers().is_none());
         assert_eq!(tx.matched_rules()[1].msg, "5/b/x/");
         assert_eq!(tx.tx_var("copy"), Some(&b"b+5"[..]));
+    }
+
+    /// The rule loop (its markers left out of the steps, `skip` a jump, the steps a
+    /// group bit rules out passed over in a loop of their own) against a plain walk over the
+    /// rules and markers as written, on random rule sets of grouped, negated and ungrouped
+    /// rules with `skip` and `skipAfter`, and random arguments.
+    #[test]
+    fn rule_loop_follows_skips_and_markers_as_written() {
+        const WORDS: [&str; 6] = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+        enum Item {
+            Marker(usize),
+            Rule {
+                id: u32,
+                phase: u8,
+                /// The word its `@rx` (or `!@rx`) looks for; `None` for a `SecAction`.
+                test: Option<(usize, bool)>,
+                skip: usize,
+                skip_after: Option<usize>,
+            },
+        }
+        let mut below = crate::test_rng::below(0x2545_f491_4f6c_dd1d);
+        for _ in 0..60 {
+            let mut items = Vec::new();
+            let mut text = String::from("SecRuleEngine DetectionOnly\n");
+            for id in 1..=(10 + below(30) as u32) {
+                if below(5) == 0 {
+                    let m = below(4);
+                    text.push_str(&format!("SecMarker M{m}\n"));
+                    items.push(Item::Marker(m));
+                }
+                let phase = 1 + below(2) as u8;
+                let test = (below(6) != 0).then(|| (below(WORDS.len()), below(5) == 0));
+                let (skip, skip_after) = match below(6) {
+                    0 => (1 + below(3), None),
+                    1 => (0, Some(below(4))),
+                    _ => (0, None),
+                };
+                let mut actions = format!("id:{id},phase:{phase},pass,log");
+                if skip > 0 {
+                    actions.push_str(&format!(",skip:{skip}"));
+                }
+                if let Some(m) = skip_after {
+                    actions.push_str(&format!(",skipAfter:M{m}"));
+                }
+                // Transformations vary the groups the rules fall in.
+                let t = [",t:none", ",t:lowercase", ",t:none,t:urlDecodeUni"][below(3)];
+                match test {
+                    Some((w, negated)) => text.push_str(&format!(
+                        "SecRule ARGS \"{}@rx {}\" \"{actions}{t}\"\n",
+                        if negated { "!" } else { "" },
+                        WORDS[w]
+                    )),
+                    None => text.push_str(&format!("SecAction \"{actions}\"\n")),
+                }
+                items.push(Item::Rule {
+                    id,
+                    phase,
+                    test,
+                    skip,
+                    skip_after,
+                });
+            }
+            let rs = Arc::new(RuleSet::from_text(&text, "t").unwrap());
+            for _ in 0..4 {
+                let values: Vec<&str> = (0..1 + below(3))
+                    .map(|_| {
+                        if below(3) == 0 {
+                            "zulu"
+                        } else {
+                            WORDS[below(WORDS.len())]
+                        }
+                    })
+                    .collect();
+                let query: Vec<String> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("a{i}={v}"))
+                    .collect();
+                let uri = format!("/?{}", query.join("&"));
+                let mut want = Vec::new();
+                for phase in [1, 2] {
+                    let steps: Vec<&Item> = items
+                        .iter()
+                        .filter(|it| match it {
+                            Item::Marker(_) => true,
+                            Item::Rule { phase: p, .. } => *p == phase,
+                        })
+                        .collect();
+                    let (mut i, mut skip) = (0, 0);
+                    while i < steps.len() {
+                        let Item::Rule {
+                            id,
+                            test,
+                            skip: n,
+                            skip_after,
+                            ..
+                        } = steps[i]
+                        else {
+                            i += 1;
+                            continue;
+                        };
+                        i += 1;
+                        if skip > 0 {
+                            skip -= 1;
+                            continue;
+                        }
+                        let matches = match *test {
+                            None => true,
+                            Some((w, false)) => values.iter().any(|v| *v == WORDS[w]),
+                            Some((w, true)) => values.iter().any(|v| *v != WORDS[w]),
+                        };
+                        if !matches {
+                            continue;
+                        }
+                        want.push(*id);
+                        match skip_after {
+                            Some(m) => {
+                                i = (i..steps.len())
+                                    .find(|&j| matches!(steps[j], Item::Marker(x) if x == m))
+                                    .map_or(steps.len(), |j| j + 1)
+                            }
+                            None => skip = *n,
+                        }
+                    }
+                }
+                let mut tx = rs.transaction(TxInput::default());
+                tx.set_request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+                assert!(tx.process_request_headers().is_none());
+                assert!(tx.process_request_body().is_none());
+                let got: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+                assert_eq!(got, want, "{text}{uri}");
+            }
+        }
     }
 
     /// A match of a rule that does not log is recorded only when asked for; what it sets

@@ -34,7 +34,7 @@ use crate::actions::{Disruptive, EngineMode, Exec, SetVarOp};
 use crate::body::Pair;
 use crate::macros::{Macro, Part};
 use crate::rule::{Rule, RuleOperator};
-use crate::ruleset::{PhaseSteps, RuleSet, MARKER, NO_GROUP, NO_SKIP_AFTER};
+use crate::ruleset::{PhaseSteps, RuleSet, NO_GROUP, NO_SKIP_AFTER};
 use crate::variables::Var;
 use crate::TxInput;
 
@@ -194,10 +194,6 @@ fn find_prefix(rs: &mut Arc<RuleSet>, full: &PhaseSteps) -> Option<Prefix> {
     let (mut i, mut skip, mut rules) = (0, 0u32, 0);
     while i < full.steps.len() {
         let step = full.steps[i];
-        if step.rule == MARKER {
-            i += 1;
-            continue;
-        }
         if skip > 0 {
             skip -= 1;
             i += 1;
@@ -499,7 +495,7 @@ mod tests {
     fn resumes_at(rs: &RuleSet) -> Option<u32> {
         assert!(rs.setup.is_some(), "a snapshot");
         let steps = &rs.phases[1].steps[rs.setup_snapshot_steps()..];
-        steps.iter().find(|s| s.rule != MARKER).map(|s| s.id)
+        steps.first().map(|s| rs.rules[s.rule as usize].id)
     }
 
     const SETUP: &str = "SecDefaultAction \"phase:1,log,auditlog,pass\"\n\
