@@ -1267,7 +1267,7 @@ impl Transaction {
             let op_fails =
                 step.negated && step.group != NO_GROUP && !self.group_may_match(&rs, step);
             let rule = &rs.rules[ri];
-            if !self.eval_chain(&rs, ri, rule.id, op_fails) {
+            if !self.eval_chain(&rs, ri, rule, op_fails) {
                 continue;
             }
             let disruptive = match rule.disruptive {
@@ -1671,13 +1671,12 @@ impl Transaction {
                     .is_some_and(|m| self.removed_msgs.iter().any(|x| x.as_bytes() == m)))
     }
 
-    /// Evaluate the chain of rule `idx` (whose id is `id`); `op_fails`: the first link's
+    /// Evaluate the chain of rule `idx` (`rule`); `op_fails`: the first link's
     /// operator is known to match no value.
-    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, id: u32, op_fails: bool) -> bool {
+    fn eval_chain(&mut self, rs: &RuleSet, idx: usize, rule: &Rule, op_fails: bool) -> bool {
         self.data.matched.begin_rule();
-        self.data.rule_id = id;
+        self.data.rule_id = rule.id;
         self.data.rule_idx = idx;
-        let rule = &rs.rules[idx];
         let mut link = rule;
         let mut first = true;
         loop {
@@ -2041,7 +2040,6 @@ impl Transaction {
             name_len,
             count,
         } = *link.tx_key.as_ref()?;
-        let name = &rs.tx_key_names[name_start as usize..][..usize::from(name_len)];
         if self.tx_targets_removed {
             // The name the match would have (`&TX:key` matches as `TX`), as removals see it.
             let key: &[u8] = match (&link.targets[0].selector, count) {
@@ -2075,6 +2073,7 @@ impl Transaction {
         let Some(value) = tx_key_value(tx, slot, count) else {
             return Some(false);
         };
+        let name = &rs.tx_key_names[name_start as usize..][..usize::from(name_len)];
         let (n, v) = matched.push();
         n.extend_from_slice(name);
         v.extend_from_slice(value);
