@@ -1685,7 +1685,8 @@ impl Transaction {
             }
             // ModSecurity runs a link's `setvar`s as soon as that link matches, so the next
             // link can read what they set (CRS 920420 relies on this).
-            if !std::mem::take(&mut self.actions_ran) {
+            // Most links that match have no actions: no call for them.
+            if !std::mem::take(&mut self.actions_ran) && link.execs != ExecPlan::None {
                 self.run_actions(rs, link, LinkActions::SetVars);
             }
             first = false;
