@@ -1980,7 +1980,12 @@ impl Transaction {
         };
         for t in &link.targets {
             link_values.exclusions = &t.exclusions;
-            visit(&self.data, t, &mut link_values);
+            // A request-line variable's one value goes to the visitor without the walk
+            // that finds it (a third of the links a benign CRS request visits).
+            match request_line_value(&self.data.req, t.var).filter(|_| !t.count) {
+                Some(v) => link_values.value_cold(t.var, b"", v, slot(t.var, 0)),
+                None => visit(&self.data, t, &mut link_values),
+            }
         }
         // Runtime target removals (ctl:ruleRemoveTarget*) apply to the starter's id and tags.
         if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
@@ -2776,6 +2781,23 @@ fn slot(var: Var, i: usize) -> Option<u32> {
     Some(((var as u32) << 24) | (i as u32 & 0xff_ffff))
 }
 
+/// The one value of a request-line variable (`REQUEST_URI` and the like, each in a cache
+/// slot of its own, `slot(var, 0)`); `None` for any other variable.
+#[inline]
+fn request_line_value(r: &Request, var: Var) -> Option<&[u8]> {
+    Some(match var {
+        Var::RequestUri => &r.uri,
+        Var::RequestUriRaw => &r.uri_raw,
+        Var::RequestFilename => &r.filename,
+        Var::RequestBasename => &r.basename,
+        Var::RequestLine => &r.line,
+        Var::RequestMethod => &r.method,
+        Var::RequestProtocol => &r.protocol,
+        Var::QueryString => &r.query,
+        _ => return None,
+    })
+}
+
 /// The value in cache slot `slot`, as [`visit`] passes it (the inverse of [`slot`]).
 fn slot_value(d: &Data, slot: u32) -> &[u8] {
     fn pair(ps: &[Pair], i: usize, names: bool) -> &[u8] {
@@ -2950,10 +2972,12 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
         | Var::RequestLine
         | Var::RequestMethod
         | Var::RequestProtocol
-        | Var::QueryString => {
-            let slot = slot(t.var, 0);
-            f.value_cold(t.var, b"", slot.map_or(b"", |s| slot_value(d, s)), slot)
-        }
+        | Var::QueryString => f.value_cold(
+            t.var,
+            b"",
+            request_line_value(r, t.var).unwrap_or_default(),
+            slot(t.var, 0),
+        ),
         // As in ModSecurity, a body the XML or multipart processor parsed is not also
         // exposed raw (unless `ctl:forceRequestBodyVariable=On`).
         Var::RequestBody if r.body_hidden => {}
@@ -3811,7 +3835,9 @@ mod tests {
         assert_eq!(run(&streq), (0, 0));
     }
 
-    /// Every value `visit` gives with a cache slot is what `slot_value` reads back.
+    /// Every value `visit` gives with a cache slot is what `slot_value` reads back; a
+    /// request-line variable's, what `request_line_value` gives the rule loop without
+    /// visiting (one value, in its slot), and no other variable has one there.
     #[test]
     fn slot_values_are_the_visited_values() {
         let rs = Arc::new(RuleSet::from_text("SecRuleEngine DetectionOnly\n", "t").unwrap());
@@ -3837,14 +3863,30 @@ mod tests {
              MULTIPART_PART_HEADERS|RESPONSE_HEADERS|RESPONSE_HEADERS_NAMES",
         )
         .unwrap();
+        let request_line = [
+            Var::RequestUri,
+            Var::RequestUriRaw,
+            Var::RequestFilename,
+            Var::RequestBasename,
+            Var::RequestLine,
+            Var::RequestMethod,
+            Var::RequestProtocol,
+            Var::QueryString,
+        ];
         for t in &targets {
+            let direct = request_line_value(&tx.data.req, t.var);
+            assert_eq!(direct.is_some(), request_line.contains(&t.var));
             let mut seen = 0;
-            visit_each(&tx.data, t, &mut |var, _, raw, slot| {
+            visit_each(&tx.data, t, &mut |var, key, raw, slot| {
                 let slot = slot.unwrap_or_else(|| panic!("{} has no slot", var.name()));
                 assert_eq!(slot_value(&tx.data, slot), raw, "{}", var.name());
+                if let Some(v) = direct {
+                    assert_eq!((key, raw, Some(slot)), (&b""[..], v, super::slot(var, 0)));
+                }
                 seen += 1;
             });
             assert!(seen > 0, "{} has no value in this request", t.var.name());
+            assert!(direct.is_none() || seen == 1, "{}", t.var.name());
         }
     }
 
