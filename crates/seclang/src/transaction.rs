@@ -1267,15 +1267,22 @@ impl Transaction {
             let op_fails =
                 step.negated && step.group != NO_GROUP && !self.group_may_match(&rs, step);
             let rule = &rs.rules[ri];
-            if !op_fails && self.tx_int_fails(rule) {
-                // What `eval_chain` does before its first link fails.
-                self.data.matched.begin_rule();
-                self.data.rule_id = rule.id;
-                self.data.rule_idx = ri;
-                continue;
-            }
-            if !self.eval_chain(&rs, ri, rule, op_fails) {
-                continue;
+            match self.tx_int_test(rule) {
+                Some(false) if !op_fails => {
+                    // What `eval_chain` does before its first link fails.
+                    self.data.matched.begin_rule();
+                    self.data.rule_id = rule.id;
+                    self.data.rule_idx = ri;
+                    continue;
+                }
+                Some(true) if !op_fails && rule.chained.is_none() && !self.tx_targets_removed => {
+                    self.tx_key_rule_matched(&rs, ri, rule)
+                }
+                _ => {
+                    if !self.eval_chain(&rs, ri, rule, op_fails) {
+                        continue;
+                    }
+                }
             }
             let disruptive = match rule.disruptive {
                 Disruptive::Block => rule
@@ -2093,14 +2100,15 @@ impl Transaction {
         Some(true)
     }
 
-    /// Whether `link` compares a `TX:key`'s integer (or whether `&TX:key` is set) and the
-    /// comparison fails: [`Transaction::eval_tx_key`]'s answer when it is no, asked in the
-    /// rule loop. Most rules a benign CRS request runs are such tests (the paranoia-level
-    /// gates), and the half that fail skip the chain's set-up.
+    /// If `link` compares a `TX:key`'s integer (or whether `&TX:key` is set), whether it
+    /// matches, as [`Transaction::eval_tx_key`] finds; asked in the rule loop. Most rules
+    /// a benign CRS request runs are such tests (the paranoia-level gates): the half that
+    /// fail skip the chain's set-up, and a single-link one that matches is recorded by
+    /// [`Transaction::tx_key_rule_matched`].
     #[inline(always)]
-    fn tx_int_fails(&mut self, link: &Rule) -> bool {
+    fn tx_int_test(&mut self, link: &Rule) -> Option<bool> {
         let (Some(t), Some(cmp)) = (&link.tx_key, link.int_cmp) else {
-            return false;
+            return None;
         };
         let tx = &mut self.data.tx;
         let n = if t.count {
@@ -2108,10 +2116,35 @@ impl Transaction {
         } else {
             match tx.slot_int(t.slot) {
                 Some(n) => n,
-                None => return true,
+                None => return Some(false),
             }
         };
-        cmp.holds(n) == link.negated
+        Some(cmp.holds(n) != link.negated)
+    }
+
+    /// What `eval_chain` does for rule `ri`, a single `TX:key` link known to match (and
+    /// no TX target removed): its MATCHED_VARS, as [`Transaction::eval_tx_key`] records
+    /// them, and its actions.
+    #[inline(never)]
+    fn tx_key_rule_matched(&mut self, rs: &RuleSet, ri: usize, rule: &Rule) {
+        self.data.matched.begin_rule();
+        self.data.rule_id = rule.id;
+        self.data.rule_idx = ri;
+        if let Some(t) = &rule.tx_key {
+            let name = &rs.tx_key_names[t.name_start as usize..][..usize::from(t.name_len)];
+            let Data { tx, matched, .. } = &mut self.data;
+            // Set: the test read it.
+            let value = tx_key_value(tx, t.slot, t.count).unwrap_or_default();
+            let (n, v) = matched.push();
+            n.extend_from_slice(name);
+            v.extend_from_slice(value);
+        }
+        if rule.execs != ExecPlan::None {
+            self.run_actions(rs, rule, LinkActions::SetVars);
+        }
+        if rule.chain_others {
+            self.run_chain_others(rs, rule);
+        }
     }
 
     /// [`Transaction::eval_link`] for a link that compares how many values one target
@@ -4188,6 +4221,41 @@ mod tests {
              SecRule TX:foo \"@eq 1\" \"id:4,phase:1,deny,status:403\"\n",
         );
         assert_eq!((iv.rule_id, iv.status), (4, 403));
+    }
+
+    /// A single-link TX-key rule that matches runs its `setvar`s (seeing its MATCHED_VAR*)
+    /// and its `ctl`s and `setenv`s as the general path runs them (the same test on
+    /// `TX:key|TX:unset`).
+    #[test]
+    fn matched_tx_key_rules_run_their_actions_as_the_general_path() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule TX:v \"@ge 1\" \"id:1,phase:1,pass,nolog,ctl:ruleRemoveById=3,\
+                     setenv:e1=%{MATCHED_VAR},setvar:'tx.a=%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'\"\n\
+                 SecRule TX:v|TX:unset \"@ge 1\" \"id:2,phase:1,pass,nolog,ctl:ruleRemoveById=4,\
+                     setenv:e2=%{MATCHED_VAR},setvar:'tx.b=%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'\"\n\
+                 SecAction \"id:3,phase:1,pass,nolog,setvar:tx.three=1\"\n\
+                 SecAction \"id:4,phase:1,pass,nolog,setvar:tx.four=1\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        assert!(rs.rules[0].tx_key.is_some() && rs.rules[1].tx_key.is_none());
+        for (v, matches) in [(&b"2"[..], true), (b"0", false)] {
+            let mut tx = rs.transaction(TxInput::default());
+            tx.record_nolog_matches();
+            tx.set_tx_var("v", v);
+            tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+            assert_eq!(ids, if matches { vec![1, 2] } else { vec![3, 4] });
+            assert_eq!(tx.tx_var("a"), tx.tx_var("b"));
+            assert_eq!(tx.tx_var("a").is_some(), matches);
+            let env = |k: &[u8]| tx.data.env.get(k).map(<[u8]>::to_vec);
+            assert_eq!(env(b"e1"), env(b"e2"));
+            assert_eq!(env(b"e1").is_some(), matches);
+        }
     }
 
     /// A link testing one TX key with `@lt/@le/@gt/@ge/@eq` compares the key's integer
