@@ -1934,18 +1934,19 @@ impl Transaction {
         // match that value (the scan is shared with every rule looking at it).
         let pf = &rs.prefilter;
         // The few rules that can tell from the values before they are transformed.
-        if let Some(screen) = pf.raw_screen(idx).filter(|_| use_prefilter) {
-            if !self.any_raw_value(link, screen) {
-                return false;
+        let mut member_bit = None;
+        // (Neither is asked of a later link, nor of a negated or dynamic one.)
+        if use_prefilter {
+            if let Some(screen) = pf.raw_screen(idx) {
+                if !self.any_raw_value(link, screen) {
+                    return false;
+                }
+            }
+            if let (Some((g, m)), Some(_)) = (pf.member[idx], &pf.phases[self.phase as usize]) {
+                let bit = pf.groups[g as usize].bit + m as usize;
+                member_bit = Some((bit / 64, 1u64 << (bit % 64)));
             }
         }
-        let member_bit = match (pf.member[idx], &pf.phases[self.phase as usize]) {
-            (Some((g, m)), Some(_)) if use_prefilter => {
-                let bit = pf.groups[g as usize].bit + m as usize;
-                Some((bit / 64, 1u64 << (bit % 64)))
-            }
-            _ => None,
-        };
         let Scratch {
             cache,
             hits,
