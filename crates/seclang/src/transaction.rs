@@ -2253,8 +2253,7 @@ impl Transaction {
                     Some(l) => (l, sv.slot),
                     None => {
                         name_buf.clear();
-                        self.expand(&sv.name, &mut name_buf);
-                        name_buf.make_ascii_lowercase();
+                        self.expand_name(&sv.name, &mut name_buf);
                         (&name_buf, None)
                     }
                 };
@@ -2378,6 +2377,28 @@ impl Transaction {
                 }
                 Part::Var(var, key) => self.resolve(*var, key.as_deref(), out),
             }
+        }
+    }
+
+    /// [`Transaction::expand`] lower-cased, for a `setvar` name: its literal text is
+    /// lower-cased already (when parsed), and only what its macros give is here (CRS 920450's
+    /// `header_name_920450_%{tx.0}`, once per request header).
+    fn expand_name(&self, m: &Macro, out: &mut Vec<u8>) {
+        for p in &m.parts {
+            let at = out.len();
+            match p {
+                Part::Lit(l) => {
+                    out.extend_from_slice(l);
+                    continue;
+                }
+                Part::TxSlot(_, s) => {
+                    if let Some(v) = self.data.tx.get_slot(*s) {
+                        out.extend_from_slice(v);
+                    }
+                }
+                Part::Var(var, key) => self.resolve(*var, key.as_deref(), out),
+            }
+            out[at..].make_ascii_lowercase();
         }
     }
 
@@ -4222,6 +4243,66 @@ mod tests {
              SecRule TX:foo \"@eq 1\" \"id:4,phase:1,deny,status:403\"\n",
         );
         assert_eq!((iv.rule_id, iv.status), (4, 403));
+    }
+
+    /// A `setvar` name built from macros is the lower-cased expansion of the name as
+    /// written, over random names of mixed-case text, TX values (numbered keys and not)
+    /// and request variables.
+    #[test]
+    fn setvar_names_from_macros_are_lower_cased() {
+        let mut below = crate::test_rng::below(0x6a09_e667_f3bc_c909);
+        let texts = ["Ab", "c_D", "x", "Q-9", ""];
+        let values = ["MiXeD", "lower", "UP", "", "a.B"];
+        for _ in 0..100 {
+            // (name as written, its expansion)
+            let mut name = (String::from("k"), String::from("k"));
+            let mut rules = String::from("SecRuleEngine DetectionOnly\n");
+            let mut tx_values = Vec::new();
+            for i in 0..1 + below(4) {
+                let text = texts[below(texts.len())];
+                name.0.push_str(text);
+                name.1.push_str(text);
+                match below(3) {
+                    0 => {
+                        let v = values[below(values.len())];
+                        name.0.push_str(&format!("%{{TX.v{i}}}"));
+                        name.1.push_str(v);
+                        tx_values.push((format!("v{i}"), v));
+                    }
+                    1 => {
+                        name.0.push_str("%{REQUEST_METHOD}");
+                        name.1.push_str("PoSt");
+                    }
+                    _ => {}
+                }
+            }
+            // Some TX keys read numbered by the rule set (another rule names them).
+            for (j, (k, _)) in tx_values.iter().enumerate().filter(|_| below(2) == 0) {
+                rules.push_str(&format!(
+                    "SecAction \"id:{},phase:2,pass,nolog,setvar:tx.{k}=1\"\n",
+                    90 + j
+                ));
+            }
+            rules.push_str(&format!(
+                "SecAction \"id:1,phase:1,pass,nolog,setvar:'tx.{}=set'\"\n",
+                name.0
+            ));
+            let rs = Arc::new(RuleSet::from_text(&rules, "t").unwrap());
+            let mut tx = rs.transaction(TxInput::default());
+            for (k, v) in &tx_values {
+                tx.set_tx_var(k, v.as_bytes());
+            }
+            tx.set_request_line(b"PoSt", b"/", b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            let want = name.1.to_ascii_lowercase();
+            let mut keys = Vec::new();
+            tx.each_tx_var(&mut |k, v| {
+                if v == b"set" {
+                    keys.push(k.to_vec());
+                }
+            });
+            assert_eq!(keys, [want.into_bytes()], "{}", name.0);
+        }
     }
 
     /// A single-link TX-key rule that matches runs its `setvar`s (seeing its MATCHED_VAR*)
