@@ -29,7 +29,7 @@ const RAW: u32 = 1;
 const STORED: u32 = 2;
 
 /// Rows whose table entries a new row's numbering makes at once: most of a transaction's
-/// rows are then numbered without growing the tables (a call to `memset` each).
+/// rows are then numbered without growing the table (a call to `memset`).
 const ROWS_AHEAD: usize = 8;
 
 /// A known value as a table entry.
@@ -61,8 +61,10 @@ pub struct TransformCache {
     /// variable) and then by its low bits (the value's index), without hashing.
     rows: Vec<Vec<Row>>,
     row_count: Row,
-    /// `rows × chains` entries, indexed directly: the chain prefix tree is walked without
-    /// hashing.
+    /// Per row, `chains` entries, indexed directly (the chain prefix tree is walked
+    /// without hashing), then one per transformation applied to the raw value, the most
+    /// common input (as `applied` would hash them): `stride` entries a row, made at once
+    /// when a value is numbered.
     table: Vec<u32>,
     /// Per row, side by side (one bounds check and one cache line for both): the
     /// transformations known to leave the raw value as it is or not (`tested`), and those
@@ -72,13 +74,12 @@ pub struct TransformCache {
     /// settle every transformation but those whose own test has not run yet.
     tested: Vec<Tested>,
     chains: usize,
+    /// `chains` + the number of transformations.
+    stride: usize,
     /// (row, table entry of the input, transformation) → table entry of the result, for
     /// every transformation applied to a stored value: a value reached by two chains is
     /// transformed once.
     applied: FxHashMap<(Row, u32, transformations::TransformId), u32>,
-    /// The same for the raw value, the most common input, indexed directly (row ×
-    /// transformations) instead of hashed.
-    raw_applied: Vec<u32>,
     store: Vec<Vec<u8>>,
     /// Per stored value: [`transformations::may_change`] of its features ((0, 0): not
     /// computed yet), for the transformations applied to it next.
@@ -104,8 +105,8 @@ impl TransformCache {
         self.table.clear();
         self.tested.clear();
         self.applied.clear();
-        self.raw_applied.clear();
         self.chains = chains;
+        self.stride = chains + transformations::TABLE.len();
         self.stored_may.clear();
         // Spare buffers keep their bytes: `transformations::apply` clears its output.
         self.store.retain(|b| b.capacity() <= max_keep);
@@ -143,11 +144,9 @@ impl TransformCache {
             self.row_count += 1;
             rows[low] = self.row_count;
             let rows = self.row_count as usize;
-            if self.table.len() < rows * self.chains {
-                let ahead = rows + ROWS_AHEAD - 1;
-                self.table.resize(ahead * self.chains, UNKNOWN);
-                self.raw_applied
-                    .resize(ahead * transformations::TABLE.len(), UNKNOWN);
+            if self.table.len() < rows * self.stride {
+                self.table
+                    .resize((rows + ROWS_AHEAD - 1) * self.stride, UNKNOWN);
             }
             self.tested.push(Tested::default());
         }
@@ -216,7 +215,7 @@ impl TransformCache {
         if row_tests.changing & used == 0 {
             return Some(Val::Raw);
         }
-        match self.table[r * self.chains + chain as usize] {
+        match self.table[r * self.stride + chain as usize] {
             UNKNOWN => None,
             e => Some(value(e)),
         }
@@ -272,7 +271,7 @@ impl TransformCache {
         if self.changed_by(row, || raw, used) == 0 {
             return Val::Raw;
         }
-        let at = r * self.chains + chain as usize;
+        let at = r * self.stride + chain as usize;
         match self.table[at] {
             UNKNOWN => {}
             RAW => return Val::Raw,
@@ -293,7 +292,7 @@ impl TransformCache {
         } else {
             let key = (row, entry(input), t);
             let known = match input {
-                Val::Raw => self.raw_applied[r * transformations::TABLE.len() + usize::from(t)],
+                Val::Raw => self.table[self.raw_applied_at(r, t)],
                 Val::Stored(_) => self.applied.get(&key).copied().unwrap_or(UNKNOWN),
             };
             match known {
@@ -310,8 +309,8 @@ impl TransformCache {
                     };
                     match input {
                         Val::Raw => {
-                            self.raw_applied[r * transformations::TABLE.len() + usize::from(t)] =
-                                entry(v)
+                            let at = self.raw_applied_at(r, t);
+                            self.table[at] = entry(v)
                         }
                         Val::Stored(_) => {
                             self.applied.insert(key, entry(v));
@@ -324,6 +323,11 @@ impl TransformCache {
         };
         self.table[at] = entry(v);
         v
+    }
+
+    /// Where `table` holds row `r`'s raw value through transformation `t`.
+    fn raw_applied_at(&self, r: usize, t: transformations::TransformId) -> usize {
+        r * self.stride + self.chains + usize::from(t)
     }
 
     /// Whether transformation `t` leaves stored value `i` as it is: one pass over the value
