@@ -2872,20 +2872,12 @@ fn slot_value(d: &Data, slot: u32) -> &[u8] {
         Var::MultipartPartHeaders => pair(&r.part_headers, i, false),
         Var::ResponseHeaders => pair(&resp.headers, i, false),
         Var::ResponseHeadersNames => pair(&resp.headers, i, true),
-        Var::RequestUri => &r.uri,
-        Var::RequestUriRaw => &r.uri_raw,
-        Var::RequestFilename => &r.filename,
-        Var::RequestBasename => &r.basename,
-        Var::RequestLine => &r.line,
-        Var::RequestMethod => &r.method,
-        Var::RequestProtocol => &r.protocol,
-        Var::QueryString => &r.query,
         Var::Files => r.files.get(i).map_or(b"", |f| &f.filename),
         Var::FilesNames => r.files.get(i).map_or(b"", |f| &f.field),
         Var::FilesTmpContent => r.files.get(i).map_or(b"", |f| &f.content),
         Var::Xml if i == 0 => &r.xml_texts,
         Var::Xml => r.xml_attrs.get(i - 1).map_or(b"", Vec::as_slice),
-        _ => b"",
+        var => request_line_value(r, var).unwrap_or(b""),
     }
 }
 
