@@ -640,13 +640,13 @@ fn read_to(
     Ok(*pos >= want)
 }
 
-/// The library's fold: the folded tokens (at most [`MAX_TOKENS`]) and how many there are.
-fn fold(lexer: &mut Lexer<'_>) -> Result<([Token; MAX_TOKENS + 3], usize), Unsupported> {
-    let mut v = [Token::NONE; MAX_TOKENS + 3];
+/// The library's fold: the folded tokens (at most [`MAX_TOKENS`]) into `v`, and how many
+/// there are. `v` is the caller's, so that the 264-byte array is not copied out.
+fn fold(lexer: &mut Lexer<'_>, v: &mut [Token; MAX_TOKENS + 3]) -> Result<usize, Unsupported> {
     // Leading `(`, SQL types and unary operators are skipped.
     loop {
         match lexer.next()? {
-            None => return Ok((v, 0)),
+            None => return Ok(0),
             Some(t) => {
                 v[0] = t;
                 if !(t.kind == LEFT_PAREN || t.kind == SQLTYPE || t.is_unary_operator()) {
@@ -695,12 +695,12 @@ fn fold(lexer: &mut Lexer<'_>) -> Result<([Token; MAX_TOKENS + 3], usize), Unsup
             left = pos;
             break;
         }
-        if !read_to(lexer, &mut v, &mut pos, &mut more, left + 2)? {
+        if !read_to(lexer, v, &mut pos, &mut more, left + 2)? {
             left = pos;
             continue;
         }
 
-        match fold_two(&mut v, left) {
+        match fold_two(v, left) {
             Two::Drop => {
                 pos -= 1;
                 continue;
@@ -722,11 +722,11 @@ fn fold(lexer: &mut Lexer<'_>) -> Result<([Token; MAX_TOKENS + 3], usize), Unsup
                 }
             }
         }
-        if !read_to(lexer, &mut v, &mut pos, &mut more, left + 3)? {
+        if !read_to(lexer, v, &mut pos, &mut more, left + 3)? {
             left = pos;
             continue;
         }
-        match fold_three(&mut v, left) {
+        match fold_three(v, left) {
             Three::DropTwo => pos -= 2,
             Three::DropMiddle => {
                 v[left + 1] = v[left + 2];
@@ -743,13 +743,14 @@ fn fold(lexer: &mut Lexer<'_>) -> Result<([Token; MAX_TOKENS + 3], usize), Unsup
         }
         left = 0;
     }
-    Ok((v, left.min(MAX_TOKENS)))
+    Ok(left.min(MAX_TOKENS))
 }
 
 /// The library's first-pass fingerprint of `input` (without the fold's tokens of type
 /// none), or `None` for an input outside this module's subset.
 pub fn fingerprint(input: &[u8]) -> Option<Vec<u8>> {
-    let (tokens, n) = first_pass(input)?;
+    let mut tokens = [Token::NONE; MAX_TOKENS + 3];
+    let n = first_pass(input, &mut tokens)?;
     Some(
         tokens[..n]
             .iter()
@@ -762,17 +763,18 @@ pub fn fingerprint(input: &[u8]) -> Option<Vec<u8>> {
 /// The library's first pass over `input`, if it is ASCII (the library shows a token's
 /// text as `<binary>` where it is not UTF-8), holds no quote (the string prefixes are words
 /// then, and this is the only pass) and stays in the subset as far as the fold reads.
-fn first_pass(input: &[u8]) -> Option<([Token; MAX_TOKENS + 3], usize)> {
+fn first_pass(input: &[u8], tokens: &mut [Token; MAX_TOKENS + 3]) -> Option<usize> {
     if !input.is_ascii() || memchr::memchr2(b'\'', b'"', input).is_some() {
         return None;
     }
-    fold(&mut Lexer { input, pos: 0 }).ok()
+    fold(&mut Lexer { input, pos: 0 }, tokens).ok()
 }
 
 /// Whether `input` is certainly not SQLi by libinjection: one pass, whose fingerprint the
 /// library does not list. False means "ask the library".
 pub fn clears(input: &[u8]) -> bool {
-    let Some((tokens, n)) = first_pass(input) else {
+    let mut tokens = [Token::NONE; MAX_TOKENS + 3];
+    let Some(n) = first_pass(input, &mut tokens) else {
         return false;
     };
     // The list's keys: `0` and the fingerprint upper-cased.
