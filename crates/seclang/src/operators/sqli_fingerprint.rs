@@ -287,8 +287,9 @@ struct Lexer<'a> {
 }
 
 impl Lexer<'_> {
-    /// The next token; `None` at the end.
-    fn next(&mut self) -> Result<Option<Token>, Unsupported> {
+    /// Reads the next token into `out` (written in place rather than returned, which
+    /// copied it twice); false at the end.
+    fn next(&mut self, out: &mut Token) -> Result<bool, Unsupported> {
         while let Some(&b) = self.input.get(self.pos) {
             let after = self.input.get(self.pos + 1).copied();
             let token = match get_char_type(b) {
@@ -317,9 +318,10 @@ impl Lexer<'_> {
                 | CharType::XString => self.word(),
                 _ => return Err(Unsupported),
             };
-            return Ok(Some(token));
+            *out = token;
+            return Ok(true);
         }
-        Ok(None)
+        Ok(false)
     }
 
     fn single(&mut self, kind: u8) -> Token {
@@ -629,12 +631,10 @@ fn read_to(
     want: usize,
 ) -> Result<bool, Unsupported> {
     while *more && *pos <= MAX_TOKENS && *pos < want {
-        match lexer.next()? {
-            Some(t) => {
-                v[*pos] = t;
-                *pos += 1;
-            }
-            None => *more = false,
+        if lexer.next(&mut v[*pos])? {
+            *pos += 1;
+        } else {
+            *more = false;
         }
     }
     Ok(*pos >= want)
@@ -645,14 +645,12 @@ fn read_to(
 fn fold(lexer: &mut Lexer<'_>, v: &mut [Token; MAX_TOKENS + 3]) -> Result<usize, Unsupported> {
     // Leading `(`, SQL types and unary operators are skipped.
     loop {
-        match lexer.next()? {
-            None => return Ok(0),
-            Some(t) => {
-                v[0] = t;
-                if !(t.kind == LEFT_PAREN || t.kind == SQLTYPE || t.is_unary_operator()) {
-                    break;
-                }
-            }
+        if !lexer.next(&mut v[0])? {
+            return Ok(0);
+        }
+        let t = &v[0];
+        if !(t.kind == LEFT_PAREN || t.kind == SQLTYPE || t.is_unary_operator()) {
+            break;
         }
     }
     let mut more = true;
