@@ -784,7 +784,14 @@ pub fn clears(input: &[u8]) -> bool {
             len += 1;
         }
     }
-    len == 1 || lookup(&key[..len]) != FINGERPRINT
+    len == 1 || !listed(&key[..len])
+}
+
+/// [`lookup`]`(key) == FINGERPRINT` for a fingerprint key (`0` and up to five upper-case
+/// type characters): the binary search alone, without `lookup`'s upper-cased copy and
+/// keyword-bit probe, as every such listed key is in [`FINGERPRINTS`].
+fn listed(key: &[u8]) -> bool {
+    FINGERPRINTS.binary_search(&packed(key)).is_ok()
 }
 
 #[cfg(test)]
@@ -821,6 +828,43 @@ mod tests {
 
     /// The binary search over the fingerprints needs them in order, as the library's own
     /// over its table does.
+    /// [`listed`] answers as [`lookup`] on every key [`clears`] can build up to four
+    /// types long, and on every listed fingerprint and its prefixes.
+    #[test]
+    fn listed_is_lookup_on_fingerprint_keys() {
+        let types: Vec<u8> = b"nkfUETto&v1ABFs.,;:()?"
+            .iter()
+            .map(|t| t.to_ascii_uppercase())
+            .collect();
+        let mut keys: Vec<Vec<u8>> = vec![b"0".to_vec()];
+        let mut from = 0;
+        for _ in 0..4 {
+            let to = keys.len();
+            for i in from..to {
+                for &t in &types {
+                    let mut k = keys[i].clone();
+                    k.push(t);
+                    keys.push(k);
+                }
+            }
+            from = to;
+        }
+        for f in FINGERPRINTS {
+            let bytes = f.to_be_bytes();
+            let n = bytes.iter().position(|&b| b == 0).unwrap_or(8);
+            for len in 1..=n {
+                keys.push(bytes[..len].to_vec());
+            }
+        }
+        let mut hits = 0;
+        for k in &keys[1..] {
+            let want = lookup(k) == FINGERPRINT;
+            assert_eq!(listed(k), want, "{}", String::from_utf8_lossy(k));
+            hits += usize::from(want);
+        }
+        assert!(hits > 1000, "{hits}");
+    }
+
     #[test]
     fn fingerprints_are_sorted() {
         assert!(FINGERPRINTS.windows(2).all(|w| w[0] < w[1]));
