@@ -265,15 +265,22 @@ fn lookup(word: &[u8]) -> u8 {
     k.types.get(&*upper).copied().unwrap_or(BAREWORD)
 }
 
-/// Bytes that end a word (`parse_word`'s delimiters).
-const WORD_END: [bool; 256] = {
-    let mut t = [false; 256];
+/// A byte of [`WORD_BYTE`] that ends a word (`parse_word`'s delimiters).
+const WORD_END: u8 = 1;
+/// A byte of [`WORD_BYTE`] after which a keyword is a token of its own.
+const SEPARATOR: u8 = 2;
+
+/// What each byte is to a word: [`WORD_END`], [`SEPARATOR`] or 0.
+const WORD_BYTE: [u8; 256] = {
+    let mut t = [0; 256];
     let ends = b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00";
     let mut i = 0;
     while i < ends.len() {
-        t[ends[i] as usize] = true;
+        t[ends[i] as usize] = WORD_END;
         i += 1;
     }
+    t[b'.' as usize] = SEPARATOR;
+    t[b'`' as usize] = SEPARATOR;
     t
 };
 
@@ -357,19 +364,28 @@ impl Lexer<'_> {
 
     fn word(&mut self) -> Token {
         let rest = &self.input[self.pos..];
-        let len = rest.iter().position(|&b| WORD_END[usize::from(b)]);
-        let word = &rest[..len.unwrap_or(rest.len())];
-        // `a.b` and ``a`b``: a keyword before the separator is a token of its own.
-        for (i, &b) in word.iter().enumerate() {
-            if b == b'.' || b == b'`' {
-                let kind = lookup(&word[..i]);
-                if kind != BAREWORD {
-                    self.pos += i;
-                    return Token::new(kind, &word[..i]);
+        // One pass finds the word's end and its separators: `a.b` and ``a`b``, where a
+        // keyword before the separator is a token of its own (its type does not depend on
+        // what follows).
+        let mut len = rest.len();
+        for (i, &b) in rest.iter().enumerate() {
+            match WORD_BYTE[usize::from(b)] {
+                WORD_END => {
+                    len = i;
+                    break;
                 }
+                SEPARATOR => {
+                    let kind = lookup(&rest[..i]);
+                    if kind != BAREWORD {
+                        self.pos += i;
+                        return Token::new(kind, &rest[..i]);
+                    }
+                }
+                _ => {}
             }
         }
-        self.pos += word.len();
+        let word = &rest[..len];
+        self.pos += len;
         let kind = if word.len() <= TOKEN_TEXT {
             lookup(word)
         } else {
