@@ -200,10 +200,11 @@ struct Keywords {
 const MAYBE_WORDS: usize = 256;
 
 /// The bit of [`Keywords::maybe`] for a non-empty word: from its length and its first,
-/// middle and last bytes, upper-cased.
+/// middle and last bytes with bit 5 cleared (the same for both cases of a letter, and one
+/// `and` where `to_ascii_uppercase` is a compare and a select).
 fn maybe_bit(word: &[u8]) -> usize {
     let n = word.len();
-    let up = |i: usize| u32::from(word[i].to_ascii_uppercase());
+    let up = |i: usize| u32::from(word[i] & !0x20);
     let h = up(0).wrapping_mul(0x9e37_79b1)
         ^ up(n - 1).wrapping_mul(0x85eb_ca77)
         ^ up(n / 2).wrapping_mul(0xc2b2_ae3d)
