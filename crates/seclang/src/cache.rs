@@ -132,6 +132,23 @@ impl TransformCache {
         }
     }
 
+    /// Gives the value in `slot`, if it has no row yet, the row of the value in `with`: for
+    /// values with the same bytes, which then share their transformations and scans.
+    pub fn share_row(&mut self, slot: u32, with: u32) {
+        let r = self.row(with) + 1;
+        let (high, low) = ((slot >> 24) as usize, (slot & 0xff_ffff) as usize);
+        if self.rows.len() <= high {
+            self.rows.resize_with(high + 1, Vec::new);
+        }
+        let rows = &mut self.rows[high];
+        if rows.len() <= low {
+            rows.resize(low + 1, 0);
+        }
+        if rows[low] == 0 {
+            rows[low] = r;
+        }
+    }
+
     /// [`TransformCache::row`] for a value without a row yet.
     #[inline(never)]
     fn number(&mut self, slot: u32) -> Row {

@@ -940,6 +940,14 @@ impl Transaction {
             m if m.ends_with(b"+xml") => Some("XML".into()),
             _ => None,
         };
+        // REQUEST_URI_RAW is most often REQUEST_URI: one row for both transforms and
+        // scans it once.
+        if r.uri_raw == r.uri {
+            let (raw, uri) = (slot(Var::RequestUriRaw, 0), slot(Var::RequestUri, 0));
+            if let (Some(raw), Some(uri)) = (raw, uri) {
+                self.scratch.cache.share_row(raw, uri);
+            }
+        }
         self.run_phase(1)
     }
 
@@ -3880,6 +3888,65 @@ mod tests {
         assert_eq!(run(&streq), (0, 1));
         assert_eq!(run(&within), (1, 0));
         assert_eq!(run(&streq), (0, 0));
+    }
+
+    /// REQUEST_URI_RAW shares REQUEST_URI's cache row (transformations, scans) only when
+    /// their bytes are the same: the rules on each see their own value either way.
+    #[test]
+    fn uri_raw_shares_the_uri_row_only_when_equal() {
+        let rs = Arc::new(
+            RuleSet::from_text(
+                "SecRuleEngine DetectionOnly\n\
+                 SecRule REQUEST_URI_RAW \"@contains http:\" \"id:1,phase:1,pass,t:lowercase\"\n\
+                 SecRule REQUEST_URI \"@contains http:\" \"id:2,phase:1,pass,t:lowercase\"\n\
+                 SecRule REQUEST_URI_RAW \"@contains attack\" \"id:3,phase:1,pass,\
+                   t:urlDecodeUni,t:lowercase\"\n\
+                 SecRule REQUEST_URI \"@contains attack\" \"id:4,phase:1,pass,\
+                   t:urlDecodeUni,t:lowercase\"\n\
+                 SecRule REQUEST_URI_RAW|REQUEST_URI \"@contains HTTP\" \"id:5,phase:1,pass\"\n\
+                 SecRule REQUEST_URI|REQUEST_URI_RAW \"@rx ^/x\" \"id:6,phase:1,pass\"\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        let run = |target: &[u8]| {
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"GET", target, b"HTTP/1.1");
+            assert!(tx.process_request_headers().is_none());
+            let same = tx.scratch.cache.row(slot(Var::RequestUriRaw, 0).unwrap())
+                == tx.scratch.cache.row(slot(Var::RequestUri, 0).unwrap());
+            let matched: Vec<(u32, String, Vec<u8>)> = (tx.matched_rules().iter())
+                .map(|m| (m.id, m.matched_var_name.clone(), m.matched_var.clone()))
+                .collect();
+            (same, matched)
+        };
+        let m = |id, name: &str, v: &[u8]| (id, name.to_string(), v.to_vec());
+        assert_eq!(
+            run(b"/x?a=%41TTACK&b=HTTP"),
+            (
+                true,
+                vec![
+                    m(3, "REQUEST_URI_RAW", b"/x?a=attack&b=http"),
+                    m(4, "REQUEST_URI", b"/x?a=attack&b=http"),
+                    // The last of the variables that match.
+                    m(5, "REQUEST_URI", b"/x?a=%41TTACK&b=HTTP"),
+                    m(6, "REQUEST_URI_RAW", b"/x?a=%41TTACK&b=HTTP"),
+                ]
+            )
+        );
+        assert_eq!(
+            run(b"HTTP://h/x?a=%41TTACK"),
+            (
+                false,
+                vec![
+                    m(1, "REQUEST_URI_RAW", b"http://h/x?a=%41ttack"),
+                    m(3, "REQUEST_URI_RAW", b"http://h/x?a=attack"),
+                    m(4, "REQUEST_URI", b"/x?a=attack"),
+                    m(5, "REQUEST_URI_RAW", b"HTTP://h/x?a=%41TTACK"),
+                    m(6, "REQUEST_URI", b"/x?a=%41TTACK"),
+                ]
+            )
+        );
     }
 
     /// Every value `visit` gives with a cache slot is what `slot_value` reads back; a
