@@ -1541,27 +1541,9 @@ impl Transaction {
             let ts = &mut targets[t];
             list_target(data, &pf.targets, t, cache, target_values, ts, gen);
             if ts.len == u32::MAX {
-                // Values without a slot (bodies): visited every time.
-                visit_each(data, &pf.targets[t], &mut |_, _, raw, slot| {
-                    for &GroupChain { chain, min, .. } in pf.chains_of(gt) {
-                        if raw.len() < usize::from(min) {
-                            continue;
-                        }
-                        let Some(row) = slot.map(|s| cache.row(s)) else {
-                            unslotted_scan.clear();
-                            unslotted_scan.resize(w, 0);
-                            scan.scan(cache.get(&rs.chains, None, raw, chain), unslotted_scan);
-                            or_into(bits, &unslotted_scan[words.clone()]);
-                            continue;
-                        };
-                        let v = match chain {
-                            Some(c) => cache.in_row(&rs.chains, row, raw, c),
-                            None => Val::Raw,
-                        };
-                        let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
-                        or_scan(bits, scans, at);
-                    }
-                });
+                // Values without a slot (bodies): visited every time, out of line.
+                let unslotted = (&mut *unslotted_scan, &mut *scans, words.clone());
+                bits_by_visiting(data, rs, scan, gt, cache, unslotted, bits);
                 continue;
             }
             if ts.len == 0 {
@@ -2907,6 +2889,44 @@ impl<F: FnMut(Var, &[u8], &[u8], Option<u32>)> Visitor for F {
     fn value(&mut self, var: Var, key: &[u8], raw: &[u8], slot: Option<u32>) {
         self(var, key, raw, slot)
     }
+}
+
+/// [`Transaction::group_bits_by_target`] for a target whose values have no slot (bodies):
+/// each visited value through each chain; out of line, as the common paths do not need it.
+#[cold]
+#[inline(never)]
+fn bits_by_visiting(
+    data: &Data,
+    rs: &RuleSet,
+    scan: &PhaseScan,
+    gt: &crate::prefilter::GroupTarget,
+    cache: &mut TransformCache,
+    (unslotted_scan, scans, words): (&mut Vec<u64>, &mut ValueScans, std::ops::Range<usize>),
+    bits: &mut [u64],
+) {
+    let pf = &rs.prefilter;
+    let w = pf.words;
+    let t = usize::from(gt.target_id);
+    visit_each(data, &pf.targets[t], &mut |_, _, raw, slot| {
+        for &GroupChain { chain, min, .. } in pf.chains_of(gt) {
+            if raw.len() < usize::from(min) {
+                continue;
+            }
+            let Some(row) = slot.map(|s| cache.row(s)) else {
+                unslotted_scan.clear();
+                unslotted_scan.resize(w, 0);
+                scan.scan(cache.get(&rs.chains, None, raw, chain), unslotted_scan);
+                or_into(bits, &unslotted_scan[words.clone()]);
+                continue;
+            };
+            let v = match chain {
+                Some(c) => cache.in_row(&rs.chains, row, raw, c),
+                None => Val::Raw,
+            };
+            let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
+            or_into(bits, &scans.bits[at + words.start..at + words.end]);
+        }
+    });
 }
 
 /// [`visit`] with a closure (which the bound gives its signature).
