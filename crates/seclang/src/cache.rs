@@ -136,6 +136,14 @@ impl TransformCache {
     /// values with the same bytes, which then share their transformations and scans.
     pub fn share_row(&mut self, slot: u32, with: u32) {
         let r = self.row(with) + 1;
+        let entry = self.row_entry(slot);
+        if *entry == 0 {
+            *entry = r;
+        }
+    }
+
+    /// Where the row of the value in `slot` is kept, plus 1 (0: none yet), made room for.
+    fn row_entry(&mut self, slot: u32) -> &mut Row {
         let (high, low) = ((slot >> 24) as usize, (slot & 0xff_ffff) as usize);
         if self.rows.len() <= high {
             self.rows.resize_with(high + 1, Vec::new);
@@ -144,33 +152,26 @@ impl TransformCache {
         if rows.len() <= low {
             rows.resize(low + 1, 0);
         }
-        if rows[low] == 0 {
-            rows[low] = r;
-        }
+        &mut rows[low]
     }
 
     /// [`TransformCache::row`] for a value without a row yet.
     #[inline(never)]
     fn number(&mut self, slot: u32) -> Row {
-        let (high, low) = ((slot >> 24) as usize, (slot & 0xff_ffff) as usize);
-        if self.rows.len() <= high {
-            self.rows.resize_with(high + 1, Vec::new);
+        let next = self.row_count + 1;
+        let entry = self.row_entry(slot);
+        if *entry != 0 {
+            return *entry - 1;
         }
-        let rows = &mut self.rows[high];
-        if rows.len() <= low {
-            rows.resize(low + 1, 0);
+        *entry = next;
+        self.row_count = next;
+        let rows = next as usize;
+        if self.table.len() < rows * self.stride {
+            self.table
+                .resize((rows + ROWS_AHEAD - 1) * self.stride, UNKNOWN);
         }
-        if rows[low] == 0 {
-            self.row_count += 1;
-            rows[low] = self.row_count;
-            let rows = self.row_count as usize;
-            if self.table.len() < rows * self.stride {
-                self.table
-                    .resize((rows + ROWS_AHEAD - 1) * self.stride, UNKNOWN);
-            }
-            self.tested.push(Tested::default());
-        }
-        rows[low] - 1
+        self.tested.push(Tested::default());
+        next - 1
     }
 
     /// `raw` through `chain`; `slot` identifies an immutable value (cached) or `None`.
