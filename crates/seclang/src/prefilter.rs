@@ -762,7 +762,7 @@ fn is_literal_search(r: &Rule) -> bool {
 
 /// Variables whose values do not change while a phase runs (rules cannot write them), so a
 /// group's prefilter result holds for the whole phase.
-fn phase_stable(v: Var) -> bool {
+pub(crate) fn phase_stable(v: Var) -> bool {
     matches!(
         v,
         Var::Args

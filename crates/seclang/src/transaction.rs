@@ -1542,7 +1542,7 @@ impl Transaction {
             list_target(data, &pf.targets, t, cache, target_values, ts, gen);
             if ts.len == u32::MAX {
                 // Values without a slot (bodies): visited every time, out of line.
-                let unslotted = (&mut *unslotted_scan, &mut *scans, words.clone());
+                let unslotted = (&mut *unslotted_scan, words.clone());
                 bits_by_visiting(data, rs, scan, gt, cache, unslotted, bits);
                 continue;
             }
@@ -2893,6 +2893,10 @@ impl<F: FnMut(Var, &[u8], &[u8], Option<u32>)> Visitor for F {
 
 /// [`Transaction::group_bits_by_target`] for a target whose values have no slot (bodies):
 /// each visited value through each chain; out of line, as the common paths do not need it.
+/// None of the values has a slot: a group's targets are phase-stable variables
+/// (`prefilter::phase_stable`), whose values either all have one or, the bodies', none
+/// (`group_targets_have_slots_for_all_values_or_none`), and a target with a slotted value is
+/// listed instead. (A slotted value would still be scanned right here, only uncached.)
 #[cold]
 #[inline(never)]
 fn bits_by_visiting(
@@ -2901,30 +2905,21 @@ fn bits_by_visiting(
     scan: &PhaseScan,
     gt: &crate::prefilter::GroupTarget,
     cache: &mut TransformCache,
-    (unslotted_scan, scans, words): (&mut Vec<u64>, &mut ValueScans, std::ops::Range<usize>),
+    (unslotted_scan, words): (&mut Vec<u64>, std::ops::Range<usize>),
     bits: &mut [u64],
 ) {
     let pf = &rs.prefilter;
     let w = pf.words;
     let t = usize::from(gt.target_id);
-    visit_each(data, &pf.targets[t], &mut |_, _, raw, slot| {
+    visit_each(data, &pf.targets[t], &mut |_, _, raw, _| {
         for &GroupChain { chain, min, .. } in pf.chains_of(gt) {
             if raw.len() < usize::from(min) {
                 continue;
             }
-            let Some(row) = slot.map(|s| cache.row(s)) else {
-                unslotted_scan.clear();
-                unslotted_scan.resize(w, 0);
-                scan.scan(cache.get(&rs.chains, None, raw, chain), unslotted_scan);
-                or_into(bits, &unslotted_scan[words.clone()]);
-                continue;
-            };
-            let v = match chain {
-                Some(c) => cache.in_row(&rs.chains, row, raw, c),
-                None => Val::Raw,
-            };
-            let at = scans.offset(scan, w, row, v, cache.bytes(v, raw));
-            or_into(bits, &scans.bits[at + words.start..at + words.end]);
+            unslotted_scan.clear();
+            unslotted_scan.resize(w, 0);
+            scan.scan(cache.get(&rs.chains, None, raw, chain), unslotted_scan);
+            or_into(bits, &unslotted_scan[words.clone()]);
         }
     });
 }
@@ -4022,6 +4017,59 @@ mod tests {
             assert!(seen > 0, "{} has no value in this request", t.var.name());
             assert!(direct.is_none() || seen == 1, "{}", t.var.name());
         }
+    }
+
+    /// The values of each variable a prefilter group can read all have a cache slot or none
+    /// has (`bits_by_visiting` relies on it): checked on a multipart request, whose files,
+    /// part headers and arguments have values, and a plain-text one, whose body has.
+    #[test]
+    fn group_targets_have_slots_for_all_values_or_none() {
+        let rs = Arc::new(RuleSet::from_text("SecRuleEngine DetectionOnly\n", "t").unwrap());
+        let bodies: [(&[u8], &[u8]); 2] = [
+            (
+                b"multipart/form-data; boundary=XyZ",
+                b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\
+                  Content-Type: text/plain\r\n\r\nfile body\r\n--XyZ\r\n\
+                  Content-Disposition: form-data; name=\"p\"\r\n\r\npost value\r\n--XyZ--\r\n",
+            ),
+            (b"text/plain", b"a plain body"),
+        ];
+        let mut unslotted = std::collections::BTreeSet::new();
+        for (content_type, body) in bodies {
+            let mut tx = rs.transaction(TxInput::default());
+            tx.set_request_line(b"POST", b"/a/b.php?x=1&Yy=%41", b"HTTP/1.1");
+            tx.add_request_header(b"Cookie", b"s=1; t=two");
+            tx.add_request_header(b"Content-Type", content_type);
+            assert!(tx.process_request_headers().is_none());
+            tx.append_request_body(body);
+            assert!(tx.process_request_body().is_none());
+            tx.set_response_status(200, b"HTTP/1.1");
+            tx.add_response_header(b"Content-Type", b"text/html");
+            tx.append_response_body(b"<html></html>");
+            for &(name, var, _) in VARS {
+                if !crate::prefilter::phase_stable(var) {
+                    continue;
+                }
+                let target = match var {
+                    Var::Xml => "XML:/*",
+                    _ => name,
+                };
+                for t in parse_targets(target).unwrap() {
+                    let mut slots = Vec::new();
+                    visit_each(&tx.data, &t, &mut |_, _, _, slot| {
+                        slots.push(slot.is_some())
+                    });
+                    assert!(slots.windows(2).all(|p| p[0] == p[1]), "{name}: {slots:?}");
+                    if slots.first() == Some(&false) {
+                        unslotted.insert(name);
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            unslotted.into_iter().collect::<Vec<_>>(),
+            ["REQUEST_BODY", "RESPONSE_BODY"]
+        );
     }
 
     /// `f` on a new transaction of `rs`, a pooled one or a plain one.
