@@ -103,11 +103,34 @@ pub struct AnomalyScores {
 #[derive(Debug)]
 struct Hit {
     var: Var,
-    /// Key and (transformed) value, in `Scratch::hit_bytes`.
+    /// Key and (transformed) value, in [`LinkHits::bytes`].
     key: std::ops::Range<usize>,
     value: std::ops::Range<usize>,
-    /// Its capture groups, in `Scratch::hit_groups` (ranges of `Scratch::hit_bytes`).
+    /// Its capture groups, in [`LinkHits::groups`] (ranges of [`LinkHits::bytes`]).
     groups: std::ops::Range<usize>,
+}
+
+/// The values a rule link matched while it runs, their bytes and capture groups, and what
+/// operators capture into: one struct, so that a link's visitor holds one reference to
+/// them (its fields are loaded each time a walk over a target's values starts).
+#[derive(Debug, Default)]
+struct LinkHits {
+    hits: Vec<Hit>,
+    bytes: Vec<u8>,
+    groups: Vec<std::ops::Range<usize>>,
+    /// What operators capture into, value after value.
+    caps: Captures,
+}
+
+impl LinkHits {
+    /// Empty, for a link that captures or not.
+    fn begin(&mut self, capture: bool) {
+        self.hits.clear();
+        self.bytes.clear();
+        self.groups.clear();
+        self.caps.wanted = capture;
+        self.caps.clear();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -356,11 +379,7 @@ struct Scratch {
     /// Bytes of the matched variables that [`Matched`] records refer to.
     match_bytes: Vec<u8>,
     /// The values a rule link matched while it runs.
-    hits: Vec<Hit>,
-    hit_bytes: Vec<u8>,
-    hit_groups: Vec<std::ops::Range<usize>>,
-    /// What operators capture into, value after value.
-    caps: Captures,
+    link_hits: LinkHits,
     /// Buffers macros expand into, lent while a `setvar`, `setenv` or operator parameter
     /// is expanded.
     expansions: [Vec<u8>; 2],
@@ -569,7 +588,7 @@ impl Scratch {
     /// Drops the buffers a transaction grew past what an idle scratch keeps.
     fn trim(&mut self) {
         self.cache.clear(MAX_KEPT_BYTES, 0);
-        for b in [&mut self.match_bytes, &mut self.hit_bytes]
+        for b in [&mut self.match_bytes, &mut self.link_hits.bytes]
             .into_iter()
             .chain(&mut self.expansions)
         {
@@ -577,8 +596,8 @@ impl Scratch {
                 *b = Vec::new();
             }
         }
-        if self.caps.capacity() > MAX_KEPT_BYTES {
-            self.caps = Captures::default();
+        if self.link_hits.caps.capacity() > MAX_KEPT_BYTES {
+            self.link_hits.caps = Captures::default();
         }
     }
 }
@@ -1750,10 +1769,14 @@ impl Transaction {
     /// Out of line: most links match one value, or have no actions.
     #[inline(never)]
     fn actions_per_value(&mut self, rs: &RuleSet, link: &Rule) {
-        let hits = std::mem::take(&mut self.scratch.hits);
-        let bytes = std::mem::take(&mut self.scratch.hit_bytes);
-        let groups = std::mem::take(&mut self.scratch.hit_groups);
-        for h in &hits {
+        let link_hits = std::mem::take(&mut self.scratch.link_hits);
+        let LinkHits {
+            hits,
+            bytes,
+            groups,
+            ..
+        } = &link_hits;
+        for h in hits {
             if link.capture && !h.groups.is_empty() {
                 // TX:0..TX:9 are slots 0..9: the rule set numbers them first.
                 for (i, g) in groups[h.groups.clone()].iter().enumerate() {
@@ -1767,9 +1790,7 @@ impl Transaction {
             v.extend_from_slice(&bytes[h.value.clone()]);
             self.run_actions(rs, link, LinkActions::SetVars);
         }
-        self.scratch.hits = hits;
-        self.scratch.hit_bytes = bytes;
-        self.scratch.hit_groups = groups;
+        self.scratch.link_hits = link_hits;
         self.actions_ran = true;
     }
 
@@ -1939,21 +1960,12 @@ impl Transaction {
         }
         let Scratch {
             cache,
-            hits,
-            hit_bytes,
-            hit_groups,
-            caps,
+            link_hits,
             scans,
             ..
         } = &mut self.scratch;
-        hits.clear();
-        hit_bytes.clear();
-        hit_groups.clear();
-        caps.wanted = link.capture;
-        caps.clear();
+        link_hits.begin(link.capture);
         let mut link_values = LinkValues {
-            rs,
-            link,
             chain,
             // The chain the phase scanned this link's values through, when it differs.
             scan_chain: pf.scanned_chain(chain),
@@ -1962,16 +1974,13 @@ impl Transaction {
             cache,
             scans,
             test: ValueTest {
-                pf,
+                rs,
+                link,
                 idx,
                 use_prefilter,
                 op,
                 op_fails,
-                negated: link.negated,
-                caps,
-                hits,
-                hit_bytes,
-                hit_groups,
+                hits: link_hits,
                 #[cfg(test)]
                 operator_runs: &mut self.operator_runs,
             },
@@ -1987,21 +1996,21 @@ impl Transaction {
         }
         // Runtime target removals (ctl:ruleRemoveTarget*) apply to the starter's id and tags.
         if !self.removed_targets_by_id.is_empty() || !self.removed_targets_by_tag.is_empty() {
-            let mut hits = std::mem::take(&mut self.scratch.hits);
-            let bytes = &self.scratch.hit_bytes;
+            let mut hits = std::mem::take(&mut self.scratch.link_hits.hits);
+            let bytes = &self.scratch.link_hits.bytes;
             hits.retain(|h| !self.target_removed(starter, h.var, &bytes[h.key.clone()]));
-            self.scratch.hits = hits;
+            self.scratch.link_hits.hits = hits;
         }
-        if self.scratch.hits.len() > 1 && link.execs != ExecPlan::None {
+        if self.scratch.link_hits.hits.len() > 1 && link.execs != ExecPlan::None {
             self.actions_per_value(rs, link);
             return true;
         }
-        let Scratch {
+        let LinkHits {
             hits,
-            hit_bytes: bytes,
-            hit_groups: groups,
+            bytes,
+            groups,
             ..
-        } = &self.scratch;
+        } = &self.scratch.link_hits;
         let matched = !hits.is_empty();
         if matched {
             let d = &mut self.data;
@@ -2475,8 +2484,6 @@ impl Transaction {
 /// own so that [`Visitor::value`] is inlined into the walk over a target's values (as a
 /// closure it was called per value, and its many captured references loaded each time).
 struct LinkValues<'a> {
-    rs: &'a RuleSet,
-    link: &'a Rule,
     chain: Option<ChainId>,
     scan_chain: Option<ChainId>,
     /// (word, mask) of the link's group member bit, when the phase scans rule values out.
@@ -2489,18 +2496,16 @@ struct LinkValues<'a> {
 }
 
 /// The operator's side of [`LinkValues`], apart so that it can be borrowed while a cached
-/// value is.
+/// value is. The rule set and the link are kept here only, and the matches in one
+/// [`LinkHits`]: each field is loaded when a walk over a target's values starts.
 struct ValueTest<'a> {
-    pf: &'a crate::prefilter::Prefilter,
+    rs: &'a RuleSet,
+    link: &'a Rule,
     idx: usize,
     use_prefilter: bool,
     op: &'a dyn Operator,
     op_fails: bool,
-    negated: bool,
-    caps: &'a mut Captures,
-    hits: &'a mut Vec<Hit>,
-    hit_bytes: &'a mut Vec<u8>,
-    hit_groups: &'a mut Vec<std::ops::Range<usize>>,
+    hits: &'a mut LinkHits,
     #[cfg(test)]
     operator_runs: &'a mut usize,
 }
@@ -2510,33 +2515,38 @@ impl ValueTest<'_> {
     #[inline(always)]
     fn check(&mut self, var: Var, key: &[u8], v: &[u8]) -> bool {
         // Rules outside the groups ask their own automaton.
-        if self.use_prefilter && !self.pf.may_match(self.idx, v) {
+        if self.use_prefilter && !self.rs.prefilter.may_match(self.idx, v) {
             return false;
         }
         #[cfg(test)]
         {
             *self.operator_runs += 1;
         }
-        if (!self.op_fails && self.op.matches(v, self.caps)) == self.negated {
+        let LinkHits {
+            hits,
+            bytes,
+            groups,
+            caps,
+        } = &mut *self.hits;
+        if (!self.op_fails && self.op.matches(v, caps)) == self.link.negated {
             return false;
         }
-        let hit_bytes = &mut *self.hit_bytes;
-        let keep = |hit_bytes: &mut Vec<u8>, b: &[u8]| {
-            hit_bytes.extend_from_slice(b);
-            hit_bytes.len() - b.len()..hit_bytes.len()
+        let keep = |bytes: &mut Vec<u8>, b: &[u8]| {
+            bytes.extend_from_slice(b);
+            bytes.len() - b.len()..bytes.len()
         };
-        let key = keep(hit_bytes, key);
-        let value = keep(hit_bytes, v);
-        let first = self.hit_groups.len();
-        for g in self.caps.groups() {
-            self.hit_groups.push(keep(hit_bytes, g));
+        let key = keep(bytes, key);
+        let value = keep(bytes, v);
+        let first = groups.len();
+        for g in caps.groups() {
+            groups.push(keep(bytes, g));
         }
-        self.caps.clear();
-        self.hits.push(Hit {
+        caps.clear();
+        hits.push(Hit {
             var,
             key,
             value,
-            groups: first..self.hit_groups.len(),
+            groups: first..groups.len(),
         });
         true
     }
@@ -2560,8 +2570,9 @@ impl LinkValues<'_> {
     /// Row `row`'s value through the chain the phase scanned instead of `c`.
     #[inline(always)]
     fn scanned_value(&mut self, row: u32, raw: &[u8], c: Option<ChainId>) -> Val {
-        match self.test.pf.scanned_chain(c) {
-            Some(s) => self.cache.in_row(&self.rs.chains, row, raw, s),
+        let rs = self.test.rs;
+        match rs.prefilter.scanned_chain(c) {
+            Some(s) => self.cache.in_row(&rs.chains, row, raw, s),
             None => Val::Raw,
         }
     }
@@ -2573,15 +2584,15 @@ impl Visitor for LinkValues<'_> {
         if self.exclusions.iter().any(|s| s.selects(key)) {
             return;
         }
-        let chains = &self.rs.chains;
-        if self.link.multi_match {
+        let (chains, link) = (&self.test.rs.chains, self.test.link);
+        if link.multi_match {
             // The operator runs on the raw value and after each transformation that
             // changed it (an unchanged value cannot give a different answer), and each form
             // that matches is a match of its own, as ModSecurity counts them.
             let Some(slot) = slot else {
                 let test = &mut self.test;
                 self.cache
-                    .each_changed(chains, raw, &self.link.chain_ids, &mut |v| {
+                    .each_changed(chains, raw, &link.chain_ids, &mut |v| {
                         test.check(var, key, v);
                     });
                 return;
@@ -2591,7 +2602,7 @@ impl Visitor for LinkValues<'_> {
                 self.test.check(var, key, raw);
             }
             let mut prev = Val::Raw;
-            for &c in &self.link.chain_ids {
+            for &c in &link.chain_ids {
                 let v = self.cache.in_row(chains, row, raw, c);
                 if v != prev {
                     let out = self.member_bit.is_some() && {
