@@ -22,6 +22,9 @@ pub struct Pairs {
 impl std::ops::Deref for Pairs {
     type Target = [Pair];
 
+    // Inlined: visiting a collection of pairs takes its slice (`values`, `slot_value`), a
+    // call through the global offset table otherwise.
+    #[inline]
     fn deref(&self) -> &[Pair] {
         &self.items[..self.len]
     }
