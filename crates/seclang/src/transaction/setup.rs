@@ -282,6 +282,7 @@ impl Transaction {
             m.earlier.push_copy(name, value);
         }
         m.last_listed = s.last_listed;
+        m.last_tx_key = None;
         self.data.highest_severity = s.highest_severity;
         self.data.rule_id = s.rule_id;
         self.data.rule_idx = s.rule_idx;
