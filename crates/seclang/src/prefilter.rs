@@ -904,7 +904,9 @@ struct Unit {
 /// transaction; at 4 bytes 3.5 MB for up to +5 %). Since the literals grew and phases 1 and
 /// 2 share a table: 1.30 MB for phases 1-2, 0.29 MB for phase 4; with what a match state
 /// sets in a short value at the head of its row, 1.43 MB (8125 states × 80 classes) and
-/// 0.32 MB.
+/// 0.32 MB. Without those heads (see `PhaseScan::trans`): 1.27 MB of transitions (7820
+/// states × 81 classes) and 73 KB of what match states set for phases 1-2, 0.61 MB and
+/// 18 KB for phase 4 (at `SCAN_PREFIX_RESPONSE`).
 const SCAN_PREFIX: usize = 5;
 
 /// The same for phase 4's automaton, which mostly scans response bodies: each prefix match
@@ -931,24 +933,19 @@ const EXACT_FROM: usize = 256;
 /// of its literals occurs.
 #[derive(Debug)]
 pub struct PhaseScan {
-    /// Byte → its column in a state's row: `HEADER` + its class (bytes that no state tells
-    /// apart share a class; the classes of frequent bytes come first).
-    columns: [u8; 256],
-    /// Entries per state's row: `HEADER` + the number of classes.
-    stride: usize,
-    /// State × `stride` → the state's row: for a match state, what it sets in a short value
-    /// ([`PrefixBits`] in `HEADER` entries), then the next state for each class. The states
-    /// are those of an Aho-Corasick DFA reachable from its unanchored start, renumbered
-    /// densely with the match states last: 16-bit entries and no padding of rows to a power
-    /// of two take a fraction of the DFA's own table.
-    ///
-    /// A short value's scan reads, per byte, a transition and then what the state reached
-    /// sets: kept in one row, both often come from one cache line, which matters in a worker
-    /// whose caches the network path has emptied since the last request (callgrind's cache
-    /// model, emptied before each benign GET: 8 % fewer scan misses than two tables).
+    /// Byte → where its class's column starts in `trans` (bytes that no state tells apart
+    /// share a class): a step is one add and one load, with no multiply.
+    columns: [u32; 256],
+    /// Class × the number of states + state → the next state: one column per class. The
+    /// states are those of an Aho-Corasick DFA reachable from its unanchored start,
+    /// renumbered densely in breadth-first order (the states near the start, which text
+    /// mostly visits, share cache lines in each column) with the match states last: 16-bit
+    /// entries take a fraction of the DFA's own table.
     trans: Vec<u16>,
     start: u16,
     first_match: u16,
+    /// Match state (counted from `first_match`) → what it sets in a short value.
+    prefix_bits: Vec<PrefixBits>,
     /// Match state (counted from `first_match`) → its entry in `states`.
     state_bits: Vec<u16>,
     /// What a match state sets in a long value, shared by states that set the same.
@@ -977,9 +974,7 @@ const PREFIX_LANE_BYTES: usize = 8;
 
 /// What one match state sets in a short value (the members of every pattern ending
 /// there), precomputed so that a match costs one lookup and a few ORs instead of a walk
-/// over every pattern ending there (many of which share a member). Stored at the head of
-/// the state's row (see `PhaseScan::trans`): most bytes of a short value end in a match
-/// state.
+/// over every pattern ending there (many of which share a member).
 #[derive(Debug, Clone, Copy)]
 struct PrefixBits {
     /// The first word's members inline (most match states set bits of one word only),
@@ -990,40 +985,8 @@ struct PrefixBits {
     masks_at: u32,
 }
 
-/// `u16` entries at the head of a state's row: its [`PrefixBits`].
-const HEADER: usize = 8;
-
-impl PrefixBits {
-    fn encode(&self) -> [u16; HEADER] {
-        let b = self.bits;
-        [
-            b as u16,
-            (b >> 16) as u16,
-            (b >> 32) as u16,
-            (b >> 48) as u16,
-            self.word,
-            self.more,
-            self.masks_at as u16,
-            (self.masks_at >> 16) as u16,
-        ]
-    }
-
-    fn decode(h: &[u16; HEADER]) -> PrefixBits {
-        PrefixBits {
-            bits: u64::from(h[0])
-                | u64::from(h[1]) << 16
-                | u64::from(h[2]) << 32
-                | u64::from(h[3]) << 48,
-            word: h[4],
-            more: h[5],
-            masks_at: u32::from(h[6]) | u32::from(h[7]) << 16,
-        }
-    }
-}
-
-/// Bytes of HTTP requests and pages roughly from the most to the least frequent: their
-/// classes are numbered first, so that a row's first cache line holds the transitions that
-/// text mostly takes (the DFA ignores ASCII case: one case is enough).
+/// Bytes of HTTP requests and pages roughly from the most to the least frequent (the
+/// literals are looked for ignoring ASCII case: one case is enough).
 const FREQUENT_BYTES: &[u8] =
     b"etaoinsrlhcdpumfgbywvkxqjz0123456789 /.-_=&;,:%+()\"'<>?*#!@$[]{}|\\^~`\t\r\n\0";
 
@@ -1210,36 +1173,21 @@ impl PhaseScan {
             .position(|&sid| dfa.is_match(sid))
             .unwrap_or(reached.len()) as u16;
         let class_count = usize::from(classes.iter().copied().max().unwrap_or(0)) + 1;
-        // Renumber the classes by their most frequent byte.
-        let mut rank = [usize::MAX; 256];
-        for (r, &b) in FREQUENT_BYTES.iter().enumerate() {
-            let c = usize::from(classes[usize::from(b)]);
-            rank[c] = rank[c].min(r);
-        }
-        let mut by_rank: Vec<usize> = (0..class_count).collect();
-        by_rank.sort_by_key(|&c| (rank[c], c));
-        let mut renumbered = [0u8; 256];
-        for (new, &old) in by_rank.iter().enumerate() {
-            renumbered[old] = new as u8;
-        }
-        let stride = HEADER + class_count;
-        if stride > 256 {
-            return None;
-        }
-        let mut columns = [0u8; 256];
+        let column = |class: u8| u32::try_from(usize::from(class) * reached.len()).ok();
+        let mut columns = [0u32; 256];
         let mut example = [0u8; 256];
-        for b in (0..=255u8).rev() {
-            let class = renumbered[usize::from(classes[usize::from(b)])];
-            columns[usize::from(b)] = (HEADER + usize::from(class)) as u8;
+        for b in 0..=255u8 {
+            let class = classes[usize::from(b)];
+            columns[usize::from(b)] = column(class)?;
             example[usize::from(class)] = b;
         }
-        let mut trans = Vec::with_capacity(reached.len() * stride);
-        for &sid in &reached {
-            trans.extend_from_slice(&[0; HEADER]);
-            for &b in &example[..class_count] {
+        let mut trans = Vec::with_capacity(class_count * reached.len());
+        for &b in &example[..class_count] {
+            for &sid in &reached {
                 trans.push(number[&dfa.next_state(Anchored::No, sid, b)]);
             }
         }
+        let mut prefix_bits = Vec::with_capacity(reached.len() - usize::from(first_match));
         let mut state_bits = Vec::with_capacity(reached.len() - usize::from(first_match));
         let mut states = Vec::new();
         let mut state_ids: FxHashMap<StateBits, u16> = FxHashMap::default();
@@ -1247,7 +1195,7 @@ impl PhaseScan {
         let mut mask_runs = FxHashMap::default();
         let mut check_runs = FxHashMap::default();
         let mut rests: FxHashMap<Vec<u8>, u32> = FxHashMap::default();
-        for (row, &sid) in reached.iter().enumerate().skip(usize::from(first_match)) {
+        for &sid in &reached[usize::from(first_match)..] {
             let (mut every, mut whole, mut rested) = (Vec::new(), Vec::new(), Vec::new());
             for k in 0..dfa.match_len(sid) {
                 let p = &pats[dfa.match_pattern(sid, k).as_usize()];
@@ -1290,7 +1238,7 @@ impl PhaseScan {
                 more: u16::try_from(every.len()).ok()?,
                 masks_at: intern(&mut masks, &mut mask_runs, every),
             };
-            trans[row * stride..][..HEADER].copy_from_slice(&head.encode());
+            prefix_bits.push(head);
             let bits = StateBits {
                 whole_len: u16::try_from(whole.len()).ok()?,
                 checks_len: state_checks.len() as u32,
@@ -1312,10 +1260,10 @@ impl PhaseScan {
         rest_bytes.shrink_to_fit();
         Some(PhaseScan {
             columns,
-            stride,
             trans,
             start: number[&start],
             first_match,
+            prefix_bits,
             state_bits,
             states,
             masks,
@@ -1339,17 +1287,7 @@ impl PhaseScan {
     }
 
     fn next(&self, state: usize, byte: u8) -> usize {
-        usize::from(self.trans[state * self.stride + usize::from(self.columns[usize::from(byte)])])
-    }
-
-    /// What match state `state` sets in a short value.
-    fn prefix_bits(&self, state: usize) -> PrefixBits {
-        let row = &self.trans[state * self.stride..];
-        PrefixBits::decode(
-            row[..HEADER]
-                .try_into()
-                .expect("a row starts with its header"),
-        )
+        usize::from(self.trans[self.columns[usize::from(byte)] as usize + state])
     }
 
     /// What match state `state` sets (`None`: not a match state).
@@ -1398,8 +1336,8 @@ impl PhaseScan {
     /// Inlined into each walk: a call per byte would cost as much as the step itself.
     #[inline(always)]
     fn on_prefix(&self, state: usize, bits: &mut [u64]) {
-        if state >= usize::from(self.first_match) {
-            let p = self.prefix_bits(state);
+        if let Some(m) = state.checked_sub(usize::from(self.first_match)) {
+            let p = &self.prefix_bits[m];
             bits[usize::from(p.word)] |= p.bits;
             if p.more > 0 {
                 self.or_masks(p.masks_at, p.more, bits);
@@ -1556,9 +1494,8 @@ impl PhaseScan {
         from: usize,
     ) -> Option<usize> {
         let (trans, columns) = (&self.trans[..], &self.columns);
-        let (stride, first_match) = (self.stride, usize::from(self.first_match));
-        let step =
-            |s: usize, b: u8| usize::from(trans[s * stride + usize::from(columns[usize::from(b)])]);
+        let first_match = usize::from(self.first_match);
+        let step = |s: usize, b: u8| usize::from(trans[columns[usize::from(b)] as usize + s]);
         let len = lanes[0].len();
         let lanes: [&[u8]; LANES] = std::array::from_fn(|k| &lanes[k][..len]);
         let mut s = *states;
@@ -3056,6 +2993,89 @@ mod tests {
         // Both lane counts ran, on values that hold literals.
         assert!(laned[0] > 1000 && laned[1] > 1000, "{laned:?}");
         assert!(set_bits > 20000, "{set_bits}");
+    }
+
+    /// Over random small literal sets, built into an automaton of their own: a scan sets
+    /// exactly the bits of the members one of whose literals occurs in the value (ASCII case
+    /// ignored), or, in a short value, one of whose literals' scanned prefixes does, as a
+    /// naive search finds them. The values have lengths on both sides of every lane count's
+    /// threshold and of the long values' split, over a small alphabet (prefixes occur often),
+    /// with literals laid across the lanes' borders.
+    #[test]
+    fn scans_agree_with_a_naive_search() {
+        let mut below = crate::test_rng::below(0x2545_f491_4f6c_dd1d);
+        let alphabet = b"abcAB<= ";
+        let occurs = |value: &[u8], lit: &[u8]| {
+            value
+                .windows(lit.len())
+                .any(|w| w.eq_ignore_ascii_case(lit))
+        };
+        let (mut set_bits, mut long_values) = (0, 0);
+        for _ in 0..200 {
+            let prefix = [3, 5, 7][below(3)];
+            let members = 1 + below(130);
+            let lits: Vec<(u32, Vec<u8>)> = (0..1 + below(40))
+                .map(|_| {
+                    let len = 1 + below(12);
+                    let lit = (0..len).map(|_| alphabet[below(alphabet.len())]).collect();
+                    (below(members) as u32, lit)
+                })
+                .collect();
+            let cut = |l: &[u8]| l.len().min(prefix);
+            let prefixes: Vec<Vec<u8>> = lits.iter().map(|(_, l)| l[..cut(l)].to_vec()).collect();
+            let pats: Vec<PhasePattern> = lits
+                .iter()
+                .map(|(m, l)| PhasePattern {
+                    member: *m,
+                    rest: l[cut(l)..].to_ascii_lowercase(),
+                })
+                .collect();
+            let scan = PhaseScan::build(&prefixes, &pats, members.div_ceil(64)).unwrap();
+            let warm = scan.longest - 1;
+            for _ in 0..30 {
+                let len = match below(4) {
+                    0 => below(EXACT_FROM),
+                    1 => (2 + below(3)) * (warm + PREFIX_LANE_BYTES) + below(3) - 1,
+                    2 => EXACT_FROM + below(2 * LANES),
+                    _ => EXACT_FROM + below(3000),
+                };
+                let mut value: Vec<u8> =
+                    (0..len).map(|_| alphabet[below(alphabet.len())]).collect();
+                let lanes = if len >= EXACT_FROM {
+                    LANES
+                } else {
+                    [2, 4][below(2)]
+                };
+                for k in 1..=lanes {
+                    let l = &lits[below(lits.len())].1;
+                    let at = (k * (len / lanes))
+                        .saturating_sub(below(l.len() + 1))
+                        .min(len);
+                    let end = (at + l.len()).min(len);
+                    value[at..end].copy_from_slice(&l[..end - at]);
+                }
+                let mut naive = vec![0u64; scan.words];
+                for (m, l) in &lits {
+                    let sought = if len >= EXACT_FROM {
+                        &l[..]
+                    } else {
+                        &l[..cut(l)]
+                    };
+                    if occurs(&value, sought) {
+                        naive[*m as usize / 64] |= 1 << (m % 64);
+                    }
+                }
+                let mut got = vec![0u64; scan.words];
+                scan.scan(&value, &mut got);
+                assert_eq!(got, naive, "{:?}", String::from_utf8_lossy(&value));
+                set_bits += naive.iter().map(|w| w.count_ones()).sum::<u32>();
+                long_values += usize::from(len >= EXACT_FROM);
+            }
+        }
+        assert!(
+            set_bits > 20000 && long_values > 2000,
+            "{set_bits} {long_values}"
+        );
     }
 
     #[test]
