@@ -969,7 +969,8 @@ pub struct PhaseScan {
 /// 2.5, 8 lanes 2.7, 12 lanes 3.0 (more lanes than registers hold spill). That was with a
 /// multiply in every step; without it (a step is an add and a load, a shorter chain for the
 /// lanes to overlap), callgrind, response transaction: 3 lanes 216.3 k instructions, 4
-/// lanes 216.2 k, 5 lanes 217.7 k, 6 lanes 218.5 k (from 5 on, lanes' pointers spill).
+/// lanes 216.2 k, 5 lanes 217.7 k, 6 lanes 218.5 k (from 5 on, lanes' pointers spill);
+/// with the add from memory (see `PhaseScan::next`), 4 lanes 211.5 k, 5 213.0 k, 6 213.8 k.
 const LANES: usize = 4;
 
 /// Bytes a lane of a short value's walk takes at least past its warm-up.
@@ -1296,8 +1297,11 @@ impl PhaseScan {
         }
     }
 
+    /// The sum is taken in 32 bits (a state and a column's start fit), so that the column's
+    /// start is added to the state straight from memory: one instruction, not a load and an
+    /// add.
     fn next(&self, state: usize, byte: u8) -> usize {
-        usize::from(self.trans[self.columns[usize::from(byte)] as usize + state])
+        usize::from(self.trans[(self.columns[usize::from(byte)] + state as u32) as usize])
     }
 
     /// What match state `state` sets (`None`: not a match state).
@@ -1507,7 +1511,9 @@ impl PhaseScan {
     ) -> Option<usize> {
         let (trans, columns) = (&self.trans[..], &self.columns);
         let first_match = usize::from(self.first_match);
-        let step = |s: usize, b: u8| usize::from(trans[columns[usize::from(b)] as usize + s]);
+        // As `PhaseScan::next` steps.
+        let step =
+            |s: usize, b: u8| usize::from(trans[(columns[usize::from(b)] + s as u32) as usize]);
         let [l0, l1, l2, l3] = *lanes;
         let [mut s0, mut s1, mut s2, mut s3] = *states;
         let mut found = None;
@@ -3053,11 +3059,16 @@ mod tests {
                 .windows(lit.len())
                 .any(|w| w.eq_ignore_ascii_case(lit))
         };
-        let (mut set_bits, mut long_values) = (0, 0);
-        for _ in 0..200 {
+        let (mut set_bits, mut long_values, mut most_states) = (0, 0, 0);
+        for round in 0..200 {
             let prefix = [3, 5, 7][below(3)];
             let members = 1 + below(130);
-            let lits: Vec<(u32, Vec<u8>)> = (0..1 + below(40))
+            // Over a thousand states now and then (states past 8 bits).
+            let (count, values) = match round % 4 {
+                0 => (300 + below(300), 4),
+                _ => (1 + below(40), 30),
+            };
+            let lits: Vec<(u32, Vec<u8>)> = (0..count)
                 .map(|_| {
                     let len = 1 + below(12);
                     let lit = (0..len).map(|_| alphabet[below(alphabet.len())]).collect();
@@ -3074,8 +3085,9 @@ mod tests {
                 })
                 .collect();
             let scan = PhaseScan::build(&prefixes, &pats, members.div_ceil(64)).unwrap();
+            most_states = most_states.max(usize::from(scan.first_match) + scan.prefix_bits.len());
             let warm = scan.longest - 1;
-            for _ in 0..30 {
+            for _ in 0..values {
                 let len = match below(4) {
                     0 => below(EXACT_FROM),
                     1 => (2 + below(3)) * (warm + PREFIX_LANE_BYTES) + below(3) - 1,
@@ -3119,6 +3131,7 @@ mod tests {
             set_bits > 20000 && long_values > 2000,
             "{set_bits} {long_values}"
         );
+        assert!(most_states > 1000, "{most_states}");
     }
 
     #[test]
