@@ -906,15 +906,18 @@ struct Unit {
 /// sets in a short value at the head of its row, 1.43 MB (8125 states × 80 classes) and
 /// 0.32 MB. Without those heads (see `PhaseScan::trans`): 1.27 MB of transitions (7820
 /// states × 81 classes) and 73 KB of what match states set for phases 1-2, 0.61 MB and
-/// 18 KB for phase 4 (at `SCAN_PREFIX_RESPONSE`).
+/// 18 KB for phase 4 at 7 bytes (0.76 MB and 19 KB at 8, see `SCAN_PREFIX_RESPONSE`).
 const SCAN_PREFIX: usize = 5;
 
 /// The same for phase 4's automaton, which mostly scans response bodies: each prefix match
 /// there stops six lanes and compares rests, and an HTML page is full of five-byte prefixes
 /// of CRS literals (" class", "produ"). Over the bench's 3.4 KB page (callgrind at 4966aaf,
 /// benign GET with its response, per transaction): 5 bytes 0.375 M instructions; 6,
-/// 0.366 M (+0.13 MB of table); 7, 0.360 M (+0.28 MB); 8, 0.355 M (+0.43 MB).
-const SCAN_PREFIX_RESPONSE: usize = 7;
+/// 0.366 M (+0.13 MB of table); 7, 0.360 M (+0.28 MB); 8, 0.355 M (+0.43 MB). With the
+/// lanes' cheaper steps a prefix match's stop weighs more (at cd61c35): 7 bytes 210.0 k
+/// (0.60 MB of transitions), 8 bytes 205.7 k (0.75 MB), 9 bytes 204.9 k (0.92 MB), 10
+/// bytes 204.7 k.
+const SCAN_PREFIX_RESPONSE: usize = 8;
 
 /// The literal prefix length of the automaton numbered `slot` (see [`scan_slot`]).
 fn scan_prefix(slot: usize) -> usize {
@@ -2746,13 +2749,15 @@ mod tests {
         let padding = b"x".repeat(EXACT_FROM);
         let mut bits = vec![0; pf.words];
         // The literals' prefixes occur, the literals do not.
-        scan.scan(
-            &[&padding[..], b"InternalServer stacktr"].concat(),
-            &mut bits,
-        );
+        let prefixes = [
+            &b"InternalServer "[..],
+            &b"stacktrace"[..SCAN_PREFIX_RESPONSE],
+        ]
+        .concat();
+        scan.scan(&[&padding[..], &prefixes].concat(), &mut bits);
         assert_eq!(bits[0], 0);
         // Short values are scanned for prefixes only.
-        scan.scan(b"InternalServer stacktr", &mut bits);
+        scan.scan(&prefixes, &mut bits);
         assert_eq!(bits[0], 0b11);
         let mut bits = vec![0; pf.words];
         scan.scan(
