@@ -974,7 +974,10 @@ pub struct PhaseScan {
 /// lanes to overlap), callgrind, response transaction: 3 lanes 216.3 k instructions, 4
 /// lanes 216.2 k, 5 lanes 217.7 k, 6 lanes 218.5 k (from 5 on, lanes' pointers spill);
 /// with the add from memory (see `PhaseScan::next`), 4 lanes 211.5 k, 5 213.0 k, 6 213.8 k.
-const LANES: usize = 4;
+/// The clock still prefers 6, the chains being what a step waits on: `crs_profile response
+/// 50000` pinned to one CPU, seven runs alternating at 6bc4937, 6 lanes 12.7–15.1 µs a
+/// transaction (mean 13.6) against 4 lanes' 13.4–15.5 (mean 14.4), 6 faster in six.
+const LANES: usize = 6;
 
 /// Bytes a lane of a short value's walk takes at least past its warm-up.
 const PREFIX_LANE_BYTES: usize = 8;
@@ -1517,34 +1520,39 @@ impl PhaseScan {
         // As `PhaseScan::next` steps.
         let step =
             |s: usize, b: u8| usize::from(trans[(columns[usize::from(b)] + s as u32) as usize]);
-        let [l0, l1, l2, l3] = *lanes;
-        let [mut s0, mut s1, mut s2, mut s3] = *states;
+        let [l0, l1, l2, l3, l4, l5] = *lanes;
+        let [mut s0, mut s1, mut s2, mut s3, mut s4, mut s5] = *states;
         let mut found = None;
-        for (i, (((&b0, &b1), &b2), &b3)) in l0[from..]
+        for (i, (((((&b0, &b1), &b2), &b3), &b4), &b5)) in l0[from..]
             .iter()
             .zip(&l1[from..])
             .zip(&l2[from..])
             .zip(&l3[from..])
+            .zip(&l4[from..])
+            .zip(&l5[from..])
             .enumerate()
         {
             s0 = step(s0, b0);
             s1 = step(s1, b1);
             s2 = step(s2, b2);
             s3 = step(s3, b3);
+            s4 = step(s4, b4);
+            s5 = step(s5, b5);
             // The match states are numbered last, and the states a text mostly visits
             // (near the start, breadth first) have small numbers: where no lane is in a
             // match state, the states' sum is mostly below `first_match` too (as their
             // maximum is). One comparison a step, and the exact test only where the sum is
-            // not below: on the bench's page, 33 of 838 steps with no lane in a match state,
-            // 31 with one (their OR: 19 with none, but 5 instructions, the sum's 3).
-            if s0 + s1 + s2 + s3 >= first_match
-                && [s0, s1, s2, s3].iter().any(|&s| s >= first_match)
+            // not below: on the bench's page in 4 lanes, 33 of 838 steps with no lane in a
+            // match state, 31 with one (their OR: 19 with none, but 5 instructions, the
+            // sum's 3).
+            if s0 + s1 + s2 + s3 + s4 + s5 >= first_match
+                && [s0, s1, s2, s3, s4, s5].iter().any(|&s| s >= first_match)
             {
                 found = Some(from + i);
                 break;
             }
         }
-        *states = [s0, s1, s2, s3];
+        *states = [s0, s1, s2, s3, s4, s5];
         found
     }
 
