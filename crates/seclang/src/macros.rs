@@ -14,6 +14,19 @@ pub enum Part {
     TxSlot(Vec<u8>, u32),
 }
 
+impl Part {
+    /// The capture group `TX:0`..`TX:9` this part reads (numbered first, they are slots
+    /// 0..9), if it is one.
+    pub fn capture_group(&self) -> Option<usize> {
+        match self {
+            Part::TxSlot(key, slot) if *slot < 10 && key[..] == [b'0' + *slot as u8] => {
+                Some(*slot as usize)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A variable reference, as a resolver is asked for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ref<'k> {

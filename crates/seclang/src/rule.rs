@@ -121,6 +121,11 @@ pub enum ExecPlan {
     /// or by another key's integer), as CRS's setup and scoring rules write them: run from
     /// `RuleSet::slot_setvars[start..start + len]`, without reading the actions.
     Slots { start: u32, len: u16 },
+    /// One `setvar` of a `TX` key named at run time (no numbered key), whose name and value
+    /// are literal text and capture groups `TX:0`..`TX:{groups - 1}` (CRS 920450's
+    /// `tx.header_name_920450_%{tx.0}=/%{tx.0}/`): where a link matched several values, each
+    /// value's key is written from its groups directly. Run one by one otherwise.
+    CaptureSetVar { groups: u8 },
     /// Run one by one from the actions.
     General,
 }

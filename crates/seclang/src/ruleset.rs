@@ -792,13 +792,40 @@ fn plan_execs(rules: &mut [Rule]) -> (Vec<SlotSetVar>, Vec<u8>) {
                 _ => {
                     // The values of the link's planned `setvar`s before the one that is not.
                     values.truncate(values_len);
-                    ExecPlan::General
+                    match capture_setvar_groups(l) {
+                        Some(groups) => ExecPlan::CaptureSetVar { groups },
+                        None => ExecPlan::General,
+                    }
                 }
             };
             link = l.chained.as_deref_mut();
         }
     }
     (setvars, values)
+}
+
+/// For a capturing link whose one action is a `setvar` that [`ExecPlan::CaptureSetVar`]
+/// runs: how many capture groups it reads.
+fn capture_setvar_groups(l: &Rule) -> Option<u8> {
+    let [Exec::SetVar(sv)] = &l.actions.exec[..] else {
+        return None;
+    };
+    let SetVarOp::Set(value) = &sv.op else {
+        return None;
+    };
+    // Unnumbered: the key is none of TX:0..9, so writing it cannot change a group.
+    if !l.capture || !sv.unnumbered {
+        return None;
+    }
+    let mut groups = 0;
+    for p in sv.name.parts.iter().chain(&value.parts) {
+        match (p, p.capture_group()) {
+            (Part::Lit(_), _) => {}
+            (_, Some(g)) => groups = groups.max(g + 1),
+            _ => return None,
+        }
+    }
+    (groups > 0).then_some(groups as u8)
 }
 
 /// `e` as a [`SlotSetVar`], if it is one; a literal value goes into `values`.

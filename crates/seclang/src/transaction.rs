@@ -374,6 +374,13 @@ impl MatchVars {
         self.last_tx_key = Some(name_at);
     }
 
+    /// [`MatchVars::push`] of value `value` of `var`, named `key`.
+    fn push_hit(&mut self, var: Var, key: &[u8], value: &[u8]) {
+        let (n, v) = self.push();
+        write_var_name(n, var, key);
+        v.extend_from_slice(value);
+    }
+
     /// MATCHED_VARS in order.
     fn list(&self) -> impl Iterator<Item = &Pair> {
         let last = self.last_listed.then_some(&self.last);
@@ -1780,7 +1787,7 @@ impl Transaction {
                     self.slot_setvar(rs, sv);
                 }
             }
-            ExecPlan::General => {
+            ExecPlan::CaptureSetVar { .. } | ExecPlan::General => {
                 for e in &link.actions.exec {
                     let setvar = matches!(e, Exec::SetVar(_));
                     match which {
@@ -1798,6 +1805,11 @@ impl Transaction {
     /// as TX:0-9 (CRS 920450 names a TX key after each header name it captured; a score a
     /// rule adds rises once per value). Its other actions (`ctl`, `setenv`) run once, when
     /// the whole chain matched ([`Transaction::run_chain_others`]).
+    ///
+    /// An [`ExecPlan::CaptureSetVar`] link's `setvar` reads each value's groups where they
+    /// were recorded, when every value has the same groups, enough of them (an operator
+    /// gives each value as many): TX:0-9 are written once, with the last value's groups,
+    /// which is what writing them for each value leaves.
     /// Out of line: most links match one value, or have no actions.
     #[inline(never)]
     fn actions_per_value(&mut self, rs: &RuleSet, link: &Rule) {
@@ -1808,22 +1820,58 @@ impl Transaction {
             groups,
             ..
         } = &link_hits;
-        for h in hits {
-            if link.capture && !h.groups.is_empty() {
-                // TX:0..TX:9 are slots 0..9: the rule set numbers them first.
-                for (i, g) in groups[h.groups.clone()].iter().enumerate() {
-                    self.data
-                        .tx
-                        .set(&[b'0' + i as u8], Some(i as u32), &bytes[g.clone()]);
-                }
+        let planned = match (link.execs, &link.actions.exec[..], hits.last()) {
+            (ExecPlan::CaptureSetVar { groups: needed }, [Exec::SetVar(sv)], Some(last))
+                if link.capture
+                    && last.groups.len() >= usize::from(needed)
+                    && hits.iter().all(|h| h.groups.len() == last.groups.len()) =>
+            {
+                Some(sv)
             }
-            let (n, v) = self.data.matched.push();
-            write_var_name(n, h.var, &bytes[h.key.clone()]);
-            v.extend_from_slice(&bytes[h.value.clone()]);
-            self.run_actions(rs, link, LinkActions::SetVars);
+            _ => None,
+        };
+        let Some(sv) = planned else {
+            for h in hits {
+                if link.capture {
+                    self.write_groups(&groups[h.groups.clone()], bytes);
+                }
+                let (key, value) = (&bytes[h.key.clone()], &bytes[h.value.clone()]);
+                self.data.matched.push_hit(h.var, key, value);
+                self.run_actions(rs, link, LinkActions::SetVars);
+            }
+            self.scratch.link_hits = link_hits;
+            self.actions_ran = true;
+            return;
+        };
+        let [mut name, mut value] = std::mem::take(&mut self.scratch.expansions);
+        for h in hits {
+            let (key, matched) = (&bytes[h.key.clone()], &bytes[h.value.clone()]);
+            self.data.matched.push_hit(h.var, key, matched);
+            let hit_groups = &groups[h.groups.clone()];
+            name.clear();
+            value.clear();
+            expand_captured(&sv.name, hit_groups, bytes, &mut name, true);
+            if let SetVarOp::Set(m) = &sv.op {
+                expand_captured(m, hit_groups, bytes, &mut value, false);
+            }
+            self.data.tx.set_unnumbered(&name, &value);
         }
+        if let Some(last) = hits.last() {
+            self.write_groups(&groups[last.groups.clone()], bytes);
+        }
+        self.scratch.expansions = [name, value];
         self.scratch.link_hits = link_hits;
         self.actions_ran = true;
+    }
+
+    /// A matched value's capture groups (ranges of `bytes`) into TX:0..TX:9, slots 0..9 (the
+    /// rule set numbers them first).
+    fn write_groups(&mut self, groups: &[std::ops::Range<usize>], bytes: &[u8]) {
+        for (i, g) in groups.iter().enumerate() {
+            self.data
+                .tx
+                .set(&[b'0' + i as u8], Some(i as u32), &bytes[g.clone()]);
+        }
     }
 
     /// [`Transaction::exec`] for a `setvar` planned as a [`SlotSetVar`].
@@ -2852,6 +2900,32 @@ fn tx_key_value(tx: &Store, slot: u32, count: bool) -> Option<&[u8]> {
 }
 
 /// Write `VAR:key` (or `VAR` for scalars) into `out`, as MATCHED_VAR_NAME shows it.
+/// Append what macro `m` expands to where its variables are the capture groups of one
+/// value (ranges of `bytes`), lower-cased (`lower`) as a `setvar` name's are: for an
+/// [`ExecPlan::CaptureSetVar`] `setvar`, which refers to no other variable and to no more
+/// groups than the value has.
+fn expand_captured(
+    m: &Macro,
+    groups: &[std::ops::Range<usize>],
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+    lower: bool,
+) {
+    for p in &m.parts {
+        match (p, p.capture_group()) {
+            (Part::Lit(l), _) => out.extend_from_slice(l),
+            (_, Some(g)) => {
+                let at = out.len();
+                out.extend_from_slice(&bytes[groups[g].clone()]);
+                if lower {
+                    out[at..].make_ascii_lowercase();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 pub(crate) fn write_var_name(out: &mut Vec<u8>, var: Var, key: &[u8]) {
     out.clear();
     out.extend_from_slice(var.name().as_bytes());
@@ -5170,6 +5244,92 @@ mod tests {
                 assert_eq!(ran, id != removed, "{ctl}: rule {id}");
             }
         }
+    }
+
+    /// A link planned as [`ExecPlan::CaptureSetVar`] (CRS 920450's shape) leaves the TX
+    /// collection, TX:0-9, MATCHED_VAR(S) and the outcome of its chain as the general path
+    /// does, for random header names: upper case, non-ASCII bytes, duplicates, empty ones,
+    /// names alike once lower-cased; and for links whose values have too few groups.
+    #[test]
+    fn capture_setvars_agree_with_the_general_path() {
+        let text = "SecRuleEngine DetectionOnly\n\
+             SecRule REQUEST_HEADERS_NAMES \"@rx ^.*$\" \"id:1,phase:1,pass,capture,\
+               t:none,t:lowercase,setvar:'tx.header_name_1_%{tx.0}=/%{tx.0}/',chain\"\n\
+               SecRule TX:/^header_name_1_/ \"@within /x-b/ /content-type/ /\u{e4}/\" \
+               \"setvar:'tx.restricted=+1'\"\n\
+             SecAction \"id:2,phase:1,pass,nolog,setvar:tx.mv=%{MATCHED_VAR},\
+               setvar:tx.mvn=%{MATCHED_VAR_NAME}\"\n\
+             SecRule REQUEST_HEADERS_NAMES \"@rx ^(.)(.*)$\" \"id:3,phase:1,pass,capture,\
+               setvar:'tx.Pair_%{tx.2}_%{tx.1}=%{tx.0}|%{tx.1}'\"\n\
+             SecRule REQUEST_HEADERS_NAMES \"@beginsWith x\" \"id:4,phase:1,pass,capture,\
+               t:lowercase,setvar:'tx.begins_%{tx.0}=%{tx.1}'\"\n\
+             SecRule REQUEST_HEADERS_NAMES \"@rx ^([a-c])?(.?)\" \"id:5,phase:1,pass,capture,\
+               setvar:'tx.opt_%{tx.1}=%{tx.2}'\"\n";
+        let fast = Arc::new(RuleSet::from_text(text, "t").unwrap());
+        let mut general = RuleSet::from_text(text, "t").unwrap();
+        for r in &mut general.rules {
+            if matches!(r.execs, ExecPlan::CaptureSetVar { .. }) {
+                r.execs = ExecPlan::General;
+            }
+        }
+        let general = Arc::new(general);
+        let planned: Vec<u32> = (fast.rules.iter())
+            .filter(|r| matches!(r.execs, ExecPlan::CaptureSetVar { .. }))
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(planned, [1, 3, 4, 5]);
+        let pieces: [&[u8]; 12] = [
+            b"X-B",
+            b"x-b",
+            b"Content-Type",
+            b"CONTENT-type",
+            b"\xc3\xa4",
+            b"\xc3\x84",
+            b"\xff",
+            b"",
+            b"a",
+            b"B",
+            b"c-",
+            b"_",
+        ];
+        let mut below = crate::test_rng::below(0x3c6e_f372_fe94_f82b);
+        let mut restricted = 0;
+        for round in 0..400 {
+            let mut names = Vec::new();
+            for _ in 0..below(8) {
+                let mut name = Vec::new();
+                for _ in 0..1 + below(2) {
+                    name.extend_from_slice(pieces[below(pieces.len())]);
+                }
+                names.push(name);
+            }
+            let groups: Vec<Option<Vec<u8>>> = (0..4)
+                .map(|_| (below(3) > 0).then(|| pieces[below(pieces.len())].to_vec()))
+                .collect();
+            let run = |rs: &Arc<RuleSet>| {
+                let mut tx = rs.transaction(TxInput::default());
+                for (i, g) in groups.iter().enumerate() {
+                    if let Some(g) = g {
+                        tx.set_tx_var(&i.to_string(), g);
+                    }
+                }
+                tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+                for n in &names {
+                    tx.add_request_header(n, b"v");
+                }
+                assert!(tx.process_request_headers().is_none());
+                let mut vars = Vec::new();
+                tx.each_tx_var(&mut |k, v| vars.push((k.to_vec(), v.to_vec())));
+                let matched: Vec<Pair> = tx.data.matched.list().cloned().collect();
+                let last = tx.data.matched.last.clone();
+                let ids: Vec<u32> = tx.matched_rules().iter().map(|m| m.id).collect();
+                (vars, matched, last, ids)
+            };
+            let (f, g) = (run(&fast), run(&general));
+            assert_eq!(f, g, "round {round}: {names:?}");
+            restricted += usize::from(f.3.contains(&1));
+        }
+        assert!(restricted > 0, "the chain matched in some rounds");
     }
 
     /// A link's `setvar`s run once for each value it matched, each seeing that value's
