@@ -226,6 +226,16 @@ impl Store {
         self.extra.set(key, value)
     }
 
+    /// [`Store::set_unnumbered`] of the key and value that `key` and `value` append to the
+    /// buffer given them: written where the store keeps them, not copied there.
+    pub fn set_unnumbered_with(
+        &mut self,
+        key: impl FnOnce(&mut Vec<u8>),
+        value: impl FnOnce(&mut Vec<u8>),
+    ) {
+        self.extra.set_with(key, value)
+    }
+
     pub fn remove_unnumbered(&mut self, key: &[u8]) {
         self.extra.remove(key)
     }
@@ -361,6 +371,40 @@ impl RunKeys {
         }
     }
 
+    /// [`RunKeys::set`] of the key and value that `key` and `value` append to `bytes`. A key
+    /// set before keeps its bytes: the new ones go unused, or, for a value no longer than
+    /// the one replaced, are dropped once it is written over that one.
+    fn set_with(&mut self, key: impl FnOnce(&mut Vec<u8>), value: impl FnOnce(&mut Vec<u8>)) {
+        let key_at = self.bytes.len();
+        key(&mut self.bytes);
+        let value_at = self.bytes.len();
+        value(&mut self.bytes);
+        let new_key = (key_at, value_at - key_at);
+        let new_value = (value_at, self.bytes.len() - value_at);
+        match self.find(self.slice(new_key)) {
+            Err(i) => self.entries.insert(
+                i,
+                RunKey {
+                    key: new_key,
+                    value: new_value,
+                },
+            ),
+            Ok(i) => {
+                let (start, len) = self.entries[i].value;
+                if new_value.1 <= len {
+                    self.bytes.copy_within(value_at.., start);
+                    self.bytes.truncate(key_at);
+                    self.entries[i].value = (start, new_value.1);
+                    self.unused += len - new_value.1;
+                } else {
+                    self.unused += len + new_key.1;
+                    self.entries[i].value = new_value;
+                    self.compact_if_sparse();
+                }
+            }
+        }
+    }
+
     fn remove(&mut self, key: &[u8]) {
         if let Ok(i) = self.find(key) {
             let e = self.entries.remove(i);
@@ -486,7 +530,8 @@ mod tests {
     }
 
     /// Keys made at run time answer as an ordered map of owned keys and values does, over
-    /// random sets (longer and shorter values than the one replaced), removals and clears,
+    /// random sets (longer and shorter values than the one replaced, given as slices or
+    /// written in place), removals and clears,
     /// and their buffer stays within twice what they hold (plus what may go unused).
     #[test]
     fn run_keys_behave_as_an_ordered_map() {
@@ -506,7 +551,14 @@ mod tests {
                         Some(_) => replaced_shorter += 1,
                         None => {}
                     }
-                    keys.set(&key, &value);
+                    if next(2) == 0 {
+                        keys.set(&key, &value);
+                    } else {
+                        keys.set_with(
+                            |b| b.extend_from_slice(&key),
+                            |b| b.extend_from_slice(&value),
+                        );
+                    }
                     model.insert(key, value);
                 }
                 12..=17 => {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, SetVarOp};
+use crate::actions::{AllowScope, Ctl, Disruptive, EngineMode, Exec, IdRange, SetVar, SetVarOp};
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{json, multipart, urlencoded, xml, Pair, Pairs};
 use crate::cache::{Row, TransformCache, Val};
@@ -1821,16 +1821,23 @@ impl Transaction {
             ..
         } = &link_hits;
         let planned = match (link.execs, &link.actions.exec[..], hits.last()) {
-            (ExecPlan::CaptureSetVar { groups: needed }, [Exec::SetVar(sv)], Some(last))
-                if link.capture
-                    && last.groups.len() >= usize::from(needed)
-                    && hits.iter().all(|h| h.groups.len() == last.groups.len()) =>
+            (
+                ExecPlan::CaptureSetVar { groups: needed },
+                [Exec::SetVar(SetVar {
+                    name,
+                    op: SetVarOp::Set(value),
+                    ..
+                })],
+                Some(last),
+            ) if link.capture
+                && last.groups.len() >= usize::from(needed)
+                && hits.iter().all(|h| h.groups.len() == last.groups.len()) =>
             {
-                Some(sv)
+                Some((name, value))
             }
             _ => None,
         };
-        let Some(sv) = planned else {
+        let Some((name, value)) = planned else {
             for h in hits {
                 if link.capture {
                     self.write_groups(&groups[h.groups.clone()], bytes);
@@ -1843,23 +1850,18 @@ impl Transaction {
             self.actions_ran = true;
             return;
         };
-        let [mut name, mut value] = std::mem::take(&mut self.scratch.expansions);
         for h in hits {
             let (key, matched) = (&bytes[h.key.clone()], &bytes[h.value.clone()]);
             self.data.matched.push_hit(h.var, key, matched);
             let hit_groups = &groups[h.groups.clone()];
-            name.clear();
-            value.clear();
-            expand_captured(&sv.name, hit_groups, bytes, &mut name, true);
-            if let SetVarOp::Set(m) = &sv.op {
-                expand_captured(m, hit_groups, bytes, &mut value, false);
-            }
-            self.data.tx.set_unnumbered(&name, &value);
+            self.data.tx.set_unnumbered_with(
+                |out| expand_captured(name, hit_groups, bytes, out, true),
+                |out| expand_captured(value, hit_groups, bytes, out, false),
+            );
         }
         if let Some(last) = hits.last() {
             self.write_groups(&groups[last.groups.clone()], bytes);
         }
-        self.scratch.expansions = [name, value];
         self.scratch.link_hits = link_hits;
         self.actions_ran = true;
     }
