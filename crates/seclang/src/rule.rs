@@ -125,7 +125,9 @@ pub enum ExecPlan {
     /// are literal text and capture groups `TX:0`..`TX:{groups - 1}` (CRS 920450's
     /// `tx.header_name_920450_%{tx.0}=/%{tx.0}/`): where a link matched several values, each
     /// value's key is written from its groups directly. Run one by one otherwise.
-    CaptureSetVar { groups: u8 },
+    /// `lower_groups`: whether the groups may hold upper case, which the key may not
+    /// (`@rx`'s groups are parts of the value it tests, lower-cased by a last `t:lowercase`).
+    CaptureSetVar { groups: u8, lower_groups: bool },
     /// Run one by one from the actions.
     General,
 }

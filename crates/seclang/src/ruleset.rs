@@ -355,7 +355,7 @@ impl RuleSetBuilder {
         let mut tx_key_names = Vec::new();
         let tx_slots = Arc::new(number_tx_keys(&mut rules, &mut tx_key_names));
         let dynamic_operators = number_dynamic_operators(&mut rules);
-        let (slot_setvars, setvar_values) = plan_execs(&mut rules);
+        let (slot_setvars, setvar_values) = plan_execs(&mut rules, &chains);
         static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let prefilter = Prefilter::build(&rules, &phases, &mut chains);
         let phases = phases.map(|steps| PhaseSteps::pack(&steps, &rules, &prefilter));
@@ -758,7 +758,7 @@ impl RuleSetBuilder {
 /// Sets every link's [`ExecPlan`] (the TX keys numbered already) and every chain's
 /// [`Rule::chain_others`]; returns the `setvar`s that [`ExecPlan::Slots`] refer to, and
 /// their values.
-fn plan_execs(rules: &mut [Rule]) -> (Vec<SlotSetVar>, Vec<u8>) {
+fn plan_execs(rules: &mut [Rule], chains: &ChainTable) -> (Vec<SlotSetVar>, Vec<u8>) {
     let (mut setvars, mut values) = (Vec::new(), Vec::new());
     for r in rules.iter_mut() {
         let mut others = false;
@@ -793,7 +793,10 @@ fn plan_execs(rules: &mut [Rule]) -> (Vec<SlotSetVar>, Vec<u8>) {
                     // The values of the link's planned `setvar`s before the one that is not.
                     values.truncate(values_len);
                     match capture_setvar_groups(l) {
-                        Some(groups) => ExecPlan::CaptureSetVar { groups },
+                        Some(groups) => ExecPlan::CaptureSetVar {
+                            groups,
+                            lower_groups: !lowercased_groups(l, chains),
+                        },
                         None => ExecPlan::General,
                     }
                 }
@@ -826,6 +829,16 @@ fn capture_setvar_groups(l: &Rule) -> Option<u8> {
         }
     }
     (groups > 0).then_some(groups as u8)
+}
+
+/// Whether the groups `l`'s operator captures are lower case: `@rx`'s are parts of the
+/// value it tests, which a last `t:lowercase` lower-cased (all forms of the value are
+/// tested under `multiMatch`).
+fn lowercased_groups(l: &Rule, chains: &ChainTable) -> bool {
+    let last = l.chain_id().map(|c| chains.nodes[c as usize].1);
+    l.operator_name == "rx"
+        && !l.multi_match
+        && last.is_some_and(|t| Some(t) == crate::transformations::lookup("lowercase"))
 }
 
 /// `e` as a [`SlotSetVar`], if it is one; a literal value goes into `values`.

@@ -1822,7 +1822,10 @@ impl Transaction {
         } = &link_hits;
         let planned = match (link.execs, &link.actions.exec[..], hits.last()) {
             (
-                ExecPlan::CaptureSetVar { groups: needed },
+                ExecPlan::CaptureSetVar {
+                    groups: needed,
+                    lower_groups,
+                },
                 [Exec::SetVar(SetVar {
                     name,
                     op: SetVarOp::Set(value),
@@ -1833,11 +1836,11 @@ impl Transaction {
                 && last.groups.len() >= usize::from(needed)
                 && hits.iter().all(|h| h.groups.len() == last.groups.len()) =>
             {
-                Some((name, value))
+                Some((name, value, lower_groups))
             }
             _ => None,
         };
-        let Some((name, value)) = planned else {
+        let Some((name, value, lower_groups)) = planned else {
             for h in hits {
                 if link.capture {
                     self.write_groups(&groups[h.groups.clone()], bytes);
@@ -1855,7 +1858,7 @@ impl Transaction {
             self.data.matched.push_hit(h.var, key, matched);
             let hit_groups = &groups[h.groups.clone()];
             self.data.tx.set_unnumbered_with(
-                |out| expand_captured(name, hit_groups, bytes, out, true),
+                |out| expand_captured(name, hit_groups, bytes, out, lower_groups),
                 |out| expand_captured(value, hit_groups, bytes, out, false),
             );
         }
@@ -2903,7 +2906,8 @@ fn tx_key_value(tx: &Store, slot: u32, count: bool) -> Option<&[u8]> {
 
 /// Write `VAR:key` (or `VAR` for scalars) into `out`, as MATCHED_VAR_NAME shows it.
 /// Append what macro `m` expands to where its variables are the capture groups of one
-/// value (ranges of `bytes`), lower-cased (`lower`) as a `setvar` name's are: for an
+/// value (ranges of `bytes`), lower-cased (`lower`) as a `setvar` name's are where they
+/// may hold upper case: for an
 /// [`ExecPlan::CaptureSetVar`] `setvar`, which refers to no other variable and to no more
 /// groups than the value has.
 fn expand_captured(
@@ -5266,7 +5270,9 @@ mod tests {
              SecRule REQUEST_HEADERS_NAMES \"@beginsWith x\" \"id:4,phase:1,pass,capture,\
                t:lowercase,setvar:'tx.begins_%{tx.0}=%{tx.1}'\"\n\
              SecRule REQUEST_HEADERS_NAMES \"@rx ^([a-c])?(.?)\" \"id:5,phase:1,pass,capture,\
-               setvar:'tx.opt_%{tx.1}=%{tx.2}'\"\n";
+               setvar:'tx.opt_%{tx.1}=%{tx.2}'\"\n\
+             SecRule REQUEST_HEADERS_NAMES \"@detectSQLi\" \"id:6,phase:1,pass,capture,\
+               t:lowercase,setvar:'tx.sqli_%{tx.0}=%{tx.0}'\"\n";
         let fast = Arc::new(RuleSet::from_text(text, "t").unwrap());
         let mut general = RuleSet::from_text(text, "t").unwrap();
         for r in &mut general.rules {
@@ -5279,8 +5285,22 @@ mod tests {
             .filter(|r| matches!(r.execs, ExecPlan::CaptureSetVar { .. }))
             .map(|r| r.id)
             .collect();
-        assert_eq!(planned, [1, 3, 4, 5]);
-        let pieces: [&[u8]; 12] = [
+        assert_eq!(planned, [1, 3, 4, 5, 6]);
+        // Only rule 1's groups are lower case already (`@rx` after `t:lowercase`).
+        let lowered: Vec<u32> = (fast.rules.iter())
+            .filter(|r| {
+                matches!(
+                    r.execs,
+                    ExecPlan::CaptureSetVar {
+                        lower_groups: false,
+                        ..
+                    }
+                )
+            })
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(lowered, [1]);
+        let pieces: [&[u8]; 14] = [
             b"X-B",
             b"x-b",
             b"Content-Type",
@@ -5293,9 +5313,11 @@ mod tests {
             b"B",
             b"c-",
             b"_",
+            b"1' UNION SELECT 1",
+            b"' oR 1=1-- ",
         ];
         let mut below = crate::test_rng::below(0x3c6e_f372_fe94_f82b);
-        let mut restricted = 0;
+        let (mut restricted, mut sqli) = (0, 0);
         for round in 0..400 {
             let mut names = Vec::new();
             for _ in 0..below(8) {
@@ -5330,8 +5352,10 @@ mod tests {
             let (f, g) = (run(&fast), run(&general));
             assert_eq!(f, g, "round {round}: {names:?}");
             restricted += usize::from(f.3.contains(&1));
+            sqli += usize::from(f.3.contains(&6));
         }
         assert!(restricted > 0, "the chain matched in some rounds");
+        assert!(sqli > 0, "@detectSQLi matched in some rounds");
     }
 
     /// A link's `setvar`s run once for each value it matched, each seeing that value's
