@@ -99,6 +99,11 @@ pub struct Rule {
     pub status: Option<u16>,
     pub log: bool,
     pub phase: u8,
+    /// Whether the link captures and its static operator matches every value whole (CRS
+    /// 920450's `@rx ^.*$`; negated, it matches none), set when the rule set is built: a
+    /// value's one group is the value, recorded without asking the operator. Next to the
+    /// targets, read with them.
+    pub captures_whole: bool,
     pub targets: Vec<Target>,
     /// The full transformation chain, and its prefixes (for `multiMatch`).
     pub chain_ids: Vec<ChainId>,
@@ -360,6 +365,7 @@ mod tests {
         let second = [
             offset_of!(Rule, chain_others) + 1,
             offset_of!(Rule, log) + 1,
+            offset_of!(Rule, captures_whole) + 1,
             offset_of!(Rule, targets) + size_of_val(&r.targets),
             offset_of!(Rule, chain_ids) + size_of_val(&r.chain_ids),
         ];

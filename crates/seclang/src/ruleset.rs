@@ -720,6 +720,7 @@ impl RuleSetBuilder {
             chain_others: false,
             multi_match: false,
             capture: false,
+            captures_whole: false,
             chain_ids: Vec::new(),
             defaults: self.defaults[if is_link { 0 } else { phase as usize }].clone(),
             actions,
@@ -774,6 +775,9 @@ fn plan_execs(rules: &mut [Rule], chains: &ChainTable) -> (Vec<SlotSetVar>, Vec<
         r.chain_others = others;
         let mut link = Some(r);
         while let Some(l) = link {
+            l.captures_whole = l.capture
+                && matches!(&l.operator, RuleOperator::Static(op)
+                    if op.as_rx().is_some_and(crate::operators::Rx::matches_every_input));
             let values_len = values.len();
             let slots: Option<Vec<SlotSetVar>> = l
                 .actions

@@ -120,6 +120,9 @@ struct LinkHits {
     groups: Vec<std::ops::Range<usize>>,
     /// What operators capture into, value after value.
     caps: Captures,
+    /// The link's [`Rule::captures_whole`]: a value's one group is the value, recorded
+    /// without asking the operator nor copying the value again.
+    whole: bool,
 }
 
 impl LinkHits {
@@ -2050,6 +2053,7 @@ impl Transaction {
             ..
         } = &mut self.scratch;
         link_hits.begin(link.capture);
+        link_hits.whole = link.captures_whole;
         let mut link_values = LinkValues {
             chain,
             // The chain the phase scanned this link's values through, when it differs.
@@ -2610,8 +2614,10 @@ impl ValueTest<'_> {
             bytes,
             groups,
             caps,
+            whole,
         } = &mut *self.hits;
-        if (!self.op_fails && self.op.matches(v, caps)) == self.link.negated {
+        let matched = !self.op_fails && (*whole || self.op.matches(v, caps));
+        if matched == self.link.negated {
             return false;
         }
         let keep = |bytes: &mut Vec<u8>, b: &[u8]| {
@@ -2621,6 +2627,9 @@ impl ValueTest<'_> {
         let key = keep(bytes, key);
         let value = keep(bytes, v);
         let first = groups.len();
+        if *whole {
+            groups.push(value.clone());
+        }
         for g in caps.groups() {
             groups.push(keep(bytes, g));
         }
@@ -5255,7 +5264,9 @@ mod tests {
     /// A link planned as [`ExecPlan::CaptureSetVar`] (CRS 920450's shape) leaves the TX
     /// collection, TX:0-9, MATCHED_VAR(S) and the outcome of its chain as the general path
     /// does, for random header names: upper case, non-ASCII bytes, duplicates, empty ones,
-    /// names alike once lower-cased; and for links whose values have too few groups.
+    /// names alike once lower-cased; and for links whose values have too few groups. The
+    /// general path asks its `@rx` of each value too: `^.*$|^$` (the same matches) is not
+    /// taken for a pattern that matches every value whole.
     #[test]
     fn capture_setvars_agree_with_the_general_path() {
         let text = "SecRuleEngine DetectionOnly\n\
@@ -5272,9 +5283,13 @@ mod tests {
              SecRule REQUEST_HEADERS_NAMES \"@rx ^([a-c])?(.?)\" \"id:5,phase:1,pass,capture,\
                setvar:'tx.opt_%{tx.1}=%{tx.2}'\"\n\
              SecRule REQUEST_HEADERS_NAMES \"@detectSQLi\" \"id:6,phase:1,pass,capture,\
-               t:lowercase,setvar:'tx.sqli_%{tx.0}=%{tx.0}'\"\n";
+               t:lowercase,setvar:'tx.sqli_%{tx.0}=%{tx.0}'\"\n\
+             SecRule REQUEST_HEADERS_NAMES \"!@rx ^.*$\" \"id:7,phase:1,pass,capture,\
+               setvar:'tx.never_%{tx.0}=1'\"\n";
         let fast = Arc::new(RuleSet::from_text(text, "t").unwrap());
-        let mut general = RuleSet::from_text(text, "t").unwrap();
+        let general_text = text.replace("@rx ^.*$\"", "@rx ^.*$|^$\"");
+        let mut general = RuleSet::from_text(&general_text, "t").unwrap();
+        assert!(fast.rules[0].captures_whole && !general.rules[0].captures_whole);
         for r in &mut general.rules {
             if matches!(r.execs, ExecPlan::CaptureSetVar { .. }) {
                 r.execs = ExecPlan::General;
@@ -5285,7 +5300,7 @@ mod tests {
             .filter(|r| matches!(r.execs, ExecPlan::CaptureSetVar { .. }))
             .map(|r| r.id)
             .collect();
-        assert_eq!(planned, [1, 3, 4, 5, 6]);
+        assert_eq!(planned, [1, 3, 4, 5, 6, 7]);
         // Only rule 1's groups are lower case already (`@rx` after `t:lowercase`).
         let lowered: Vec<u32> = (fast.rules.iter())
             .filter(|r| {
