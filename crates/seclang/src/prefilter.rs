@@ -977,7 +977,7 @@ pub struct PhaseScan {
 /// lanes 216.2 k, 5 lanes 217.7 k, 6 lanes 218.5 k (from 5 on, lanes' pointers spill);
 /// with the add from memory (see `PhaseScan::next`), 4 lanes 211.5 k, 5 213.0 k, 6 213.8 k.
 /// The clock still prefers 6, the chains being what a step waits on: `crs_profile response
-/// 50000` pinned to one CPU, seven runs alternating at 6bc4937, 6 lanes 12.7–15.1 µs a
+/// 50000` pinned to one CPU, seven runs alternating with 9554dec's 4, 6 lanes 12.7–15.1 µs a
 /// transaction (mean 13.6) against 4 lanes' 13.4–15.5 (mean 14.4), 6 faster in six.
 const LANES: usize = 6;
 
