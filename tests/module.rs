@@ -268,3 +268,23 @@ fn a_panic_fails_only_that_request_and_the_worker_lives_on() {
     assert!(nginx.error_log().contains("panic in body filter"));
     assert_eq!(nginx.worker_pids().len(), 1);
 }
+
+/// A port taken between the harness picking it and nginx binding it (another test's client
+/// socket can take it) makes nginx give up on that attempt; the harness starts again on new
+/// ports, and the abandoned attempt's bind errors do not fail the test.
+#[test]
+fn a_port_taken_before_nginx_binds_it_is_retried_on_new_ports() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let config = Config::new(
+        "server { listen 127.0.0.1:{port0}; honeytrap on;
+                  location / { return 200 \"served\"; } }",
+    );
+    let nginx = Nginx::start_with_first_ports(config, Some(vec![taken_port]));
+    assert_ne!(nginx.port(0), taken_port);
+    let response = nginx.get("/");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"served");
+    drop(nginx);
+    drop(taken);
+}
