@@ -1533,6 +1533,9 @@ impl Transaction {
                 listed: true,
                 ..SetState::default()
             };
+            // The raw ORs are folded in this pass while `transforms` change no value so
+            // far (most sets): no second pass over the targets.
+            let mut raw = RawOr::default();
             for st in pf.set_targets(set) {
                 let t = usize::from(st.target_id);
                 let ts = &mut targets[t];
@@ -1543,6 +1546,14 @@ impl Transaction {
                 }
                 test_target(data, cache, target_values, ts, pf.target_transforms[t]);
                 state.changing |= ts.changing;
+                if ts.len != 0 && state.changing & transforms == 0 {
+                    let w = pf.words;
+                    let from = target_raw(data, scan, w, scans, target_values, target_raw_bits, ts);
+                    raw.fold(from, w, target_raw_bits);
+                }
+            }
+            if state.listed && state.changing & transforms == 0 {
+                state.raw_bits = raw.finish(pf.words, target_raw_bits) as u32 + 1;
             }
         }
         if state.listed && state.changing & transforms == 0 && state.raw_bits == 0 {
@@ -2835,23 +2846,39 @@ fn set_raw_bits(
     target_raw_bits: &mut Vec<u64>,
 ) -> usize {
     let w = pf.words;
-    // The first target with values, then the OR of all of them once a second has some:
-    // made in one pass over the targets.
-    let (mut only, mut or) = (None, None);
+    let mut raw = RawOr::default();
     for st in pf.set_targets(set) {
         let ts = &mut targets[usize::from(st.target_id)];
         if ts.len == 0 {
             continue;
         }
         let from = target_raw(data, scan, w, scans, target_values, target_raw_bits, ts);
-        match (only, or) {
-            (None, _) => only = Some(from),
+        raw.fold(from, w, target_raw_bits);
+    }
+    raw.finish(w, target_raw_bits)
+}
+
+/// The OR of a set's targets' raw ORs (`w` words each in `target_raw_bits`), folded in
+/// target after target: the first target with values, then the OR of all of them once a
+/// second has some.
+#[derive(Default)]
+struct RawOr {
+    only: Option<usize>,
+    or: Option<usize>,
+}
+
+impl RawOr {
+    /// Folds in the target's raw OR at `from`.
+    #[inline(always)]
+    fn fold(&mut self, from: usize, w: usize, target_raw_bits: &mut Vec<u64>) {
+        match (self.only, self.or) {
+            (None, _) => self.only = Some(from),
             (Some(first), None) => {
                 let at = target_raw_bits.len();
                 target_raw_bits.extend_from_within(first..first + w);
                 let (earlier, bits) = target_raw_bits.split_at_mut(at);
                 or_into(bits, &earlier[from..from + w]);
-                or = Some(at);
+                self.or = Some(at);
             }
             (_, Some(at)) => {
                 // A target's own OR, made after the set's when it is the target's first.
@@ -2866,13 +2893,17 @@ fn set_raw_bits(
             }
         }
     }
-    match or.or(only) {
-        Some(at) => at,
-        // No values: no bits.
-        None => {
-            let at = target_raw_bits.len();
-            target_raw_bits.extend(std::iter::repeat_n(0, w));
-            at
+
+    /// Where the OR is.
+    fn finish(self, w: usize, target_raw_bits: &mut Vec<u64>) -> usize {
+        match self.or.or(self.only) {
+            Some(at) => at,
+            // No values: no bits.
+            None => {
+                let at = target_raw_bits.len();
+                target_raw_bits.extend(std::iter::repeat_n(0, w));
+                at
+            }
         }
     }
 }
@@ -3963,6 +3994,80 @@ mod tests {
                     assert_eq!(
                         got, expected,
                         "{word}, {last} read alone, set {set_order:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Random groups over a few target sets (chains that change some values, or none), asked
+    /// in random order on random requests: a group's bits read through its set (whose raw
+    /// OR is folded in while the set is read, or made after) are those read target by
+    /// target.
+    #[test]
+    fn set_bits_agree_with_reading_target_by_target() {
+        let mut next = crate::test_rng::below(0x2545_f491_4f6c_dd1d);
+        let sets = [
+            "ARGS|ARGS_NAMES|REQUEST_HEADERS|REQUEST_COOKIES",
+            "REQUEST_COOKIES|REQUEST_HEADERS:X-Test|ARGS",
+            "REQUEST_URI|ARGS_NAMES",
+            "REQUEST_HEADERS:X-Test",
+        ];
+        let chains = [
+            "",
+            ",t:lowercase",
+            ",t:urlDecodeUni",
+            ",t:removeWhitespace",
+            ",t:urlDecodeUni,t:lowercase",
+        ];
+        let words = ["alpha", "bravo", "lima", "mike", "kilo"];
+        let parts = ["alpha", "Bravo", "li%6da", "m ike", "kilo", "x", "%20", "q"];
+        for _ in 0..30 {
+            let mut rules = String::from("SecRuleEngine DetectionOnly\n");
+            for i in 0..8 {
+                rules.push_str(&format!(
+                    "SecRule {} \"@pm {} {}\" \"id:{},phase:2,pass{}\"\n",
+                    sets[next(sets.len())],
+                    words[next(words.len())],
+                    words[next(words.len())],
+                    i + 1,
+                    chains[next(chains.len())]
+                ));
+            }
+            let rs = Arc::new(RuleSet::from_text(&rules, "t").unwrap());
+            let pf = &rs.prefilter;
+            let members: Vec<(u32, u16)> = pf.member.iter().flatten().copied().collect();
+            for _ in 0..6 {
+                let mut field = || {
+                    (0..next(3))
+                        .map(|_| parts[next(parts.len())])
+                        .collect::<String>()
+                };
+                let (name, value, header, cookie) = (field(), field(), field(), field());
+                let uri = format!("/{}?{name}={value}", field());
+                let run = |tx: &mut Transaction| {
+                    tx.set_request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+                    tx.add_request_header(b"X-Test", header.as_bytes());
+                    tx.add_request_header(b"Cookie", format!("c={cookie}").as_bytes());
+                    assert!(tx.process_request_headers().is_none());
+                    assert!(tx.process_request_body().is_none());
+                };
+                let mut by_set = rs.transaction(TxInput::default());
+                run(&mut by_set);
+                let mut by_target = rs.transaction(TxInput::default());
+                run(&mut by_target);
+                let mut order = members.clone();
+                for i in (1..order.len()).rev() {
+                    order.swap(i, next(i + 1));
+                }
+                for &(g, m) in &order {
+                    let got = by_set.member_may_match(&rs, g, m);
+                    by_target.group_bits_by_target(&rs, g as usize);
+                    let (word, bit) = crate::ruleset::member_bit(pf, g, m);
+                    let expected = by_target.scratch.group_bits[word as usize] & (1 << bit) != 0;
+                    assert_eq!(
+                        got, expected,
+                        "member {m} of group {g}, {uri} {header:?} {cookie:?}\n{rules}"
                     );
                 }
             }
