@@ -2909,14 +2909,24 @@ impl RawOr {
 }
 
 /// `bits |= scanned`, word by word. Most groups' members fit in one word: that case without
-/// the loop the compiler vectorizes for longer ones.
+/// a loop. Longer ones four words at a time (a phase's width in CRS): the loop the compiler
+/// vectorized word by word paid its set-up and remainder checks on every call.
 #[inline]
 fn or_into(bits: &mut [u64], scanned: &[u64]) {
     if let ([b], [s]) = (&mut *bits, scanned) {
         *b |= s;
         return;
     }
-    for (b, s) in bits.iter_mut().zip(scanned) {
+    let n = bits.len().min(scanned.len());
+    let mut bits = bits[..n].chunks_exact_mut(4);
+    let mut scanned = scanned[..n].chunks_exact(4);
+    for (b, s) in (&mut bits).zip(&mut scanned) {
+        for (b, s) in b.iter_mut().zip(s) {
+            *b |= s;
+        }
+    }
+    let rest = bits.into_remainder().iter_mut();
+    for (b, s) in rest.zip(scanned.remainder()) {
         *b |= s;
     }
 }
@@ -4070,6 +4080,24 @@ mod tests {
                         "member {m} of group {g}, {uri} {header:?} {cookie:?}\n{rules}"
                     );
                 }
+            }
+        }
+    }
+
+    /// `or_into` on every length up to 11 words (whole chunks of four and remainders, and
+    /// a longer `scanned`, of which as many words as `bits` has are read): each word the
+    /// OR of the two, as word by word.
+    #[test]
+    fn or_into_ors_word_by_word() {
+        let mut next = crate::test_rng::below(0x9e37_79b9_7f4a_7c15);
+        for len in 0..12 {
+            for extra in 0..3 {
+                let bits: Vec<u64> = (0..len).map(|_| next(usize::MAX) as u64).collect();
+                let scanned: Vec<u64> = (0..len + extra).map(|_| next(usize::MAX) as u64).collect();
+                let expected: Vec<u64> = bits.iter().zip(&scanned).map(|(b, s)| b | s).collect();
+                let mut got = bits.clone();
+                or_into(&mut got, &scanned);
+                assert_eq!(got, expected, "{len} words, {extra} more scanned");
             }
         }
     }
