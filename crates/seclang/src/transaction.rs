@@ -3119,12 +3119,19 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
     let sel = &t.selector;
     // Most targets take the whole collection: no key test per member.
     let every = matches!(sel, Selector::All);
-    let pairs = |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut F| {
+    let walk = |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut F| {
         for (i, (k, v)) in ps.iter().enumerate() {
             if every || sel.selects(k) {
                 // One call site: a visitor inlined here is inlined once.
                 f.value(var, k, if names { k } else { v }, slot(slot_var, base + i));
             }
+        }
+    };
+    // An empty collection (no cookies, no body arguments: most of a GET's) is told apart
+    // where it is walked from, without a call to the walk.
+    let pairs = |var: Var, slot_var: Var, ps: &[Pair], names: bool, base: usize, f: &mut F| {
+        if !ps.is_empty() {
+            walk(var, slot_var, ps, names, base, f)
         }
     };
     let r = &d.req;
@@ -4098,6 +4105,99 @@ mod tests {
                 let mut got = bits.clone();
                 or_into(&mut got, &scanned);
                 assert_eq!(got, expected, "{len} words, {extra} more scanned");
+            }
+        }
+    }
+
+    /// Pair collections, empty or not (no arguments, no cookies: most of a GET's), with a
+    /// key selector or all: visiting gives each selected pair of the request's data, in
+    /// order, with its slot, and `&` targets count them.
+    #[test]
+    fn pair_collections_visit_every_pair_empty_or_not() {
+        let mut next = crate::test_rng::below(0x0123_4567_89ab_cdef);
+        let rs = Arc::new(RuleSet::from_text("SecRuleEngine DetectionOnly\n", "t").unwrap());
+        for _ in 0..60 {
+            let mut tx = rs.transaction(TxInput::default());
+            let args: Vec<String> = (0..next(3)).map(|i| format!("a{i}={}", next(9))).collect();
+            let uri = format!("/p?{}", args.join("&"));
+            tx.set_request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+            for i in 0..next(3) {
+                tx.add_request_header(format!("X-{i}").as_bytes(), b"v");
+            }
+            if next(2) == 1 {
+                tx.add_request_header(b"Cookie", b"c=1; a1=2");
+            }
+            let r = &tx.data.req;
+            let collections: [(Var, Var, Vec<&Pair>, bool); 6] = [
+                (Var::Args, Var::ArgsGet, r.args_get.iter().collect(), false),
+                (
+                    Var::ArgsPost,
+                    Var::ArgsPost,
+                    r.args_post.iter().collect(),
+                    false,
+                ),
+                (
+                    Var::ArgsNames,
+                    Var::ArgsGetNames,
+                    r.args_get.iter().collect(),
+                    true,
+                ),
+                (
+                    Var::RequestHeaders,
+                    Var::RequestHeaders,
+                    r.headers.iter().collect(),
+                    false,
+                ),
+                (
+                    Var::RequestCookies,
+                    Var::RequestCookies,
+                    r.cookies.iter().collect(),
+                    false,
+                ),
+                (
+                    Var::RequestCookiesNames,
+                    Var::RequestCookiesNames,
+                    r.cookies.iter().collect(),
+                    true,
+                ),
+            ];
+            for (var, slot_var, ps, names) in collections {
+                for (selector, key) in [
+                    (Selector::All, None),
+                    (Selector::Key(b"a1".to_vec()), Some(&b"a1"[..])),
+                ] {
+                    let expected: Vec<(Vec<u8>, Vec<u8>, Option<u32>)> = (ps.iter().enumerate())
+                        .filter(|(_, (k, _))| key.is_none_or(|key| k.eq_ignore_ascii_case(key)))
+                        .map(|(i, (k, v))| {
+                            (
+                                k.clone(),
+                                if names { k } else { v }.clone(),
+                                slot(slot_var, i),
+                            )
+                        })
+                        .collect();
+                    for count in [false, true] {
+                        let target = Target {
+                            var,
+                            selector: selector.clone(),
+                            count,
+                            exclusions: Vec::new(),
+                            slot: None,
+                            selected_slots: None,
+                        };
+                        let mut got = Vec::new();
+                        visit_each(&tx.data, &target, &mut |v, k, raw, s| {
+                            assert_eq!(v, var);
+                            got.push((k.to_vec(), raw.to_vec(), s));
+                        });
+                        if count {
+                            let n = expected.len().to_string().into_bytes();
+                            assert_eq!(got, [(Vec::new(), n, None)], "&{var:?} of {uri}");
+                        } else {
+                            assert_eq!(got, expected, "{var:?} of {uri}");
+                        }
+                    }
+                }
             }
         }
     }
