@@ -11,8 +11,8 @@ use crate::operators::BuildContext;
 use crate::parser::{parse_directives, Directive};
 use crate::prefilter::Prefilter;
 use crate::rule::{
-    parse_operator, Amount, ChainTable, ExecPlan, ParsedOperator, Rule, RuleOperator, SlotOp,
-    SlotSetVar, TxKeyTest,
+    parse_operator, Amount, ChainTable, ExecPlan, IntOp, ParsedOperator, Rule, RuleOperator,
+    SlotOp, SlotSetVar, TxKeyTest,
 };
 use crate::store::SlotTable;
 use crate::transaction::{write_var_name, SetupSnapshot};
@@ -68,29 +68,107 @@ pub(crate) enum Step {
     Marker,
 }
 
-/// [`PhaseStep::group`] of a rule outside the prefilter's groups.
-pub(crate) const NO_GROUP: u32 = u32::MAX;
 /// An entry of [`PhaseSteps::skip_after`] for a rule without `skipAfter`.
 pub(crate) const NO_SKIP_AFTER: u32 = u32::MAX;
 
 /// What the rule loop reads of a step before it needs the rule itself, packed in 16 bytes
-/// (four to a cache line): a step the prefilter rules out never touches the [`Rule`], whose
-/// fields lie far apart in a struct of several cache lines.
+/// (four to a cache line): a step the prefilter rules out, or whose `TX` integer test
+/// fails, never touches the [`Rule`], whose fields lie far apart in a struct of several
+/// cache lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PhaseStep {
     /// Index in `RuleSet::rules`.
     pub rule: u32,
-    /// The rule's prefilter group ([`NO_GROUP`] if none).
+    pub test: StepTest,
+}
+
+const _: () = assert!(std::mem::size_of::<PhaseStep>() == 16);
+
+/// What decides, before the rule is read, whether a step's rule can match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepTest {
+    /// A member of a prefilter group whose first operator is not negated: an unset group
+    /// bit passes over the step (what the rule loop's scan for the next step to run reads).
+    /// The bit's fields inline, not a [`GroupBit`]: the tag then fits beside `bit`.
+    Member {
+        group: u32,
+        word: u32,
+        bit: u8,
+    },
+    /// A negated member: an unset bit means its first operator matches no value, so that
+    /// it holds for every value.
+    NegatedMember {
+        group: u32,
+        word: u32,
+        bit: u8,
+    },
+    /// A first link that compares a `TX:key`'s integer (or, `count`, whether it is set),
+    /// as `Transaction::tx_int_holds` reads it: most steps a benign CRS request runs (the
+    /// paranoia-level gates), half of which fail without reading the rule. The comparison
+    /// is whether the integer is at most `bound` (or, `equal`, equal to it), unless
+    /// `negated` (`@lt 2` is `<= 1`, `@ge 2` not `<= 1`). `id`: the rule's, which a failed
+    /// test names the rule running.
+    TxInt {
+        id: u32,
+        slot: u16,
+        bound: i16,
+        equal: bool,
+        count: bool,
+        negated: bool,
+    },
+    Other,
+}
+
+/// Where a group member's bit is: word `word` of a transaction's group bits (the group's
+/// row, then the member's word in it), bit `bit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupBit {
     pub group: u32,
-    /// Where the group's bit for the rule is: word `word` of a transaction's group bits
-    /// (the group's row, then the member's word in it), bit `bit`.
     pub word: u32,
     pub bit: u8,
-    /// Whether the first link's operator is negated.
-    pub negated: bool,
-    /// Whether an unset group bit passes over the step (grouped and not negated): what the
-    /// rule loop's scan for the next step to run reads.
-    pub passable: bool,
+}
+
+impl StepTest {
+    fn of(rule: &Rule, member: Option<GroupBit>) -> StepTest {
+        if let Some(GroupBit { group, word, bit }) = member {
+            return match rule.negated {
+                false => StepTest::Member { group, word, bit },
+                true => StepTest::NegatedMember { group, word, bit },
+            };
+        }
+        let (Some(t), Some(cmp)) = (&rule.tx_key, rule.int_cmp) else {
+            return StepTest::Other;
+        };
+        let k = i64::from(cmp.operand);
+        let (bound, equal, flipped) = match cmp.op {
+            IntOp::Lt => (k - 1, false, false),
+            IntOp::Le => (k, false, false),
+            IntOp::Gt => (k, false, true),
+            IntOp::Ge => (k - 1, false, true),
+            IntOp::Eq => (k, true, false),
+        };
+        // The few that do not fit are tested with the rule (no CRS rule).
+        match (u16::try_from(t.slot), i16::try_from(bound)) {
+            (Ok(slot), Ok(bound)) => StepTest::TxInt {
+                id: rule.id,
+                slot,
+                bound,
+                equal,
+                count: t.count,
+                negated: rule.negated != flipped,
+            },
+            _ => StepTest::Other,
+        }
+    }
+
+    /// The step's group and bit, if its rule is a prefilter group member.
+    pub fn member(self) -> Option<GroupBit> {
+        match self {
+            StepTest::Member { group, word, bit }
+            | StepTest::NegatedMember { group, word, bit } => Some(GroupBit { group, word, bit }),
+            _ => None,
+        }
+    }
 }
 
 /// A phase's rule steps (its markers left out: they do nothing but name where a
@@ -118,18 +196,13 @@ impl PhaseSteps {
             let Step::Rule { rule, skip_after } = *s else {
                 continue;
             };
-            let (group, (word, bit)) = match prefilter.member[rule] {
-                Some((g, m)) => (g, member_bit(prefilter, g, m)),
-                None => (NO_GROUP, (0, 0)),
-            };
-            let negated = rules[rule].negated;
+            let member = prefilter.member[rule].map(|(group, m)| {
+                let (word, bit) = member_bit(prefilter, group, m);
+                GroupBit { group, word, bit }
+            });
             packed.steps.push(PhaseStep {
                 rule: rule as u32,
-                group,
-                word,
-                bit,
-                negated,
-                passable: group != NO_GROUP && !negated,
+                test: StepTest::of(&rules[rule], member),
             });
             packed
                 .skip_after
@@ -139,7 +212,7 @@ impl PhaseSteps {
     }
 }
 
-/// [`PhaseStep::word`] and [`PhaseStep::bit`] of member `m` of group `g`.
+/// [`GroupBit::word`] and [`GroupBit::bit`] of member `m` of group `g`.
 pub(crate) fn member_bit(prefilter: &Prefilter, g: u32, m: u16) -> (u32, u8) {
     let bit = prefilter.groups[g as usize].bit + usize::from(m);
     let word = g as usize * prefilter.words + bit / 64;
@@ -1099,7 +1172,9 @@ mod tests {
              SecRule REQUEST_BODY \"!@rx needle\" \"id:11,phase:2,pass\"\n\
              SecAction \"id:12,phase:1,pass\"\n\
              SecMarker END\n\
-             SecRule REQUEST_URI \"@streq /x\" \"id:13,phase:2,pass\"\n",
+             SecRule REQUEST_URI \"@streq /x\" \"id:13,phase:2,pass\"\n\
+             SecRule TX:pl \"@lt 2\" \"id:14,phase:1,pass\"\n\
+             SecRule &TX:x \"!@eq 0\" \"id:15,phase:1,pass\"\n",
             "t.conf",
         )
         .unwrap();
@@ -1111,19 +1186,34 @@ mod tests {
             for (i, step) in packed.steps.iter().enumerate() {
                 let ri = step.rule as usize;
                 let r = &rs.rules[ri];
-                assert_eq!((r.phase as usize, step.negated), (p, r.negated));
-                let member = (step.group != NO_GROUP).then_some(step.group);
-                assert_eq!(member, pf.member[ri].map(|(g, _)| g), "rule {}", r.id);
-                if let Some((g, m)) = pf.member[ri] {
+                assert_eq!(r.phase as usize, p);
+                let member = step.test.member();
+                assert_eq!(
+                    member.map(|m| m.group),
+                    pf.member[ri].map(|(g, _)| g),
+                    "rule {}",
+                    r.id
+                );
+                if let (Some((g, m)), Some(at)) = (pf.member[ri], member) {
                     // The step's bit is the one the group's row holds for the member.
                     let bit = pf.groups[g as usize].bit + usize::from(m);
                     assert_eq!(
-                        (step.word as usize, step.bit as usize),
+                        (at.word as usize, at.bit as usize),
                         (g as usize * pf.words + bit / 64, bit % 64)
                     );
                 }
-                assert_eq!(step.passable, member.is_some() && !r.negated);
-                seen.push((r.id, step.group != NO_GROUP, packed.skip_after[i]));
+                if member.is_none() {
+                    let tested = matches!(step.test, StepTest::TxInt { .. });
+                    assert_eq!(
+                        tested,
+                        r.tx_key.is_some() && r.int_cmp.is_some(),
+                        "rule {}",
+                        r.id
+                    );
+                }
+                let passable = matches!(step.test, StepTest::Member { .. });
+                assert_eq!(passable, member.is_some() && !r.negated);
+                seen.push((r.id, member.is_some(), packed.skip_after[i]));
             }
         }
         seen.sort();
@@ -1133,7 +1223,33 @@ mod tests {
         assert_eq!(seen[0], (10, true, 2));
         assert_eq!(seen[1], (11, true, NO_SKIP_AFTER));
         assert!(!seen[2].1);
-        assert_eq!(seen.len(), 4);
+        let tx_int = |id| {
+            let ri = rs.rules.iter().position(|r| r.id == id).unwrap();
+            let step = rs.phases[1].steps.iter().find(|s| s.rule as usize == ri);
+            step.map(|s| s.test)
+        };
+        let slot = |key: &[u8]| rs.tx_slots.get(key).unwrap() as u16;
+        // `&TX:x "!@eq 0"`: whether it is set, not equal to 0.
+        let count = StepTest::TxInt {
+            id: 15,
+            slot: slot(b"x"),
+            bound: 0,
+            equal: true,
+            count: true,
+            negated: true,
+        };
+        assert_eq!(tx_int(15), Some(count));
+        // `TX:pl "@lt 2"`: at most 1.
+        let lt = StepTest::TxInt {
+            id: 14,
+            slot: slot(b"pl"),
+            bound: 1,
+            equal: false,
+            count: false,
+            negated: false,
+        };
+        assert_eq!(tx_int(14), Some(lt));
+        assert_eq!(seen.len(), 6);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::prefilter::{ChainScreen, GroupChain, PhaseScan, RawScreen, NO_SET};
 use crate::rule::{
     Amount, ChainId, DynamicOperator, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest,
 };
-use crate::ruleset::{PhaseStep, RuleSet, NO_GROUP, NO_SKIP_AFTER};
+use crate::ruleset::{GroupBit, PhaseStep, RuleSet, StepTest, NO_SKIP_AFTER};
 use crate::store::{format_i64, Store};
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
 
@@ -1331,26 +1331,42 @@ impl Transaction {
             if self.rules_removed && self.is_removed(&rs.rules[ri]) {
                 continue;
             }
-            // Whether the prefilter shows that the first link's operator matches no value: a
-            // negated one then holds for every value, and the rule still runs without it.
-            let op_fails =
-                step.negated && step.group != NO_GROUP && !self.group_may_match(&rs, step);
-            let rule = &rs.rules[ri];
-            match self.tx_int_test(rule) {
-                Some(false) if !op_fails => {
-                    // What `eval_chain` does before its first link fails.
-                    self.data.matched.begin_rule();
-                    self.data.rule_id = rule.id;
-                    self.data.rule_idx = ri;
-                    continue;
-                }
-                Some(true) if !op_fails && rule.chained.is_none() && !self.tx_targets_removed => {
-                    self.tx_key_rule_matched(&rs, ri, rule)
-                }
-                _ => {
-                    if !self.eval_chain(&rs, ri, rule, op_fails) {
+            // `Some(op_fails)`: the rule's chain is to run (one call of `eval_chain`, so that
+            // it stays inlined); `op_fails`: the prefilter shows that the first link's
+            // operator matches no value (a negated one then holds for every value).
+            let chain_to_run = match step.test {
+                StepTest::TxInt {
+                    id,
+                    slot,
+                    bound,
+                    equal,
+                    count,
+                    negated,
+                } => {
+                    if !self.tx_int_holds(slot.into(), bound, equal, count, negated) {
+                        // What `eval_chain` does before its first link fails.
+                        self.data.matched.begin_rule();
+                        self.data.rule_id = id;
+                        self.data.rule_idx = ri;
                         continue;
                     }
+                    let rule = &rs.rules[ri];
+                    if rule.chained.is_none() && !self.tx_targets_removed {
+                        self.tx_key_rule_matched(&rs, ri, rule);
+                        None
+                    } else {
+                        Some(false)
+                    }
+                }
+                StepTest::NegatedMember { group, word, bit } => {
+                    Some(!self.group_may_match(&rs, GroupBit { group, word, bit }))
+                }
+                _ => Some(false),
+            };
+            let rule = &rs.rules[ri];
+            if let Some(op_fails) = chain_to_run {
+                if !self.eval_chain(&rs, ri, rule, op_fails) {
+                    continue;
                 }
             }
             let disruptive = match rule.disruptive {
@@ -1427,8 +1443,8 @@ impl Transaction {
     /// (grouped targets are phase-stable variables, never MATCHED_*): nothing to undo.
     #[inline(always)]
     fn pass_ruled_out(&mut self, rs: &RuleSet, steps: &[PhaseStep], mut i: usize) -> usize {
-        while let Some(s) = steps.get(i).filter(|s| s.passable) {
-            if !self.group_may_match(rs, *s) {
+        while let Some(StepTest::Member { group, word, bit }) = steps.get(i).map(|s| s.test) {
+            if !self.group_may_match(rs, GroupBit { group, word, bit }) {
                 i += 1;
                 continue;
             }
@@ -1437,30 +1453,22 @@ impl Transaction {
         i
     }
 
-    /// Whether `step`'s rule, a member of a prefilter group, can match this phase: whether
-    /// the scan of one of the group's values has its bit.
+    /// Whether a rule, the member of a prefilter group whose bit is `at`, can match this
+    /// phase: whether the scan of one of the group's values has its bit.
     #[inline(always)]
-    fn group_may_match(&mut self, rs: &RuleSet, step: PhaseStep) -> bool {
-        let g = step.group as usize;
+    fn group_may_match(&mut self, rs: &RuleSet, at: GroupBit) -> bool {
+        let g = at.group as usize;
         if self.scratch.group_gen[g] != self.scratch.gen {
             self.group_bits(rs, g);
         }
-        self.scratch.group_bits[step.word as usize] & (1 << step.bit) != 0
+        self.scratch.group_bits[at.word as usize] & (1 << at.bit) != 0
     }
 
     /// [`Transaction::group_may_match`] for member `m` of group `g`.
     #[cfg(test)]
-    fn member_may_match(&mut self, rs: &RuleSet, g: u32, m: u16) -> bool {
-        let (word, bit) = crate::ruleset::member_bit(&rs.prefilter, g, m);
-        let step = PhaseStep {
-            rule: 0,
-            group: g,
-            word,
-            bit,
-            negated: false,
-            passable: true,
-        };
-        self.group_may_match(rs, step)
+    fn member_may_match(&mut self, rs: &RuleSet, group: u32, m: u16) -> bool {
+        let (word, bit) = crate::ruleset::member_bit(&rs.prefilter, group, m);
+        self.group_may_match(rs, GroupBit { group, word, bit })
     }
 
     /// Computes group `g`'s bits for the phase, once for all its members. A group whose
@@ -2200,26 +2208,35 @@ impl Transaction {
         Some(true)
     }
 
-    /// If `link` compares a `TX:key`'s integer (or whether `&TX:key` is set), whether it
-    /// matches, as [`Transaction::eval_tx_key`] finds; asked in the rule loop. Most rules
-    /// a benign CRS request runs are such tests (the paranoia-level gates): the half that
-    /// fail skip the chain's set-up, and a single-link one that matches is recorded by
+    /// Whether a first link that compares `TX` slot `slot`'s integer (or, `count`, whether
+    /// it is set) matches, as [`Transaction::eval_tx_key`] finds: whether the integer is at
+    /// most `bound` (or, `equal`, equal to it), unless `negated` (see [`StepTest::TxInt`]).
+    /// Asked in the rule loop of a [`StepTest::TxInt`] step: most rules a benign CRS
+    /// request runs are such tests (the paranoia-level gates); the half that fail skip the
+    /// chain's set-up, and a single-link one that matches is recorded by
     /// [`Transaction::tx_key_rule_matched`].
     #[inline(always)]
-    fn tx_int_test(&mut self, link: &Rule) -> Option<bool> {
-        let (Some(t), Some(cmp)) = (&link.tx_key, link.int_cmp) else {
-            return None;
-        };
+    fn tx_int_holds(
+        &mut self,
+        slot: u32,
+        bound: i16,
+        equal: bool,
+        count: bool,
+        negated: bool,
+    ) -> bool {
         let tx = &mut self.data.tx;
-        let n = if t.count {
-            i64::from(tx.get_slot(t.slot).is_some())
+        let n = if count {
+            i64::from(tx.get_slot(slot).is_some())
         } else {
-            match tx.slot_int(t.slot) {
+            match tx.slot_int(slot) {
                 Some(n) => n,
-                None => return Some(false),
+                None => return false,
             }
         };
-        Some(cmp.holds(n) != link.negated)
+        let c = i64::from(bound);
+        // Selected, not branched on: no indirect jump per comparison operator.
+        let holds = if equal { n == c } else { n <= c };
+        holds != negated
     }
 
     /// What `eval_chain` does for rule `ri`, a single `TX:key` link known to match (and
@@ -5105,6 +5122,101 @@ mod tests {
         assert!(tx.process_request_headers().is_none());
         assert_eq!(tx.matched_rules()[1].msg, "5/b/x/");
         assert_eq!(tx.tx_var("copy"), Some(&b"b+5"[..]));
+    }
+
+    /// The rule loop's `TX` integer tests, made from the step alone ([`StepTest::TxInt`]),
+    /// against the same rules tested by their operators (a `t:trim`, which changes none of
+    /// the values, keeps them from being so made), on random comparisons, `TX` values,
+    /// `skipAfter`s and removals: the same rules match, and leave the same MATCHED_VARS,
+    /// MATCHED_VAR and rule running.
+    #[test]
+    fn tx_int_steps_test_as_the_operators_do() {
+        const OPS: [&str; 5] = ["lt", "le", "gt", "ge", "eq"];
+        const VALUES: [&[u8]; 9] = [b"0", b"1", b"2", b"3", b"-1", b"x", b"", b"40000", b"2z"];
+        let mut below = crate::test_rng::below(0x6a09_e667_f3bc_c908);
+        let (mut tx_int_steps, mut matched) = (0, 0);
+        for round in 0..150 {
+            let mut text = [String::new(), String::new()];
+            for id in 1..=(5 + below(25) as u32) {
+                let phase = 1 + below(2);
+                if below(6) == 0 {
+                    let target = 1 + below(30);
+                    let actions = format!("id:{id},phase:{phase},pass,nolog");
+                    let rule = format!("SecAction \"{actions},ctl:ruleRemoveById={target}\"\n",);
+                    text.iter_mut().for_each(|t| t.push_str(&rule));
+                    continue;
+                }
+                if below(8) == 0 {
+                    let m = below(3);
+                    text.iter_mut()
+                        .for_each(|t| t.push_str(&format!("SecMarker M{m}\n")));
+                }
+                let key = ["a", "b", "c"][below(3)];
+                let count = if below(4) == 0 { "&" } else { "" };
+                let negated = if below(3) == 0 { "!" } else { "" };
+                let (op, k) = (OPS[below(OPS.len())], below(5) as i64 - 1);
+                let mut actions = format!("id:{id},phase:{phase},pass,log");
+                if below(4) == 0 {
+                    actions.push_str(&format!(",skipAfter:M{}", below(3)));
+                }
+                if below(4) == 0 {
+                    actions.push_str(",setvar:tx.b=+1");
+                }
+                for (t, trim) in text.iter_mut().zip(["", ",t:trim"]) {
+                    t.push_str(&format!(
+                        "SecRule {count}TX:{key} \"{negated}@{op} {k}\" \"{actions}{trim}\"\n"
+                    ));
+                }
+            }
+            let [fast, general] =
+                [&text[0], &text[1]].map(|t| Arc::new(RuleSet::from_text(t, "t").unwrap()));
+            tx_int_steps += fast.phases[1..=2]
+                .iter()
+                .flat_map(|p| &p.steps)
+                .filter(|s| matches!(s.test, StepTest::TxInt { .. }))
+                .count();
+            assert!(general.phases[1..=2]
+                .iter()
+                .flat_map(|p| &p.steps)
+                .all(|s| !matches!(s.test, StepTest::TxInt { .. })));
+            let values: Vec<Option<&[u8]>> = (0..3)
+                .map(|_| (below(4) > 0).then(|| VALUES[below(VALUES.len())]))
+                .collect();
+            let run = |rs: &Arc<RuleSet>| {
+                let mut tx = rs.transaction(TxInput::default());
+                for (key, v) in ["a", "b", "c"].iter().zip(&values) {
+                    if let Some(v) = v {
+                        tx.set_tx_var(key, v);
+                    }
+                }
+                tx.set_request_line(b"GET", b"/", b"HTTP/1.1");
+                let mut states = Vec::new();
+                for phase in [1, 2] {
+                    assert!(match phase {
+                        1 => tx.process_request_headers(),
+                        _ => tx.process_request_body(),
+                    }
+                    .is_none());
+                    let list: Vec<Pair> = tx.data.matched.list().cloned().collect();
+                    let last = tx.data.matched.last.clone();
+                    states.push((tx.data.rule_id, tx.data.rule_idx, list, last));
+                }
+                let matches: Vec<(u32, String, Vec<u8>)> = tx
+                    .matched_rules()
+                    .iter()
+                    .map(|m| (m.id, m.matched_var_name.clone(), m.matched_var.clone()))
+                    .collect();
+                (matches, states)
+            };
+            let (f, g) = (run(&fast), run(&general));
+            assert_eq!(f, g, "round {round}: {values:?}\n{}", text[0]);
+            matched += f.0.len();
+        }
+        assert!(
+            tx_int_steps > 500,
+            "{tx_int_steps} steps tested from the step"
+        );
+        assert!(matched > 200, "{matched} matches");
     }
 
     /// The rule loop (its markers left out of the steps, `skip` a jump, the steps a

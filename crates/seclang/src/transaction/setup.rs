@@ -34,7 +34,7 @@ use crate::actions::{Disruptive, EngineMode, Exec, SetVarOp};
 use crate::body::Pair;
 use crate::macros::{Macro, Part};
 use crate::rule::{Rule, RuleOperator};
-use crate::ruleset::{PhaseSteps, RuleSet, NO_GROUP, NO_SKIP_AFTER};
+use crate::ruleset::{PhaseSteps, RuleSet, NO_SKIP_AFTER};
 use crate::variables::Var;
 use crate::TxInput;
 
@@ -205,7 +205,7 @@ fn find_prefix(rs: &mut Arc<RuleSet>, full: &PhaseSteps) -> Option<Prefix> {
         let ri = step.rule as usize;
         let rule = &rs.rules[ri];
         let (mut first_touched, mut touched) = (Vec::new(), Vec::new());
-        if step.group != NO_GROUP || !tests_constantly(rule, &mut first_touched) {
+        if step.test.member().is_some() || !tests_constantly(rule, &mut first_touched) {
             break;
         }
         let evaluates = evaluates_constantly(rule, &mut touched);
