@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::actions::{Actions, EngineMode, Exec, IdRange, SetVarOp};
+use crate::actions::{Actions, Disruptive, EngineMode, Exec, IdRange, SetVarOp};
 use crate::error::LoadError;
 use crate::macros::{Macro, Part};
 use crate::operators::BuildContext;
@@ -105,18 +105,40 @@ pub(crate) enum StepTest {
     /// A first link that compares a `TX:key`'s integer (or, `count`, whether it is set),
     /// as `Transaction::tx_int_holds` reads it: most steps a benign CRS request runs (the
     /// paranoia-level gates), half of which fail without reading the rule. The comparison
-    /// is whether the integer is at most `bound` (or, `equal`, equal to it), unless
-    /// `negated` (`@lt 2` is `<= 1`, `@ge 2` not `<= 1`). `id`: the rule's, which a failed
-    /// test names the rule running.
+    /// is whether the integer is at most `bound` (or, [`TxIntFlags::EQUAL`], equal to it),
+    /// unless [`TxIntFlags::NEGATED`] (`@lt 2` is `<= 1`, `@ge 2` not `<= 1`). `id`: the
+    /// rule's, which a failed test names the rule running; `name_at`: where its
+    /// MATCHED_VAR_NAME starts in `RuleSet::tx_key_names`, if [`TxIntFlags::QUIET`].
     TxInt {
         id: u32,
         slot: u16,
         bound: i16,
-        equal: bool,
-        count: bool,
-        negated: bool,
+        name_at: u16,
+        flags: TxIntFlags,
     },
     Other,
+}
+
+/// A [`StepTest::TxInt`]'s booleans, in one byte: the step keeps to 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TxIntFlags(pub u8);
+
+impl TxIntFlags {
+    /// The integer is compared for equality, not for being at most the bound.
+    pub const EQUAL: u8 = 1;
+    /// The link counts the key (`&TX:key`): 1 if it is set, else 0.
+    pub const COUNT: u8 = 2;
+    /// The comparison's outcome is negated.
+    pub const NEGATED: u8 = 4;
+    /// A match does nothing but record MATCHED_VARS (a single link without actions, that
+    /// does not log, disrupt, score severity or `skip`) and follow its `skipAfter`: the
+    /// paranoia-level gates that match (35 of a benign CRS GET's steps), run without the
+    /// rule.
+    pub const QUIET: u8 = 8;
+
+    pub fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
 }
 
 /// Where a group member's bit is: word `word` of a transaction's group bits (the group's
@@ -147,15 +169,45 @@ impl StepTest {
             IntOp::Ge => (k - 1, false, true),
             IntOp::Eq => (k, true, false),
         };
+        // What the rule loop does after a match, with the default disruptive action of a
+        // `block`.
+        let disruptive = match rule.disruptive {
+            Disruptive::Block => rule
+                .defaults
+                .as_ref()
+                .and_then(|d| d.disruptive)
+                .filter(|d| *d != Disruptive::Block)
+                .unwrap_or(Disruptive::Pass),
+            d => d,
+        };
+        let name_at = u16::try_from(t.name_start).ok();
+        let quiet = rule.chained.is_none()
+            && rule.execs == ExecPlan::None
+            && rule.actions.exec.is_empty()
+            && !rule.chain_others
+            && !(rule.log && rule.id != 0)
+            && disruptive == Disruptive::Pass
+            && rule.actions.severity.is_none()
+            && rule.actions.skip == 0
+            && name_at.is_some();
+        let flags = [
+            (equal, TxIntFlags::EQUAL),
+            (t.count, TxIntFlags::COUNT),
+            (rule.negated != flipped, TxIntFlags::NEGATED),
+            (quiet, TxIntFlags::QUIET),
+        ];
+        let flags = flags
+            .iter()
+            .filter(|(on, _)| *on)
+            .fold(0, |f, (_, b)| f | b);
         // The few that do not fit are tested with the rule (no CRS rule).
         match (u16::try_from(t.slot), i16::try_from(bound)) {
             (Ok(slot), Ok(bound)) => StepTest::TxInt {
                 id: rule.id,
                 slot,
                 bound,
-                equal,
-                count: t.count,
-                negated: rule.negated != flipped,
+                name_at: name_at.unwrap_or(0),
+                flags: TxIntFlags(flags),
             },
             _ => StepTest::Other,
         }
@@ -1173,7 +1225,7 @@ mod tests {
              SecAction \"id:12,phase:1,pass\"\n\
              SecMarker END\n\
              SecRule REQUEST_URI \"@streq /x\" \"id:13,phase:2,pass\"\n\
-             SecRule TX:pl \"@lt 2\" \"id:14,phase:1,pass\"\n\
+             SecRule TX:pl \"@lt 2\" \"id:14,phase:1,pass,nolog\"\n\
              SecRule &TX:x \"!@eq 0\" \"id:15,phase:1,pass\"\n",
             "t.conf",
         )
@@ -1229,24 +1281,32 @@ mod tests {
             step.map(|s| s.test)
         };
         let slot = |key: &[u8]| rs.tx_slots.get(key).unwrap() as u16;
-        // `&TX:x "!@eq 0"`: whether it is set, not equal to 0.
+        let tx_key = |id: u32| {
+            let t = rs
+                .rules
+                .iter()
+                .find(|r| r.id == id)
+                .unwrap()
+                .tx_key
+                .as_ref();
+            t.unwrap().name_start as u16
+        };
+        // `&TX:x "!@eq 0"`: whether it is set, not equal to 0; it logs.
         let count = StepTest::TxInt {
             id: 15,
             slot: slot(b"x"),
             bound: 0,
-            equal: true,
-            count: true,
-            negated: true,
+            name_at: tx_key(15),
+            flags: TxIntFlags(TxIntFlags::EQUAL | TxIntFlags::COUNT | TxIntFlags::NEGATED),
         };
         assert_eq!(tx_int(15), Some(count));
-        // `TX:pl "@lt 2"`: at most 1.
+        // `TX:pl "@lt 2"`: at most 1; a quiet gate.
         let lt = StepTest::TxInt {
             id: 14,
             slot: slot(b"pl"),
             bound: 1,
-            equal: false,
-            count: false,
-            negated: false,
+            name_at: tx_key(14),
+            flags: TxIntFlags(TxIntFlags::QUIET),
         };
         assert_eq!(tx_int(14), Some(lt));
         assert_eq!(seen.len(), 6);

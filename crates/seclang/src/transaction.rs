@@ -13,7 +13,7 @@ use crate::prefilter::{ChainScreen, GroupChain, PhaseScan, RawScreen, NO_SET};
 use crate::rule::{
     Amount, ChainId, DynamicOperator, ExecPlan, Rule, RuleOperator, SlotOp, SlotSetVar, TxKeyTest,
 };
-use crate::ruleset::{GroupBit, PhaseStep, RuleSet, StepTest, NO_SKIP_AFTER};
+use crate::ruleset::{GroupBit, PhaseStep, RuleSet, StepTest, TxIntFlags, NO_SKIP_AFTER};
 use crate::store::{format_i64, Store};
 use crate::variables::{Selector, Target, Var, VarRef, VARS};
 
@@ -359,13 +359,23 @@ impl MatchVars {
     /// needs no registers saved.
     #[inline(always)]
     fn push_tx_key(&mut self, name_at: u32, name: &[u8], value: &[u8]) {
+        if !self.relist_tx_key(name_at, value) {
+            self.copy_tx_key(name_at, name, value);
+        }
+    }
+
+    /// [`MatchVars::push_tx_key`] where `last` holds that name and value already: lists it
+    /// again and returns true; false (nothing done) otherwise.
+    #[inline(always)]
+    fn relist_tx_key(&mut self, name_at: u32, value: &[u8]) -> bool {
         // Compared a byte at a time: the values are a few digits, shorter than a call.
         let last = &self.last.1;
         let same_value = last.len() == value.len() && last.iter().zip(value).all(|(a, b)| a == b);
         if self.last_listed || self.last_tx_key != Some(name_at) || !same_value {
-            return self.copy_tx_key(name_at, name, value);
+            return false;
         }
         self.last_listed = true;
+        true
     }
 
     /// [`MatchVars::push_tx_key`] where the name and value are to be copied.
@@ -1339,15 +1349,26 @@ impl Transaction {
                     id,
                     slot,
                     bound,
-                    equal,
-                    count,
-                    negated,
+                    name_at,
+                    flags,
                 } => {
-                    if !self.tx_int_holds(slot.into(), bound, equal, count, negated) {
+                    if !self.tx_int_holds(slot.into(), bound, flags) {
                         // What `eval_chain` does before its first link fails.
                         self.data.matched.begin_rule();
                         self.data.rule_id = id;
                         self.data.rule_idx = ri;
+                        continue;
+                    }
+                    if flags.has(TxIntFlags::QUIET)
+                        && !self.tx_targets_removed
+                        && !self.record_nolog
+                    {
+                        let count = flags.has(TxIntFlags::COUNT);
+                        self.quiet_tx_int_matched(&rs, ri, id, slot.into(), name_at.into(), count);
+                        let skip_after = phase_steps.skip_after[i - 1];
+                        if skip_after != NO_SKIP_AFTER {
+                            i = skip_after as usize;
+                        }
                         continue;
                     }
                     let rule = &rs.rules[ri];
@@ -2208,24 +2229,17 @@ impl Transaction {
         Some(true)
     }
 
-    /// Whether a first link that compares `TX` slot `slot`'s integer (or, `count`, whether
+    /// Whether a first link that compares `TX` slot `slot`'s integer (or, `COUNT`, whether
     /// it is set) matches, as [`Transaction::eval_tx_key`] finds: whether the integer is at
-    /// most `bound` (or, `equal`, equal to it), unless `negated` (see [`StepTest::TxInt`]).
+    /// most `bound` (or, `EQUAL`, equal to it), unless `NEGATED` (see [`StepTest::TxInt`]).
     /// Asked in the rule loop of a [`StepTest::TxInt`] step: most rules a benign CRS
     /// request runs are such tests (the paranoia-level gates); the half that fail skip the
     /// chain's set-up, and a single-link one that matches is recorded by
-    /// [`Transaction::tx_key_rule_matched`].
+    /// [`Transaction::quiet_tx_int_matched`] or [`Transaction::tx_key_rule_matched`].
     #[inline(always)]
-    fn tx_int_holds(
-        &mut self,
-        slot: u32,
-        bound: i16,
-        equal: bool,
-        count: bool,
-        negated: bool,
-    ) -> bool {
+    fn tx_int_holds(&mut self, slot: u32, bound: i16, flags: TxIntFlags) -> bool {
         let tx = &mut self.data.tx;
-        let n = if count {
+        let n = if flags.has(TxIntFlags::COUNT) {
             i64::from(tx.get_slot(slot).is_some())
         } else {
             match tx.slot_int(slot) {
@@ -2235,8 +2249,45 @@ impl Transaction {
         };
         let c = i64::from(bound);
         // Selected, not branched on: no indirect jump per comparison operator.
-        let holds = if equal { n == c } else { n <= c };
-        holds != negated
+        let holds = if flags.has(TxIntFlags::EQUAL) {
+            n == c
+        } else {
+            n <= c
+        };
+        holds != flags.has(TxIntFlags::NEGATED)
+    }
+
+    /// All that a match of rule `ri`, a [`TxIntFlags::QUIET`] step's, does but follow its
+    /// `skipAfter`, as [`Transaction::tx_key_rule_matched`] and the rule loop after it
+    /// would: names the rule running and records its MATCHED_VARS, reading the rule only
+    /// for a MATCHED_VAR_NAME to copy (`name_at`: where it starts in `tx_key_names`).
+    #[inline(always)]
+    fn quiet_tx_int_matched(
+        &mut self,
+        rs: &RuleSet,
+        ri: usize,
+        id: u32,
+        slot: u32,
+        name_at: u32,
+        count: bool,
+    ) {
+        let Data {
+            tx,
+            matched,
+            rule_id,
+            rule_idx,
+            ..
+        } = &mut self.data;
+        matched.begin_rule();
+        *rule_id = id;
+        *rule_idx = ri;
+        // Set: the test read it.
+        let value = tx_key_value(tx, slot, count).unwrap_or_default();
+        if !matched.relist_tx_key(name_at, value) {
+            let len = rs.rules[ri].tx_key.as_ref().map_or(0, |t| t.name_len);
+            let name = &rs.tx_key_names[name_at as usize..][..usize::from(len)];
+            matched.copy_tx_key(name_at, name, value);
+        }
     }
 
     /// What `eval_chain` does for rule `ri`, a single `TX:key` link known to match (and
@@ -5125,16 +5176,17 @@ mod tests {
     }
 
     /// The rule loop's `TX` integer tests, made from the step alone ([`StepTest::TxInt`]),
-    /// against the same rules tested by their operators (a `t:trim`, which changes none of
-    /// the values, keeps them from being so made), on random comparisons, `TX` values,
-    /// `skipAfter`s and removals: the same rules match, and leave the same MATCHED_VARS,
-    /// MATCHED_VAR and rule running.
+    /// and the matches of the quiet ones, recorded without the rule, against the same rules
+    /// tested by their operators (a `t:trim`, which changes none of the values, keeps them
+    /// from being so made), on random comparisons, `TX` values, actions, `skipAfter`s and
+    /// removals, with `nolog` matches recorded or not: the same rules match, and leave the
+    /// same MATCHED_VARS, MATCHED_VAR, rule running and highest severity.
     #[test]
     fn tx_int_steps_test_as_the_operators_do() {
         const OPS: [&str; 5] = ["lt", "le", "gt", "ge", "eq"];
         const VALUES: [&[u8]; 9] = [b"0", b"1", b"2", b"3", b"-1", b"x", b"", b"40000", b"2z"];
         let mut below = crate::test_rng::below(0x6a09_e667_f3bc_c908);
-        let (mut tx_int_steps, mut matched) = (0, 0);
+        let (mut tx_int_steps, mut quiet_steps, mut matched) = (0, 0, 0);
         for round in 0..150 {
             let mut text = [String::new(), String::new()];
             for id in 1..=(5 + below(25) as u32) {
@@ -5142,7 +5194,11 @@ mod tests {
                 if below(6) == 0 {
                     let target = 1 + below(30);
                     let actions = format!("id:{id},phase:{phase},pass,nolog");
-                    let rule = format!("SecAction \"{actions},ctl:ruleRemoveById={target}\"\n",);
+                    let ctl = match below(2) {
+                        0 => format!("ruleRemoveById={target}"),
+                        _ => format!("ruleRemoveTargetById={target};TX:{}", ["a", "b"][below(2)]),
+                    };
+                    let rule = format!("SecAction \"{actions},ctl:{ctl}\"\n");
                     text.iter_mut().for_each(|t| t.push_str(&rule));
                     continue;
                 }
@@ -5155,17 +5211,31 @@ mod tests {
                 let count = if below(4) == 0 { "&" } else { "" };
                 let negated = if below(3) == 0 { "!" } else { "" };
                 let (op, k) = (OPS[below(OPS.len())], below(5) as i64 - 1);
-                let mut actions = format!("id:{id},phase:{phase},pass,log");
-                if below(4) == 0 {
+                // Most are quiet: they do not log, and have no actions.
+                let log = ["nolog", "nolog", "log"][below(3)];
+                let mut actions = format!("id:{id},phase:{phase},pass,{log}");
+                if below(3) > 0 {
                     actions.push_str(&format!(",skipAfter:M{}", below(3)));
                 }
-                if below(4) == 0 {
-                    actions.push_str(",setvar:tx.b=+1");
+                match below(10) {
+                    0 => actions.push_str(",setvar:tx.b=+1"),
+                    1 => actions.push_str(",severity:2"),
+                    2 => actions.push_str(",skip:1"),
+                    _ => {}
                 }
                 for (t, trim) in text.iter_mut().zip(["", ",t:trim"]) {
                     t.push_str(&format!(
                         "SecRule {count}TX:{key} \"{negated}@{op} {k}\" \"{actions}{trim}\"\n"
                     ));
+                }
+                if below(2) == 0 {
+                    // Logs the MATCHED_VAR_NAME it finds: a `TX` one if the rule before
+                    // matched (its own, `MATCHED_VAR_NAME`, otherwise).
+                    let probe = format!(
+                        "SecRule MATCHED_VAR_NAME \"@rx .\" \"id:{},phase:{phase},pass,log\"\n",
+                        1000 + id
+                    );
+                    text.iter_mut().for_each(|t| t.push_str(&probe));
                 }
             }
             let [fast, general] =
@@ -5179,11 +5249,22 @@ mod tests {
                 .iter()
                 .flat_map(|p| &p.steps)
                 .all(|s| !matches!(s.test, StepTest::TxInt { .. })));
+            quiet_steps += fast.phases[1..=2]
+                .iter()
+                .flat_map(|p| &p.steps)
+                .filter(|s| {
+                    matches!(s.test, StepTest::TxInt { flags, .. } if flags.has(TxIntFlags::QUIET))
+                })
+                .count();
             let values: Vec<Option<&[u8]>> = (0..3)
                 .map(|_| (below(4) > 0).then(|| VALUES[below(VALUES.len())]))
                 .collect();
+            let record_nolog = below(4) == 0;
             let run = |rs: &Arc<RuleSet>| {
                 let mut tx = rs.transaction(TxInput::default());
+                if record_nolog {
+                    tx.record_nolog_matches();
+                }
                 for (key, v) in ["a", "b", "c"].iter().zip(&values) {
                     if let Some(v) = v {
                         tx.set_tx_var(key, v);
@@ -5199,7 +5280,8 @@ mod tests {
                     .is_none());
                     let list: Vec<Pair> = tx.data.matched.list().cloned().collect();
                     let last = tx.data.matched.last.clone();
-                    states.push((tx.data.rule_id, tx.data.rule_idx, list, last));
+                    let severity = tx.data.highest_severity;
+                    states.push((tx.data.rule_id, tx.data.rule_idx, list, last, severity));
                 }
                 let matches: Vec<(u32, String, Vec<u8>)> = tx
                     .matched_rules()
@@ -5216,6 +5298,7 @@ mod tests {
             tx_int_steps > 500,
             "{tx_int_steps} steps tested from the step"
         );
+        assert!(quiet_steps > 200, "{quiet_steps} quiet steps");
         assert!(matched > 200, "{matched} matches");
     }
 
