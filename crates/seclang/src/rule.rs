@@ -70,8 +70,8 @@ pub struct DynamicOperator {
 /// `repr(C)` and aligned to a cache line: the fields the rule loop reads for every link
 /// it evaluates come first, instead of lying wherever the compiler puts them in a struct
 /// of seven lines (the rule loop's cache misses, on a worker's cold caches, were mostly
-/// these). The first line holds all that a `TX:key` link (the commonest in CRS) and the
-/// loop after a match read; the second the targets that other links visit.
+/// these). The first line holds all that a `TX:key` link (the commonest in CRS) reads; the
+/// second what the loop reads after a match, and the targets that other links visit.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct Rule {
@@ -94,9 +94,6 @@ pub struct Rule {
     /// On a chain's first link: whether a link of the chain has a `ctl` or `setenv`, which
     /// run once the whole chain matched (set when the rule set is built).
     pub chain_others: bool,
-    /// 0 for chain links. (The rule loop reads it from its phase steps.)
-    pub id: u32,
-    pub status: Option<u16>,
     pub log: bool,
     pub phase: u8,
     /// Whether the link captures and its static operator matches every value whole (CRS
@@ -104,6 +101,15 @@ pub struct Rule {
     /// value's one group is the value, recorded without asking the operator. Next to the
     /// targets, read with them.
     pub captures_whole: bool,
+    /// 0 for chain links. (The rule loop reads it from its phase steps.)
+    pub id: u32,
+    /// `actions.skip` and `actions.severity`, which the rule loop reads after every match,
+    /// next to `log` and `id` (the actions lie three cache lines further).
+    pub skip: u32,
+    pub severity: Option<u8>,
+    /// What a match does: `disruptive` with `block` resolved by the defaults (read by the
+    /// rule loop after every match, without following `defaults`).
+    pub on_match: Disruptive,
     pub targets: Vec<Target>,
     /// The full transformation chain, and its prefixes (for `multiMatch`).
     pub chain_ids: Vec<ChainId>,
@@ -114,6 +120,8 @@ pub struct Rule {
     pub operator_name: String,
     pub origin: Arc<str>,
     pub line: usize,
+    /// Read only when the rule denies or redirects.
+    pub status: Option<u16>,
 }
 
 /// How a link's actions (`Rule::actions.exec`) run when it matches.
@@ -262,6 +270,16 @@ impl Rule {
             .or_else(|| d.as_ref().and_then(|d| d.status));
         self.multi_match = self.actions.multi_match;
         self.capture = self.actions.capture;
+        self.skip = self.actions.skip;
+        self.severity = self.actions.severity;
+        self.on_match = match self.disruptive {
+            Disruptive::Block => d
+                .as_ref()
+                .and_then(|d| d.disruptive)
+                .filter(|d| *d != Disruptive::Block)
+                .unwrap_or(Disruptive::Pass),
+            other => other,
+        };
         if let Some(c) = self.chained.as_mut() {
             c.finish(chains);
         }
@@ -348,7 +366,7 @@ mod tests {
         let r = crate::RuleSet::from_text("SecRule ARGS \"@rx a\" \"id:1\"", "t").unwrap();
         let r = &r.rules()[0];
         assert_eq!(align_of::<Rule>(), 64);
-        // What a `TX:key` link and the loop after a match read.
+        // What a `TX:key` link reads.
         let first = [
             offset_of!(Rule, operator) + size_of_val(&r.operator),
             offset_of!(Rule, chained) + size_of_val(&r.chained),
@@ -356,13 +374,16 @@ mod tests {
             offset_of!(Rule, int_cmp) + size_of_val(&r.int_cmp),
             offset_of!(Rule, execs) + size_of_val(&r.execs),
             offset_of!(Rule, negated) + 1,
-            offset_of!(Rule, disruptive) + size_of_val(&r.disruptive),
             offset_of!(Rule, multi_match) + 1,
             offset_of!(Rule, capture) + 1,
         ];
         assert!(first.iter().all(|&end| end <= 64), "{first:?}");
-        // And what a matched chain reads next to `log`.
+        // What the loop reads after a match, and what a matched chain reads next to `log`.
         let second = [
+            offset_of!(Rule, id) + 4,
+            offset_of!(Rule, skip) + 4,
+            offset_of!(Rule, severity) + size_of_val(&r.severity),
+            offset_of!(Rule, on_match) + size_of_val(&r.on_match),
             offset_of!(Rule, chain_others) + 1,
             offset_of!(Rule, log) + 1,
             offset_of!(Rule, captures_whole) + 1,
@@ -387,6 +408,46 @@ mod tests {
         assert_eq!((one.multi_match, one.capture), (true, false));
         assert_eq!((link.multi_match, link.capture), (false, true));
         assert_eq!((two.multi_match, two.capture), (false, true));
+    }
+
+    /// The copies the rule loop reads after a match (`skip`, `severity`, and `on_match`,
+    /// `block` resolved as the phase's defaults say) are what the actions say, also after
+    /// an update of the actions.
+    #[test]
+    fn finish_copies_what_the_loop_reads_after_a_match() {
+        let rs = crate::RuleSet::from_text(
+            "SecRule ARGS \"@rx a\" \"id:1,phase:2,block,skip:3,severity:2\"\n\
+             SecDefaultAction \"phase:2,log,deny,status:403\"\n\
+             SecRule ARGS \"@rx a\" \"id:2,phase:2,block\"\n\
+             SecRule ARGS \"@rx a\" \"id:3,phase:2,pass,severity:CRITICAL\"\n\
+             SecRule ARGS \"@rx a\" \"id:4,phase:2\"\n\
+             SecDefaultAction \"phase:1,log,block\"\n\
+             SecRule ARGS \"@rx a\" \"id:5,phase:1,block\"\n\
+             SecRule ARGS \"@rx a\" \"id:6,phase:2,allow\"\n\
+             SecRuleUpdateActionById 6 \"skip:1,severity:5\"\n",
+            "t",
+        )
+        .unwrap();
+        let seen: Vec<_> = rs
+            .rules()
+            .iter()
+            .map(|r| (r.id, r.skip, r.severity, r.on_match))
+            .collect();
+        use Disruptive::*;
+        assert_eq!(
+            seen,
+            [
+                (1, 3, Some(2), Pass),
+                (2, 0, None, Deny),
+                (3, 0, Some(2), Pass),
+                (4, 0, None, Deny),
+                (5, 0, None, Pass),
+                (6, 1, Some(5), Allow(crate::actions::AllowScope::All)),
+            ]
+        );
+        for r in rs.rules() {
+            assert_eq!((r.skip, r.severity), (r.actions.skip, r.actions.severity));
+        }
     }
 
     #[test]

@@ -169,26 +169,15 @@ impl StepTest {
             IntOp::Ge => (k - 1, false, true),
             IntOp::Eq => (k, true, false),
         };
-        // What the rule loop does after a match, with the default disruptive action of a
-        // `block`.
-        let disruptive = match rule.disruptive {
-            Disruptive::Block => rule
-                .defaults
-                .as_ref()
-                .and_then(|d| d.disruptive)
-                .filter(|d| *d != Disruptive::Block)
-                .unwrap_or(Disruptive::Pass),
-            d => d,
-        };
         let name_at = u16::try_from(t.name_start).ok();
         let quiet = rule.chained.is_none()
             && rule.execs == ExecPlan::None
             && rule.actions.exec.is_empty()
             && !rule.chain_others
             && !(rule.log && rule.id != 0)
-            && disruptive == Disruptive::Pass
-            && rule.actions.severity.is_none()
-            && rule.actions.skip == 0
+            && rule.on_match == Disruptive::Pass
+            && rule.severity.is_none()
+            && rule.skip == 0
             && name_at.is_some();
         let flags = [
             (equal, TxIntFlags::EQUAL),
@@ -846,6 +835,9 @@ impl RuleSetBuilder {
             multi_match: false,
             capture: false,
             captures_whole: false,
+            skip: 0,
+            severity: None,
+            on_match: crate::actions::Disruptive::Pass,
             chain_ids: Vec::new(),
             defaults: self.defaults[if is_link { 0 } else { phase as usize }].clone(),
             actions,

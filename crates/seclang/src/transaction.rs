@@ -1390,15 +1390,7 @@ impl Transaction {
                     continue;
                 }
             }
-            let disruptive = match rule.disruptive {
-                Disruptive::Block => rule
-                    .defaults
-                    .as_ref()
-                    .and_then(|d| d.disruptive)
-                    .filter(|d| *d != Disruptive::Block)
-                    .unwrap_or(Disruptive::Pass),
-                d => d,
-            };
+            let disruptive = rule.on_match;
             // A match of a rule that does not log is recorded only when asked for: no log,
             // audit record or event shows it, and most CRS matches are such bookkeeping
             // (the paranoia-level gates, scoring: 40 on a benign GET).
@@ -1412,7 +1404,7 @@ impl Transaction {
                 i = skip_after as usize;
             } else {
                 // `skip:n` passes over the next n rules (markers are no steps).
-                i = i.saturating_add(rule.actions.skip as usize);
+                i = i.saturating_add(rule.skip as usize);
             }
             match disruptive {
                 Disruptive::Pass | Disruptive::Block => {}
@@ -2370,7 +2362,7 @@ impl Transaction {
 
     /// HIGHEST_SEVERITY after a match of `rule`.
     fn note_severity(&mut self, rule: &Rule) {
-        if let Some(s) = rule.actions.severity {
+        if let Some(s) = rule.severity {
             self.data.highest_severity = Some(self.data.highest_severity.map_or(s, |h| h.min(s)));
         }
     }
