@@ -33,6 +33,7 @@ use super::{Matched, Transaction};
 use crate::actions::{Disruptive, EngineMode, Exec, SetVarOp};
 use crate::body::Pair;
 use crate::macros::{Macro, Part};
+use crate::operators::parse_int;
 use crate::rule::{Rule, RuleOperator};
 use crate::ruleset::{PhaseSteps, RuleSet, NO_SKIP_AFTER};
 use crate::variables::Var;
@@ -47,8 +48,9 @@ pub(crate) struct SetupSnapshot {
     id: u64,
     /// Per TX slot, one bit: whether the prefix reads or writes it.
     touched: Vec<u64>,
-    /// TX as the prefix left it: slot, value (in `tx_bytes`), and its integer if the store
-    /// knew it.
+    /// TX as the prefix left it: slot, value (in `tx_bytes`), and its integer (what the
+    /// store would parse from the value on its first read, unless it knew it): CRS's
+    /// scores, set to `0` as text, are read as integers by every transaction.
     tx: Vec<(u32, Range<usize>, Option<i64>)>,
     tx_bytes: Vec<u8>,
     /// MATCHED_VAR(_NAME) and MATCHED_VARS: the next rule may read them.
@@ -110,7 +112,12 @@ impl SetupSnapshot {
             .set_slots()
             .map(|(slot, value, int)| {
                 tx_bytes.extend_from_slice(value);
-                (slot, tx_bytes.len() - value.len()..tx_bytes.len(), int)
+                let int = int.unwrap_or_else(|| parse_int(value));
+                (
+                    slot,
+                    tx_bytes.len() - value.len()..tx_bytes.len(),
+                    Some(int),
+                )
             })
             .collect();
         let mut touched = vec![0u64; rs.tx_slots.len().div_ceil(64)];
@@ -703,6 +710,49 @@ mod tests {
                 assert_eq!(resumes_at(&rs), None);
             }
         }
+    }
+
+    /// The snapshot gives each TX value the integer the store would parse from it: sums,
+    /// increments and integer tests after the prefix read values written as odd text.
+    #[test]
+    fn snapshotted_values_read_as_integers_as_when_parsed() {
+        let odd = [
+            "0",
+            "7",
+            " 7",
+            "-4x",
+            "+3",
+            "",
+            "abc",
+            "99999999999999999999",
+            "-0",
+        ];
+        let mut text = String::new();
+        for (i, v) in odd.iter().enumerate() {
+            let _ = writeln!(
+                text,
+                "SecAction \"id:{},phase:1,pass,nolog,setvar:'tx.k{i}={v}'\"",
+                i + 1
+            );
+        }
+        let _ = writeln!(text, "SecRule ARGS \"@rx .\" \"id:100,phase:1,pass,nolog\"");
+        for i in 0..odd.len() {
+            let _ = writeln!(
+                text,
+                "SecAction \"id:{},phase:1,pass,nolog,setvar:tx.sum=+%{{tx.k{i}}},setvar:tx.k{i}=+1\"\n\
+                 SecRule TX:k{i} \"@ge 5\" \"id:{},phase:1,pass,nolog,setvar:tx.ge{i}=1\"",
+                200 + 2 * i,
+                201 + 2 * i
+            );
+        }
+        let rs = same_either_way(&text, &REQUESTS);
+        assert_eq!(resumes_at(&rs), Some(100));
+        let tx = phases(&rs, &PLAIN);
+        assert!(
+            tx[0].contains("TX:ge1=1") && tx[0].contains("TX:sum="),
+            "{}",
+            tx[0]
+        );
     }
 
     #[test]
