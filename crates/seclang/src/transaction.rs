@@ -2086,21 +2086,23 @@ impl Transaction {
         } = &mut self.scratch;
         link_hits.begin(link.capture);
         link_hits.whole = link.captures_whole;
-        let mut link_values = LinkValues {
+        let at = LinkTest {
+            rs,
+            link,
+            idx,
+            use_prefilter,
+            op,
+            op_fails,
             chain,
-            // The chain the phase scanned this link's values through, when it differs.
             scan_chain: pf.scanned_chain(chain),
             member_bit,
+        };
+        let mut link_values = LinkValues {
             exclusions: &[],
             cache,
             scans,
             test: ValueTest {
-                rs,
-                link,
-                idx,
-                use_prefilter,
-                op,
-                op_fails,
+                at: &at,
                 hits: link_hits,
                 #[cfg(test)]
                 operator_runs: &mut self.operator_runs,
@@ -2642,10 +2644,6 @@ impl Transaction {
 /// own so that [`Visitor::value`] is inlined into the walk over a target's values (as a
 /// closure it was called per value, and its many captured references loaded each time).
 struct LinkValues<'a> {
-    chain: Option<ChainId>,
-    scan_chain: Option<ChainId>,
-    /// (word, mask) of the link's group member bit, when the phase scans rule values out.
-    member_bit: Option<(usize, u64)>,
     /// The current target's exclusions.
     exclusions: &'a [Selector],
     cache: &'a mut TransformCache,
@@ -2653,16 +2651,27 @@ struct LinkValues<'a> {
     test: ValueTest<'a>,
 }
 
-/// The operator's side of [`LinkValues`], apart so that it can be borrowed while a cached
-/// value is. The rule set and the link are kept here only, and the matches in one
-/// [`LinkHits`]: each field is loaded when a walk over a target's values starts.
-struct ValueTest<'a> {
+/// What a link tests every value with, computed once per link. Behind one reference: the
+/// walk over a collection's pairs loaded (and spilled) each of these fields on entry when
+/// they were the visitor's own, used or not.
+struct LinkTest<'a> {
     rs: &'a RuleSet,
     link: &'a Rule,
     idx: usize,
     use_prefilter: bool,
     op: &'a dyn Operator,
     op_fails: bool,
+    chain: Option<ChainId>,
+    /// The chain the phase scanned this link's values through.
+    scan_chain: Option<ChainId>,
+    /// (word, mask) of the link's group member bit, when the phase scans rule values out.
+    member_bit: Option<(usize, u64)>,
+}
+
+/// The operator's side of [`LinkValues`], apart so that it can be borrowed while a cached
+/// value is.
+struct ValueTest<'a> {
+    at: &'a LinkTest<'a>,
     hits: &'a mut LinkHits,
     #[cfg(test)]
     operator_runs: &'a mut usize,
@@ -2673,7 +2682,8 @@ impl ValueTest<'_> {
     #[inline(always)]
     fn check(&mut self, var: Var, key: &[u8], v: &[u8]) -> bool {
         // Rules outside the groups ask their own automaton.
-        if self.use_prefilter && !self.rs.prefilter.may_match(self.idx, v) {
+        let at = self.at;
+        if at.use_prefilter && !at.rs.prefilter.may_match(at.idx, v) {
             return false;
         }
         #[cfg(test)]
@@ -2687,8 +2697,8 @@ impl ValueTest<'_> {
             caps,
             whole,
         } = &mut *self.hits;
-        let matched = !self.op_fails && (*whole || self.op.matches(v, caps));
-        if matched == self.link.negated {
+        let matched = !at.op_fails && (*whole || at.op.matches(v, caps));
+        if matched == at.link.negated {
             return false;
         }
         let keep = |bytes: &mut Vec<u8>, b: &[u8]| {
@@ -2722,7 +2732,7 @@ impl LinkValues<'_> {
     /// saved): a value no group of the phase scanned goes to the operator.
     #[inline(always)]
     fn ruled_out(&self, row: u32, scanned: Val) -> bool {
-        let Some((word, mask)) = self.member_bit else {
+        let Some((word, mask)) = self.test.at.member_bit else {
             return false;
         };
         self.scans
@@ -2733,7 +2743,7 @@ impl LinkValues<'_> {
     /// Row `row`'s value through the chain the phase scanned instead of `c`.
     #[inline(always)]
     fn scanned_value(&mut self, row: u32, raw: &[u8], c: Option<ChainId>) -> Val {
-        let rs = self.test.rs;
+        let rs = self.test.at.rs;
         match rs.prefilter.scanned_chain(c) {
             Some(s) => self.cache.in_row(&rs.chains, row, raw, s),
             None => Val::Raw,
@@ -2747,7 +2757,8 @@ impl Visitor for LinkValues<'_> {
         if self.exclusions.iter().any(|s| s.selects(key)) {
             return;
         }
-        let (chains, link) = (&self.test.rs.chains, self.test.link);
+        let at = self.test.at;
+        let (chains, link) = (&at.rs.chains, at.link);
         if link.multi_match {
             // The operator runs on the raw value and after each transformation that
             // changed it (an unchanged value cannot give a different answer), and each form
@@ -2768,7 +2779,7 @@ impl Visitor for LinkValues<'_> {
             for &c in &link.chain_ids {
                 let v = self.cache.in_row(chains, row, raw, c);
                 if v != prev {
-                    let out = self.member_bit.is_some() && {
+                    let out = at.member_bit.is_some() && {
                         let scanned = self.scanned_value(row, raw, Some(c));
                         self.ruled_out(row, scanned)
                     };
@@ -2781,13 +2792,13 @@ impl Visitor for LinkValues<'_> {
             return;
         }
         let Some(slot) = slot else {
-            let v = self.cache.get(chains, None, raw, self.chain);
+            let v = self.cache.get(chains, None, raw, at.chain);
             self.test.check(var, key, v);
             return;
         };
         let row = self.cache.row(slot);
-        let scanned = if self.member_bit.is_some() {
-            let scanned = self.scanned_value(row, raw, self.chain);
+        let scanned = if at.member_bit.is_some() {
+            let scanned = self.scanned_value(row, raw, at.chain);
             if self.ruled_out(row, scanned) {
                 return;
             }
@@ -2795,8 +2806,8 @@ impl Visitor for LinkValues<'_> {
         } else {
             None
         };
-        let v = match (self.chain, scanned) {
-            (_, Some(v)) if self.scan_chain == self.chain => v,
+        let v = match (at.chain, scanned) {
+            (_, Some(v)) if at.scan_chain == at.chain => v,
             (Some(c), _) => self.cache.in_row(chains, row, raw, c),
             (None, _) => Val::Raw,
         };
