@@ -3291,6 +3291,15 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
             0,
             f,
         ),
+        // No XML body, no files (most requests, whose links still name XML:/* and FILES):
+        // nothing to select, told without the call.
+        Var::Xml if r.xml_attrs.is_empty() && r.xml_texts.is_empty() => {}
+        Var::Files
+        | Var::FilesNames
+        | Var::FilesSizes
+        | Var::FilesTmpNames
+        | Var::FilesTmpContent
+            if r.files.is_empty() => {}
         _ => other_values(d, t, f),
     }
 }
@@ -3447,8 +3456,6 @@ fn other_values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
         Var::InboundDataError => scalar(f, flag(r.body_truncated)),
         Var::OutboundDataError => scalar(f, flag(d.resp.body_truncated)),
         Var::UrlencodedError => scalar(f, flag(r.urlencoded_error)),
-        // No XML body: nothing to select (and no selector to inspect).
-        Var::Xml if r.xml_attrs.is_empty() && r.xml_texts.is_empty() => {}
         Var::Xml => match &t.selector {
             Selector::XPath(p) if p.contains('@') => {
                 for (i, a) in r.xml_attrs.iter().enumerate() {
