@@ -3307,6 +3307,10 @@ fn values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
             request_line_value(r, t.var).unwrap_or_default(),
             slot(t.var, 0),
         ),
+        // As in ModSecurity, a body the XML or multipart processor parsed is not also
+        // exposed raw (unless `ctl:forceRequestBodyVariable=On`).
+        Var::RequestBody if r.body_hidden => {}
+        Var::RequestBody => f.value_cold(t.var, b"", &r.body, None),
         // No XML body, no files (most requests, whose links still name XML:/* and FILES):
         // nothing to select, told without the call.
         Var::Xml if r.xml_attrs.is_empty() && r.xml_texts.is_empty() => {}
@@ -3354,7 +3358,8 @@ fn other_values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
         | Var::RequestLine
         | Var::RequestMethod
         | Var::RequestProtocol
-        | Var::QueryString => {}
+        | Var::QueryString
+        | Var::RequestBody => {}
         Var::ArgsCombinedSize => {
             let n: usize = r
                 .args_get
@@ -3364,10 +3369,6 @@ fn other_values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
                 .sum();
             number(f, n as u64)
         }
-        // As in ModSecurity, a body the XML or multipart processor parsed is not also
-        // exposed raw (unless `ctl:forceRequestBodyVariable=On`).
-        Var::RequestBody if r.body_hidden => {}
-        Var::RequestBody => scalar(f, &r.body),
         Var::RequestBodyLength => number(f, r.body.len() as u64),
         Var::FullRequestLength => number(
             f,
