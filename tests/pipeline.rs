@@ -313,6 +313,13 @@ fn reopen_moves_new_events_to_the_new_file_and_loses_none() {
 #[test]
 fn the_pipeline_runs_in_workers_only_and_only_when_used() {
     let used = Nginx::start(decoy_config("").workers(2));
+    // Listening sockets are the master's, so nginx answers before a worker has finished
+    // init_process: wait for both workers to say their shipper started.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while used.error_log().matches("ships events").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", used.error_log());
+        thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(
         harness::thread_count(used.master_pid()),
         1,
