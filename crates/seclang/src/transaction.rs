@@ -3337,7 +3337,6 @@ fn other_values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
         f.value_cold(t.var, b"", crate::store::format_i64(n, &mut [0; 20]), None)
     };
     match t.var {
-        // Walked by `values`.
         Var::Args
         | Var::ArgsGet
         | Var::ArgsPost
@@ -3359,7 +3358,11 @@ fn other_values<F: Visitor>(d: &Data, t: &Target, f: &mut F) {
         | Var::RequestMethod
         | Var::RequestProtocol
         | Var::QueryString
-        | Var::RequestBody => {}
+        | Var::RequestBody => {
+            // Reached only if `values` stopped routing one of these: it would yield no
+            // values, silently, in a release build.
+            debug_assert!(false, "{:?} is walked by `values`", t.var);
+        }
         Var::ArgsCombinedSize => {
             let n: usize = r
                 .args_get
